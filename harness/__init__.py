@@ -1,0 +1,3 @@
+"""harness: compare deep-learning frameworks honestly on one framework-neutral model spec."""
+
+__version__ = "0.1.0"

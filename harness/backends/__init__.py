@@ -1,0 +1,36 @@
+"""Backend registry. Adding a backend = one folder + one line here."""
+
+from __future__ import annotations
+
+import importlib
+
+from harness.backends.base import Backend, BackendUnavailable, EpochResult
+
+# name -> (module, class, pip extra that installs the framework)
+REGISTRY: dict[str, tuple[str, str, str]] = {
+    "keras": ("harness.backends.keras_tf", "KerasBackend", "keras"),
+    "torch": ("harness.backends.pytorch", "TorchBackend", "torch"),
+}
+
+
+def backend_names() -> list[str]:
+    return list(REGISTRY)
+
+
+def get_backend(name: str, device: str = "cpu", threads: int | None = None) -> Backend:
+    """Instantiate a backend by name, importing its framework only now."""
+    if name not in REGISTRY:
+        raise ValueError(f"unknown backend {name!r}; expected one of {backend_names()}")
+    module_name, class_name, extra = REGISTRY[name]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise BackendUnavailable(
+            f"backend {name!r} needs a framework that is not installed ({exc.name or exc}); "
+            f"install it with: pip install -e '.[{extra}]'"
+        ) from None
+    return getattr(module, class_name)(device=device, threads=threads)
+
+
+__all__ = ["REGISTRY", "Backend", "BackendUnavailable", "EpochResult", "backend_names",
+           "get_backend"]

@@ -1,0 +1,111 @@
+"""Initial weights generated once, in numpy, from a spec's initializers and a seed.
+
+Both backends load these same arrays, so training starts from identical weights. Layouts are
+channels-last (Keras): dense kernel (in, out); conv kernel (kh, kw, c_in, c_out); batchnorm
+gamma, beta, moving_mean, moving_variance. Keys are `"<layer index>.<name>"`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from harness.spec import layers as L
+from harness.spec.schema import ModelSpec
+from harness.spec.shapes import infer
+
+Weights = dict[str, np.ndarray]
+
+# Keras' truncated variance-scaling initializers divide the stddev by this constant, the stddev
+# of a standard normal truncated to [-2, 2], so the drawn values have the intended variance.
+_TRUNCATION_STDDEV = 0.87962566103423978
+
+
+def _fans(shape: tuple[int, ...]) -> tuple[int, int]:
+    if len(shape) == 2:
+        return shape[0], shape[1]
+    receptive = math.prod(shape[:-2])
+    return shape[-2] * receptive, shape[-1] * receptive
+
+
+def _truncated_normal(rng: np.random.Generator, shape: tuple[int, ...], mean: float,
+                      stddev: float) -> np.ndarray:
+    values = rng.standard_normal(shape)
+    outside = np.abs(values) > 2.0
+    while outside.any():  # re-draw outside 2 stddev, as tf.random.truncated_normal does
+        values[outside] = rng.standard_normal(int(outside.sum()))
+        outside = np.abs(values) > 2.0
+    return mean + stddev * values
+
+
+def sample(init: L.Initializer, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    """Draw one array for `init` with Keras' formulas (fan_in/fan_out as Keras counts them)."""
+    fan_in, fan_out = _fans(shape) if len(shape) >= 2 else (shape[0], shape[0])
+    if isinstance(init, L.GlorotUniform):
+        limit = math.sqrt(6.0 / (fan_in + fan_out))
+        values = rng.uniform(-limit, limit, shape)
+    elif isinstance(init, L.HeUniform):
+        limit = math.sqrt(6.0 / fan_in)
+        values = rng.uniform(-limit, limit, shape)
+    elif isinstance(init, L.LecunUniform):
+        limit = math.sqrt(3.0 / fan_in)
+        values = rng.uniform(-limit, limit, shape)
+    elif isinstance(init, (L.GlorotNormal, L.HeNormal, L.LecunNormal)):
+        variance = {L.GlorotNormal: 2.0 / (fan_in + fan_out), L.HeNormal: 2.0 / fan_in,
+                    L.LecunNormal: 1.0 / fan_in}[type(init)]
+        values = _truncated_normal(rng, shape, 0.0, math.sqrt(variance) / _TRUNCATION_STDDEV)
+    elif isinstance(init, L.Normal):
+        values = rng.normal(init.mean, init.stddev, shape)
+    elif isinstance(init, L.TruncatedNormal):
+        values = _truncated_normal(rng, shape, init.mean, init.stddev)
+    elif isinstance(init, L.Uniform):
+        values = rng.uniform(init.minval, init.maxval, shape)
+    elif isinstance(init, L.Zeros):
+        values = np.zeros(shape)
+    elif isinstance(init, L.Ones):
+        values = np.ones(shape)
+    elif isinstance(init, L.Constant):
+        values = np.full(shape, init.value)
+    else:  # pragma: no cover - the schema's union is closed
+        raise TypeError(f"unhandled initializer {init!r}")
+    return values.astype(np.float32)
+
+
+def initial_weights(spec: ModelSpec, seed: int | None = None) -> Weights:
+    """All parameters and BN statistics of `spec`, drawn from its initializers.
+
+    `seed` defaults to the spec's `train.seed`. The draw order is fixed (layer by layer, kernel
+    then bias), so the same spec and seed always give the same arrays.
+    """
+    rng = np.random.default_rng(spec.train.seed if seed is None else seed)
+    weights: Weights = {}
+    for info in infer(spec).layers:
+        layer, i = info.layer, info.index
+        if isinstance(layer, L.Dense):
+            weights[f"{i}.kernel"] = sample(layer.kernel_initializer,
+                                            (info.input_shape[0], layer.units), rng)
+            if layer.use_bias:
+                weights[f"{i}.bias"] = sample(layer.bias_initializer, (layer.units,), rng)
+        elif isinstance(layer, L.Conv2D):
+            kh, kw = layer.kernel_size
+            weights[f"{i}.kernel"] = sample(layer.kernel_initializer,
+                                            (kh, kw, info.input_shape[2], layer.filters), rng)
+            if layer.use_bias:
+                weights[f"{i}.bias"] = sample(layer.bias_initializer, (layer.filters,), rng)
+        elif isinstance(layer, L.BatchNorm):
+            channels = info.input_shape[-1]
+            weights[f"{i}.gamma"] = np.ones(channels, np.float32)
+            weights[f"{i}.beta"] = np.zeros(channels, np.float32)
+            weights[f"{i}.moving_mean"] = np.zeros(channels, np.float32)
+            weights[f"{i}.moving_variance"] = np.ones(channels, np.float32)
+    return weights
+
+
+def save_weights(weights: Weights, path: str) -> None:
+    np.savez(path, **weights)
+
+
+def load_weights(path: str) -> Weights:
+    with np.load(path) as archive:
+        return {key: archive[key] for key in archive.files}

@@ -1,0 +1,142 @@
+"""The model spec: input, layers, training. Loaded from YAML by `harness.spec.loader`.
+
+Optimizer hyperparameters are all required: Keras and PyTorch defaults differ (Adam epsilon,
+Adadelta learning rate, ...), so a spec states every one of them. Their meaning is Keras'; the
+PyTorch backend maps each one explicitly (see `harness/backends/pytorch/optimizers.py`).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import Field, model_validator
+
+from harness.spec.layers import Layer, StrictModel
+
+SCHEMA_VERSION = 1
+DATASETS = ("mnist", "fashion-mnist")
+NUM_CLASSES = 10
+
+
+class InputSpec(StrictModel):
+    """What the network sees: `shape` is [784] (flat) or [28, 28, 1] (channels-last image)."""
+
+    dataset: Literal["mnist", "fashion-mnist"] = "mnist"
+    shape: tuple[Annotated[int, Field(gt=0)], ...]
+    scale: float = Field(255.0, gt=0)  # pixels are divided by this (x / 255 gives [0, 1])
+
+    @model_validator(mode="after")
+    def _check_shape(self) -> InputSpec:
+        if self.shape not in ((784,), (28, 28, 1)):
+            raise ValueError(
+                f"shape must be [784] (flat) or [28, 28, 1] (image, channels-last), "
+                f"got {list(self.shape)}"
+            )
+        return self
+
+
+class SGD(StrictModel):
+    """Keras SGD: v = momentum * v - lr * g; w += v (nesterov: w += momentum * v - lr * g)."""
+
+    name: Literal["sgd"]
+    learning_rate: float = Field(gt=0)
+    momentum: float = Field(ge=0, lt=1)
+    nesterov: bool
+
+
+class Adam(StrictModel):
+    """Keras Adam: epsilon is added to sqrt(v) *before* bias correction (the paper's eps-hat)."""
+
+    name: Literal["adam"]
+    learning_rate: float = Field(gt=0)
+    beta_1: float = Field(ge=0, lt=1)
+    beta_2: float = Field(ge=0, lt=1)
+    epsilon: float = Field(gt=0)
+
+
+class Adadelta(StrictModel):
+    """Keras/PyTorch Adadelta (identical maths; Keras 2's default lr was 1.0)."""
+
+    name: Literal["adadelta"]
+    learning_rate: float = Field(gt=0)
+    rho: float = Field(gt=0, lt=1)
+    epsilon: float = Field(gt=0)
+
+
+class RMSprop(StrictModel):
+    """Keras RMSprop: w -= lr * g / sqrt(v + epsilon) (epsilon inside the square root)."""
+
+    name: Literal["rmsprop"]
+    learning_rate: float = Field(gt=0)
+    rho: float = Field(gt=0, lt=1)
+    momentum: float = Field(ge=0, lt=1)
+    epsilon: float = Field(gt=0)
+    centered: bool
+
+
+class Adagrad(StrictModel):
+    """Keras Adagrad: acc += g^2; w -= lr * g / sqrt(acc + epsilon)."""
+
+    name: Literal["adagrad"]
+    learning_rate: float = Field(gt=0)
+    initial_accumulator_value: float = Field(ge=0)
+    epsilon: float = Field(gt=0)
+
+
+class Nadam(StrictModel):
+    """Keras Nadam (momentum schedule mu_t = beta_1 * (1 - 0.5 * 0.96 ** (0.004 * t)))."""
+
+    name: Literal["nadam"]
+    learning_rate: float = Field(gt=0)
+    beta_1: float = Field(ge=0, lt=1)
+    beta_2: float = Field(ge=0, lt=1)
+    epsilon: float = Field(gt=0)
+
+
+Optimizer = Annotated[
+    Union[SGD, Adam, Adadelta, RMSprop, Adagrad, Nadam], Field(discriminator="name")
+]
+OPTIMIZERS = ("sgd", "adam", "adadelta", "rmsprop", "adagrad", "nadam")
+
+
+class TrainSpec(StrictModel):
+    """How the notebooks trained: the loss is categorical cross-entropy on the softmax output."""
+
+    optimizer: Optimizer
+    loss: Literal["categorical_crossentropy"] = "categorical_crossentropy"
+    batch_size: int = Field(gt=0)
+    epochs: int = Field(gt=0)
+    seed: int = Field(0, ge=0)
+    shuffle: bool = True  # reshuffle the training set every epoch (same order in every backend)
+    validation: Literal["test", "none"] = "test"  # notebooks passed the test set as validation
+
+
+class ParamCounts(StrictModel):
+    total: int = Field(ge=0)
+    trainable: int = Field(ge=0)
+    non_trainable: int = Field(ge=0)
+
+
+class Reference(StrictModel):
+    """Where a zoo model comes from and what its notebook published (for comparison only)."""
+
+    source: str
+    params: ParamCounts | None = None
+    published_test_loss: float | None = None
+    published_test_accuracy: float | None = None
+    notes: str | None = None
+
+
+class ModelSpec(StrictModel):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+    description: str = ""
+    input: InputSpec
+    layers: tuple[Layer, ...]
+    train: TrainSpec
+    reference: Reference | None = None
+
+    @model_validator(mode="after")
+    def _check_layers(self) -> ModelSpec:
+        if not self.layers:
+            raise ValueError("layers: at least one layer is required")
+        return self
