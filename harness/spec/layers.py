@@ -7,12 +7,14 @@ explicitly. Weight layouts are channels-last: a dense kernel is (in, out), a con
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh", "softmax", "elu", "selu", "softplus", "gelu")
-Activation = Literal["linear", "relu", "sigmoid", "tanh", "softmax", "elu", "selu", "softplus", "gelu"]
+Activation = Literal[
+    "linear", "relu", "sigmoid", "tanh", "softmax", "elu", "selu", "softplus", "gelu"
+]
 Padding = Literal["valid", "same"]
 
 
@@ -117,10 +119,8 @@ class Constant(StrictModel):
 
 
 Initializer = Annotated[
-    Union[
-        GlorotUniform, GlorotNormal, HeNormal, HeUniform, LecunNormal, LecunUniform,
-        Normal, TruncatedNormal, Uniform, Zeros, Ones, Constant,
-    ],
+    GlorotUniform | GlorotNormal | HeNormal | HeUniform | LecunNormal | LecunUniform
+    | Normal | TruncatedNormal | Uniform | Zeros | Ones | Constant,
     Field(discriminator="name"),
 ]
 
@@ -240,7 +240,7 @@ class Flatten(StrictModel):
 
 
 Layer = Annotated[
-    Union[Dense, Conv2D, MaxPool2D, AvgPool2D, Dropout, BatchNorm, ActivationLayer, Flatten],
+    Dense | Conv2D | MaxPool2D | AvgPool2D | Dropout | BatchNorm | ActivationLayer | Flatten,
     Field(discriminator="type"),
 ]
 

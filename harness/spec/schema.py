@@ -7,7 +7,7 @@ PyTorch backend maps each one explicitly (see `harness/backends/pytorch/optimize
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
@@ -94,7 +94,7 @@ class Nadam(StrictModel):
 
 
 Optimizer = Annotated[
-    Union[SGD, Adam, Adadelta, RMSprop, Adagrad, Nadam], Field(discriminator="name")
+    SGD | Adam | Adadelta | RMSprop | Adagrad | Nadam, Field(discriminator="name")
 ]
 OPTIMIZERS = ("sgd", "adam", "adadelta", "rmsprop", "adagrad", "nadam")
 

@@ -140,8 +140,8 @@ def infer(spec: ModelSpec) -> ModelSummary:
         shape = info.output_shape
     last_index = len(spec.layers) - 1
     if shape != (NUM_CLASSES,):
-        raise _problem(last_index, "type",
-                       f"the model must end with {NUM_CLASSES} class probabilities, got shape {shape}")
+        raise _problem(last_index, "type", f"the model must end with {NUM_CLASSES} class "
+                                           f"probabilities, got shape {shape}")
     if getattr(spec.layers[-1], "activation", None) != "softmax":
         raise _problem(last_index, "activation",
                        "the last layer must be a softmax (categorical cross-entropy is computed "

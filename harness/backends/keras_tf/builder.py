@@ -1,0 +1,132 @@
+"""Spec -> compiled keras.Sequential: one Keras layer per spec layer, named `l<index>_<type>`.
+
+Everything here is plain Keras: the spec's semantics *are* Keras', so each field maps to the
+Keras argument of the same name. Import through `harness.backends.keras_tf` (which selects the
+TensorFlow backend) rather than directly.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import keras
+
+from harness.spec import ModelSpec
+from harness.spec import layers as L
+from harness.spec import schema as S
+from harness.spec.shapes import infer
+
+_NAME = re.compile(r"^l(\d+)_[a-z0-9]+$")
+
+
+def layer_name(index: int, layer: L.Layer) -> str:
+    """Keras layer name that maps back to the spec index (survives save/load)."""
+    return f"l{index}_{layer.type}"
+
+
+def spec_index(keras_layer: keras.layers.Layer) -> int:
+    """Inverse of `layer_name`."""
+    match = _NAME.match(keras_layer.name)
+    if match is None:
+        raise ValueError(f"Keras layer {keras_layer.name!r} was not built from a spec")
+    return int(match.group(1))
+
+
+def make_initializer(init: L.Initializer) -> keras.initializers.Initializer:
+    """The Keras initializer of the same name (numbers are overwritten by canonical weights)."""
+    inits = keras.initializers
+    if isinstance(init, L.Normal):
+        return inits.RandomNormal(mean=init.mean, stddev=init.stddev)
+    if isinstance(init, L.TruncatedNormal):
+        return inits.TruncatedNormal(mean=init.mean, stddev=init.stddev)
+    if isinstance(init, L.Uniform):
+        return inits.RandomUniform(minval=init.minval, maxval=init.maxval)
+    if isinstance(init, L.Constant):
+        return inits.Constant(init.value)
+    simple = {
+        L.GlorotUniform: inits.GlorotUniform, L.GlorotNormal: inits.GlorotNormal,
+        L.HeNormal: inits.HeNormal, L.HeUniform: inits.HeUniform,
+        L.LecunNormal: inits.LecunNormal, L.LecunUniform: inits.LecunUniform,
+        L.Zeros: inits.Zeros, L.Ones: inits.Ones,
+    }
+    return simple[type(init)]()
+
+
+def _weighted_kwargs(layer: L.Dense | L.Conv2D) -> dict[str, Any]:
+    return {
+        "activation": layer.activation,
+        "use_bias": layer.use_bias,
+        "kernel_initializer": make_initializer(layer.kernel_initializer),
+        "bias_initializer": make_initializer(layer.bias_initializer),
+    }
+
+
+def make_layer(index: int, layer: L.Layer) -> keras.layers.Layer:
+    """One Keras layer for one spec layer."""
+    name = layer_name(index, layer)
+    kl = keras.layers
+    if isinstance(layer, L.Dense):
+        return kl.Dense(layer.units, name=name, **_weighted_kwargs(layer))
+    if isinstance(layer, L.Conv2D):
+        # 'same' is TensorFlow's padding natively (extra row/column at the end).
+        return kl.Conv2D(layer.filters, layer.kernel_size, strides=layer.strides,
+                         padding=layer.padding, name=name, **_weighted_kwargs(layer))
+    if isinstance(layer, (L.MaxPool2D, L.AvgPool2D)):
+        pool = kl.MaxPooling2D if isinstance(layer, L.MaxPool2D) else kl.AveragePooling2D
+        return pool(pool_size=layer.pool_size, strides=layer.resolved_strides,
+                    padding=layer.padding, name=name)
+    if isinstance(layer, L.Dropout):
+        return kl.Dropout(layer.rate, name=name)
+    if isinstance(layer, L.BatchNorm):
+        return kl.BatchNormalization(axis=-1, momentum=layer.momentum, epsilon=layer.epsilon,
+                                     name=name)
+    if isinstance(layer, L.ActivationLayer):
+        return kl.Activation(layer.activation, name=name)
+    if isinstance(layer, L.Flatten):
+        return kl.Flatten(name=name)
+    raise TypeError(f"unhandled layer type {type(layer).__name__}")  # pragma: no cover
+
+
+def make_optimizer(opt: S.Optimizer) -> keras.optimizers.Optimizer:
+    """The Keras optimizer with every hyperparameter the spec states (no Keras defaults)."""
+    ko = keras.optimizers
+    lr = opt.learning_rate
+    if isinstance(opt, S.SGD):
+        return ko.SGD(learning_rate=lr, momentum=opt.momentum, nesterov=opt.nesterov)
+    if isinstance(opt, S.Adam):
+        return ko.Adam(learning_rate=lr, beta_1=opt.beta_1, beta_2=opt.beta_2,
+                       epsilon=opt.epsilon)
+    if isinstance(opt, S.Adadelta):
+        return ko.Adadelta(learning_rate=lr, rho=opt.rho, epsilon=opt.epsilon)
+    if isinstance(opt, S.RMSprop):
+        return ko.RMSprop(learning_rate=lr, rho=opt.rho, momentum=opt.momentum,
+                          epsilon=opt.epsilon, centered=opt.centered)
+    if isinstance(opt, S.Adagrad):
+        return ko.Adagrad(learning_rate=lr, initial_accumulator_value=opt.initial_accumulator_value,
+                          epsilon=opt.epsilon)
+    if isinstance(opt, S.Nadam):
+        return ko.Nadam(learning_rate=lr, beta_1=opt.beta_1, beta_2=opt.beta_2,
+                        epsilon=opt.epsilon)
+    raise TypeError(f"unhandled optimizer {type(opt).__name__}")  # pragma: no cover
+
+
+def build_model(spec: ModelSpec, jit_compile: bool | str = "auto") -> keras.Sequential:
+    """Build and compile `spec`. Shapes are checked first by `infer` (clear errors, no Keras)."""
+    infer(spec)
+    model = keras.Sequential(
+        [keras.Input(shape=tuple(spec.input.shape))]
+        + [make_layer(i, layer) for i, layer in enumerate(spec.layers)],
+        name=spec.name.replace(".", "_").replace("-", "_"),
+    )
+    # One-hot labels + the softmax output: Keras computes the loss from the cached logits.
+    model.compile(optimizer=make_optimizer(spec.train.optimizer),
+                  loss=spec.train.loss, metrics=["accuracy"], jit_compile=jit_compile)
+    return model
+
+
+def compile_mode(model: keras.Model) -> str:
+    """How `fit` runs the model: 'xla' (tf.function + XLA), 'graph' (tf.function) or 'eager'."""
+    if model.run_eagerly:
+        return "eager"
+    return "xla" if model.jit_compile else "graph"

@@ -1,0 +1,158 @@
+"""`harness` command line: each subcommand parses its arguments and calls one library function.
+
+Frameworks are imported only by the commands that need them, so `harness list` starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from harness.spec import SpecError, infer, list_specs, load_spec, spec_hash, zoo_dir
+from harness.spec.shapes import describe
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    table = Table(title=f"Model zoo ({zoo_dir()})")
+    for column in ("spec", "input", "layers", "params", "optimizer", "batch", "epochs"):
+        table.add_column(column, justify="right" if column in ("layers", "params", "batch",
+                                                                "epochs") else "left")
+    for name in list_specs():
+        spec = load_spec(name)
+        shape = "x".join(str(d) for d in spec.input.shape)
+        table.add_row(name, f"{spec.input.dataset} {shape}", str(len(spec.layers)),
+                      f"{infer(spec).total_params:,}", spec.train.optimizer.name,
+                      str(spec.train.batch_size), str(spec.train.epochs))
+    console.print(table)
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    spec = load_spec(args.spec)
+    summary = infer(spec)
+    table = Table(title=f'Model: "{spec.name}"  (hash {spec_hash(spec)})')
+    table.add_column("#", justify="right")
+    table.add_column("Layer (type)")
+    table.add_column("Output Shape")
+    table.add_column("Param #", justify="right")
+    table.add_row("", "input", str((None, *summary.input_shape)), "0")
+    for info in summary.layers:
+        table.add_row(str(info.index), describe(info.layer), str((None, *info.output_shape)),
+                      f"{info.params:,}")
+    console.print(table)
+    console.print(f" Total params: {summary.total_params:,}")
+    console.print(f" Trainable params: {summary.trainable_params:,}")
+    console.print(f" Non-trainable params: {summary.non_trainable_params:,}")
+    train = spec.train
+    hyper = ", ".join(f"{k}={v}" for k, v in train.optimizer.model_dump().items() if k != "name")
+    console.print(f" Optimizer: {train.optimizer.name}({hyper})")
+    console.print(f" Loss: {train.loss}; batch {train.batch_size}; {train.epochs} epochs; "
+                  f"seed {train.seed}; validation: {train.validation}")
+    if spec.description:
+        console.print(f" {spec.description}")
+    return 0
+
+
+def _print_epoch(record: object, epochs: int) -> None:
+    val = ""
+    if record.val_loss is not None:
+        val = f"  val_loss {record.val_loss:.4f}  val_acc {record.val_accuracy:.4f}"
+    console.print(f"epoch {record.epoch:>3}/{epochs}  loss {record.train_loss:.4f}  "
+                  f"acc {record.train_accuracy:.4f}{val}  {record.seconds:.2f}s")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from harness.training import TrainConfig, train_and_evaluate
+
+    config = TrainConfig(backend=args.backend, device=args.device, epochs=args.epochs,
+                         seed=args.seed, limit=args.limit, limit_test=args.limit_test,
+                         threads=args.threads, data_dir=args.data_dir,
+                         batch_size=args.batch_size)
+    spec = load_spec(args.spec)
+    console.print(f"training {spec.name} with {args.backend} on {args.device}")
+    outcome = train_and_evaluate(spec, config, out_dir=args.out, on_epoch=_print_epoch)
+    metrics = outcome.metrics
+    console.print(f"test_loss {metrics['test_loss']:.4f}  test_accuracy "
+                  f"{metrics['test_accuracy']:.4f}  ({metrics['n_test']} test images)")
+    console.print(f"wrote {outcome.out_dir / 'metrics.json'} and {metrics['model_file']}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from harness.backends import backend_names
+
+    parser = argparse.ArgumentParser(prog="harness", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("list", help="list the model zoo").set_defaults(func=cmd_list)
+
+    show = sub.add_parser("show", help="print a spec's layers, output shapes and parameters")
+    show.add_argument("spec", help="zoo name or path of a YAML spec")
+    show.set_defaults(func=cmd_show)
+
+    train = sub.add_parser("train", help="train and test one spec in one backend")
+    train.add_argument("--spec", required=True, help="zoo name or path of a YAML spec")
+    train.add_argument("--backend", required=True, choices=backend_names())
+    train.add_argument("--epochs", type=_positive_int, help="default: the spec's")
+    train.add_argument("--batch-size", type=_positive_int, help="default: the spec's")
+    train.add_argument("--limit", type=_positive_int, help="train on the first N images")
+    train.add_argument("--limit-test", type=_positive_int,
+                       help="test on the first N test images (default: all 10,000)")
+    train.add_argument("--seed", type=_non_negative_int, help="default: the spec's train.seed")
+    train.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    train.add_argument("--threads", type=_positive_int,
+                       help="CPU threads, applied alike to both frameworks (default: all cores)")
+    train.add_argument("--data-dir", type=Path,
+                       help="dataset folder (default: $HARNESS_DATA_DIR or a user cache folder)")
+    train.add_argument("--out", type=Path, help="output folder (default: under results/train/)")
+    train.set_defaults(func=cmd_train)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from harness.backends import BackendUnavailable
+    from harness.data import DataError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except SpecError as exc:
+        err_console.print(f"[red]error:[/red] invalid spec\n{exc}", markup=True, highlight=False)
+        return 2
+    except (BackendUnavailable, DataError) as exc:
+        err_console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+        return 3
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,162 @@
+"""Train one spec in one backend and evaluate it: the library behind `harness train`.
+
+Both backends start from the same initial weights (drawn once in numpy from the spec) and see
+the training set in the same order every epoch, so the remaining differences between their
+curves come from the frameworks themselves (dropout masks, kernels, float rounding).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness import data as data_module
+from harness.backends import Backend, get_backend
+from harness.env import environment, utc_now
+from harness.results import RESULT_SCHEMA_VERSION, write_json_atomic
+from harness.spec import ModelSpec, infer, initial_weights, load_spec, spec_hash
+from harness.spec.initializers import save_weights
+
+METRICS_FILE = "metrics.json"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """What `harness train` varies; None means "as the spec says" (or all data)."""
+
+    backend: str
+    device: str = "cpu"
+    epochs: int | None = None
+    seed: int | None = None
+    limit: int | None = None
+    limit_test: int | None = None
+    threads: int | None = None
+    data_dir: Path | None = None
+    batch_size: int | None = None
+
+
+@dataclass
+class EpochRecord:
+    epoch: int
+    train_loss: float
+    train_accuracy: float
+    val_loss: float | None
+    val_accuracy: float | None
+    seconds: float
+
+
+@dataclass
+class TrainOutcome:
+    metrics: dict[str, Any]
+    out_dir: Path
+    history: list[EpochRecord] = field(default_factory=list)
+
+
+ProgressCallback = Callable[[EpochRecord, int], None]
+
+
+def default_out_dir(spec: ModelSpec, config: TrainConfig, seed: int) -> Path:
+    stamp = utc_now().replace(":", "").replace("-", "")
+    run_name = f"{config.backend}-{config.device}-seed{seed}-{stamp}"
+    return Path("results") / "train" / spec.name / run_name
+
+
+def _run_epochs(backend: Backend, model: Any, spec: ModelSpec, arrays: Any, epochs: int, seed: int,
+                batch_size: int, on_epoch: ProgressCallback | None) -> list[EpochRecord]:
+    train_data = backend.to_native(arrays.x_train, arrays.y_train)
+    val_data = (backend.to_native(arrays.x_test, arrays.y_test)
+                if spec.train.validation == "test" else None)
+    history = []
+    for epoch in range(epochs):
+        order = data_module.epoch_order(len(arrays.y_train), epoch, seed, spec.train.shuffle)
+        result = backend.train_epoch(model, train_data, order, batch_size)
+        val_loss = val_accuracy = None
+        if val_data is not None:
+            val_loss, val_accuracy = backend.evaluate(model, val_data, batch_size)
+        record = EpochRecord(epoch + 1, result.loss, result.accuracy, val_loss, val_accuracy,
+                             result.seconds)
+        history.append(record)
+        if on_epoch is not None:
+            on_epoch(record, epochs)
+    return history
+
+
+def train_and_evaluate(spec_ref: str | Path | ModelSpec, config: TrainConfig,
+                       out_dir: Path | None = None,
+                       on_epoch: ProgressCallback | None = None) -> TrainOutcome:
+    """Build, train and test `spec` in `config.backend`; write metrics.json and the model."""
+    spec = spec_ref if isinstance(spec_ref, ModelSpec) else load_spec(spec_ref)
+    seed = spec.train.seed if config.seed is None else config.seed
+    epochs = config.epochs or spec.train.epochs
+    batch_size = config.batch_size or spec.train.batch_size
+    arrays = data_module.load_arrays(spec.input, data_dir=config.data_dir, limit=config.limit,
+                                     limit_test=config.limit_test)
+    backend = get_backend(config.backend, device=config.device, threads=config.threads)
+    backend.seed(seed)
+    model = backend.build(spec)
+    start_weights = initial_weights(spec, seed)
+    backend.set_weights(model, start_weights)
+
+    started = utc_now()
+    wall = time.perf_counter()
+    history = _run_epochs(backend, model, spec, arrays, epochs, seed, batch_size, on_epoch)
+    test_loss, test_accuracy = backend.evaluate(
+        model, backend.to_native(arrays.x_test, arrays.y_test), batch_size)
+    wall = time.perf_counter() - wall
+
+    out_dir = out_dir or default_out_dir(spec, config, seed)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model_file = backend.save(model, out_dir)
+    save_weights(start_weights, str(out_dir / "initial_weights.npz"))
+    summary = infer(spec)
+    trainable, non_trainable = backend.count_params(model)
+    metrics = {
+        "schema_version": RESULT_SCHEMA_VERSION,
+        "kind": "train",
+        "status": "ok",
+        "spec": {"name": spec.name, "hash": spec_hash(spec), "dataset": spec.input.dataset},
+        "backend": config.backend,
+        "device": config.device,
+        "seed": seed,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "optimizer": spec.train.optimizer.model_dump(),
+        "limit": config.limit,
+        "limit_test": config.limit_test,
+        "n_train": int(len(arrays.y_train)),
+        "n_test": int(len(arrays.y_test)),
+        "params": {"total": summary.total_params, "trainable": summary.trainable_params,
+                   "non_trainable": summary.non_trainable_params,
+                   "backend_trainable": trainable, "backend_non_trainable": non_trainable},
+        "history": [vars(record) for record in history],
+        "test_loss": test_loss,
+        "test_accuracy": test_accuracy,
+        "timing": epoch_timing(history, len(arrays.y_train)),
+        "wall_seconds": wall,
+        "model_file": model_file.name,
+        "initial_weights_file": "initial_weights.npz",
+        "started_utc": started,
+        "finished_utc": utc_now(),
+        "environment": environment(backend.environment()),
+    }
+    write_json_atomic(out_dir / METRICS_FILE, metrics)
+    return TrainOutcome(metrics, out_dir, history)
+
+
+def epoch_timing(history: list[EpochRecord], n_train: int) -> dict[str, float | None]:
+    """First epoch (tracing, compilation, warm-up) kept apart from the steady-state epochs."""
+    if not history:
+        return {"first_epoch_seconds": None, "mean_epoch_seconds": None,
+                "steady_epoch_seconds": None, "samples_per_second": None}
+    seconds = [record.seconds for record in history]
+    steady = seconds[1:] or seconds
+    steady_mean = sum(steady) / len(steady)
+    return {
+        "first_epoch_seconds": seconds[0],
+        "mean_epoch_seconds": sum(seconds) / len(seconds),
+        "steady_epoch_seconds": steady_mean,
+        "samples_per_second": n_train / steady_mean if steady_mean > 0 else None,
+    }
