@@ -15,8 +15,9 @@ from rich.table import Table
 from harness.spec import SpecError, infer, list_specs, load_spec, spec_hash, zoo_dir
 from harness.spec.shapes import describe
 
-console = Console()
-err_console = Console(stderr=True)
+# Piped output (files, CI logs) gets room for whole tables rather than rich's 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 160)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 
 def _positive_int(text: str) -> int:
@@ -40,16 +41,18 @@ def _non_negative_int(text: str) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    table = Table(title=f"Model zoo ({zoo_dir()})")
-    for column in ("spec", "input", "layers", "params", "optimizer", "batch", "epochs"):
-        table.add_column(column, justify="right" if column in ("layers", "params", "batch",
-                                                                "epochs") else "left")
+    table = Table(title=f"Model zoo: {len(list_specs())} specs in {zoo_dir()}", box=None,
+                  header_style="bold", title_justify="left")
+    table.add_column("spec", no_wrap=True)
+    for column in ("input", "layers", "params", "optimizer", "batch", "epochs"):
+        table.add_column(column, no_wrap=True,
+                         justify="left" if column in ("input", "optimizer") else "right")
     for name in list_specs():
         spec = load_spec(name)
         shape = "x".join(str(d) for d in spec.input.shape)
-        table.add_row(name, f"{spec.input.dataset} {shape}", str(len(spec.layers)),
-                      f"{infer(spec).total_params:,}", spec.train.optimizer.name,
-                      str(spec.train.batch_size), str(spec.train.epochs))
+        table.add_row(name, shape, str(len(spec.layers)), f"{infer(spec).total_params:,}",
+                      spec.train.optimizer.name, str(spec.train.batch_size),
+                      str(spec.train.epochs))
     console.print(table)
     return 0
 

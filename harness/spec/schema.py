@@ -84,7 +84,7 @@ class Adagrad(StrictModel):
 
 
 class Nadam(StrictModel):
-    """Keras Nadam (momentum schedule mu_t = beta_1 * (1 - 0.5 * 0.96 ** (0.004 * t)))."""
+    """Keras 3 Nadam: momentum schedule mu_t = beta_1 * (1 - 0.5 * 0.96 ** t) (no 0.004 factor)."""
 
     name: Literal["nadam"]
     learning_rate: float = Field(gt=0)

@@ -1,0 +1,573 @@
+"""PyTorch backend: the Keras function (numpy references in NHWC) and Keras 3's update maths."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from pydantic import TypeAdapter  # noqa: E402
+
+from harness.backends import BackendUnavailable, get_backend  # noqa: E402
+from harness.backends.pytorch import TorchBackend, build_module  # noqa: E402
+from harness.backends.pytorch.optimizers import make_optimizer  # noqa: E402
+from harness.spec import (  # noqa: E402
+    ModelSpec,
+    Weights,
+    infer,
+    initial_weights,
+    list_specs,
+    load_spec,
+    parse_spec,
+)
+from harness.spec import layers as L  # noqa: E402
+from harness.spec.schema import OPTIMIZERS, Optimizer  # noqa: E402
+
+ADAM = "{name: adam, learning_rate: 0.01, beta_1: 0.9, beta_2: 0.999, epsilon: 1.0e-7}"
+
+
+def make_spec(shape: list[int], layers: list[str], optimizer: str = ADAM) -> ModelSpec:
+    body = "\n".join(f"  - {layer}" for layer in layers)
+    return parse_spec(f"name: t\ninput: {{shape: {shape}}}\nlayers:\n{body}\n"
+                      f"train: {{optimizer: {optimizer}, batch_size: 32, epochs: 1}}\n")
+
+
+@pytest.fixture(scope="module")
+def backend() -> TorchBackend:
+    return TorchBackend()
+
+
+def random_weights(spec: ModelSpec, seed: int = 0) -> Weights:
+    """Arrays of the right shapes where every value matters (no zeros / ones)."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for key, value in initial_weights(spec).items():
+        kind = key.split(".")[1]
+        if kind == "kernel":
+            fan_in = math.prod(value.shape[:-1])
+            out[key] = rng.normal(0, 1.5 / math.sqrt(fan_in), value.shape)
+        elif kind in ("gamma", "moving_variance"):
+            out[key] = rng.uniform(0.5, 1.5, value.shape)
+        else:
+            out[key] = rng.normal(0, 0.2, value.shape)
+    return {k: v.astype(np.float32) for k, v in out.items()}
+
+
+# --------------------------------------------------------------------------- numpy reference
+
+
+def tf_same(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """TensorFlow 'same' padding (before, after): the odd cell goes after."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+def windows(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int], padding: str,
+            fill: float) -> np.ndarray:
+    """(kh * kw, N, Ho, Wo, C) window values of an NHWC array, padded with `fill`."""
+    pads = [(0, 0), (0, 0), (0, 0), (0, 0)]
+    if padding == "same":
+        pads[1] = tf_same(x.shape[1], kernel[0], stride[0])
+        pads[2] = tf_same(x.shape[2], kernel[1], stride[1])
+    x = np.pad(x, pads, constant_values=fill)
+    rows = (x.shape[1] - kernel[0]) // stride[0] + 1
+    cols = (x.shape[2] - kernel[1]) // stride[1] + 1
+    return np.stack([x[:, a:a + stride[0] * (rows - 1) + 1:stride[0],
+                       b:b + stride[1] * (cols - 1) + 1:stride[1], :]
+                     for a in range(kernel[0]) for b in range(kernel[1])])
+
+
+def activate(x: np.ndarray, name: str) -> np.ndarray:
+    erf = np.vectorize(math.erf)
+    alpha, scale = 1.6732632423543772, 1.0507009873554805
+    return {
+        "linear": lambda: x, "relu": lambda: np.maximum(x, 0), "tanh": lambda: np.tanh(x),
+        "sigmoid": lambda: 1 / (1 + np.exp(-x)),
+        "softmax": lambda: np.exp(x - x.max(-1, keepdims=True))
+        / np.exp(x - x.max(-1, keepdims=True)).sum(-1, keepdims=True),
+        "elu": lambda: np.where(x > 0, x, np.expm1(np.minimum(x, 0))),
+        "selu": lambda: scale * np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0))),
+        "softplus": lambda: np.logaddexp(0, x),
+        "gelu": lambda: 0.5 * x * (1 + erf(x / math.sqrt(2))),
+    }[name]()
+
+
+def reference_logits(spec: ModelSpec, weights: Weights, x: np.ndarray) -> np.ndarray:
+    """Keras' eval-mode function in float64 NHWC numpy; returns the final softmax's input."""
+    w = {k: v.astype(np.float64) for k, v in weights.items()}
+    x = x.astype(np.float64)
+    for i, layer in enumerate(spec.layers):
+        if isinstance(layer, L.Conv2D):
+            kernel = w[f"{i}.kernel"]
+            win = windows(x, layer.kernel_size, layer.strides, layer.padding, 0.0)
+            kk = kernel.reshape(-1, *kernel.shape[2:])
+            x = np.einsum("knhwc,kco->nhwo", win, kk) + w.get(f"{i}.bias", 0.0)
+        elif isinstance(layer, L.Dense):
+            x = x @ w[f"{i}.kernel"] + w.get(f"{i}.bias", 0.0)
+        elif isinstance(layer, L.MaxPool2D):
+            x = windows(x, layer.pool_size, layer.resolved_strides, layer.padding, np.nan)
+            x = np.nanmax(x, axis=0)
+        elif isinstance(layer, L.AvgPool2D):  # padded cells excluded, as in TensorFlow
+            x = windows(x, layer.pool_size, layer.resolved_strides, layer.padding, np.nan)
+            x = np.nanmean(x, axis=0)
+        elif isinstance(layer, L.BatchNorm):
+            x = ((x - w[f"{i}.moving_mean"]) / np.sqrt(w[f"{i}.moving_variance"] + layer.epsilon)
+                 * w[f"{i}.gamma"] + w[f"{i}.beta"])
+        elif isinstance(layer, L.Flatten):
+            x = x.reshape(len(x), -1)  # Keras: (H, W, C) row-major
+        activation = getattr(layer, "activation", "linear")
+        if i < len(spec.layers) - 1:
+            x = activate(x, activation)
+    return x
+
+
+def check_forward(backend: TorchBackend, spec: ModelSpec, n: int = 4, seed: int = 0,
+                  varied: bool = True) -> None:
+    """Eval-mode logits and probabilities equal the numpy reference; `varied`: the function
+    must also depend on the input (deep sigmoid zoo nets saturate, so they skip that)."""
+    model = backend.build(spec)
+    weights = random_weights(spec, seed)
+    backend.set_weights(model, weights)
+    x = np.random.default_rng(seed + 1).normal(0, 1, (n, *spec.input.shape)).astype(np.float32)
+    expected = reference_logits(spec, weights, x)
+    model.net.eval()
+    with torch.no_grad():
+        logits = model.net.logits(torch.from_numpy(x)).numpy()
+    scale = np.abs(expected).max()
+    assert scale > 1e-2 and (not varied or expected.std(axis=0).max() > 1e-3)
+    np.testing.assert_allclose(logits, expected, rtol=0, atol=1e-5 * max(scale, 1))
+    probs = backend.predict(model, x, batch_size=3)
+    assert probs.dtype == np.float32
+    np.testing.assert_allclose(probs, activate(expected, "softmax"), rtol=0, atol=1e-5)
+
+
+# --------------------------------------------------------------------------- zoo
+
+
+@pytest.mark.parametrize("name", list_specs())
+def test_zoo_param_counts_match_infer(backend: TorchBackend, name: str) -> None:
+    spec = load_spec(name)
+    summary = infer(spec)
+    counts = backend.count_params(backend.build(spec))
+    assert counts == (summary.trainable_params, summary.non_trainable_params)
+
+
+@pytest.mark.parametrize("name", list_specs())
+def test_zoo_weights_round_trip_exactly(backend: TorchBackend, name: str) -> None:
+    spec = load_spec(name)
+    model = backend.build(spec)
+    for weights in (initial_weights(spec), random_weights(spec)):
+        backend.set_weights(model, weights)
+        back = backend.get_weights(model)
+        assert set(back) == set(weights)
+        for key, value in weights.items():
+            assert back[key].dtype == np.float32 and back[key].flags.c_contiguous
+            np.testing.assert_array_equal(back[key], value, err_msg=key)
+
+
+@pytest.mark.parametrize("name", list_specs())
+def test_zoo_forward_matches_numpy_reference(backend: TorchBackend, name: str) -> None:
+    check_forward(backend, load_spec(name), n=3, varied=False)
+
+
+# --------------------------------------------------------------------------- layers
+
+CONVS = [  # kernel, strides; 'same' pads asymmetrically (odd cell at the end) in most of these
+    ("4", "2"), ("4", "1"), ("3", "2"), ("[5, 2]", "[2, 3]"),
+]
+
+
+@pytest.mark.parametrize("kernel,strides", CONVS)
+@pytest.mark.parametrize("padding", ["same", "valid"])
+def test_conv_matches_tf_padding_reference(backend: TorchBackend, kernel: str, strides: str,
+                                           padding: str) -> None:
+    conv = f"{{type: conv2d, filters: 3, kernel_size: {kernel}, strides: {strides}, " \
+           f"padding: {padding}, activation: relu}}"
+    spec = make_spec([28, 28, 1], [
+        conv, "{type: maxpool2d, pool_size: 2, padding: same}",
+        f"{{type: conv2d, filters: 4, kernel_size: {kernel}, strides: {strides}, "
+        f"padding: {padding}}}",
+        "{type: flatten}", "{type: dense, units: 10, activation: softmax}",
+    ])
+    check_forward(backend, spec)
+
+
+def test_even_kernel_stride_2_same_padding_is_asymmetric_somewhere() -> None:
+    """The conv test above covers TF's asymmetric 'same' padding (4x4 / 2 on a 7x7 map)."""
+    spec = make_spec([28, 28, 1], [
+        "{type: conv2d, filters: 2, kernel_size: 4, strides: 2, padding: same}",  # 28 -> 14
+        "{type: conv2d, filters: 2, kernel_size: 4, strides: 2, padding: same}",  # 14 -> 7
+        "{type: conv2d, filters: 2, kernel_size: 4, strides: 2, padding: same}",  # 7 -> 4
+        "{type: flatten}", "{type: dense, units: 10, activation: softmax}",
+    ])
+    assert [info.padding for info in infer(spec).layers[:3]] == [(1, 1, 1, 1)] * 2 + [(1, 2, 1, 2)]
+    check_forward(TorchBackend(), spec)
+
+
+POOLS = [  # pool, strides -> 'same' padding on 28: (0,1), (0,1), (1,2), (1,1), mixed
+    ("3", "2"), ("2", "1"), ("4", "3"), ("3", "3"), ("[3, 2]", "[1, 2]"), ("[2, 4]", "[2, 3]"),
+]
+
+
+@pytest.mark.parametrize("pool,strides", POOLS)
+@pytest.mark.parametrize("kind", ["maxpool2d", "avgpool2d"])
+@pytest.mark.parametrize("padding", ["same", "valid"])
+def test_pools_match_reference_excluding_padding(backend: TorchBackend, pool: str, strides: str,
+                                                 kind: str, padding: str) -> None:
+    spec = make_spec([28, 28, 1], [
+        "{type: conv2d, filters: 3, kernel_size: 3, padding: same}",  # negative values too
+        f"{{type: {kind}, pool_size: {pool}, strides: {strides}, padding: {padding}}}",
+        "{type: flatten}", "{type: dense, units: 10, activation: softmax}",
+    ])
+    check_forward(backend, spec)
+
+
+def test_asymmetric_pool_padding_is_covered() -> None:
+    spec = make_spec([28, 28, 1], ["{type: avgpool2d, pool_size: 4, strides: 3, padding: same}",
+                                   "{type: flatten}",
+                                   "{type: dense, units: 10, activation: softmax}"])
+    assert infer(spec).layers[0].padding == (1, 2, 1, 2)
+
+
+@pytest.mark.parametrize("activation", list(L.ACTIVATIONS))
+def test_activations_match_keras_formulas(backend: TorchBackend, activation: str) -> None:
+    spec = make_spec([784], [f"{{type: dense, units: 16, activation: {activation}}}",
+                             "{type: dense, units: 10, activation: softmax}"])
+    check_forward(backend, spec)
+
+
+def test_batchnorm_and_dropout_layers_in_eval_mode(backend: TorchBackend) -> None:
+    """BN on images and on a flattened image (vectors permuted like the next dense's rows)."""
+    spec = make_spec([28, 28, 1], [
+        "{type: conv2d, filters: 3, kernel_size: 3, strides: 2, padding: same}",
+        "{type: batchnorm, momentum: 0.9, epsilon: 0.01}", "{type: dropout, rate: 0.5}",
+        "{type: activation, activation: elu}", "{type: flatten}",
+        "{type: batchnorm, momentum: 0.99, epsilon: 0.001}", "{type: dropout, rate: 0.3}",
+        "{type: dense, units: 12, activation: tanh, use_bias: false}",
+        "{type: batchnorm, momentum: 0.99, epsilon: 0.001}",
+        "{type: dense, units: 10}", "{type: activation, activation: softmax}",
+    ])
+    check_forward(backend, spec)
+
+
+@pytest.mark.parametrize("shape", [[784], [28, 28, 1]])
+def test_batchnorm_training_uses_keras_statistics(backend: TorchBackend, shape: list[int]) -> None:
+    """Normalise with the biased batch variance; moving stats use the biased one too (Keras)."""
+    first = "{type: dense, units: 6}" if len(shape) == 1 else \
+        "{type: conv2d, filters: 6, kernel_size: 3, strides: 3}"
+    spec = make_spec(shape, [first, "{type: batchnorm, momentum: 0.8, epsilon: 0.01}",
+                             "{type: flatten}", "{type: dense, units: 10, activation: softmax}"])
+    model = backend.build(spec)
+    weights = random_weights(spec)
+    backend.set_weights(model, weights)
+    x = torch.randn(5, *shape)
+    model.net.train()
+    pre = model.net.body[0](x.permute(0, 3, 1, 2) if len(shape) == 3 else x).detach()
+    out = model.net.body[1](pre).detach().numpy().astype(np.float64)
+    pre64 = pre.numpy().astype(np.float64)
+    axes = (0,) if len(shape) == 1 else (0, 2, 3)
+    view = (1, -1) if len(shape) == 1 else (1, -1, 1, 1)
+    mean, var = pre64.mean(axis=axes), pre64.var(axis=axes)  # biased
+    expected = ((pre64 - mean.reshape(view)) / np.sqrt(var.reshape(view) + 0.01)
+                * weights["1.gamma"].reshape(view) + weights["1.beta"].reshape(view))
+    np.testing.assert_allclose(out, expected, atol=1e-5)
+    stats = backend.get_weights(model)
+    np.testing.assert_allclose(stats["1.moving_mean"], 0.8 * weights["1.moving_mean"] + 0.2 * mean,
+                               atol=1e-6)
+    np.testing.assert_allclose(stats["1.moving_variance"],
+                               0.8 * weights["1.moving_variance"] + 0.2 * var, rtol=1e-5)
+
+
+def test_batchnorm_single_sample_batch_gives_beta(backend: TorchBackend) -> None:
+    spec = make_spec([784], ["{type: dense, units: 6}",
+                             "{type: batchnorm, momentum: 0.9, epsilon: 0.001}",
+                             "{type: dense, units: 10, activation: softmax}"])
+    model = backend.build(spec)
+    model.net.train()
+    out = model.net.body[1](torch.randn(1, 6))
+    np.testing.assert_array_equal(out.detach().numpy()[0], backend.get_weights(model)["1.beta"])
+
+
+# --------------------------------------------------------------------------- optimizers
+# Keras 3 update formulas (keras/src/optimizers/*.py update_step), written out in numpy.
+
+
+def keras_sgd(cfg: dict, w: np.ndarray, grads: list[np.ndarray]) -> np.ndarray:
+    m = np.zeros_like(w)
+    for g in grads:
+        if cfg["momentum"] != 0:
+            m = cfg["momentum"] * m - cfg["learning_rate"] * g
+            w = w + (cfg["momentum"] * m - cfg["learning_rate"] * g if cfg["nesterov"] else m)
+        else:
+            w = w - cfg["learning_rate"] * g
+    return w
+
+
+def keras_adam(cfg: dict, w: np.ndarray, grads: list[np.ndarray]) -> np.ndarray:
+    m, v = np.zeros_like(w), np.zeros_like(w)
+    b1, b2 = cfg["beta_1"], cfg["beta_2"]
+    for t, g in enumerate(grads, start=1):
+        alpha = cfg["learning_rate"] * math.sqrt(1 - b2**t) / (1 - b1**t)
+        m = m + (g - m) * (1 - b1)
+        v = v + (g * g - v) * (1 - b2)
+        w = w - m * alpha / (np.sqrt(v) + cfg["epsilon"])
+    return w
+
+
+def keras_adadelta(cfg: dict, w: np.ndarray, grads: list[np.ndarray]) -> np.ndarray:
+    acc_g, acc_d = np.zeros_like(w), np.zeros_like(w)
+    rho, eps = cfg["rho"], cfg["epsilon"]
+    for g in grads:
+        acc_g = rho * acc_g + (1 - rho) * g * g
+        delta = -np.sqrt(acc_d + eps) * g / np.sqrt(acc_g + eps)
+        acc_d = rho * acc_d + (1 - rho) * delta * delta
+        w = w + cfg["learning_rate"] * delta
+    return w
+
+
+def keras_rmsprop(cfg: dict, w: np.ndarray, grads: list[np.ndarray]) -> np.ndarray:
+    v, avg, mom = np.zeros_like(w), np.zeros_like(w), np.zeros_like(w)
+    rho, eps = cfg["rho"], cfg["epsilon"]
+    for g in grads:
+        v = rho * v + (1 - rho) * g * g
+        if cfg["centered"]:
+            avg = rho * avg + (1 - rho) * g
+            denominator = v - avg * avg + eps
+        else:
+            denominator = v + eps
+        increment = cfg["learning_rate"] * g / np.sqrt(denominator)
+        if cfg["momentum"] > 0:
+            mom = cfg["momentum"] * mom + increment
+            w = w - mom
+        else:
+            w = w - increment
+    return w
+
+
+def keras_adagrad(cfg: dict, w: np.ndarray, grads: list[np.ndarray]) -> np.ndarray:
+    acc = np.full_like(w, cfg["initial_accumulator_value"])
+    for g in grads:
+        acc = acc + g * g
+        w = w - cfg["learning_rate"] * g / np.sqrt(acc + cfg["epsilon"])
+    return w
+
+
+def keras_nadam(cfg: dict, w: np.ndarray, grads: list[np.ndarray]) -> np.ndarray:
+    m, v, u_product = np.zeros_like(w), np.zeros_like(w), 1.0
+    b1, b2 = cfg["beta_1"], cfg["beta_2"]
+    for t, g in enumerate(grads, start=1):
+        u_t = b1 * (1 - 0.5 * 0.96**t)  # Keras 3: no 0.004 factor in the exponent
+        u_t_1 = b1 * (1 - 0.5 * 0.96 ** (t + 1))
+        u_product = u_product * u_t  # updated before update_step (_backend_update_step)
+        u_product_t_1 = u_product * u_t_1
+        m = m + (g - m) * (1 - b1)
+        v = v + (g * g - v) * (1 - b2)
+        m_hat = u_t_1 * m / (1 - u_product_t_1) + (1 - u_t) * g / (1 - u_product)
+        v_hat = v / (1 - b2**t)
+        w = w - m_hat * cfg["learning_rate"] / (np.sqrt(v_hat) + cfg["epsilon"])
+    return w
+
+
+REFERENCES = {"sgd": keras_sgd, "adam": keras_adam, "adadelta": keras_adadelta,
+              "rmsprop": keras_rmsprop, "adagrad": keras_adagrad, "nadam": keras_nadam}
+
+# Large epsilons so a misplaced epsilon shows; several variants per optimizer.
+OPTIMIZER_CASES = [
+    {"name": "sgd", "learning_rate": 0.1, "momentum": 0.0, "nesterov": False},
+    {"name": "sgd", "learning_rate": 0.1, "momentum": 0.9, "nesterov": False},
+    {"name": "sgd", "learning_rate": 0.1, "momentum": 0.8, "nesterov": True},
+    {"name": "sgd", "learning_rate": 0.1, "momentum": 0.0, "nesterov": True},
+    {"name": "adam", "learning_rate": 0.01, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-2},
+    {"name": "adam", "learning_rate": 0.001, "beta_1": 0.5, "beta_2": 0.9, "epsilon": 1e-7},
+    {"name": "adadelta", "learning_rate": 1.0, "rho": 0.95, "epsilon": 1e-3},
+    {"name": "rmsprop", "learning_rate": 0.01, "rho": 0.9, "momentum": 0.0, "epsilon": 1e-2,
+     "centered": False},
+    {"name": "rmsprop", "learning_rate": 0.01, "rho": 0.8, "momentum": 0.9, "epsilon": 1e-3,
+     "centered": True},
+    {"name": "adagrad", "learning_rate": 0.05, "initial_accumulator_value": 0.1, "epsilon": 1e-2},
+    {"name": "adagrad", "learning_rate": 0.05, "initial_accumulator_value": 0.0, "epsilon": 1e-7},
+    {"name": "nadam", "learning_rate": 0.01, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-2},
+]
+
+
+def test_every_optimizer_has_a_case_and_a_reference() -> None:
+    assert {case["name"] for case in OPTIMIZER_CASES} == set(OPTIMIZERS) == set(REFERENCES)
+
+
+def gradient_sequence(shapes: list[tuple[int, ...]], steps: int) -> list[list[np.ndarray]]:
+    rng = np.random.default_rng(7)
+    return [[rng.normal(0, 0.1, s) for s in shapes] for _ in range(steps)]
+
+
+def run_torch(optimizer: torch.optim.Optimizer | None, cfg: dict, start: list[np.ndarray],
+              grads: list[list[np.ndarray]]) -> list[np.ndarray]:
+    params = [torch.nn.Parameter(torch.from_numpy(w.copy())) for w in start]
+    if optimizer is None:
+        opt = make_optimizer(params, TypeAdapter(Optimizer).validate_python(cfg))
+    else:
+        opt = optimizer(params)
+    for step in grads:
+        for p, g in zip(params, step, strict=True):
+            p.grad = torch.from_numpy(g.copy())
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    return [p.detach().numpy() for p in params]
+
+
+def reference(cfg: dict, start: list[np.ndarray], grads: list[list[np.ndarray]]
+              ) -> list[np.ndarray]:
+    return [REFERENCES[cfg["name"]](cfg, w, [step[i] for step in grads])
+            for i, w in enumerate(start)]
+
+
+@pytest.mark.parametrize("cfg", OPTIMIZER_CASES, ids=lambda c: c["name"])
+def test_optimizer_matches_keras_update_formula(cfg: dict) -> None:
+    shapes = [(3, 4), (4,)]
+    start = [np.random.default_rng(1).normal(0, 1, s) for s in shapes]  # float64: exact maths
+    grads = gradient_sequence(shapes, steps=6)
+    got, want = run_torch(None, cfg, start, grads), reference(cfg, start, grads)
+    moved = max(np.abs(w - s).max() for w, s in zip(want, start, strict=True))
+    assert moved > 1e-3
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-6, atol=1e-10)
+
+
+TORCH_DEFAULTS = {  # plain torch optimizers: the references must tell them apart from Keras
+    "adam": lambda p: torch.optim.Adam(p, lr=0.01, betas=(0.9, 0.999), eps=1e-2),
+    "rmsprop": lambda p: torch.optim.RMSprop(p, lr=0.01, alpha=0.9, eps=1e-2),
+    "adagrad": lambda p: torch.optim.Adagrad(p, lr=0.05, initial_accumulator_value=0.1, eps=1e-2),
+    "nadam": lambda p: torch.optim.NAdam(p, lr=0.01, betas=(0.9, 0.999), eps=1e-2),
+}
+
+
+@pytest.mark.parametrize("name", list(TORCH_DEFAULTS))
+def test_reference_rejects_plain_torch_optimizer(name: str) -> None:
+    cfg = next(c for c in OPTIMIZER_CASES if c["name"] == name)
+    shapes = [(3, 4)]
+    start = [np.random.default_rng(1).normal(0, 1, s) for s in shapes]
+    grads = gradient_sequence(shapes, steps=6)
+    got = run_torch(TORCH_DEFAULTS[name], cfg, start, grads)
+    assert not np.allclose(got[0], reference(cfg, start, grads)[0], rtol=1e-4, atol=0)
+
+
+def test_adam_epsilon_schedule_is_saved_in_state_dict() -> None:
+    spec = make_spec([784], ["{type: dense, units: 10, activation: softmax}"])
+    model = TorchBackend().build(spec)
+    model.net(torch.randn(2, 784)).sum().backward()
+    model.optimizer.step()
+    group = model.optimizer.state_dict()["param_groups"][0]
+    assert group["keras_step"] == 1
+    assert group["eps"] == pytest.approx(1e-7 / math.sqrt(1 - 0.999))
+
+
+# --------------------------------------------------------------------------- training
+
+
+def separable(n: int, shape: list[int], seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 1, (10, math.prod(shape)))
+    y = rng.integers(0, 10, n)
+    x = centres[y] + rng.normal(0, 0.5, (n, centres.shape[1]))
+    return x.reshape(n, *shape).astype(np.float32), y.astype(np.int64)
+
+
+OPTIMIZER_TRAIN = {
+    "sgd": "{name: sgd, learning_rate: 0.05, momentum: 0.9, nesterov: true}",
+    "adam": ADAM,
+    "adadelta": "{name: adadelta, learning_rate: 1.0, rho: 0.95, epsilon: 1.0e-6}",
+    "rmsprop": "{name: rmsprop, learning_rate: 0.001, rho: 0.9, momentum: 0.0, epsilon: 1.0e-7, "
+               "centered: false}",
+    "adagrad": "{name: adagrad, learning_rate: 0.05, initial_accumulator_value: 0.1, "
+               "epsilon: 1.0e-7}",
+    "nadam": "{name: nadam, learning_rate: 0.002, beta_1: 0.9, beta_2: 0.999, epsilon: 1.0e-7}",
+}
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_train_epoch_lowers_the_loss(backend: TorchBackend, name: str) -> None:
+    spec = make_spec([784], ["{type: dense, units: 32, activation: relu}",
+                             "{type: batchnorm, momentum: 0.9, epsilon: 0.001}",
+                             "{type: dropout, rate: 0.2}",
+                             "{type: dense, units: 10, activation: softmax}"],
+                     OPTIMIZER_TRAIN[name])
+    backend.seed(0)
+    model = backend.build(spec)
+    data = backend.to_native(*separable(600, [784]))
+    before, _ = backend.evaluate(model, data, batch_size=128)
+    order = np.random.default_rng(0).permutation(600)
+    results = [backend.train_epoch(model, data, order, batch_size=64) for _ in range(3)]
+    after, accuracy = backend.evaluate(model, data, batch_size=128)
+    assert model.steps == 3 * 10  # 600 / 64 -> 9 full batches + 1 partial
+    assert after < 0.5 * before and accuracy > 0.9
+    assert results[-1].loss < results[0].loss and all(r.seconds > 0 for r in results)
+
+
+def test_image_model_trains_and_evaluates_consistently(backend: TorchBackend,
+                                                       tmp_path: Path) -> None:
+    spec = make_spec([28, 28, 1], [
+        "{type: conv2d, filters: 4, kernel_size: 4, strides: 2, padding: same, activation: relu}",
+        "{type: batchnorm, momentum: 0.9, epsilon: 0.001}",
+        "{type: maxpool2d, pool_size: 3, strides: 2, padding: same}",
+        "{type: avgpool2d, pool_size: 2, strides: 1, padding: same}",
+        "{type: dropout, rate: 0.1}", "{type: flatten}",
+        "{type: dense, units: 10, activation: softmax}",
+    ])
+    model = backend.build(spec)
+    x, y = separable(256, [28, 28, 1], seed=3)
+    data = backend.to_native(x, y)
+    first = backend.train_epoch(model, data, np.arange(256), batch_size=50)
+    second = backend.train_epoch(model, data, np.arange(256)[::-1].copy(), batch_size=50)
+    assert np.isfinite(first.loss) and second.loss < first.loss
+    loss, accuracy = backend.evaluate(model, data, batch_size=100)
+    probs = backend.predict(model, x, batch_size=100)
+    ce = -np.log(probs[np.arange(256), y].astype(np.float64)).mean()
+    assert loss == pytest.approx(ce, rel=1e-4)
+    assert accuracy == pytest.approx((probs.argmax(1) == y).mean())
+    path = backend.save(model, tmp_path / "run")
+    assert path == tmp_path / "run" / "model.pt"
+    fresh = build_module(spec)
+    fresh.load_state_dict(torch.load(path))
+    reloaded = fresh.eval()(torch.from_numpy(x[:5])).detach().numpy()
+    np.testing.assert_allclose(reloaded, probs[:5], atol=1e-6)  # batch size changes kernels
+
+
+# --------------------------------------------------------------------------- backend
+
+
+def test_registry_and_environment() -> None:
+    before = torch.get_num_threads()
+    try:
+        env = get_backend("torch", threads=1).environment()
+        assert env["threads"] == torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)  # a process-wide setting; leave it as found
+    assert env["framework"] == "torch" and env["compile_mode"] == "eager"
+    assert env["torch"] == torch.__version__ and env["device"] == "cpu"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device is present")
+def test_cuda_without_a_gpu_is_unavailable() -> None:
+    with pytest.raises(BackendUnavailable, match="CUDA"):
+        TorchBackend(device="cuda")
+
+
+def test_set_weights_rejects_wrong_keys_and_shapes(backend: TorchBackend) -> None:
+    spec = load_spec("mlp5_bn")
+    model = backend.build(spec)
+    weights = initial_weights(spec)
+    with pytest.raises(KeyError, match="missing"):
+        backend.set_weights(model, {k: v for k, v in weights.items() if k != "0.bias"})
+    with pytest.raises(ValueError, match="0.kernel"):
+        backend.set_weights(model, dict(weights, **{"0.kernel": weights["0.kernel"].T}))
+
+
+def test_build_starts_from_the_spec_initial_weights(backend: TorchBackend) -> None:
+    spec = load_spec("mlp5_bn")
+    got = backend.get_weights(backend.build(spec))
+    for key, value in initial_weights(spec).items():
+        np.testing.assert_array_equal(got[key], value)
