@@ -58,7 +58,7 @@ def test_train_writes_metrics_and_model(tmp_path: Path, capsys: pytest.CaptureFi
     pytest.importorskip("torch")
     out = tmp_path / "run"
     assert main(["train", "--backend", "torch", "--spec", "mlp2", "--epochs", "2",
-                 "--limit", "1000", "--limit-test", "500", "--seed", "7", "--threads", "1",
+                 "--limit", "1000", "--limit-test", "500", "--seed", "7", "--threads", "2",
                  "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "epoch   1/2" in printed and "epoch   2/2" in printed and "test_accuracy" in printed
