@@ -12,6 +12,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from harness.onnx_io import DEFAULT_OPSET
 from harness.spec import SpecError, infer, list_specs, load_spec, spec_hash, zoo_dir
 from harness.spec.shapes import describe
 
@@ -108,6 +109,59 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from harness.exporting import export_model
+
+    if args.spec is None and args.from_run is None:
+        raise SystemExit("harness export: error: give --spec, --from RUN_DIR, or both")
+    record = export_model(args.spec, args.backend, args.out, run_dir=args.from_run,
+                          opset=args.opset, data_dir=args.data_dir, limit_test=args.limit_test,
+                          threads=args.threads)
+    parity, onnx_info = record["parity"], record["onnx"]
+    weights = record["weights"]
+    origin = ("initial weights (untrained: fine for latency, not for accuracy)"
+              if weights["source"] == "initial"
+              else f"weights trained in {weights['trained_backend']} ({weights['run_dir']})")
+    console.print(f"exported {record['spec']['name']} from {args.backend} with "
+                  f"{record['converter']}: {args.out} ({onnx_info['bytes']:,} bytes, opset "
+                  f"{onnx_info['opset']}, {onnx_info['nodes']} nodes); {origin}")
+    console.print(f"ONNX checker and shape inference passed; on {parity['n']} test images "
+                  f"native vs ONNX Runtime ({parity['provider']}): max |diff| "
+                  f"{parity['max_abs_diff']:.2e}, accuracy {parity['native_accuracy']:.4f} vs "
+                  f"{parity['onnx_accuracy']:.4f}")
+    if not record["passed"]:
+        err_console.print(f"[red]error:[/red] parity failed: max |diff| "
+                          f"{parity['max_abs_diff']:.2e} > {parity['tolerance']:.0e} "
+                          f"(batch checks {parity['batch_max_abs_diff']})")
+        return 1
+    return 0
+
+
+def cmd_parity(args: argparse.Namespace) -> int:
+    from harness.parity import cross_parity
+
+    rows = cross_parity(args.spec, args.from_run, data_dir=args.data_dir,
+                        limit_test=args.limit_test, opset=args.opset, threads=args.threads)
+    table = Table(title="Cross-framework parity (probabilities on the test set)")
+    for column in ("weights", "implementation", "accuracy", "max |diff| vs reference", ""):
+        table.add_column(column, justify="right" if column not in ("weights",
+                                                                   "implementation") else "left")
+    for row in rows:
+        table.add_row(row.weights, row.implementation, f"{row.accuracy:.4f}",
+                      f"{row.max_abs_diff:.2e} vs {row.reference}",
+                      "ok" if row.passed else "[red]FAIL[/red]")
+    console.print(table)
+    return 0 if all(row.passed for row in rows) else 1
+
+
+def _add_common_data_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", type=Path,
+                        help="dataset folder (default: $HARNESS_DATA_DIR or a user cache folder)")
+    parser.add_argument("--limit-test", type=_positive_int,
+                        help="use the first N test images (default: all 10,000)")
+    parser.add_argument("--threads", type=_positive_int, help="CPU threads for every framework")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from harness.backends import backend_names
 
@@ -136,12 +190,33 @@ def build_parser() -> argparse.ArgumentParser:
                        help="dataset folder (default: $HARNESS_DATA_DIR or a user cache folder)")
     train.add_argument("--out", type=Path, help="output folder (default: under results/train/)")
     train.set_defaults(func=cmd_train)
+
+    export = sub.add_parser("export", help="export a model to ONNX and check its numbers")
+    export.add_argument("--backend", required=True, choices=backend_names())
+    export.add_argument("--spec", help="zoo name or YAML file (default: the run's spec)")
+    export.add_argument("--from", dest="from_run", type=Path, metavar="RUN_DIR",
+                        help="a `harness train` output folder (default: initial weights)")
+    export.add_argument("--out", required=True, type=Path, help="the .onnx file to write")
+    export.add_argument("--opset", type=_positive_int, default=DEFAULT_OPSET)
+    _add_common_data_options(export)
+    export.set_defaults(func=cmd_export)
+
+    parity = sub.add_parser("parity", help="same weights in every backend, native and ONNX")
+    parity.add_argument("--spec", help="zoo name or YAML file (default: the runs' spec)")
+    parity.add_argument("--from", dest="from_run", type=Path, metavar="RUN_DIR",
+                        action="append", help="a training run (repeatable; default: the "
+                                              "spec's initial weights)")
+    parity.add_argument("--opset", type=_positive_int, default=DEFAULT_OPSET)
+    _add_common_data_options(parity)
+    parity.set_defaults(func=cmd_parity)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     from harness.backends import BackendUnavailable
     from harness.data import DataError
+    from harness.exporting import ExportError
+    from harness.ort import ProviderUnavailable
 
     args = build_parser().parse_args(argv)
     try:
@@ -149,9 +224,12 @@ def main(argv: list[str] | None = None) -> int:
     except SpecError as exc:
         err_console.print(f"[red]error:[/red] invalid spec\n{exc}", markup=True, highlight=False)
         return 2
-    except (BackendUnavailable, DataError) as exc:
+    except (BackendUnavailable, DataError, ProviderUnavailable) as exc:
         err_console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
         return 3
+    except ExportError as exc:
+        err_console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+        return 1
     except KeyboardInterrupt:
         err_console.print("interrupted")
         return 130

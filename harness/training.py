@@ -19,8 +19,11 @@ from harness.env import environment, utc_now
 from harness.results import RESULT_SCHEMA_VERSION, write_json_atomic
 from harness.spec import ModelSpec, infer, initial_weights, load_spec, spec_hash
 from harness.spec.initializers import save_weights
+from harness.spec.loader import dump_spec
 
 METRICS_FILE = "metrics.json"
+SPEC_FILE = "spec.yaml"  # the exact spec trained, so a run can be exported or re-run later
+FINAL_WEIGHTS_FILE = "final_weights.npz"  # canonical layout: loads into any backend
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,8 @@ def train_and_evaluate(spec_ref: str | Path | ModelSpec, config: TrainConfig,
     out_dir.mkdir(parents=True, exist_ok=True)
     model_file = backend.save(model, out_dir)
     save_weights(start_weights, str(out_dir / "initial_weights.npz"))
+    save_weights(backend.get_weights(model), str(out_dir / FINAL_WEIGHTS_FILE))
+    (out_dir / SPEC_FILE).write_text(dump_spec(spec), encoding="utf-8")
     summary = infer(spec)
     trainable, non_trainable = backend.count_params(model)
     metrics = {
@@ -138,6 +143,8 @@ def train_and_evaluate(spec_ref: str | Path | ModelSpec, config: TrainConfig,
         "wall_seconds": wall,
         "model_file": model_file.name,
         "initial_weights_file": "initial_weights.npz",
+        "final_weights_file": FINAL_WEIGHTS_FILE,
+        "spec_file": SPEC_FILE,
         "started_utc": started,
         "finished_utc": utc_now(),
         "environment": environment(backend.environment()),

@@ -8,6 +8,7 @@ user with only one framework installed can use that backend.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -34,6 +35,7 @@ class Backend(ABC):
     """One framework. `model` arguments are the opaque handle returned by `build`."""
 
     name: ClassVar[str]
+    onnx_converter: ClassVar[str]  # named in export records and error messages
 
     def __init__(self, device: str = "cpu", threads: int | None = None) -> None:
         if device not in DEVICES:
@@ -80,6 +82,17 @@ class Backend(ABC):
     @abstractmethod
     def save(self, model: Any, directory: Path) -> Path:
         """Save the trained model in the framework's own format; return the file written."""
+
+    @abstractmethod
+    def export_onnx(self, model: Any, path: Path, opset: int) -> None:
+        """Write `model` as ONNX: one float32 input named `input` of shape (batch, *spec input
+        shape) in the spec's layout, one output `probabilities` (batch, 10); batch is dynamic."""
+
+    @abstractmethod
+    def native_predictor(self, model: Any, x: np.ndarray) -> Callable[[], Any]:
+        """A zero-argument callable running one inference of `x` (already on the device) the
+        way the framework is fastest when used well (no per-call conversions), blocking until
+        the result is ready, for latency timing against ONNX Runtime."""
 
     @abstractmethod
     def environment(self) -> dict[str, Any]:

@@ -92,6 +92,11 @@ def spec_hash(spec: ModelSpec) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
+def dump_spec(spec: ModelSpec) -> str:
+    """The spec as YAML that `parse_spec` reads back to an equal spec."""
+    return yaml.safe_dump(spec.model_dump(mode="json", exclude_none=True), sort_keys=False)
+
+
 def _yaml_problem(exc: yaml.YAMLError) -> SpecProblem:
     mark = getattr(exc, "problem_mark", None)
     where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""

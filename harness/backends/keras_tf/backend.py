@@ -10,6 +10,7 @@ import contextlib
 import os
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -75,6 +76,7 @@ def _require_gpu() -> None:
 
 class KerasBackend(Backend):
     name: ClassVar[str] = "keras"
+    onnx_converter: ClassVar[str] = "tf2onnx (from_function)"
 
     def __init__(self, device: str = "cpu", threads: int | None = None) -> None:
         super().__init__(device, threads)
@@ -155,6 +157,17 @@ class KerasBackend(Backend):
             probs = model.predict(np.asarray(x, dtype=np.float32), batch_size=batch_size,
                                   verbose=0)
         return np.asarray(probs, dtype=np.float32)
+
+    def export_onnx(self, model: keras.Model, path: Path, opset: int) -> None:
+        from harness.backends.keras_tf.exporter import export_onnx
+
+        with self._scope():
+            export_onnx(model, path, opset)
+
+    def native_predictor(self, model: keras.Model, x: np.ndarray) -> Callable[[], Any]:
+        from harness.backends.keras_tf.inference import native_predictor
+
+        return native_predictor(model, x, self._tf_device)
 
     def save(self, model: keras.Model, directory: Path) -> Path:
         directory = Path(directory)

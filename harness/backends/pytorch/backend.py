@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -65,6 +66,7 @@ def _cpu_name() -> str:
 
 class TorchBackend(Backend):
     name: ClassVar[str] = "torch"
+    onnx_converter: ClassVar[str] = "torch.onnx (dynamo)"
 
     def __init__(self, device: str = "cpu", threads: int | None = None) -> None:
         super().__init__(device, threads)
@@ -158,6 +160,16 @@ class TorchBackend(Backend):
         if not probs:
             return np.zeros((0, NUM_CLASSES), np.float32)
         return torch.cat(probs).cpu().numpy().astype(np.float32, copy=False)
+
+    def export_onnx(self, model: TorchModel, path: Path, opset: int) -> None:
+        from harness.backends.pytorch.exporter import export_onnx
+
+        export_onnx(model, path, opset)
+
+    def native_predictor(self, model: TorchModel, x: np.ndarray) -> Callable[[], torch.Tensor]:
+        from harness.backends.pytorch.inference import native_predictor
+
+        return native_predictor(model, x, self._device)
 
     def save(self, model: TorchModel, directory: Path) -> Path:
         directory = Path(directory)

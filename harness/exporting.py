@@ -1,0 +1,162 @@
+"""Export a spec's model to ONNX and prove the numbers survive: the library behind
+`harness export`.
+
+The weights come from a training run (`final_weights.npz`, canonical layout, so a model trained
+in one framework can be exported through the other) or are the spec's initial weights.
+"""
+
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.backends import Backend, get_backend
+from harness.data import load_arrays
+from harness.env import environment, utc_now
+from harness.onnx_io import DEFAULT_OPSET, OnnxCheckError, check_file
+from harness.results import RESULT_SCHEMA_VERSION, read_json, write_json_atomic
+from harness.spec import ModelSpec, SpecError, SpecProblem, initial_weights, load_spec, spec_hash
+from harness.spec.initializers import Weights, load_weights
+from harness.spec.loader import parse_spec
+from harness.training import FINAL_WEIGHTS_FILE, METRICS_FILE, SPEC_FILE
+
+PARITY_TOLERANCE = 1e-4  # max |probability difference| native vs ONNX Runtime on the test set
+CHECK_BATCH_SIZES = (1, 7)  # a batch dimension traced at 1 and frozen shows up at 7
+
+
+class ExportError(RuntimeError):
+    """A converter failure or an exported file that fails its checks; says where the log is."""
+
+
+@dataclass(frozen=True)
+class WeightsSource:
+    spec: ModelSpec
+    weights: Weights
+    description: dict[str, Any]  # recorded: initial, or the run it came from
+
+
+def weights_source(spec_ref: str | Path | None, run_dir: Path | None) -> WeightsSource:
+    """The spec and weights to export: a run's trained weights, else the initial weights."""
+    if run_dir is None:
+        if spec_ref is None:
+            raise ValueError("give a spec, a training run (--from), or both")
+        spec = load_spec(spec_ref)
+        return WeightsSource(spec, initial_weights(spec),
+                             {"source": "initial", "seed": spec.train.seed})
+    run_dir = Path(run_dir)
+    for name in (METRICS_FILE, SPEC_FILE, FINAL_WEIGHTS_FILE):
+        if not (run_dir / name).is_file():
+            raise ExportError(f"{run_dir} is not a training run: {name} is missing "
+                              "(runs written by `harness train` have it)")
+    spec = parse_spec((run_dir / SPEC_FILE).read_text(encoding="utf-8"),
+                      source=run_dir / SPEC_FILE)
+    if spec_ref is not None:
+        asked = load_spec(spec_ref)
+        if spec_hash(asked) != spec_hash(spec):
+            raise SpecError([SpecProblem("", f"spec {asked.name!r} differs from the spec that "
+                                             f"trained {run_dir} ({spec.name!r})")], spec_ref)
+    metrics = read_json(run_dir / METRICS_FILE)
+    return WeightsSource(spec, load_weights(str(run_dir / FINAL_WEIGHTS_FILE)), {
+        "source": "run", "run_dir": str(run_dir), "trained_backend": metrics.get("backend"),
+        "seed": metrics.get("seed"), "epochs": metrics.get("epochs"),
+    })
+
+
+def _convert(backend: Backend, model: Any, spec: ModelSpec, out: Path, opset: int) -> None:
+    """Run the converter; on failure keep the full traceback in `<out>.log`, raise one line."""
+    log = out.with_name(out.name + ".log")
+    try:
+        backend.export_onnx(model, out, opset)
+    except Exception as exc:  # noqa: BLE001 - any converter failure becomes one clear message
+        log.write_text(traceback.format_exc(), encoding="utf-8")
+        out.unlink(missing_ok=True)
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        raise ExportError(f"exporting spec {spec.name!r} with backend {backend.name!r} "
+                          f"({backend.onnx_converter}, opset {opset}) failed: "
+                          f"{type(exc).__name__}: {first_line}. Full traceback: {log}") from None
+    log.unlink(missing_ok=True)
+
+
+def onnx_parity(backend: Backend, model: Any, path: Path, x: np.ndarray, y: np.ndarray,
+                threads: int | None = None) -> dict[str, Any]:
+    """Native vs ONNX Runtime (CPU EP) on `x`: max |difference|, both accuracies, batch checks."""
+    from harness.ort import create_session, run_batched, session_info
+
+    session = create_session(path, "cpu", threads=threads)
+    native = backend.predict(model, x)
+    onnx_out = run_batched(session, x)
+    batch_checks = {}
+    for size in CHECK_BATCH_SIZES:
+        batch_out = run_batched(session, x[:size], batch_size=size)
+        batch_checks[str(size)] = float(np.abs(batch_out - native[:size]).max())
+    max_diff = float(np.abs(native - onnx_out).max())
+    return {
+        "provider": session_info(session)["providers"][0],
+        "n": int(len(x)),
+        "max_abs_diff": max_diff,
+        "batch_max_abs_diff": batch_checks,
+        "native_accuracy": float((native.argmax(1) == y).mean()),
+        "onnx_accuracy": float((onnx_out.argmax(1) == y).mean()),
+        "argmax_agreement": float((native.argmax(1) == onnx_out.argmax(1)).mean()),
+        "tolerance": PARITY_TOLERANCE,
+        "passed": bool(max(max_diff, *batch_checks.values()) <= PARITY_TOLERANCE),
+    }
+
+
+def export_model(spec_ref: str | Path | None, backend_name: str, out: Path,
+                 run_dir: Path | None = None, opset: int = DEFAULT_OPSET,
+                 data_dir: Path | None = None, limit_test: int | None = None,
+                 threads: int | None = None) -> dict[str, Any]:
+    """Export, check, compare on the test set; write `<out>.json` (and into the run's
+    metrics.json when exported from a run). Raises ExportError when anything fails."""
+    source = weights_source(spec_ref, run_dir)
+    spec = source.spec
+    backend = get_backend(backend_name, threads=threads)
+    model = backend.build(spec)
+    backend.set_weights(model, source.weights)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _convert(backend, model, spec, out, opset)
+    try:
+        onnx_info = check_file(out, tuple(spec.input.shape))
+    except OnnxCheckError as exc:
+        raise ExportError(f"exporting spec {spec.name!r} with backend {backend_name!r} "
+                          f"({backend.onnx_converter}) wrote a file that fails its checks: "
+                          f"{exc}") from None
+    arrays = load_arrays(spec.input, data_dir=data_dir, limit=1, limit_test=limit_test)
+    record = {
+        "schema_version": RESULT_SCHEMA_VERSION,
+        "kind": "export",
+        "spec": {"name": spec.name, "hash": spec_hash(spec)},
+        "backend": backend_name,
+        "converter": backend.onnx_converter,
+        "opset_requested": opset,
+        "file": out.name,
+        "weights": source.description,
+        "onnx": onnx_info,
+        "parity": onnx_parity(backend, model, out, arrays.x_test, arrays.y_test, threads),
+        "created_utc": utc_now(),
+        "environment": environment(backend.environment()),
+    }
+    record["passed"] = record["parity"]["passed"]
+    write_json_atomic(out.with_name(out.name + ".json"), record)
+    if run_dir is not None:
+        _record_in_run(Path(run_dir), out, record)
+    return record
+
+
+def _record_in_run(run_dir: Path, out: Path, record: dict[str, Any]) -> None:
+    """Add (or replace) this export's summary in the run's metrics.json, atomically."""
+    metrics_path = run_dir / METRICS_FILE
+    metrics = read_json(metrics_path)
+    summary = {"path": str(out.resolve()), "backend": record["backend"],
+               "opset": record["onnx"]["opset"], "passed": record["passed"],
+               **{k: record["parity"][k] for k in ("max_abs_diff", "native_accuracy",
+                                                   "onnx_accuracy", "provider")}}
+    exports = [e for e in metrics.get("exports", []) if e.get("path") != summary["path"]]
+    metrics["exports"] = [*exports, summary]
+    write_json_atomic(metrics_path, metrics)

@@ -1,0 +1,74 @@
+"""Cross-framework parity: one set of weights, four implementations, the same outputs.
+
+For each weights source (the spec's initial weights, or each given training run, whichever
+framework trained it) the weights are loaded into every backend's native model and exported
+to ONNX; all outputs on the test set are compared with the training framework's native output.
+The library behind `harness parity`.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from harness.backends import backend_names, get_backend
+from harness.data import load_arrays
+from harness.exporting import PARITY_TOLERANCE, WeightsSource, _convert, weights_source
+from harness.onnx_io import DEFAULT_OPSET, check_file
+
+
+@dataclass(frozen=True)
+class ParityRow:
+    weights: str  # "initial" or "<backend>-trained (<run dir>)"
+    implementation: str  # e.g. "keras native", "torch onnx"
+    accuracy: float
+    max_abs_diff: float  # vs the reference implementation's probabilities
+    reference: str
+
+    @property
+    def passed(self) -> bool:
+        return self.max_abs_diff <= PARITY_TOLERANCE
+
+
+def _outputs(source: WeightsSource, x: np.ndarray, work_dir: Path, opset: int,
+             threads: int | None) -> dict[str, np.ndarray]:
+    from harness.ort import create_session, run_batched
+
+    outputs = {}
+    for name in backend_names():
+        backend = get_backend(name, threads=threads)
+        model = backend.build(source.spec)
+        backend.set_weights(model, source.weights)
+        outputs[f"{name} native"] = backend.predict(model, x)
+        path = work_dir / f"{source.spec.name}.{name}.onnx"
+        _convert(backend, model, source.spec, path, opset)
+        check_file(path, tuple(source.spec.input.shape))
+        outputs[f"{name} onnx"] = run_batched(create_session(path, "cpu", threads=threads), x)
+    return outputs
+
+
+def cross_parity(spec_ref: str | Path | None, run_dirs: list[Path] | None = None,
+                 data_dir: Path | None = None, limit_test: int | None = None,
+                 opset: int = DEFAULT_OPSET, threads: int | None = None) -> list[ParityRow]:
+    """Rows for every weights source x implementation (native and ONNX of every backend)."""
+    sources = ([weights_source(spec_ref, run) for run in run_dirs] if run_dirs
+               else [weights_source(spec_ref, None)])
+    rows = []
+    for source in sources:
+        trained = source.description.get("trained_backend")
+        label = f"{trained}-trained ({source.description['run_dir']})" if trained else "initial"
+        reference = f"{trained or backend_names()[0]} native"
+        arrays = load_arrays(source.spec.input, data_dir=data_dir, limit=1,
+                             limit_test=limit_test)
+        with tempfile.TemporaryDirectory(prefix="harness-parity-") as work_dir:
+            outputs = _outputs(source, arrays.x_test, Path(work_dir), opset, threads)
+        for implementation, probs in outputs.items():
+            rows.append(ParityRow(
+                weights=label, implementation=implementation,
+                accuracy=float((probs.argmax(1) == arrays.y_test).mean()),
+                max_abs_diff=float(np.abs(probs - outputs[reference]).max()),
+                reference=reference))
+    return rows

@@ -1,0 +1,172 @@
+"""ONNX export of both backends, with proof that the numbers survive.
+
+Parametrized from the zoo and the backend registry: a new spec or backend is exported and
+checked with no new test code.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+
+from harness.backends import REGISTRY, get_backend  # noqa: E402
+from harness.cli import main  # noqa: E402
+from harness.data import load_arrays  # noqa: E402
+from harness.exporting import export_model  # noqa: E402
+from harness.onnx_io import DEFAULT_OPSET, INPUT_NAME, OUTPUT_NAME, check_file  # noqa: E402
+from harness.ort import create_session  # noqa: E402
+from harness.spec import initial_weights, list_specs, load_spec  # noqa: E402
+from harness.training import TrainConfig, train_and_evaluate  # noqa: E402
+
+FRAMEWORK_MODULE = {"torch": "torch", "keras": "tensorflow"}
+
+
+@pytest.fixture(scope="module")
+def backends() -> dict:
+    available = {}
+    for name in REGISTRY:
+        try:
+            __import__(FRAMEWORK_MODULE[name])
+        except ImportError:
+            continue
+        available[name] = get_backend(name)
+    return available
+
+
+@pytest.mark.parametrize("backend_name", list(REGISTRY))
+@pytest.mark.parametrize("spec_name", list_specs())
+def test_every_spec_exports_and_runs_in_onnxruntime(spec_name: str, backend_name: str,
+                                                    backends: dict, tmp_path: Path) -> None:
+    if backend_name not in backends:
+        pytest.skip(f"{FRAMEWORK_MODULE[backend_name]} is not installed")
+    backend = backends[backend_name]
+    spec = load_spec(spec_name)
+    model = backend.build(spec)
+    backend.set_weights(model, initial_weights(spec))
+    path = tmp_path / f"{spec_name}.{backend_name}.onnx"
+    backend.export_onnx(model, path, DEFAULT_OPSET)
+    info = check_file(path, tuple(spec.input.shape))  # full checker + strict shape inference
+    assert info["opset"] == DEFAULT_OPSET and info["nodes"] > 0
+    session = create_session(path, "cpu")
+    assert [i.name for i in session.get_inputs()] == [INPUT_NAME]
+    assert [o.name for o in session.get_outputs()] == [OUTPUT_NAME]
+    x = load_arrays(spec.input, limit=1, limit_test=7).x_test
+    native = backend.predict(model, x)
+    for batch in (x[:1], x):  # batch 1 and batch 7 through the same file
+        (onnx_out,) = session.run(None, {INPUT_NAME: batch})
+        assert onnx_out.shape == (len(batch), 10)
+        np.testing.assert_allclose(onnx_out, native[:len(batch)], rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("backend_name", list(REGISTRY))
+def test_third_party_reference_evaluator_agrees(backend_name: str, backends: dict,
+                                                tmp_path: Path) -> None:
+    """onnx's own ReferenceEvaluator opens the file unchanged and gives the same outputs."""
+    from onnx.reference import ReferenceEvaluator
+
+    if backend_name not in backends:
+        pytest.skip(f"{FRAMEWORK_MODULE[backend_name]} is not installed")
+    backend = backends[backend_name]
+    spec = load_spec("lenet5_bn_all")  # conv, BN, tanh, avg pools with stride 1 and 2, dense
+    model = backend.build(spec)
+    backend.set_weights(model, initial_weights(spec))
+    path = tmp_path / "model.onnx"
+    backend.export_onnx(model, path, DEFAULT_OPSET)
+    x = load_arrays(spec.input, limit=1, limit_test=3).x_test
+    (reference,) = ReferenceEvaluator(str(path)).run(None, {INPUT_NAME: x})
+    np.testing.assert_allclose(reference, backend.predict(model, x), rtol=0, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def keras_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    pytest.importorskip("tensorflow")
+    out = tmp_path_factory.mktemp("keras-run")
+    train_and_evaluate("mlp3_bn", TrainConfig(backend="keras", epochs=1, limit=2000,
+                                              limit_test=1000), out_dir=out)
+    return out
+
+
+@pytest.mark.parametrize("backend_name", list(REGISTRY))
+def test_trained_run_round_trips_through_export(keras_run: Path, backend_name: str,
+                                                backends: dict, tmp_path: Path) -> None:
+    """A Keras-trained run exported through either framework keeps its test accuracy."""
+    if backend_name not in backends:
+        pytest.skip(f"{FRAMEWORK_MODULE[backend_name]} is not installed")
+    out = tmp_path / f"mlp3_bn.{backend_name}.onnx"
+    record = export_model(None, backend_name, out, run_dir=keras_run, limit_test=1000)
+    trained = json.loads((keras_run / "metrics.json").read_text())
+    parity = record["parity"]
+    assert record["passed"] and parity["max_abs_diff"] < 1e-5
+    assert parity["onnx_accuracy"] == parity["native_accuracy"]
+    assert parity["native_accuracy"] == pytest.approx(trained["test_accuracy"], abs=1e-6)
+    assert record["weights"]["trained_backend"] == "keras"
+    written = json.loads(out.with_name(out.name + ".json").read_text())
+    assert written["onnx"]["sha256"] == record["onnx"]["sha256"]
+    exports = {e["path"]: e for e in json.loads((keras_run / "metrics.json").read_text())
+               ["exports"]}
+    assert exports[str(out.resolve())]["passed"] is True
+
+
+def test_cli_export_without_run_uses_initial_weights(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("torch")
+    out = tmp_path / "cnn3_k3.torch.onnx"
+    assert main(["export", "--backend", "torch", "--spec", "cnn3_k3", "--out", str(out),
+                 "--limit-test", "500"]) == 0
+    printed = capsys.readouterr().out
+    assert "initial weights" in printed and "checker and shape inference passed" in printed
+    record = json.loads(out.with_name(out.name + ".json").read_text())
+    assert record["weights"]["source"] == "initial" and record["onnx"]["opset"] == DEFAULT_OPSET
+    assert record["parity"]["provider"] == "CPUExecutionProvider"
+
+
+def test_converter_failure_is_one_message_with_a_log(tmp_path: Path, monkeypatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("torch")
+    from harness.backends.pytorch import backend as torch_backend
+
+    def broken(self, model, path, opset):
+        raise RuntimeError("Unsupported operator aten::frobnicate\nmore converter noise")
+
+    monkeypatch.setattr(torch_backend.TorchBackend, "export_onnx", broken)
+    out = tmp_path / "m.onnx"
+    assert main(["export", "--backend", "torch", "--spec", "mlp2", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "spec 'mlp2'" in err and "backend 'torch'" in err and "torch.onnx (dynamo)" in err
+    assert "aten::frobnicate" in err and "Traceback" not in err
+    log = out.with_name("m.onnx.log")
+    assert "Traceback" in log.read_text() and not out.exists()
+
+
+def test_parity_failure_exits_non_zero(tmp_path: Path, monkeypatch,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("torch")
+    from harness.backends.pytorch import backend as torch_backend
+
+    real_predict = torch_backend.TorchBackend.predict
+
+    def drifting(self, model, x, batch_size=256):
+        return real_predict(self, model, x, batch_size) + np.float32(1e-3)
+
+    monkeypatch.setattr(torch_backend.TorchBackend, "predict", drifting)
+    out = tmp_path / "m.onnx"
+    assert main(["export", "--backend", "torch", "--spec", "mlp2", "--out", str(out),
+                 "--limit-test", "100"]) == 1
+    assert "parity failed" in capsys.readouterr().err
+    assert json.loads(out.with_name("m.onnx.json").read_text())["passed"] is False
+
+
+def test_cross_framework_parity_table(keras_run: Path, capsys: pytest.CaptureFixture[str]
+                                      ) -> None:
+    pytest.importorskip("torch")
+    assert main(["parity", "--from", str(keras_run), "--limit-test", "500"]) == 0
+    out = capsys.readouterr().out
+    for implementation in ("keras native", "torch native", "keras onnx", "torch onnx"):
+        assert implementation in out
+    assert "keras-trained" in out and "FAIL" not in out

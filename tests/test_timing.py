@@ -1,0 +1,110 @@
+"""harness.timing: the loop every runtime is timed with, its statistics and argument checks."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pytest
+
+from harness.timing import LatencyStats, measure
+
+
+class Counter:
+    """A callable that counts its calls and optionally sleeps."""
+
+    def __init__(self, sleep_s: float = 0.0) -> None:
+        self.calls = 0
+        self.sleep_s = sleep_s
+
+    def __call__(self) -> None:
+        self.calls += 1
+        if self.sleep_s:
+            time.sleep(self.sleep_s)
+
+
+def test_stats_from_known_samples() -> None:
+    samples_ms = np.arange(1, 101, dtype=np.float64)  # 1..100 ms
+    stats = LatencyStats.from_samples((samples_ms * 1e6).astype(np.int64), batch_size=32)
+    assert stats.runs == 100
+    assert stats.total_seconds == pytest.approx(5.050)
+    assert stats.mean_ms == pytest.approx(50.5)
+    assert stats.std_ms == pytest.approx(np.std(samples_ms, ddof=1))
+    assert (stats.min_ms, stats.max_ms) == (1.0, 100.0)
+    assert stats.p50_ms == pytest.approx(50.5)
+    assert stats.p90_ms == pytest.approx(np.percentile(samples_ms, 90))
+    assert stats.p99_ms == pytest.approx(np.percentile(samples_ms, 99))
+    assert stats.throughput == pytest.approx(32 / 0.0505)
+    record = stats.as_dict()
+    assert record["p50_ms"] == stats.p50_ms and record["batch_size"] == 32
+    assert set(record) == {"runs", "total_seconds", "mean_ms", "std_ms", "min_ms", "p50_ms",
+                           "p90_ms", "p99_ms", "max_ms", "batch_size", "throughput"}
+
+
+def test_single_sample_has_zero_std() -> None:
+    stats = LatencyStats.from_samples([2_000_000], batch_size=1)
+    assert stats.std_ms == 0.0 and stats.p50_ms == stats.p99_ms == 2.0
+
+
+def test_min_runs_reached_with_warmup_untimed() -> None:
+    fn = Counter(sleep_s=0.002)
+    stats = measure(fn, batch_size=4, warmup=3, min_runs=5, min_seconds=0.0)
+    assert stats.runs == 5  # both conditions met at the 5th call: no extra calls
+    assert fn.calls == 3 + 5
+    assert stats.min_ms >= 2.0  # time.sleep never returns early
+    assert stats.min_ms <= stats.p50_ms <= stats.p90_ms <= stats.p99_ms <= stats.max_ms
+    assert stats.total_seconds >= 5 * 0.002
+    assert stats.throughput == pytest.approx(4 / (stats.mean_ms / 1e3))
+
+
+def test_min_seconds_keeps_timing_past_min_runs() -> None:
+    fn = Counter()
+    stats = measure(fn, batch_size=1, warmup=0, min_runs=1, min_seconds=0.02)
+    assert stats.total_seconds >= 0.02
+    assert stats.runs > 1 and fn.calls == stats.runs
+
+
+def test_max_seconds_caps_the_loop() -> None:
+    fn = Counter(sleep_s=0.005)
+    start = time.perf_counter()
+    stats = measure(fn, batch_size=1, warmup=0, min_runs=10_000, min_seconds=0.0,
+                    max_seconds=0.03)
+    assert 1 <= stats.runs < 10_000
+    assert time.perf_counter() - start < 1.0
+
+
+def test_fast_function_gives_finite_numbers() -> None:
+    stats = measure(lambda: None, batch_size=8, warmup=1, min_runs=20, min_seconds=0.0)
+    assert stats.runs == 20
+    assert all(math.isfinite(v) for v in (stats.mean_ms, stats.p99_ms, stats.std_ms))
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"batch_size": 0}, "batch_size must be a positive integer"),
+    ({"batch_size": 2.0}, "batch_size must be a positive integer"),
+    ({"batch_size": True}, "batch_size must be a positive integer"),
+    ({"warmup": -1}, "warmup must be an integer >= 0"),
+    ({"min_runs": 0}, "min_runs must be a positive integer"),
+    ({"min_seconds": -0.1}, "min_seconds must be a finite number of seconds >= 0"),
+    ({"min_seconds": math.nan}, "min_seconds must be a finite number"),
+    ({"max_seconds": 0}, "max_seconds must be a finite number of seconds > 0"),
+    ({"max_seconds": math.inf}, "max_seconds must be a finite number"),
+    ({"min_seconds": 2.0, "max_seconds": 1.0}, "max_seconds .* is below min_seconds"),
+])
+def test_arguments_are_validated_before_any_call(kwargs: dict, message: str) -> None:
+    fn = Counter()
+    arguments = {"batch_size": 1, "warmup": 0, "min_runs": 1, "min_seconds": 0.0, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        measure(fn, **arguments)
+    assert fn.calls == 0
+
+
+def test_fn_must_be_callable() -> None:
+    with pytest.raises(ValueError, match="zero-argument callable"):
+        measure(42, batch_size=1)  # type: ignore[arg-type]
+
+
+def test_no_samples_is_an_error() -> None:
+    with pytest.raises(ValueError, match="no samples"):
+        LatencyStats.from_samples([], batch_size=1)
