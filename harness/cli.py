@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
+from harness.env import utc_now
 from harness.onnx_io import DEFAULT_OPSET
 from harness.spec import SpecError, infer, list_specs, load_spec, spec_hash, zoo_dir
 from harness.spec.shapes import describe
@@ -154,6 +156,130 @@ def cmd_parity(args: argparse.Namespace) -> int:
     return 0 if all(row.passed for row in rows) else 1
 
 
+def _csv(kind: Callable[[str], object], choices: list[str] | None = None):
+    """A comma-separated list option, validated at parse time."""
+    def parse(text: str) -> list:
+        items = [kind(item.strip()) for item in text.split(",") if item.strip()]
+        if not items:
+            raise argparse.ArgumentTypeError("expected a comma-separated list")
+        bad = [item for item in items if choices is not None and item not in choices]
+        if bad:
+            raise argparse.ArgumentTypeError(f"unknown {bad[0]!r}; expected one of {choices}")
+        return items
+    return parse
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from harness.matrix import RunConfig, run_matrix
+
+    config = RunConfig(specs=args.specs, backends=args.backends, providers=args.providers,
+                       batch_sizes=args.batch_sizes, seeds=args.seeds, epochs=args.epochs,
+                       limit=args.limit, limit_test=args.limit_test, threads=args.threads,
+                       device=args.device, sets=args.set or [], opset=args.opset,
+                       latency_min_runs=args.latency_min_runs,
+                       latency_min_seconds=args.latency_min_seconds,
+                       data_dir=str(args.data_dir.resolve()) if args.data_dir else None)
+    out = args.out or Path("results") / f"run-{utc_now().replace(':', '').replace('-', '')}"
+    summary = run_matrix(config, out, show=lambda line: console.print(line, highlight=False))
+    console.print(f"{summary['ok']}/{summary['jobs']} jobs ok in {out}")
+    for failure in summary["failed"]:
+        err_console.print(f"[red]failed:[/red] {failure['job_id']} at {failure['failed_step']}:"
+                          f" {failure['error']}", highlight=False)
+    if summary["failed"]:
+        err_console.print("re-run the same command to retry the failed jobs")
+    return 0 if not summary["failed"] else 1
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from harness.report import write_report
+
+    if not args.run_dir.is_dir():
+        err_console.print(f"[red]error:[/red] {args.run_dir} is not a run folder")
+        return 2
+    out = write_report(args.run_dir, args.out, args.benchmark_json or [])
+    console.print(f"wrote {out / 'report.html'} and {out / 'report.md'} "
+                  f"(tables/*.csv, plots/*.png beside them)", highlight=False)
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from harness.report.compare import compare_runs, display_rows
+
+    for folder in (args.run_a, args.run_b):
+        if not folder.is_dir():
+            err_console.print(f"[red]error:[/red] {folder} is not a run folder")
+            return 2
+    frame = compare_runs(args.run_a, args.run_b, threshold_sigma=args.threshold_sigma,
+                         min_rel=args.min_rel, min_accuracy=args.min_accuracy)
+    if args.csv:
+        frame.to_csv(args.csv, index=False)
+    table = Table(title=f"{args.run_b} against {args.run_a} (baseline)", header_style="bold",
+                  title_justify="left")
+    for column in ("spec", "point", "backend", "metric", "A", "B", "delta", "change",
+                   "threshold", "rule", "flag"):
+        table.add_column(column, justify="left" if column in (
+            "spec", "point", "backend", "metric", "rule", "flag") else "right")
+    flags = {"regression": "red", "improvement": "green"}
+    for row in display_rows(frame):
+        if not args.flagged_only or row[-1]:
+            table.add_row(*row, style=flags.get(row[-1]))
+    console.print(table)
+    regressions = int((frame["flag"] == "regression").sum())
+    console.print(f"{regressions} regression(s), {int((frame['flag'] == 'improvement').sum())} "
+                  f"improvement(s) beyond noise in {len(frame)} compared values")
+    return 1 if regressions and args.fail_on_regression else 0
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text}")
+    return value
+
+
+def _print_table(title: str, columns: tuple[str, ...], rows: list[list[str]]) -> None:
+    table = Table(title=title, header_style="bold", title_justify="left")
+    for index, column in enumerate(columns):
+        table.add_column(column, justify="left" if index < 5 else "right")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from harness import bench
+
+    if args.spec is None and not args.from_run:
+        raise SystemExit("harness bench: error: give --spec, --from RUN_DIR, or both")
+    speeds = [bench.read_training_speed(run) for run in args.from_run or []]
+    name = load_spec(args.spec).name if args.spec else speeds[0]["spec"]
+    out = args.out or Path("results") / "bench" / (
+        f"{name}-{utc_now().replace(':', '').replace('-', '')}")
+    try:
+        result = bench.bench_spec(
+            args.spec, backends=args.backends, providers=args.providers,
+            batch_sizes=args.batch_sizes, run_dirs=args.from_run, out_dir=out,
+            threads=args.threads, graph_optimization=args.graph_optimization,
+            warmup=args.warmup, min_runs=args.min_runs, min_seconds=args.min_seconds,
+            data_dir=args.data_dir)
+    except ValueError as exc:  # e.g. two runs of one backend, runs of different specs
+        err_console.print(f"[red]error:[/red] {exc}", highlight=False)
+        return 2
+    _print_table(f"Inference latency of {name} (speed-up: native p50 / ONNX Runtime p50)",
+                 bench.LATENCY_COLUMNS, bench.summary_rows(result))
+    for line in bench.problems(result):
+        err_console.print(line, highlight=False, markup=False)
+    if speeds:
+        _print_table("Training speed of the runs (first epoch apart)", bench.TRAINING_COLUMNS,
+                     bench.training_rows(speeds))
+    console.print(f"wrote {bench.latency_path(out, name)}", highlight=False)
+    statuses = {record["status"] for record in result["records"]}
+    return 1 if "failed" in statuses else (0 if "ok" in statuses else 3)
+
+
 def _add_common_data_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", type=Path,
                         help="dataset folder (default: $HARNESS_DATA_DIR or a user cache folder)")
@@ -209,6 +335,78 @@ def build_parser() -> argparse.ArgumentParser:
     parity.add_argument("--opset", type=_positive_int, default=DEFAULT_OPSET)
     _add_common_data_options(parity)
     parity.set_defaults(func=cmd_parity)
+
+    run = sub.add_parser("run", help="the matrix: train, export, parity, latency per job; "
+                                     "resumable")
+    run.add_argument("--specs", required=True, type=_csv(str),
+                     help="names, globs (cnn*), YAML paths, or all")
+    run.add_argument("--backends", type=_csv(str, backend_names()), default=backend_names())
+    run.add_argument("--providers", type=_csv(str, ["cpu", "cuda"]), default=["cpu"])
+    run.add_argument("--batch-sizes", type=_csv(_positive_int), default=[1, 32, 256])
+    run.add_argument("--seeds", type=_csv(_non_negative_int),
+                     help="repeat every job with these seeds (default: the spec's seed)")
+    run.add_argument("--epochs", type=_positive_int, help="default: each spec's")
+    run.add_argument("--limit", type=_positive_int, help="train on the first N images")
+    run.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                     help="where the frameworks train")
+    run.add_argument("--set", action="append", metavar="PATH=V1[,V2...]",
+                     help="override a spec field; lists expand into a grid (repeatable)")
+    run.add_argument("--opset", type=_positive_int, default=DEFAULT_OPSET)
+    run.add_argument("--latency-min-runs", type=_positive_int, default=20,
+                     help="timed runs per latency figure, at least (default 20)")
+    run.add_argument("--latency-min-seconds", type=float, default=0.5,
+                     help="seconds per latency figure, at least (default 0.5)")
+    run.add_argument("--out", type=Path, help="run folder (default: results/run-<time>)")
+    _add_common_data_options(run)
+    run.set_defaults(func=cmd_run)
+
+    report = sub.add_parser("report", help="a run's report: report.md, report.html, CSV tables")
+    report.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    report.add_argument("--benchmark-json", type=Path, action="append", metavar="FILE",
+                        help="merge a pytest-benchmark JSON file's latencies (repeatable)")
+    report.add_argument("--out", type=Path, help="report folder (default: RUN_DIR/report)")
+    report.set_defaults(func=cmd_report)
+
+    compare = sub.add_parser("compare", help="run B against run A: changes beyond noise")
+    compare.add_argument("run_a", type=Path, metavar="RUN_A", help="the baseline run")
+    compare.add_argument("run_b", type=Path, metavar="RUN_B")
+    compare.add_argument("--threshold-sigma", type=float, default=3.0,
+                         help="with several seeds in both runs: flag |delta| above this many "
+                              "pooled standard deviations (default 3)")
+    compare.add_argument("--min-rel", type=float, default=0.05,
+                         help="otherwise flag timings changed by more than this fraction "
+                              "(default 0.05)")
+    compare.add_argument("--min-accuracy", type=float, default=0.005,
+                         help="otherwise flag accuracy changed by more than this (default "
+                              "0.005, half a percentage point)")
+    compare.add_argument("--flagged-only", action="store_true", help="print flagged rows only")
+    compare.add_argument("--csv", type=Path, help="also write every compared value here")
+    compare.add_argument("--fail-on-regression", action="store_true",
+                         help="exit 1 when a regression is flagged (default: exit 0)")
+    compare.set_defaults(func=cmd_compare)
+
+    bench = sub.add_parser("bench", help="inference latency: ONNX Runtime (CPU, CUDA) vs each "
+                                         "framework's own predictor")
+    bench.add_argument("--spec", help="zoo name or YAML file (default: the runs' spec)")
+    bench.add_argument("--backends", type=_csv(str, backend_names()), default=backend_names())
+    bench.add_argument("--providers", type=_csv(str, ["cpu", "cuda"]), default=["cpu", "cuda"],
+                       help="ONNX Runtime providers, and the framework device of each "
+                            "(default: cpu,cuda; unavailable ones are recorded as such)")
+    bench.add_argument("--batch-sizes", type=_csv(_positive_int), default=[1, 32, 256])
+    bench.add_argument("--from", dest="from_run", type=Path, metavar="RUN_DIR", action="append",
+                       help="a training run: its weights, and its training speed is printed "
+                            "(repeatable, one per backend; default: initial weights)")
+    bench.add_argument("--warmup", type=_non_negative_int, default=10)
+    bench.add_argument("--min-runs", type=_positive_int, default=50)
+    bench.add_argument("--min-seconds", type=_non_negative_float, default=1.0,
+                       help="timed seconds per figure, at least (default 1.0)")
+    bench.add_argument("--graph-optimization", default="all",
+                       choices=["disable", "basic", "extended", "all"])
+    bench.add_argument("--threads", type=_positive_int, help="CPU threads for every runtime")
+    bench.add_argument("--data-dir", type=Path,
+                       help="dataset folder (default: $HARNESS_DATA_DIR or a user cache folder)")
+    bench.add_argument("--out", type=Path, help="default: results/bench/<spec>-<time>")
+    bench.set_defaults(func=cmd_bench)
     return parser
 
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
+import importlib.util
 import os
 import platform
+import shutil
 import subprocess
+from functools import cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -65,12 +69,56 @@ def machine() -> dict[str, Any]:
     }
 
 
+@cache
+def gpus() -> list[dict[str, str]] | None:
+    """GPU models and driver as `nvidia-smi` reports them; None without nvidia-smi or when it
+    fails (no driver). Cached: the answer does not change within a process."""
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return None
+    try:
+        out = subprocess.run([exe, "--query-gpu=name,driver_version", "--format=csv,noheader"],
+                             check=True, capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    rows = [[part.strip() for part in line.split(",")] for line in out.splitlines() if line]
+    return [{"name": row[0], "driver": row[-1]} for row in rows if len(row) >= 2]
+
+
+@cache
+def onnxruntime_build() -> dict[str, Any] | None:
+    """CUDA/cuDNN as ONNX Runtime was built for them and the providers it offers; None when
+    onnxruntime is not installed. Listed providers may still fail to load (see harness.ort)."""
+    if importlib.util.find_spec("onnxruntime") is None:
+        return None
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return None
+    try:
+        from onnxruntime.capi import build_and_package_info as build
+    except ImportError:
+        build = None
+    return {
+        "version": ort.__version__,
+        "package": getattr(build, "package_name", None),
+        "device": ort.get_device(),  # what the build targets ("GPU"), not what runs
+        "cuda_version": getattr(build, "cuda_version", None),
+        "cudnn_version": getattr(build, "cudnn_version", None),
+        "available_providers": list(ort.get_available_providers()),
+    }
+
+
 def environment(backend_environment: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Everything needed to tell two measurements apart: machine, packages, commit, backend."""
+    """Everything needed to tell two measurements apart: machine, packages, commit, backend,
+    GPUs and the ONNX Runtime build."""
     return {
         "harness": harness.__version__,
         "commit": git_commit(),
         "machine": machine(),
         "packages": package_versions(),
+        # copies: callers may edit the record, the cached answers must stay intact
+        "gpu": copy.deepcopy(gpus()),
+        "onnxruntime_build": copy.deepcopy(onnxruntime_build()),
         "backend": backend_environment or {},
     }

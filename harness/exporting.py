@@ -66,7 +66,7 @@ def weights_source(spec_ref: str | Path | None, run_dir: Path | None) -> Weights
     })
 
 
-def _convert(backend: Backend, model: Any, spec: ModelSpec, out: Path, opset: int) -> None:
+def convert_to_onnx(backend: Backend, model: Any, spec: ModelSpec, out: Path, opset: int) -> None:
     """Run the converter; on failure keep the full traceback in `<out>.log`, raise one line."""
     log = out.with_name(out.name + ".log")
     try:
@@ -120,7 +120,7 @@ def export_model(spec_ref: str | Path | None, backend_name: str, out: Path,
     backend.set_weights(model, source.weights)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    _convert(backend, model, spec, out, opset)
+    convert_to_onnx(backend, model, spec, out, opset)
     try:
         onnx_info = check_file(out, tuple(spec.input.shape))
     except OnnxCheckError as exc:

@@ -16,7 +16,7 @@ import numpy as np
 
 from harness.backends import backend_names, get_backend
 from harness.data import load_arrays
-from harness.exporting import PARITY_TOLERANCE, WeightsSource, _convert, weights_source
+from harness.exporting import PARITY_TOLERANCE, WeightsSource, convert_to_onnx, weights_source
 from harness.onnx_io import DEFAULT_OPSET, check_file
 
 
@@ -44,7 +44,7 @@ def _outputs(source: WeightsSource, x: np.ndarray, work_dir: Path, opset: int,
         backend.set_weights(model, source.weights)
         outputs[f"{name} native"] = backend.predict(model, x)
         path = work_dir / f"{source.spec.name}.{name}.onnx"
-        _convert(backend, model, source.spec, path, opset)
+        convert_to_onnx(backend, model, source.spec, path, opset)
         check_file(path, tuple(source.spec.input.shape))
         outputs[f"{name} onnx"] = run_batched(create_session(path, "cpu", threads=threads), x)
     return outputs

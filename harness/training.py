@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from harness import data as data_module
 from harness.backends import Backend, get_backend
 from harness.env import environment, utc_now
@@ -108,6 +110,7 @@ def train_and_evaluate(spec_ref: str | Path | ModelSpec, config: TrainConfig,
     history = _run_epochs(backend, model, spec, arrays, epochs, seed, batch_size, on_epoch)
     test_loss, test_accuracy = backend.evaluate(
         model, backend.to_native(arrays.x_test, arrays.y_test), batch_size)
+    predicted = backend.predict(model, arrays.x_test, batch_size).argmax(axis=1)
     wall = time.perf_counter() - wall
 
     out_dir = out_dir or default_out_dir(spec, config, seed)
@@ -139,6 +142,8 @@ def train_and_evaluate(spec_ref: str | Path | ModelSpec, config: TrainConfig,
         "history": [vars(record) for record in history],
         "test_loss": test_loss,
         "test_accuracy": test_accuracy,
+        # rows: true class, columns: predicted class (test set)
+        "confusion_matrix": confusion_matrix(arrays.y_test, predicted).tolist(),
         "timing": epoch_timing(history, len(arrays.y_train)),
         "wall_seconds": wall,
         "model_file": model_file.name,
@@ -151,6 +156,12 @@ def train_and_evaluate(spec_ref: str | Path | ModelSpec, config: TrainConfig,
     }
     write_json_atomic(out_dir / METRICS_FILE, metrics)
     return TrainOutcome(metrics, out_dir, history)
+
+
+def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, classes: int = 10) -> np.ndarray:
+    matrix = np.zeros((classes, classes), dtype=np.int64)
+    np.add.at(matrix, (labels, predicted), 1)
+    return matrix
 
 
 def epoch_timing(history: list[EpochRecord], n_train: int) -> dict[str, float | None]:

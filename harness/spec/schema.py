@@ -121,6 +121,7 @@ class Reference(StrictModel):
     """Where a zoo model comes from and what its notebook published (for comparison only)."""
 
     source: str
+    study: str | None = None  # groups models the way the catalog's notebooks compare them
     params: ParamCounts | None = None
     published_test_loss: float | None = None
     published_test_accuracy: float | None = None
@@ -128,7 +129,7 @@ class Reference(StrictModel):
 
 
 class ModelSpec(StrictModel):
-    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")]
     description: str = ""
     input: InputSpec
     layers: tuple[Layer, ...]

@@ -1,0 +1,440 @@
+"""Inference latency of one spec: ONNX Runtime (CPU, CUDA) next to each framework's own
+predictor, from the same weights; and training speed read from runs. The library behind
+`harness bench`.
+
+Every figure is taken by `harness.timing.measure`, with sessions and predictors created outside
+the timed region. A provider or device that cannot run gives records with status "unavailable"
+and the reason, never numbers measured somewhere else under its label.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.backends import Backend, BackendUnavailable, get_backend
+from harness.env import environment, utc_now
+from harness.exporting import WeightsSource, convert_to_onnx, weights_source
+from harness.onnx_io import DEFAULT_OPSET, check_file
+from harness.ort.providers import PROVIDERS  # no onnxruntime import: harness.ort is lazy
+from harness.ort.timing import modes
+from harness.results import RESULT_SCHEMA_VERSION, read_json, write_json_atomic
+from harness.spec import ModelSpec, spec_hash
+from harness.timing import measure, validate_measure_args
+from harness.training import METRICS_FILE, epoch_timing
+
+LATENCY_SUFFIX = ".latency.json"
+
+
+def _record(runtime: str, backend: str, provider: str, mode: str, batch_size: int,
+            threads: int | None, **fields: Any) -> dict[str, Any]:
+    """One latency record; the fields every record has, in a fixed order."""
+    record = {"runtime": runtime, "backend": backend, "provider": provider,
+              "provider_used": None, "mode": mode, "batch_size": batch_size, "status": "ok",
+              "reason": None, "threads": threads, "graph_optimization_level": None,
+              "stats": None}
+    record.update(fields)
+    return record
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _reusable_onnx(onnx_path: Path, source: WeightsSource, backend_name: str) -> bool:
+    """True when `onnx_path` has an export record (`harness export`) of these very weights."""
+    record_path = onnx_path.with_name(onnx_path.name + ".json")
+    if not (onnx_path.is_file() and record_path.is_file()):
+        return False
+    try:
+        record = read_json(record_path)
+        return (record.get("kind") == "export" and record.get("backend") == backend_name
+                and record["spec"]["hash"] == spec_hash(source.spec)
+                and record.get("weights") == source.description
+                and record["onnx"]["sha256"] == _sha256(onnx_path))
+    except (OSError, ValueError, KeyError, TypeError):
+        return False  # unreadable or foreign record: export again
+
+
+def export_checked(backend: Backend, model: Any, source: WeightsSource, onnx_path: Path) -> None:
+    """Export `model` to `onnx_path` and run the ONNX checks (no parity: that is export's)."""
+    onnx_path.parent.mkdir(parents=True, exist_ok=True)
+    convert_to_onnx(backend, model, source.spec, onnx_path, DEFAULT_OPSET)
+    check_file(onnx_path, tuple(source.spec.input.shape))  # a broken file is not worth timing
+
+
+def _failure(exc: BaseException) -> str:
+    first = (str(exc).strip().splitlines() or [""])[0][:300]
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+def _ort_records(onnx_path: Path, backend_name: str, provider: str, batch_sizes: Sequence[int],
+                 x: np.ndarray, threads: int | None, graph_optimization: str,
+                 timing: dict[str, Any], model_info: dict[str, Any]) -> list[dict[str, Any]]:
+    from harness.ort import measure_session
+
+    records = []
+    for batch in batch_sizes:
+        common = {"graph_optimization": graph_optimization, "model": model_info}
+        try:
+            result = measure_session(onnx_path, provider, batch_size=batch, x=x, threads=threads,
+                                     graph_optimization=graph_optimization, **timing)
+        except Exception as exc:  # noqa: BLE001 - one broken combination must not stop the rest
+            records += [_record("onnxruntime", backend_name, provider, mode, batch, threads,
+                                status="failed", reason=_failure(exc), **common)
+                        for mode in modes(provider)]
+            continue
+        for mode in modes(provider):
+            stats = result["latency"].get(mode)
+            records.append(_record(
+                "onnxruntime", backend_name, provider, mode, batch, threads,
+                provider_used=result["provider"], status=result["status"],
+                reason=result["reason"], stats=stats,
+                graph_optimization_level=result["graph_optimization_level"],
+                intra_op_threads=result["intra_op_threads"], **common))
+    return records
+
+
+def result_device(output: Any) -> str:
+    """Where the framework really put the result: torch 'cpu' / 'cuda:0', TF 'CPU:0' / 'GPU:0'
+    (from '/job:localhost/replica:0/task:0/device:GPU:0')."""
+    return str(getattr(output, "device", "unknown")).rsplit("device:", 1)[-1]
+
+
+def on_gpu(device: str) -> bool:
+    return "cuda" in device.lower() or "gpu" in device.lower()
+
+
+def _native_batch(backend: Backend, model: Any, name: str, provider: str, batch: int,
+                  x: np.ndarray, threads: int | None, timing: dict[str, Any]) -> dict[str, Any]:
+    try:
+        predictor = backend.native_predictor(model, np.ascontiguousarray(x[:batch]))
+        device = result_device(predictor())
+        if on_gpu(device) != (provider == "cuda"):
+            # e.g. TF soft placement after an earlier CPU backend hid the GPUs
+            return _record("native", name, provider, "native", batch, threads,
+                           provider_used=device, status="unavailable",
+                           reason=f"{name} ran on {device}, not on {provider}")
+        stats = measure(predictor, batch_size=batch, **timing)
+    except Exception as exc:  # noqa: BLE001 - recorded, the other combinations still run
+        return _record("native", name, provider, "native", batch, threads, status="failed",
+                       reason=_failure(exc))
+    return _record("native", name, provider, "native", batch, threads, provider_used=device,
+                   stats=stats.as_dict())
+
+
+@dataclass
+class _Native:
+    """A backend on one device with the model built, or why not: (status, reason)."""
+
+    backend: Backend | None = None
+    model: Any = None
+    problem: tuple[str, str] | None = None
+
+
+def _native_on(source: WeightsSource, name: str, device: str, threads: int | None) -> _Native:
+    try:
+        backend = get_backend(name, device=device, threads=threads)
+    except BackendUnavailable as exc:
+        return _Native(problem=("unavailable", str(exc)))
+    try:
+        return _Native(backend, build_model(backend, source))
+    except Exception as exc:  # noqa: BLE001 - e.g. out of GPU memory: recorded, others run
+        return _Native(problem=("failed", _failure(exc)))
+
+
+def _native_records(native: _Native, name: str, provider: str, batch_sizes: Sequence[int],
+                    x: np.ndarray, threads: int | None, timing: dict[str, Any],
+                    environments: dict[str, Any] | None) -> list[dict[str, Any]]:
+    if native.problem is not None:
+        status, reason = native.problem
+        return [_record("native", name, provider, "native", batch, threads, status=status,
+                        reason=reason) for batch in batch_sizes]
+    if environments is not None:
+        environments.setdefault(name, {})[provider] = native.backend.environment()
+    return [_native_batch(native.backend, native.model, name, provider, batch, x, threads,
+                          timing) for batch in batch_sizes]
+
+
+def build_model(backend: Backend, source: WeightsSource) -> Any:
+    """The backend's model of the source's spec, holding the source's weights."""
+    model = backend.build(source.spec)
+    backend.set_weights(model, source.weights)
+    return model
+
+
+def validate_lists(backends: Iterable[str], providers: Iterable[str],
+                   batch_sizes: Iterable[int]) -> None:
+    """ValueError naming the first unknown backend/provider or non-positive batch size."""
+    from harness.backends import backend_names
+
+    for kind, given, known in (("backend", backends, backend_names()),
+                               ("provider", providers, list(PROVIDERS))):
+        given = list(given)
+        if not given:
+            raise ValueError(f"no {kind} given; expected some of {known}")
+        for value in given:
+            if value not in known:
+                raise ValueError(f"unknown {kind} {value!r}; expected one of {known}")
+    sizes = list(batch_sizes)
+    if not sizes:
+        raise ValueError("no batch size given")
+    for size in sizes:
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ValueError(f"batch sizes must be positive integers, got {size!r}")
+
+
+def _natives(source: WeightsSource, name: str, providers: Sequence[str],
+             threads: int | None) -> dict[str, _Native]:
+    """The backend on every device, CPU always (it exports). Device backends first: Keras' CPU
+    backend hides the GPUs from TensorFlow unless its runtime already started, and a CUDA
+    predictor made after that would run on the CPU (caught, but then never measured)."""
+    natives = {p: _native_on(source, name, p, threads) for p in providers if p != "cpu"}
+    natives["cpu"] = _native_on(source, name, "cpu", threads)
+    return natives
+
+
+def bench_backend(source: WeightsSource, backend_name: str, *, providers: Sequence[str],
+                  batch_sizes: Sequence[int], onnx_path: Path, threads: int | None = None,
+                  graph_optimization: str = "all", warmup: int = 10, min_runs: int = 50,
+                  min_seconds: float = 1.0, max_seconds: float | None = None,
+                  x: np.ndarray, environments: dict[str, Any] | None = None,
+                  ) -> list[dict[str, Any]]:
+    """Latency records of one backend: its ONNX export in ONNX Runtime and its own predictor,
+    for every provider x batch size (ORT records per mode). `environments`, when given, is
+    filled with `{backend: {provider: backend.environment()}}`."""
+    validate_lists([backend_name], providers, batch_sizes)
+    timing = {"warmup": warmup, "min_runs": min_runs, "min_seconds": min_seconds,
+              "max_seconds": max_seconds}
+    validate_measure_args(batch_size=max(batch_sizes), **timing)
+    if len(x) < max(batch_sizes):
+        raise ValueError(f"x holds {len(x)} samples, fewer than batch size {max(batch_sizes)}")
+    onnx_path = Path(onnx_path)
+    reuse = _reusable_onnx(onnx_path, source, backend_name)
+    natives = _natives(source, backend_name, providers, threads)
+    problem = natives["cpu"].problem
+    if problem is None and not reuse:
+        try:
+            export_checked(natives["cpu"].backend, natives["cpu"].model, source, onnx_path)
+        except Exception as exc:  # noqa: BLE001 - converter failures become records
+            problem = ("failed", _failure(exc))
+    # Without the framework, an earlier export of the same weights still runs in ORT.
+    onnx_ok = problem is None or reuse
+    model_info = {"file": str(onnx_path), "reused": reuse,
+                  "sha256": _sha256(onnx_path) if onnx_ok else None}
+    records: list[dict[str, Any]] = []
+    for provider in providers:
+        if onnx_ok:
+            records += _ort_records(onnx_path, backend_name, provider, batch_sizes, x, threads,
+                                    graph_optimization, timing, model_info)
+        else:
+            records += [_record("onnxruntime", backend_name, provider, mode, batch, threads,
+                                status=problem[0], reason=problem[1],
+                                graph_optimization=graph_optimization)
+                        for batch in batch_sizes for mode in modes(provider)]
+        records += _native_records(natives[provider], backend_name, provider, batch_sizes, x,
+                                   threads, timing, environments)
+    return records
+
+
+def speedups(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """ONNX Runtime vs the framework's own predictor, p50 against p50, per backend x provider
+    x batch x ORT mode; > 1 means ONNX Runtime is faster. Only pairs that both ran."""
+    native = {(r["backend"], r["provider"], r["batch_size"]): r["stats"]["p50_ms"]
+              for r in records if r["runtime"] == "native" and r["status"] == "ok"}
+    rows = []
+    for r in records:
+        key = (r["backend"], r["provider"], r["batch_size"])
+        if r["runtime"] != "onnxruntime" or r["status"] != "ok" or key not in native:
+            continue
+        ort_ms = r["stats"]["p50_ms"]
+        rows.append({"backend": key[0], "provider": key[1], "batch_size": key[2],
+                     "mode": r["mode"], "native_p50_ms": native[key],
+                     "onnxruntime_p50_ms": ort_ms,
+                     "speedup": native[key] / ort_ms if ort_ms > 0 else math.inf})
+    return rows
+
+
+def input_batch(source: WeightsSource, size: int, data_dir: Path | None = None) -> np.ndarray:
+    """`size` test images in the spec's input layout (repeated when the test set is smaller)."""
+    from harness.data import load_arrays
+
+    arrays = load_arrays(source.spec.input, data_dir=data_dir, limit=1,
+                         limit_test=min(size, 10_000))
+    x = arrays.x_test
+    if len(x) < size:
+        x = np.concatenate([x] * math.ceil(size / len(x)))
+    return np.ascontiguousarray(x[:size], dtype=np.float32)
+
+
+def sources_by_backend(spec_ref: str | Path | None, backends: Sequence[str],
+                       run_dirs: Sequence[Path] | None) -> dict[str, WeightsSource]:
+    """Each backend's weights: its own training run if given, else the first run given (the
+    canonical layout loads into any backend), else the spec's initial weights."""
+    if not run_dirs:
+        source = weights_source(spec_ref, None)
+        return dict.fromkeys(backends, source)
+    runs = [weights_source(spec_ref, Path(run)) for run in run_dirs]
+    hashes = {spec_hash(run.spec) for run in runs}
+    if len(hashes) > 1:
+        raise ValueError(f"the runs {[str(r) for r in run_dirs]} trained different specs")
+    by_backend: dict[str, WeightsSource] = {}
+    for run in runs:
+        trained = run.description.get("trained_backend")
+        if trained in by_backend:
+            raise ValueError(f"two runs trained in {trained!r} given; give one per backend")
+        by_backend[trained] = run
+    return {name: by_backend.get(name, runs[0]) for name in backends}
+
+
+def latency_path(out_dir: Path, spec_name: str) -> Path:
+    return Path(out_dir) / f"{spec_name}{LATENCY_SUFFIX}"
+
+
+def latency_result(spec: ModelSpec, weights: dict[str, Any], settings: dict[str, Any],
+                   records: list[dict[str, Any]], environments: dict[str, Any]) -> dict[str, Any]:
+    """The `latency.json` record (kind "latency") of `harness bench` and of matrix jobs."""
+    return {
+        "schema_version": RESULT_SCHEMA_VERSION,
+        "kind": "latency",
+        "spec": {"name": spec.name, "hash": spec_hash(spec)},
+        "weights": weights,
+        "settings": settings,
+        "records": records,
+        "speedups": speedups(records),
+        "created_utc": utc_now(),
+        "environment": environment(environments),
+    }
+
+
+def bench_spec(spec_ref: str | Path | None, *, backends: Sequence[str],
+               providers: Sequence[str], batch_sizes: Sequence[int],
+               run_dirs: Sequence[Path] | None = None, out_dir: Path,
+               threads: int | None = None, graph_optimization: str = "all", warmup: int = 10,
+               min_runs: int = 50, min_seconds: float = 1.0, max_seconds: float | None = None,
+               data_dir: Path | None = None) -> dict[str, Any]:
+    """Time every backend x provider x batch size; write `<out_dir>/<spec>.latency.json`."""
+    validate_lists(backends, providers, batch_sizes)
+    sources = sources_by_backend(spec_ref, backends, run_dirs)
+    spec = next(iter(sources.values())).spec
+    x = input_batch(next(iter(sources.values())), max(batch_sizes), data_dir)
+    out_dir = Path(out_dir)
+    envs: dict[str, Any] = {}
+    records: list[dict[str, Any]] = []
+    for name in backends:
+        records += bench_backend(
+            sources[name], name, providers=providers, batch_sizes=batch_sizes,
+            onnx_path=out_dir / f"{spec.name}.{name}.onnx", threads=threads,
+            graph_optimization=graph_optimization, warmup=warmup, min_runs=min_runs,
+            min_seconds=min_seconds, max_seconds=max_seconds, x=x, environments=envs)
+    settings = {"backends": list(backends), "providers": list(providers),
+                "batch_sizes": list(batch_sizes), "threads": threads,
+                "graph_optimization": graph_optimization, "warmup": warmup,
+                "min_runs": min_runs, "min_seconds": min_seconds, "max_seconds": max_seconds}
+    result = latency_result(spec, {name: source.description for name, source in sources.items()},
+                            settings, records, envs)
+    write_json_atomic(latency_path(out_dir, spec.name), result)
+    return result
+
+
+LATENCY_COLUMNS = ("spec", "backend", "runtime", "provider (used)", "mode", "batch", "p50 ms",
+                   "p90 ms", "throughput/s", "speed-up vs native")
+
+
+def summary_rows(result: dict[str, Any]) -> list[list[str]]:
+    """Table cells: spec, backend, runtime, provider (used), mode, batch, p50 ms, p90 ms,
+    throughput/s, speed-up vs native; unavailable/failed rows say so in the p50 column."""
+    spec = result["spec"]["name"]
+    speedup = {(s["backend"], s["provider"], s["batch_size"], s["mode"]): s["speedup"]
+               for s in result["speedups"]}
+    rows = []
+    for r in result["records"]:
+        used = f"{r['provider']} ({r['provider_used']})" if r["provider_used"] else r["provider"]
+        head = [spec, r["backend"], r["runtime"], used, r["mode"], str(r["batch_size"])]
+        if r["status"] != "ok":
+            rows.append([*head, r["status"], "", "", ""])
+            continue
+        stats = r["stats"]
+        ratio = speedup.get((r["backend"], r["provider"], r["batch_size"], r["mode"]))
+        rows.append([*head, f"{stats['p50_ms']:.3f}", f"{stats['p90_ms']:.3f}",
+                     f"{stats['throughput']:,.0f}", "" if ratio is None else f"{ratio:.2f}x"])
+    return rows
+
+
+def training_speed(metrics: dict[str, Any]) -> dict[str, Any]:
+    """Epoch speed of one `harness train` run (its metrics.json): the first epoch (tracing,
+    compilation, warm-up) apart from the steady epochs, and steady samples per second."""
+    timing = metrics.get("timing") or {}
+    if timing.get("steady_epoch_seconds") is None and metrics.get("history"):
+        # older metrics without a timing block: recompute it from the per-epoch seconds
+        from harness.training import EpochRecord
+
+        history = [EpochRecord(**record) for record in metrics["history"]]
+        timing = epoch_timing(history, int(metrics.get("n_train") or 0))
+    backend_env = (metrics.get("environment") or {}).get("backend") or {}
+    return {
+        "spec": (metrics.get("spec") or {}).get("name"),
+        "backend": metrics.get("backend"),
+        "device": metrics.get("device"),
+        # TF records no "threads"; its intra-op pool size (0: TF's default, all cores) stands in
+        "threads": backend_env.get("threads", backend_env.get("intra_op_threads")),
+        "epochs": len(metrics.get("history") or []),
+        "n_train": metrics.get("n_train"),
+        "batch_size": metrics.get("batch_size"),
+        "first_epoch_seconds": timing.get("first_epoch_seconds"),
+        "steady_epoch_seconds": timing.get("steady_epoch_seconds"),
+        "samples_per_second": timing.get("samples_per_second"),
+    }
+
+
+TRAINING_COLUMNS = ("run", "spec", "backend", "device", "threads", "epochs",
+                    "first epoch s", "steady epoch s", "samples/s")
+
+
+def training_rows(speeds: Sequence[dict[str, Any]]) -> list[list[str]]:
+    """Table cells for `training_speed` results (with their run_dir), as TRAINING_COLUMNS."""
+    def num(value: Any, fmt: str) -> str:
+        return "" if value is None else format(value, fmt)
+
+    return [[str(s.get("run_dir", "")), str(s["spec"]), str(s["backend"]), str(s["device"]),
+             "default" if s["threads"] == 0 else str(s["threads"]), str(s["epochs"]),
+             num(s["first_epoch_seconds"], ".2f"),
+             num(s["steady_epoch_seconds"], ".2f"), num(s["samples_per_second"], ",.0f")]
+            for s in speeds]
+
+
+def problems(result: dict[str, Any]) -> list[str]:
+    """One line per distinct reason a record did not run (unavailable or failed)."""
+    lines: dict[str, None] = {}
+    for r in result["records"]:
+        if r["status"] != "ok":
+            lines[f"{r['backend']} {r['runtime']} on {r['provider']}: {r['status']}: "
+                  f"{r['reason']}"] = None
+    return list(lines)
+
+
+def read_training_speed(run_dir: Path) -> dict[str, Any]:
+    return {**training_speed(read_json(Path(run_dir) / METRICS_FILE)), "run_dir": str(run_dir)}
+
+
+def find_run(runs_root: Path, spec_name: str, backend: str) -> Path | None:
+    """The latest successful training run of `spec_name` in `backend` under `runs_root`."""
+    best: tuple[str, Path] | None = None
+    for path in Path(runs_root).rglob(METRICS_FILE):
+        try:
+            metrics = read_json(path)
+        except (OSError, ValueError):
+            continue
+        if (metrics.get("kind") == "train" and metrics.get("status", "ok") == "ok"
+                and (metrics.get("spec") or {}).get("name") == spec_name
+                and metrics.get("backend") == backend):
+            stamp = str(metrics.get("finished_utc") or "")
+            if best is None or stamp > best[0]:
+                best = (stamp, path.parent)
+    return None if best is None else best[1]

@@ -1,0 +1,43 @@
+"""Where everything of a matrix run lives. `harness run` writes it; `harness report` and
+`harness compare` read it. Every JSON file carries `schema_version` and `kind`.
+
+    RUN_DIR/
+      run.json                 kind "run": the command's configuration and the job list
+      summary.json             kind "summary": counts of ok / failed jobs, written at the end
+      jobs/<job_id>/           one folder per finished job (renamed into place when complete)
+        job.json               kind "job": status ok|failed, error, times, the job's config
+        metrics.json           kind "train" (harness.training): history, test metrics, timing,
+                               confusion_matrix, params, environment
+        spec.yaml, initial_weights.npz, final_weights.npz
+        model.onnx, model.onnx.json   kind "export" (harness.exporting): onnx info, parity
+        latency.json           kind "latency" (harness.bench): ONNX Runtime and native records
+        job.log                the job's own output (stdout and stderr)
+      report/                  written by `harness report`
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+RUN_FILE = "run.json"
+SUMMARY_FILE = "summary.json"
+JOBS_DIR = "jobs"
+JOB_FILE = "job.json"
+METRICS_FILE = "metrics.json"
+ONNX_FILE = "model.onnx"
+EXPORT_RECORD_FILE = "model.onnx.json"
+LATENCY_FILE = "latency.json"
+JOB_LOG_FILE = "job.log"
+REPORT_DIR = "report"
+
+
+def job_dir(run_dir: Path, job_id: str) -> Path:
+    return Path(run_dir) / JOBS_DIR / job_id
+
+
+def finished_job_dirs(run_dir: Path) -> list[Path]:
+    """Job folders that hold a job.json (ok or failed), sorted by name."""
+    jobs = Path(run_dir) / JOBS_DIR
+    if not jobs.is_dir():
+        return []
+    return sorted(p for p in jobs.iterdir() if p.is_dir() and (p / JOB_FILE).is_file())

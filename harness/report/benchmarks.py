@@ -1,0 +1,71 @@
+"""pytest-benchmark JSON (`pytest benchmarks/ --benchmark-json FILE`) as latency rows.
+
+pytest-benchmark times in seconds and has no p90/p99; its median becomes p50_ms, and the rest of
+the row is read from `extra_info` (spec, backend, runtime, provider, mode, batch_size), which the
+harness's latency benchmarks fill in. A benchmark without them is not a latency benchmark of a
+spec (the training-overhead suite, for one) and is skipped with a note.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from harness.report.load import LATENCY_COLUMNS
+
+SOURCE = "pytest-benchmark"
+REQUIRED_EXTRA = ("spec", "backend", "runtime")
+_MS_PER_S = 1e3
+
+
+def _row(bench: dict[str, Any], path: Path) -> dict[str, Any]:
+    extra, stats = bench.get("extra_info") or {}, bench.get("stats") or {}
+    batch = extra.get("batch_size")
+    mean_s = stats.get("mean")
+
+    def ms(key: str) -> float | None:
+        value = stats.get(key)
+        return None if value is None else value * _MS_PER_S
+
+    row = {column: None for column in LATENCY_COLUMNS}
+    row.update({key: extra.get(key) for key in ("spec", "backend", "runtime", "provider",
+                                                "provider_used", "mode", "threads", "seed")})
+    row.update({
+        "source": SOURCE, "job_id": f"{path.name}:{bench.get('name')}",
+        "point": extra.get("point", ""), "batch_size": batch, "status": "ok",
+        "mode": extra.get("mode") or ("native" if extra.get("runtime") == "native" else None),
+        "p50_ms": ms("median"), "mean_ms": ms("mean"), "std_ms": ms("stddev"),
+        "min_ms": ms("min"), "max_ms": ms("max"), "runs": stats.get("rounds"),
+        # samples/s when the batch size is known, else calls/s as pytest-benchmark counts them
+        "throughput": (batch / mean_s if batch and mean_s else stats.get("ops")),
+    })
+    return row
+
+
+def load_benchmark_json(path: Path | str, notes: list[str]) -> pd.DataFrame:
+    """The latency benchmarks of one file, in LATENCY_COLUMNS; skipped ones go to `notes`."""
+    path = Path(path)
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        notes.append(f"{path}: not a readable pytest-benchmark JSON file ({exc})")
+        return pd.DataFrame(columns=LATENCY_COLUMNS)
+    rows, skipped = [], []
+    for bench in payload.get("benchmarks") or []:
+        extra = bench.get("extra_info") or {}
+        if all(extra.get(key) for key in REQUIRED_EXTRA) and bench.get("stats"):
+            rows.append(_row(bench, path))
+        else:
+            skipped.append(str(bench.get("name")))
+    if skipped:
+        notes.append(f"{path.name}: skipped {len(skipped)} benchmark(s) that are not latency "
+                     f"benchmarks of a spec (no {'/'.join(REQUIRED_EXTRA)} in extra_info): "
+                     + ", ".join(skipped[:10]) + (" ..." if len(skipped) > 10 else ""))
+    frame = pd.DataFrame(rows, columns=LATENCY_COLUMNS)
+    for column in ("batch_size", "threads", "seed", "p50_ms", "mean_ms", "std_ms", "min_ms",
+                   "max_ms", "runs", "throughput", "p90_ms", "p99_ms"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce")
+    return frame

@@ -1,0 +1,124 @@
+"""Compare two runs: what changed per spec x backend (x sweep point), and is it beyond noise?
+
+Compared per matching (spec, point, backend): test accuracy, steady epoch seconds and the ONNX
+Runtime CPU p50 (session_run) at each batch size. A change is flagged when it is larger than
+the noise, judged as follows:
+
+* both runs have more than one seed (and some spread): |delta| > threshold_sigma x pooled std,
+  pooled std = sqrt((std_a^2 + std_b^2) / 2), the seed-to-seed spread of one measurement;
+* otherwise a fixed rule: timings |delta| > min_rel x |A| (default 5%); accuracy |delta| >
+  min_accuracy (default 0.005, half a percentage point).
+
+A flagged change is a "regression" when it is worse (lower accuracy, slower) and an
+"improvement" otherwise; rows present in one run only say so.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from harness.report.format import MISSING
+from harness.report.load import RunData, load_run
+from harness.report.tables import trained
+
+KEYS = ["spec", "point", "backend"]
+ACCURACY = "test_accuracy"
+EPOCH = "steady_epoch_s"
+ORT_PREFIX = "ort_cpu_p50_ms@batch"
+COLUMNS = [*KEYS, "metric", "a_mean", "b_mean", "delta", "rel_delta", "a_std", "b_std",
+           "a_seeds", "b_seeds", "rule", "threshold", "flag"]
+
+
+def seed_values(run: RunData) -> pd.DataFrame:
+    """One value per job and metric: spec, point, backend, seed, metric, value."""
+    done = trained(run.jobs)
+    frames = [done[[*KEYS, "seed", metric]].rename(columns={metric: "value"})
+              .assign(metric=metric) for metric in (ACCURACY, EPOCH)]
+    lat = run.latency
+    ort = lat[(lat["source"] == "run") & (lat["runtime"] == "onnxruntime")
+              & (lat["provider"] == "cpu") & (lat["mode"] == "session_run")
+              & (lat["status"] == "ok")]
+    if not ort.empty:
+        frames.append(ort.assign(metric=[f"{ORT_PREFIX}{int(b)}" for b in ort["batch_size"]])
+                      .rename(columns={"p50_ms": "value"})[[*KEYS, "seed", "metric", "value"]])
+    values = pd.concat(frames, ignore_index=True)
+    return values.dropna(subset=["value"])
+
+
+def _summary(run: RunData) -> pd.DataFrame:
+    grouped = seed_values(run).groupby([*KEYS, "metric"])["value"]
+    return pd.DataFrame({"mean": grouped.mean(), "std": grouped.std(), "seeds": grouped.size()})
+
+
+def _judge(row: pd.Series, threshold_sigma: float, min_rel: float,
+           min_accuracy: float) -> tuple[str, float, str]:
+    """(rule, threshold on |delta|, flag) for one compared row."""
+    if math.isnan(row["a_mean"]) or math.isnan(row["b_mean"]):
+        return "", math.nan, "only in A" if math.isnan(row["b_mean"]) else "only in B"
+    pooled = math.sqrt((row["a_std"] ** 2 + row["b_std"] ** 2) / 2)
+    if row["a_seeds"] > 1 and row["b_seeds"] > 1 and pooled > 0:
+        rule, threshold = f"{threshold_sigma:g} sigma", threshold_sigma * pooled
+    elif row["metric"] == ACCURACY:
+        rule, threshold = "absolute", min_accuracy
+    else:
+        rule, threshold = "relative", min_rel * abs(row["a_mean"])
+    if abs(row["delta"]) <= threshold:
+        return rule, threshold, ""
+    worse = row["delta"] < 0 if row["metric"] == ACCURACY else row["delta"] > 0
+    return rule, threshold, "regression" if worse else "improvement"
+
+
+def compare_runs(a: Path | str | RunData, b: Path | str | RunData, threshold_sigma: float = 3.0,
+                 min_rel: float = 0.05, min_accuracy: float = 0.005) -> pd.DataFrame:
+    """Run B against run A (the baseline): one row per (spec, point, backend, metric)."""
+    run_a = a if isinstance(a, RunData) else load_run(a)
+    run_b = b if isinstance(b, RunData) else load_run(b)
+    both = _summary(run_a).merge(_summary(run_b), how="outer", left_index=True,
+                                 right_index=True, suffixes=("_a", "_b"))
+    if both.empty:
+        return pd.DataFrame(columns=COLUMNS)
+    both.columns = [f"{side}_{stat}" for stat, side in (c.rsplit("_", 1) for c in both.columns)]
+    frame = both.reset_index()
+    frame["delta"] = frame["b_mean"] - frame["a_mean"]
+    frame["rel_delta"] = frame["delta"] / frame["a_mean"].abs().replace(0, np.nan)
+    judged = [_judge(row, threshold_sigma, min_rel, min_accuracy) for _, row in frame.iterrows()]
+    frame["rule"], frame["threshold"], frame["flag"] = zip(*judged, strict=True)
+    frame["order"] = [_metric_order(metric) for metric in frame["metric"]]
+    return frame.sort_values([*KEYS, "order"], ignore_index=True)[COLUMNS]
+
+
+def _metric_order(metric: str) -> int:
+    """accuracy, epoch time, then ORT latency by increasing batch size."""
+    if metric.startswith(ORT_PREFIX):
+        return 2 + int(metric.removeprefix(ORT_PREFIX))
+    return 0 if metric == ACCURACY else 1
+
+
+def _value(metric: str, value: float, signed: bool = False) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return MISSING
+    if metric == ACCURACY:
+        return f"{value:+.4f}" if signed else f"{value:.4f}"
+    return f"{value:+.4g}" if signed else f"{value:.4g}"
+
+
+def display_rows(frame: pd.DataFrame) -> list[list[str]]:
+    """Text cells for a printed table: spec, point, backend, metric, A, B, delta, change,
+    threshold, rule, flag (A and B as mean ± std when there are several seeds)."""
+    rows = []
+    for _, row in frame.iterrows():
+        cells = []
+        for side in ("a", "b"):
+            text = _value(row["metric"], row[f"{side}_mean"])
+            if row[f"{side}_seeds"] > 1 and not math.isnan(row[f"{side}_std"]):
+                text += f" ± {_value(row['metric'], row[f'{side}_std'])}"
+            cells.append(text)
+        rel = MISSING if math.isnan(row["rel_delta"]) else f"{row['rel_delta']:+.1%}"
+        rows.append([row["spec"], row["point"], row["backend"], row["metric"], *cells,
+                     _value(row["metric"], row["delta"], signed=True), rel,
+                     _value(row["metric"], row["threshold"]), row["rule"], row["flag"]])
+    return rows

@@ -1,0 +1,256 @@
+"""Read a RUN_DIR (see harness/layout.py) into pandas frames for `harness report` and `compare`.
+
+Every file is optional: a failed job may stop before metrics.json, the ONNX record or
+latency.json, and an interrupted run has no summary.json. What is missing becomes NaN plus a
+note, never an exception, so a half-finished run still gets a report.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from harness import layout
+from harness.spec import zoo_dir
+from harness.training import FINAL_WEIGHTS_FILE, SPEC_FILE
+
+# The columns every latency frame has, whatever its source (run or pytest-benchmark).
+LATENCY_COLUMNS = [
+    "source", "job_id", "spec", "point", "backend", "seed", "runtime", "provider",
+    "provider_used", "mode", "batch_size", "status", "reason", "threads", "p50_ms", "p90_ms",
+    "p99_ms", "mean_ms", "std_ms", "min_ms", "max_ms", "runs", "throughput",
+]
+# Fixed columns, so a run whose jobs all failed early still gives frames the tables can read.
+JOB_NUMERIC = [
+    "job_seconds", "seed", "published_test_accuracy", "published_test_loss", "test_accuracy",
+    "test_loss", "final_train_loss", "final_val_loss", "first_epoch_s", "steady_epoch_s",
+    "mean_epoch_s", "samples_per_second", "params_total", "params_trainable", "n_test",
+    "trained_epochs", "parity_max_abs_diff", "parity_native_accuracy", "parity_onnx_accuracy",
+    "parity_argmax_agreement", "onnx_opset", "onnx_nodes", "onnx_bytes",
+]
+JOB_COLUMNS = [
+    "job_id", "status", "failed_step", "error", "spec", "spec_hash", "backend", "point",
+    "overrides", "device", "study", "has_metrics", "has_export", "parity_passed",
+    "parity_provider", "job_dir", "weights_file", *JOB_NUMERIC,
+]
+_STAT_KEYS = ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "min_ms", "max_ms", "runs",
+              "throughput")
+
+
+@dataclass
+class RunData:
+    """One run directory, as frames. `jobs` has one row per job folder (ok or failed)."""
+
+    run_dir: Path
+    run: dict[str, Any] | None
+    summary: dict[str, Any] | None
+    jobs: pd.DataFrame
+    history: pd.DataFrame  # one row per job x epoch
+    latency: pd.DataFrame  # LATENCY_COLUMNS, one row per latency record
+    confusion: dict[str, np.ndarray] = field(default_factory=dict)  # job_id -> counts
+    environment: dict[str, Any] = field(default_factory=dict)  # of the first trained job
+    notes: list[str] = field(default_factory=list)
+
+
+def read_json_or_none(path: Path, notes: list[str]) -> dict[str, Any] | None:
+    """The parsed file, or None (with a note when it exists but cannot be read)."""
+    if not path.is_file():
+        return None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (OSError, ValueError) as exc:
+        notes.append(f"{path}: unreadable ({exc})")
+        return None
+    if not isinstance(data, dict):
+        notes.append(f"{path}: expected a JSON object")
+        return None
+    return data
+
+
+def point_label(overrides: dict[str, Any] | None) -> str:
+    """A sweep point as one stable string ("" for the spec as written)."""
+    if not overrides:
+        return ""
+    return ", ".join(f"{key}={overrides[key]}" for key in sorted(overrides))
+
+
+def spec_reference(job_dir: Path, spec_name: str) -> dict[str, Any]:
+    """The spec's `reference` block: from the job's own spec.yaml, else the zoo's file."""
+    for path in (job_dir / SPEC_FILE, zoo_dir() / f"{spec_name}.yaml"):
+        if not path.is_file():
+            continue
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError):
+            continue
+        if isinstance(data, dict) and isinstance(data.get("reference"), dict):
+            return data["reference"]
+    return {}
+
+
+def study_of(reference: dict[str, Any]) -> str:
+    """reference.study, else the notebook the model comes from, so the catalog's groups hold."""
+    if reference.get("study"):
+        return str(reference["study"])
+    source = str(reference.get("source") or "").split(",")[0].strip()
+    return f"notebook {source.removesuffix('.txt')}" if source else "other"
+
+
+def _metric_fields(metrics: dict[str, Any] | None) -> dict[str, Any]:
+    if not metrics:
+        return {"has_metrics": False}
+    history = metrics.get("history") or []
+    last = history[-1] if history else {}
+    timing = metrics.get("timing") or {}
+    params = metrics.get("params") or {}
+    return {
+        "has_metrics": True,
+        "test_accuracy": metrics.get("test_accuracy"),
+        "test_loss": metrics.get("test_loss"),
+        "final_train_loss": last.get("train_loss"),
+        "final_val_loss": last.get("val_loss"),
+        "first_epoch_s": timing.get("first_epoch_seconds"),
+        "steady_epoch_s": timing.get("steady_epoch_seconds"),
+        "mean_epoch_s": timing.get("mean_epoch_seconds"),
+        "samples_per_second": timing.get("samples_per_second"),
+        "params_total": params.get("total"),
+        "params_trainable": params.get("trainable"),
+        "n_test": metrics.get("n_test"),
+        "trained_epochs": len(history),
+    }
+
+
+def _export_fields(record: dict[str, Any] | None) -> dict[str, Any]:
+    if not record:
+        return {"has_export": False}
+    parity, onnx = record.get("parity") or {}, record.get("onnx") or {}
+    return {
+        "has_export": True,
+        "parity_max_abs_diff": parity.get("max_abs_diff"),
+        "parity_native_accuracy": parity.get("native_accuracy"),
+        "parity_onnx_accuracy": parity.get("onnx_accuracy"),
+        "parity_argmax_agreement": parity.get("argmax_agreement"),
+        "parity_passed": parity.get("passed", record.get("passed")),
+        "parity_provider": parity.get("provider"),
+        "onnx_opset": onnx.get("opset"),
+        "onnx_nodes": onnx.get("nodes"),
+        "onnx_bytes": onnx.get("bytes"),
+    }
+
+
+def _job_row(folder: Path, job: dict[str, Any], metrics: dict[str, Any] | None,
+             export: dict[str, Any] | None) -> dict[str, Any]:
+    config = job.get("config") or {}
+    # a sweep point's spec is named "<base>--<point>": rows are keyed by base spec and point
+    spec_name = (config.get("base_spec") or config.get("spec")
+                 or (metrics or {}).get("spec", {}).get("name") or folder.name)
+    seed = config.get("seed")
+    if seed is None and metrics:
+        seed = metrics.get("seed")
+    reference = spec_reference(folder, spec_name)
+    overrides = config.get("overrides") or {}
+    weights = folder / FINAL_WEIGHTS_FILE
+    return {
+        "job_id": job.get("job_id") or folder.name,
+        "status": job.get("status", "unknown"),
+        "failed_step": job.get("failed_step"),
+        "error": job.get("error"),
+        "job_seconds": job.get("seconds"),
+        "spec": spec_name,
+        "spec_hash": config.get("spec_hash") or (metrics or {}).get("spec", {}).get("hash"),
+        "backend": config.get("backend") or (metrics or {}).get("backend"),
+        "seed": seed,
+        "point": point_label(overrides),
+        "overrides": json.dumps(overrides, sort_keys=True),
+        "device": config.get("device") or (metrics or {}).get("device"),
+        "study": config.get("study") or study_of(reference),
+        "published_test_accuracy": reference.get("published_test_accuracy"),
+        "published_test_loss": reference.get("published_test_loss"),
+        **_metric_fields(metrics),
+        **_export_fields(export),
+        "job_dir": str(folder),
+        "weights_file": str(weights) if weights.is_file() else "",
+    }
+
+
+def _history_rows(row: dict[str, Any], metrics: dict[str, Any] | None) -> list[dict[str, Any]]:
+    keys = {k: row[k] for k in ("job_id", "spec", "point", "backend", "seed", "study")}
+    return [{**keys, **epoch} for epoch in (metrics or {}).get("history") or []]
+
+
+def latency_rows(records: list[dict[str, Any]], keys: dict[str, Any],
+                 source: str) -> list[dict[str, Any]]:
+    """latency.json records flattened: one row per record, stats as columns."""
+    rows = []
+    for record in records:
+        stats = record.get("stats") or {}
+        row = {column: None for column in LATENCY_COLUMNS}
+        row.update({k: record.get(k) for k in ("runtime", "provider", "provider_used", "mode",
+                                               "batch_size", "status", "reason", "threads")})
+        row.update({k: stats.get(k) for k in _STAT_KEYS})
+        row.update(keys)
+        row["backend"] = record.get("backend") or keys.get("backend")
+        row["source"] = source
+        rows.append(row)
+    return rows
+
+
+def _numeric(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    for column in columns:
+        frame[column] = pd.to_numeric(frame[column], errors="coerce")
+    return frame
+
+
+def _read_job(folder: Path, data: dict[str, list], notes: list[str]) -> None:
+    job = read_json_or_none(folder / layout.JOB_FILE, notes)
+    if job is None:
+        return
+    metrics = read_json_or_none(folder / layout.METRICS_FILE, notes)
+    export = read_json_or_none(folder / layout.EXPORT_RECORD_FILE, notes)
+    latency = read_json_or_none(folder / layout.LATENCY_FILE, notes)
+    row = _job_row(folder, job, metrics, export)
+    data["jobs"].append(row)
+    data["history"].extend(_history_rows(row, metrics))
+    keys = {k: row[k] for k in ("job_id", "spec", "point", "backend", "seed")}
+    data["latency"].extend(latency_rows((latency or {}).get("records") or [], keys, "run"))
+    if metrics and metrics.get("confusion_matrix"):
+        data["confusion"].append((row["job_id"], np.asarray(metrics["confusion_matrix"])))
+    if metrics and metrics.get("environment") and not data["environment"]:
+        data["environment"].append(metrics["environment"])
+    if row["status"] == "ok" and metrics is None:
+        notes.append(f"job {row['job_id']}: status ok but no {layout.METRICS_FILE}")
+
+
+def load_run(run_dir: Path | str) -> RunData:
+    """Every job folder of `run_dir` with its metrics, export record and latency records."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"{run_dir} is not a directory")
+    notes: list[str] = []
+    data: dict[str, list] = {"jobs": [], "history": [], "latency": [], "confusion": [],
+                             "environment": []}
+    for folder in layout.finished_job_dirs(run_dir):
+        _read_job(folder, data, notes)
+    if not data["jobs"]:
+        notes.append(f"{run_dir}: no finished jobs under {layout.JOBS_DIR}/")
+    jobs = _numeric(pd.DataFrame(data["jobs"], columns=JOB_COLUMNS), JOB_NUMERIC)
+    latency = _numeric(pd.DataFrame(data["latency"], columns=LATENCY_COLUMNS),
+                       ["seed", "batch_size", "threads", *_STAT_KEYS])
+    return RunData(
+        run_dir=run_dir,
+        run=read_json_or_none(run_dir / layout.RUN_FILE, notes),
+        summary=read_json_or_none(run_dir / layout.SUMMARY_FILE, notes),
+        jobs=jobs,
+        history=pd.DataFrame(data["history"]),
+        latency=latency,
+        confusion=dict(data["confusion"]),
+        environment=(data["environment"] or [{}])[0],
+        notes=notes,
+    )

@@ -1,0 +1,179 @@
+"""The report's tables, built from the frames of harness.report.load with pandas.
+
+Rows are keyed by spec and sweep point (`point`, "" for the spec as written); jobs that differ
+only in their seed are averaged (the seeds table shows their spread). Columns that vary by
+backend are named `<metric>_<backend>`, deltas `delta_<metric>` = keras - torch.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+KEYS = ["spec", "point"]
+FRAMEWORK_METRICS = ["test_accuracy", "test_loss", "final_train_loss", "first_epoch_s",
+                     "steady_epoch_s"]
+DELTA_METRICS = ["test_accuracy", "test_loss", "final_train_loss", "steady_epoch_s"]
+DELTA_PAIR = ("keras", "torch")  # delta = first - second, when both backends ran
+LATENCY_KEYS = ["source", "spec", "point", "backend", "runtime", "provider", "mode",
+                "batch_size"]
+SEED_METRICS = ["test_accuracy", "test_loss", "steady_epoch_s"]
+
+
+def trained(jobs: pd.DataFrame) -> pd.DataFrame:
+    """Jobs with a metrics.json (a job that failed after training still counts here)."""
+    return jobs[jobs["has_metrics"].fillna(False).astype(bool)]
+
+
+def _first(jobs: pd.DataFrame, column: str) -> pd.Series:
+    return jobs.groupby(KEYS)[column].first()
+
+
+def framework_table(jobs: pd.DataFrame) -> pd.DataFrame:
+    """One row per spec (and sweep point): each backend's metrics, mean over seeds; deltas."""
+    done = trained(jobs)
+    if done.empty:
+        return pd.DataFrame(columns=[*KEYS, "study", "params"])
+    grouped = done.groupby([*KEYS, "backend"])
+    means = grouped[FRAMEWORK_METRICS].mean()
+    means.insert(0, "seeds", grouped.size())
+    wide = means.unstack("backend")
+    backends = sorted(done["backend"].unique())
+    wide.columns = [f"{metric}_{backend}" for metric, backend in wide.columns]
+    wide = wide[[f"{metric}_{backend}" for metric in ["seeds", *FRAMEWORK_METRICS]
+                 for backend in backends]]
+    first, second = DELTA_PAIR
+    if first in backends and second in backends:
+        for metric in DELTA_METRICS:
+            wide[f"delta_{metric}"] = wide[f"{metric}_{first}"] - wide[f"{metric}_{second}"]
+    wide.insert(0, "params", done.groupby(KEYS)["params_total"].max())
+    wide.insert(0, "study", _first(done, "study"))
+    return wide.reset_index().sort_values(KEYS, ignore_index=True)
+
+
+def seeds_table(jobs: pd.DataFrame) -> pd.DataFrame:
+    """Mean and sample std over seeds per spec x backend (std is NaN for a single seed)."""
+    done = trained(jobs)
+    columns = [*KEYS, "backend", "seeds"] + [f"{m}_{s}" for m in SEED_METRICS
+                                             for s in ("mean", "std")]
+    if done.empty:
+        return pd.DataFrame(columns=columns)
+    grouped = done.groupby([*KEYS, "backend"])
+    table = grouped[SEED_METRICS].agg(["mean", "std"])
+    table.columns = [f"{metric}_{stat}" for metric, stat in table.columns]
+    table.insert(0, "seeds", grouped["seed"].nunique())
+    return table.reset_index()[columns]
+
+
+def parity_table(jobs: pd.DataFrame) -> pd.DataFrame:
+    """Native framework vs ONNX Runtime on the test set, per spec x backend (worst seed)."""
+    exported = jobs[jobs["has_export"].fillna(False).astype(bool)].copy()
+    columns = [*KEYS, "backend", "max_abs_diff", "native_accuracy", "onnx_accuracy",
+               "accuracy_equal", "argmax_agreement", "passed", "provider", "opset", "nodes",
+               "bytes"]
+    if exported.empty:
+        return pd.DataFrame(columns=columns)
+    exported["accuracy_equal"] = (exported["parity_native_accuracy"]
+                                  == exported["parity_onnx_accuracy"])
+    exported["passed"] = exported["parity_passed"].fillna(False).astype(bool)
+    table = exported.groupby([*KEYS, "backend"]).agg(
+        max_abs_diff=("parity_max_abs_diff", "max"),
+        native_accuracy=("parity_native_accuracy", "mean"),
+        onnx_accuracy=("parity_onnx_accuracy", "mean"),
+        accuracy_equal=("accuracy_equal", "all"),
+        argmax_agreement=("parity_argmax_agreement", "min"),
+        passed=("passed", "all"),
+        provider=("parity_provider", "first"),
+        opset=("onnx_opset", "first"),
+        nodes=("onnx_nodes", "first"),
+        bytes=("onnx_bytes", "first"),
+    )
+    return table.reset_index()[columns]
+
+
+def latency_table(latency: pd.DataFrame) -> pd.DataFrame:
+    """Measured latencies per spec x backend x runtime/provider/mode x batch size.
+
+    Several seeds of a spec time the same architecture: their medians are combined (median of
+    p50 and p90, median throughput) and `jobs` says how many there were.
+    """
+    columns = [*LATENCY_KEYS, "provider_used", "p50_ms", "p90_ms", "throughput", "jobs"]
+    ok = latency[latency["status"] == "ok"]
+    if ok.empty:
+        return pd.DataFrame(columns=columns)
+    table = ok.groupby(LATENCY_KEYS, dropna=False).agg(
+        provider_used=("provider_used", "first"), p50_ms=("p50_ms", "median"),
+        p90_ms=("p90_ms", "median"), throughput=("throughput", "median"),
+        jobs=("job_id", "nunique"))
+    return table.reset_index()[columns]
+
+
+def unavailable_table(latency: pd.DataFrame) -> pd.DataFrame:
+    """Latency records that were not measured (no CUDA, a failing provider) and why: one row
+    per reason, since one missing provider usually hits every spec alike."""
+    missed = latency[latency["status"] != "ok"].fillna({"reason": "", "point": ""})
+    keys = ["backend", "runtime", "provider", "mode", "status", "reason"]
+    if missed.empty:
+        return pd.DataFrame(columns=[*keys, "jobs", "batch_sizes", "specs"])
+    grouped = missed.groupby(keys, dropna=False)
+    table = grouped.agg(
+        jobs=("job_id", "nunique"),
+        batch_sizes=("batch_size", lambda sizes: ", ".join(
+            str(int(s)) for s in sorted(sizes.dropna().unique()))),
+        specs=("spec", lambda specs: ", ".join(sorted(specs.dropna().unique()))))
+    return table.reset_index()
+
+
+def speedup_table(latency: pd.DataFrame) -> pd.DataFrame:
+    """ONNX Runtime vs the native framework: same backend, provider and batch size.
+
+    speedup = native p50 / ORT p50, so above 1 means ONNX Runtime is faster.
+    """
+    keys = ["source", "spec", "point", "backend", "provider", "batch_size"]
+    columns = [*keys, "ort_mode", "ort_p50_ms", "native_p50_ms", "speedup"]
+    native = latency[latency["runtime"] == "native"][[*keys, "p50_ms"]]
+    ort = latency[latency["runtime"] == "onnxruntime"][[*keys, "mode", "p50_ms"]]
+    if native.empty or ort.empty:
+        return pd.DataFrame(columns=columns)
+    pairs = ort.merge(native, on=keys, suffixes=("_ort", "_native"))
+    pairs = pairs.rename(columns={"mode": "ort_mode", "p50_ms_ort": "ort_p50_ms",
+                                  "p50_ms_native": "native_p50_ms"})
+    pairs["speedup"] = pairs["native_p50_ms"] / pairs["ort_p50_ms"]
+    return pairs[columns].sort_values(keys, ignore_index=True)
+
+
+def study_tables(jobs: pd.DataFrame, framework: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The framework table split the way the catalog groups the models, with the notebook's
+    published numbers beside the measured ones."""
+    if framework.empty:
+        return {}
+    published = trained(jobs).groupby(KEYS)[["published_test_accuracy",
+                                             "published_test_loss"]].first().reset_index()
+    merged = framework.merge(published, on=KEYS, how="left")
+    backends = sorted(trained(jobs)["backend"].unique())
+    columns = [*KEYS, "params"]
+    for metric in ("test_accuracy", "test_loss"):
+        columns += [f"{metric}_{b}" for b in backends] + [f"published_{metric}"]
+    columns += [f"steady_epoch_s_{b}" for b in backends]
+    return {study: group[columns].reset_index(drop=True)
+            for study, group in merged.groupby("study", sort=True)}
+
+
+def failed_table(jobs: pd.DataFrame) -> pd.DataFrame:
+    """Jobs whose status is not ok: where they stopped and the error they reported."""
+    columns = ["job_id", "spec", "point", "backend", "seed", "failed_step", "error"]
+    failed = jobs[jobs["status"] != "ok"]
+    return failed[columns].sort_values("job_id", ignore_index=True)
+
+
+def all_tables(jobs: pd.DataFrame, latency: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Every table of the report by its CSV name (study tables are added by the renderer)."""
+    latency_by = latency_table(latency)
+    return {
+        "framework": framework_table(jobs),
+        "seeds": seeds_table(jobs),
+        "parity": parity_table(jobs),
+        "latency": latency_by,
+        "latency_unavailable": unavailable_table(latency),
+        "speedup": speedup_table(latency_by),
+        "failed": failed_table(jobs),
+    }

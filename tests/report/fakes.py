@@ -1,0 +1,131 @@
+"""Builders of run folders for the report tests: real training and export, synthetic latency.
+
+latency.json is synthetic (made-up values in the harness.bench schema) so the tests need
+neither a GPU nor long timing loops.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from harness import layout
+from harness.env import utc_now
+from harness.results import write_json_atomic
+from harness.spec import load_spec, spec_hash
+
+SPECS = ("mlp2", "mlp2_bn")
+BACKENDS = ("torch", "keras")
+BATCH_SIZES = (1, 32)
+FAILED_JOB = "mlp2-keras-seed1"
+FAILED_ERROR = "ExportError: exporting spec 'mlp2' failed: converter crashed"
+
+
+def job_id(spec: str, backend: str, seed: int = 0) -> str:
+    return f"{spec}-{backend}-seed{seed}"
+
+
+def job_record(spec: str, backend: str, seed: int, status: str = "ok",
+               error: str | None = None, failed_step: str | None = None,
+               overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """job.json as `harness run` writes it."""
+    return {
+        "schema_version": 1, "kind": "job", "job_id": job_id(spec, backend, seed),
+        "status": status, "error": error, "failed_step": failed_step,
+        "started_utc": utc_now(), "finished_utc": utc_now(), "seconds": 3.5,
+        "config": {"spec": spec, "spec_hash": spec_hash(load_spec(spec)), "backend": backend,
+                   "seed": seed, "overrides": overrides or {}, "epochs": 2, "limit": 500,
+                   "limit_test": 200, "providers": ["cpu", "cuda"],
+                   "batch_sizes": list(BATCH_SIZES), "device": "cpu", "threads": 2},
+    }
+
+
+def stats(p50: float, batch_size: int) -> dict[str, float]:
+    return {"p50_ms": p50, "p90_ms": p50 * 1.2, "p99_ms": p50 * 1.5, "mean_ms": p50 * 1.05,
+            "std_ms": p50 * 0.1, "min_ms": p50 * 0.9, "max_ms": p50 * 2, "runs": 200,
+            "throughput": batch_size / (p50 * 1.05e-3), "batch_size": batch_size}
+
+
+def latency_record(runtime: str, backend: str, provider: str, mode: str, batch_size: int,
+                   p50: float | None) -> dict[str, Any]:
+    ok = p50 is not None
+    used = f"{provider.upper()}ExecutionProvider" if runtime == "onnxruntime" else provider
+    return {"runtime": runtime, "backend": backend, "provider": provider,
+            "provider_used": used if ok else None,
+            "mode": mode, "batch_size": batch_size, "status": "ok" if ok else "unavailable",
+            "reason": None if ok else "CUDAExecutionProvider is not available", "threads": 2,
+            "graph_optimization_level": "all",
+            "stats": stats(p50, batch_size) if ok else None}
+
+
+def synthetic_latency(spec: str, backend: str, scale: float = 1.0) -> dict[str, Any]:
+    """ORT session_run and native on the CPU at each batch size; CUDA unavailable."""
+    base = (0.05 if spec == "mlp2" else 0.07) * (1.3 if backend == "keras" else 1.0) * scale
+    records = []
+    for size in BATCH_SIZES:
+        records.append(latency_record("onnxruntime", backend, "cpu", "session_run", size,
+                                      base * (1 + size / 8)))
+        records.append(latency_record("native", backend, "cpu", "native", size,
+                                      4 * base * (1 + size / 16)))
+        records.append(latency_record("onnxruntime", backend, "cuda", "session_run", size, None))
+    return {"schema_version": 1, "kind": "latency", "spec": {"name": spec}, "backend": backend,
+            "records": records}
+
+
+def build_job(run_dir: Path, spec: str, backend: str, seed: int = 0) -> Path:
+    from harness.exporting import export_model
+    from harness.training import TrainConfig, train_and_evaluate
+
+    out = layout.job_dir(run_dir, job_id(spec, backend, seed))
+    train_and_evaluate(spec, TrainConfig(backend=backend, epochs=2, limit=500, limit_test=200,
+                                         seed=seed, threads=2), out_dir=out)
+    export_model(None, backend, out / layout.ONNX_FILE, run_dir=out, limit_test=200, threads=2)
+    write_json_atomic(out / layout.LATENCY_FILE, synthetic_latency(spec, backend))
+    write_json_atomic(out / layout.JOB_FILE, job_record(spec, backend, seed))
+    return out
+
+
+def add_failed_job(run_dir: Path) -> None:
+    out = layout.job_dir(run_dir, FAILED_JOB)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out / layout.JOB_FILE, job_record(
+        "mlp2", "keras", 1, status="failed", error=FAILED_ERROR, failed_step="export"))
+
+
+def write_benchmark_json(path: Path) -> Path:
+    """A pytest-benchmark file: two latency benchmarks and one without extra_info."""
+    def bench(name: str, median_s: float, extra: dict[str, Any] | None) -> dict[str, Any]:
+        return {"name": name, "group": "latency", "extra_info": extra or {},
+                "stats": {"median": median_s, "mean": median_s * 1.1, "min": median_s * 0.9,
+                          "max": median_s * 2, "stddev": median_s * 0.05, "rounds": 50,
+                          "ops": 1 / (median_s * 1.1)}}
+    extra = {"spec": "mlp2", "backend": "torch", "runtime": "onnxruntime", "provider": "cpu",
+             "provider_used": "CPUExecutionProvider", "mode": "io_binding", "batch_size": 64}
+    payload = {"machine_info": {"node": "test"}, "commit_info": {"id": "abc"},
+               "datetime": "2024-01-01T00:00:00", "version": "4.0.0",
+               "benchmarks": [bench("test_ort[mlp2-torch-64]", 0.0004, extra),
+                              bench("test_native[mlp2-torch-64]", 0.0012,
+                                    {**extra, "runtime": "native", "mode": "native"}),
+                              bench("test_something_else", 0.1, None)]}
+    path.write_text(json.dumps(payload), encoding="utf-8")
+    return path
+
+
+def write_metrics_only_job(run_dir: Path, spec: str, backend: str, seed: int, accuracy: float,
+                           epoch_s: float, p50_ms: float | None = None) -> None:
+    """A job with hand-set numbers (no training): for comparisons with many seeds."""
+    out = layout.job_dir(run_dir, job_id(spec, backend, seed))
+    write_json_atomic(out / layout.METRICS_FILE, {
+        "schema_version": 1, "kind": "train", "spec": {"name": spec}, "backend": backend,
+        "seed": seed, "test_accuracy": accuracy, "test_loss": 1 - accuracy,
+        "history": [{"epoch": 1, "train_loss": 0.5, "train_accuracy": 0.9, "val_loss": 0.4,
+                     "val_accuracy": 0.9, "seconds": epoch_s}],
+        "timing": {"first_epoch_seconds": epoch_s, "mean_epoch_seconds": epoch_s,
+                   "steady_epoch_seconds": epoch_s, "samples_per_second": 1000 / epoch_s},
+        "params": {"total": 100}})
+    if p50_ms is not None:
+        write_json_atomic(out / layout.LATENCY_FILE, {"schema_version": 1, "kind": "latency",
+            "records": [latency_record("onnxruntime", backend, "cpu", "session_run", 1,
+                                       p50_ms)]})
+    write_json_atomic(out / layout.JOB_FILE, job_record(spec, backend, seed))
