@@ -76,9 +76,9 @@ class BenchModels:
     def source(self, spec: str, backend: str) -> tuple[Any, dict[str, Any]]:
         """(WeightsSource, {"accuracy", "test_loss"}) for `spec` as trained in `backend`."""
         def make() -> tuple[Any, dict[str, Any]]:
-            from harness.bench import find_run
             from harness.exporting import weights_source
             from harness.results import read_json
+            from harness.runs import find_run
 
             runs = os.environ.get("HARNESS_BENCH_RUNS")
             run = find_run(Path(runs), spec, backend) if runs else None

@@ -21,7 +21,7 @@ from harness.spec import initial_weights, load_spec
 
 SPECS = bench_specs(["mlp5_bn", "cnn3_k3"])
 ROUNDS = bench_int("HARNESS_BENCH_ROUNDS", 3)
-LIMIT = bench_int("HARNESS_BENCH_LIMIT", 10000)
+LIMIT = bench_int("HARNESS_BENCH_LIMIT", 5000)
 MAX_OVERHEAD = 1.10
 
 
@@ -105,7 +105,8 @@ def test_training_epoch_overhead(benchmark, spec_name: str, backend_name: str,
         "overhead_ratio_min": ratio,
         "overhead_ratio_median": statistics.median(harness_times) / statistics.median(bare_times),
     })
-    benchmark.pedantic(harness_epoch, rounds=ROUNDS, iterations=1)
+    # one more harness epoch for the JSON; the ratio above comes from the interleaved rounds
+    benchmark.pedantic(harness_epoch, rounds=1, iterations=1)
     print(f"\n{spec_name} {backend_name}: harness {min(harness_times):.3f}s, hand-written "
           f"{min(bare_times):.3f}s, ratio {ratio:.3f}")
     assert np.isfinite(ratio)

@@ -27,7 +27,6 @@ from harness.ort.timing import modes
 from harness.results import RESULT_SCHEMA_VERSION, read_json, write_json_atomic
 from harness.spec import ModelSpec, spec_hash
 from harness.timing import measure, validate_measure_args
-from harness.training import METRICS_FILE, epoch_timing
 
 LATENCY_SUFFIX = ".latency.json"
 
@@ -367,48 +366,6 @@ def summary_rows(result: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
-def training_speed(metrics: dict[str, Any]) -> dict[str, Any]:
-    """Epoch speed of one `harness train` run (its metrics.json): the first epoch (tracing,
-    compilation, warm-up) apart from the steady epochs, and steady samples per second."""
-    timing = metrics.get("timing") or {}
-    if timing.get("steady_epoch_seconds") is None and metrics.get("history"):
-        # older metrics without a timing block: recompute it from the per-epoch seconds
-        from harness.training import EpochRecord
-
-        history = [EpochRecord(**record) for record in metrics["history"]]
-        timing = epoch_timing(history, int(metrics.get("n_train") or 0))
-    backend_env = (metrics.get("environment") or {}).get("backend") or {}
-    return {
-        "spec": (metrics.get("spec") or {}).get("name"),
-        "backend": metrics.get("backend"),
-        "device": metrics.get("device"),
-        # TF records no "threads"; its intra-op pool size (0: TF's default, all cores) stands in
-        "threads": backend_env.get("threads", backend_env.get("intra_op_threads")),
-        "epochs": len(metrics.get("history") or []),
-        "n_train": metrics.get("n_train"),
-        "batch_size": metrics.get("batch_size"),
-        "first_epoch_seconds": timing.get("first_epoch_seconds"),
-        "steady_epoch_seconds": timing.get("steady_epoch_seconds"),
-        "samples_per_second": timing.get("samples_per_second"),
-    }
-
-
-TRAINING_COLUMNS = ("run", "spec", "backend", "device", "threads", "epochs",
-                    "first epoch s", "steady epoch s", "samples/s")
-
-
-def training_rows(speeds: Sequence[dict[str, Any]]) -> list[list[str]]:
-    """Table cells for `training_speed` results (with their run_dir), as TRAINING_COLUMNS."""
-    def num(value: Any, fmt: str) -> str:
-        return "" if value is None else format(value, fmt)
-
-    return [[str(s.get("run_dir", "")), str(s["spec"]), str(s["backend"]), str(s["device"]),
-             "default" if s["threads"] == 0 else str(s["threads"]), str(s["epochs"]),
-             num(s["first_epoch_seconds"], ".2f"),
-             num(s["steady_epoch_seconds"], ".2f"), num(s["samples_per_second"], ",.0f")]
-            for s in speeds]
-
-
 def problems(result: dict[str, Any]) -> list[str]:
     """One line per distinct reason a record did not run (unavailable or failed)."""
     lines: dict[str, None] = {}
@@ -417,24 +374,3 @@ def problems(result: dict[str, Any]) -> list[str]:
             lines[f"{r['backend']} {r['runtime']} on {r['provider']}: {r['status']}: "
                   f"{r['reason']}"] = None
     return list(lines)
-
-
-def read_training_speed(run_dir: Path) -> dict[str, Any]:
-    return {**training_speed(read_json(Path(run_dir) / METRICS_FILE)), "run_dir": str(run_dir)}
-
-
-def find_run(runs_root: Path, spec_name: str, backend: str) -> Path | None:
-    """The latest successful training run of `spec_name` in `backend` under `runs_root`."""
-    best: tuple[str, Path] | None = None
-    for path in Path(runs_root).rglob(METRICS_FILE):
-        try:
-            metrics = read_json(path)
-        except (OSError, ValueError):
-            continue
-        if (metrics.get("kind") == "train" and metrics.get("status", "ok") == "ok"
-                and (metrics.get("spec") or {}).get("name") == spec_name
-                and metrics.get("backend") == backend):
-            stamp = str(metrics.get("finished_utc") or "")
-            if best is None or stamp > best[0]:
-                best = (stamp, path.parent)
-    return None if best is None else best[1]

@@ -250,11 +250,11 @@ def _print_table(title: str, columns: tuple[str, ...], rows: list[list[str]]) ->
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from harness import bench
+    from harness import bench, runs
 
     if args.spec is None and not args.from_run:
         raise SystemExit("harness bench: error: give --spec, --from RUN_DIR, or both")
-    speeds = [bench.read_training_speed(run) for run in args.from_run or []]
+    speeds = [runs.read_training_speed(run) for run in args.from_run or []]
     name = load_spec(args.spec).name if args.spec else speeds[0]["spec"]
     out = args.out or Path("results") / "bench" / (
         f"{name}-{utc_now().replace(':', '').replace('-', '')}")
@@ -273,8 +273,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     for line in bench.problems(result):
         err_console.print(line, highlight=False, markup=False)
     if speeds:
-        _print_table("Training speed of the runs (first epoch apart)", bench.TRAINING_COLUMNS,
-                     bench.training_rows(speeds))
+        _print_table("Training speed of the runs (first epoch apart)", runs.TRAINING_COLUMNS,
+                     runs.training_rows(speeds))
     console.print(f"wrote {bench.latency_path(out, name)}", highlight=False)
     statuses = {record["status"] for record in result["records"]}
     return 1 if "failed" in statuses else (0 if "ok" in statuses else 3)

@@ -36,8 +36,10 @@ def job_dir(run_dir: Path, job_id: str) -> Path:
 
 
 def finished_job_dirs(run_dir: Path) -> list[Path]:
-    """Job folders that hold a job.json (ok or failed), sorted by name."""
+    """Job folders that hold a job.json (ok or failed), sorted by name. A job still in flight
+    works in a hidden `.<job_id>.partial` folder, which is never one of them."""
     jobs = Path(run_dir) / JOBS_DIR
     if not jobs.is_dir():
         return []
-    return sorted(p for p in jobs.iterdir() if p.is_dir() and (p / JOB_FILE).is_file())
+    return sorted(p for p in jobs.iterdir()
+                  if p.is_dir() and not p.name.startswith(".") and (p / JOB_FILE).is_file())

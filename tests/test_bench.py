@@ -16,11 +16,12 @@ import pytest
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
-from harness import bench, env  # noqa: E402
+from harness import bench, env, runs  # noqa: E402
 from harness.backends import BackendUnavailable  # noqa: E402
 from harness.cli import main  # noqa: E402
 from harness.exporting import export_model, weights_source  # noqa: E402
 from harness.results import read_json  # noqa: E402
+from harness.training import EpochRecord, epoch_timing  # noqa: E402
 
 FRAMEWORKS = {"torch": "torch", "keras": "tensorflow"}
 FAST: dict[str, Any] = {"warmup": 1, "min_runs": 3, "min_seconds": 0.0}
@@ -217,23 +218,21 @@ def test_cli_prints_the_table_and_training_speed(tmp_path: Path,
 
 
 def test_training_speed_keeps_the_first_epoch_apart() -> None:
+    history = [EpochRecord(e + 1, 1.0, 0.5, None, None, s)
+               for e, s in enumerate([3.0, 1.0, 2.0])]
     metrics = {
         "spec": {"name": "mlp2"}, "backend": "keras", "device": "cpu", "n_train": 1000,
         "batch_size": 100, "environment": {"backend": {"intra_op_threads": 2}},
-        "history": [{"epoch": e + 1, "train_loss": 1.0, "train_accuracy": 0.5,
-                     "val_loss": None, "val_accuracy": None, "seconds": s}
-                    for e, s in enumerate([3.0, 1.0, 2.0])],
+        "history": [vars(record) for record in history],
+        "timing": epoch_timing(history, 1000),
     }
-    speed = bench.training_speed(metrics)  # no timing block: recomputed from the history
+    speed = runs.training_speed(metrics)
     assert speed["first_epoch_seconds"] == 3.0 and speed["steady_epoch_seconds"] == 1.5
     assert speed["samples_per_second"] == pytest.approx(1000 / 1.5)
     assert (speed["backend"], speed["device"], speed["threads"], speed["epochs"]) == (
         "keras", "cpu", 2, 3)
-    metrics["timing"] = {"first_epoch_seconds": 9.0, "steady_epoch_seconds": 4.0,
-                         "samples_per_second": 250.0}
-    assert bench.training_speed(metrics)["steady_epoch_seconds"] == 4.0
-    row = bench.training_rows([bench.training_speed(metrics)])[0]
-    assert len(row) == len(bench.TRAINING_COLUMNS) and row[-1] == "250"
+    row = runs.training_rows([speed])[0]
+    assert len(row) == len(runs.TRAINING_COLUMNS) and row[-1] == "667"
 
 
 def test_speedups_pair_native_and_onnxruntime_p50() -> None:
@@ -292,5 +291,5 @@ def test_find_run_picks_the_latest_matching_training_run(tmp_path: Path) -> None
     latest = run("b", "mlp2", "torch", "2026-02-01T00:00:00Z")
     run("c", "mlp2", "keras", "2026-03-01T00:00:00Z")
     run("d", "mlp3", "torch", "2026-03-01T00:00:00Z")
-    assert bench.find_run(tmp_path, "mlp2", "torch") == latest
-    assert bench.find_run(tmp_path, "cnn3_k3", "torch") is None
+    assert runs.find_run(tmp_path, "mlp2", "torch") == latest
+    assert runs.find_run(tmp_path, "cnn3_k3", "torch") is None
