@@ -7,6 +7,7 @@ on the CPU: a session is only returned when `get_providers()` starts with the re
 from __future__ import annotations
 
 import contextlib
+import io
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -19,15 +20,19 @@ GRAPH_OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
 
 
 @cache
-def _preload_cuda_libraries() -> None:
-    """Load CUDA/cuDNN from the NVIDIA pip wheels when present (onnxruntime >= 1.21)."""
+def _preload_cuda_libraries() -> str:
+    """Load CUDA/cuDNN from the NVIDIA pip wheels when present (onnxruntime >= 1.21); return
+    what failed to load, for the reason of an unavailable provider."""
     import onnxruntime as ort
 
     preload = getattr(ort, "preload_dlls", None)
+    printed = io.StringIO()
     if preload is not None:
-        # a failed preload shows up later as an unavailable provider, with its reason
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(Exception), contextlib.redirect_stdout(printed):
             preload()
+    failures = [line.split(":")[0] for line in printed.getvalue().splitlines()
+                if line.startswith("Failed to load")]
+    return "; ".join(failures)
 
 
 def session_options(threads: int | None = None, graph_optimization: str = "all") -> Any:
@@ -56,13 +61,14 @@ def create_session(path: str | Path, provider: str = "cpu", threads: int | None 
     import onnxruntime as ort
 
     wanted = get_provider(provider)
-    ort.set_default_logger_severity(3)  # provider problems are raised by us, not logged
+    # A provider that cannot start is raised by us with its reason: ORT's own error log of it
+    # (severity 3) would only repeat that, so only fatal messages are shown.
+    ort.set_default_logger_severity(4 if wanted.name != "cpu" else 3)
     if wanted.ort_name not in ort.get_available_providers():
         raise ProviderUnavailable(f"{wanted.ort_name} is not in this onnxruntime build "
                                   f"({ort.__version__}, {ort.get_device()}); "
                                   f"available: {ort.get_available_providers()}")
-    if wanted.name != "cpu":
-        _preload_cuda_libraries()
+    missing = _preload_cuda_libraries() if wanted.name != "cpu" else ""
     options = session_options(threads, graph_optimization)
     try:
         session = ort.InferenceSession(str(path), sess_options=options,
@@ -74,7 +80,8 @@ def create_session(path: str | Path, provider: str = "cpu", threads: int | None 
     if session.get_providers()[0] != wanted.ort_name:
         raise ProviderUnavailable(
             f"{wanted.ort_name} was requested but the session runs on "
-            f"{session.get_providers()} (the CUDA libraries could not be loaded)")
+            f"{session.get_providers()} (the CUDA libraries could not be loaded"
+            f"{': ' + missing if missing else ''})")
     return session
 
 
