@@ -291,7 +291,9 @@ def _add_common_data_options(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from harness.backends import backend_names
 
-    parser = argparse.ArgumentParser(prog="harness", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="harness", description="Compare Keras and PyTorch honestly: one framework-neutral "
+        "spec, the same weights, batches and maths in both, ONNX Runtime latency, one report.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     sub.add_parser("list", help="list the model zoo").set_defaults(func=cmd_list)
@@ -340,9 +342,12 @@ def build_parser() -> argparse.ArgumentParser:
                                      "resumable")
     run.add_argument("--specs", required=True, type=_csv(str),
                      help="names, globs (cnn*), YAML paths, or all")
-    run.add_argument("--backends", type=_csv(str, backend_names()), default=backend_names())
-    run.add_argument("--providers", type=_csv(str, ["cpu", "cuda"]), default=["cpu"])
-    run.add_argument("--batch-sizes", type=_csv(_positive_int), default=[1, 32, 256])
+    run.add_argument("--backends", type=_csv(str, backend_names()), default=backend_names(),
+                     help=f"comma-separated (default: {','.join(backend_names())})")
+    run.add_argument("--providers", type=_csv(str, ["cpu", "cuda"]), default=["cpu"],
+                     help="ONNX Runtime providers for latency, comma-separated (default: cpu)")
+    run.add_argument("--batch-sizes", type=_csv(_positive_int), default=[1, 32, 256],
+                     help="latency batch sizes (default: 1,32,256)")
     run.add_argument("--seeds", type=_csv(_non_negative_int),
                      help="repeat every job with these seeds (default: the spec's seed)")
     run.add_argument("--epochs", type=_positive_int, help="default: each spec's")
@@ -351,7 +356,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="where the frameworks train")
     run.add_argument("--set", action="append", metavar="PATH=V1[,V2...]",
                      help="override a spec field; lists expand into a grid (repeatable)")
-    run.add_argument("--opset", type=_positive_int, default=DEFAULT_OPSET)
+    run.add_argument("--opset", type=_positive_int, default=DEFAULT_OPSET,
+                     help=f"ONNX opset (default: {DEFAULT_OPSET})")
     run.add_argument("--latency-min-runs", type=_positive_int, default=20,
                      help="timed runs per latency figure, at least (default 20)")
     run.add_argument("--latency-min-seconds", type=float, default=0.5,
