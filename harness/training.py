@@ -69,11 +69,11 @@ def default_out_dir(spec: ModelSpec, config: TrainConfig, seed: int) -> Path:
     return Path("results") / "train" / spec.name / run_name
 
 
-def _run_epochs(backend: Backend, model: Any, spec: ModelSpec, arrays: Any, epochs: int, seed: int,
-                batch_size: int, on_epoch: ProgressCallback | None) -> list[EpochRecord]:
+def _run_epochs(backend: Backend, model: Any, spec: ModelSpec, arrays: Any, test_data: Any,
+                epochs: int, seed: int, batch_size: int,
+                on_epoch: ProgressCallback | None) -> list[EpochRecord]:
     train_data = backend.to_native(arrays.x_train, arrays.y_train)
-    val_data = (backend.to_native(arrays.x_test, arrays.y_test)
-                if spec.train.validation == "test" else None)
+    val_data = test_data if spec.train.validation == "test" else None  # as the notebooks did
     history = []
     for epoch in range(epochs):
         order = data_module.epoch_order(len(arrays.y_train), epoch, seed, spec.train.shuffle)
@@ -107,9 +107,10 @@ def train_and_evaluate(spec_ref: str | Path | ModelSpec, config: TrainConfig,
 
     started = utc_now()
     wall = time.perf_counter()
-    history = _run_epochs(backend, model, spec, arrays, epochs, seed, batch_size, on_epoch)
-    test_loss, test_accuracy = backend.evaluate(
-        model, backend.to_native(arrays.x_test, arrays.y_test), batch_size)
+    test_data = backend.to_native(arrays.x_test, arrays.y_test)  # once: validation and test
+    history = _run_epochs(backend, model, spec, arrays, test_data, epochs, seed, batch_size,
+                          on_epoch)
+    test_loss, test_accuracy = backend.evaluate(model, test_data, batch_size)
     predicted = backend.predict(model, arrays.x_test, batch_size).argmax(axis=1)
     wall = time.perf_counter() - wall
 
