@@ -11,9 +11,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from harness.env import utc_now
+from harness.errors import UsageError
 from harness.onnx_io import DEFAULT_OPSET
 from harness.spec import SpecError, infer, list_specs, load_spec, spec_hash, zoo_dir
 from harness.spec.shapes import describe
@@ -427,6 +429,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except SpecError as exc:
         err_console.print(f"[red]error:[/red] invalid spec\n{exc}", markup=True, highlight=False)
+        return 2
+    except UsageError as exc:
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}", markup=True, highlight=False)
         return 2
     except (BackendUnavailable, DataError, ProviderUnavailable) as exc:
         err_console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
