@@ -9,11 +9,13 @@ predictors are created before the timed rounds.
 Widen with HARNESS_BENCH_SPECS=all, HARNESS_BENCH_PROVIDERS=cpu,cuda (default),
 HARNESS_BENCH_BATCH_SIZES=1,32,256, HARNESS_BENCH_BACKENDS, HARNESS_BENCH_SECONDS (timed seconds
 per benchmark, default 0.3), HARNESS_BENCH_RUNS (trained weights and their accuracy).
+
+Nothing here asserts on timings: each benchmark's `extra_info["machine_load"]` says how busy the
+machine was during its timed rounds (`noisy` beyond harness.machine_load's threshold).
 """
 
 from __future__ import annotations
 
-import math
 import os
 import statistics
 import time
@@ -26,6 +28,7 @@ from conftest import BenchModels, bench_list, bench_providers, bench_specs
 from harness.backends import BackendUnavailable, backend_names
 from harness.bench import on_gpu, result_device
 from harness.env import package_versions
+from harness.machine_load import load_mark, load_since
 from harness.ort.timing import modes
 
 pytest.importorskip("onnx")
@@ -37,8 +40,7 @@ PROVIDERS = bench_providers()
 BATCH_SIZES = [int(size) for size in bench_list("HARNESS_BENCH_BATCH_SIZES", ["1", "32"])]
 SECONDS = float(os.environ.get("HARNESS_BENCH_SECONDS", "0.3"))
 MIN_ROUNDS, MAX_ROUNDS, WARMUP_ROUNDS = 10, 2000, 5
-BARE_ROUNDS, BARE_RUNS = 5, 200
-MAX_BARE_RATIO = 1.5  # generous: the harness adds two clock reads per call; timing is noisy
+BARE_ROUNDS, BARE_RUNS = 6, 200  # an even number of rounds: each loop goes first as often
 
 ORT_PARAMS = [pytest.param(spec, backend, provider, mode, batch,
                            id=f"{spec}-{backend}-{provider}-{mode}-batch{batch}")
@@ -69,6 +71,14 @@ def _info(spec: str, backend: str, runtime: str, provider: str, provider_used: s
             "versions": package_versions(), "weights": source.description, **accuracy}
 
 
+def _timed_rounds(benchmark: Any, fn: Callable[[], Any]) -> None:
+    """The benchmark's rounds, with the machine's load over exactly those rounds."""
+    rounds = _rounds(fn)
+    mark = load_mark()
+    benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=WARMUP_ROUNDS)
+    benchmark.extra_info["machine_load"] = load_since(mark)
+
+
 def _onnx_path(models: BenchModels, spec: str, backend: str) -> Any:
     try:
         return models.onnx(spec, backend)
@@ -97,7 +107,7 @@ def test_onnxruntime_latency(benchmark: Any, bench_models: BenchModels, spec: st
                                       session.get_providers()[0], mode, batch,
                                       bench_models.threads, info["graph_optimization_level"],
                                       bench_models))
-    benchmark.pedantic(run, rounds=_rounds(run), iterations=1, warmup_rounds=WARMUP_ROUNDS)
+    _timed_rounds(benchmark, run)
 
 
 @pytest.mark.parametrize(("spec", "backend", "provider", "batch"), NATIVE_PARAMS)
@@ -115,17 +125,16 @@ def test_native_latency(benchmark: Any, bench_models: BenchModels, spec: str, ba
     benchmark.extra_info.update(_info(spec, backend, "native", provider, device, "native", batch,
                                       bench_models.threads, None, bench_models))
     benchmark.extra_info["compile_mode"] = framework.environment().get("compile_mode")
-    benchmark.pedantic(predict, rounds=_rounds(predict), iterations=1,
-                       warmup_rounds=WARMUP_ROUNDS)
+    _timed_rounds(benchmark, predict)
 
 
 @pytest.mark.parametrize("spec", SPECS)
 def test_ort_vs_bare_session_loop(benchmark: Any, bench_models: BenchModels, spec: str) -> None:
-    """The harness's ORT timing (p50 and mean) against a bare `session.run` loop on the same
-    file and batch, interleaved round by round so machine noise hits both alike.
-
-    Timing is noisy (shared machines, CPU frequency), so the bound is generous: the check is
-    that the harness's loop adds no visible overhead, not a precise ratio."""
+    """The harness's ORT timing against a bare per-call `session.run` loop on the same file
+    and batch, p50 against p50 and mean against mean, in rounds that alternate which loop runs
+    first. The ratios (median over rounds, and every round with its machine load) go to
+    `extra_info`; none is asserted: on a shared machine a ratio is a measurement, not a verdict.
+    """
     from harness.ort import create_session, harness_vs_bare
     from harness.ort.timing import session_runner
 
@@ -135,20 +144,18 @@ def test_ort_vs_bare_session_loop(benchmark: Any, bench_models: BenchModels, spe
     session = create_session(bench_models.onnx(spec, backend), "cpu",
                              threads=bench_models.threads)
     x = bench_models.inputs(spec, 1)
-    rounds = [harness_vs_bare(session, x, runs=BARE_RUNS, warmup=5) for _ in range(BARE_ROUNDS)]
-    mean_ratio = statistics.median(r["mean_ratio"] for r in rounds)
-    p50_ratio = statistics.median(r["p50_ratio"] for r in rounds)
+    rounds = [harness_vs_bare(session, x, runs=BARE_RUNS, warmup=5, harness_first=i % 2 == 0)
+              for i in range(BARE_ROUNDS)]
     benchmark.group = f"ort-vs-bare:{spec}"
     benchmark.extra_info.update({
         "spec": spec, "backend": backend, "runtime": "onnxruntime", "provider": "cpu",
         "provider_used": session.get_providers()[0], "mode": "session_run", "batch_size": 1,
         "threads": bench_models.threads, "versions": package_versions(),
-        "mean_ratio": mean_ratio, "p50_ratio": p50_ratio, "rounds": rounds,
+        "p50_ratio": statistics.median(r["p50_ratio"] for r in rounds),
+        "mean_ratio": statistics.median(r["mean_ratio"] for r in rounds),
+        "noisy_rounds": sum(r["machine_load"]["noisy"] for r in rounds), "rounds": rounds,
     })
-    run = session_runner(session, x)
-    benchmark.pedantic(run, rounds=_rounds(run), iterations=1, warmup_rounds=WARMUP_ROUNDS)
-    assert math.isfinite(mean_ratio) and math.isfinite(p50_ratio)
-    assert mean_ratio < MAX_BARE_RATIO, f"harness mean is {mean_ratio:.2f}x the bare loop"
+    _timed_rounds(benchmark, session_runner(session, x))
 
 
 def _exportable(models: BenchModels, spec: str, backend: str) -> bool:

@@ -71,4 +71,4 @@ def test_training_speed(benchmark: Any, spec_name: str, backend_name: str,
     })
     print(f"\n{spec_name} {backend_name} on {DEVICE}: first epoch {first:.2f}s, steady "
           f"{steady_seconds:.2f}s ({n / steady_seconds:,.0f} samples/s)")
-    assert len(steady) == ROUNDS and all(s > 0 for s in steady)
+    assert len(steady) == ROUNDS

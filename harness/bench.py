@@ -20,7 +20,8 @@ import numpy as np
 
 from harness.backends import Backend, BackendUnavailable, get_backend
 from harness.env import environment, utc_now
-from harness.exporting import WeightsSource, convert_to_onnx, weights_source
+from harness.exporting import WeightsSource, convert_to_onnx, recorded_source, weights_source
+from harness.machine_load import is_noisy, noisy_note
 from harness.onnx_io import DEFAULT_OPSET, check_file
 from harness.ort.providers import PROVIDERS  # no onnxruntime import: harness.ort is lazy
 from harness.ort.timing import modes
@@ -29,6 +30,7 @@ from harness.spec import ModelSpec, spec_hash
 from harness.timing import measure, validate_measure_args
 
 LATENCY_SUFFIX = ".latency.json"
+BUSY_MARK = " (busy)"  # beside figures timed while other processes loaded the CPU
 
 
 def _record(runtime: str, backend: str, provider: str, mode: str, batch_size: int,
@@ -37,7 +39,7 @@ def _record(runtime: str, backend: str, provider: str, mode: str, batch_size: in
     record = {"runtime": runtime, "backend": backend, "provider": provider,
               "provider_used": None, "mode": mode, "batch_size": batch_size, "status": "ok",
               "reason": None, "threads": threads, "graph_optimization_level": None,
-              "stats": None}
+              "stats": None, "placement": None, "mixed": False}
     record.update(fields)
     return record
 
@@ -55,7 +57,8 @@ def _reusable_onnx(onnx_path: Path, source: WeightsSource, backend_name: str) ->
         record = read_json(record_path)
         return (record.get("kind") == "export" and record.get("backend") == backend_name
                 and record["spec"]["hash"] == spec_hash(source.spec)
-                and record.get("weights") == source.description
+                and record.get("weights") == recorded_source(source.description,
+                                                             onnx_path.parent)
                 and record["onnx"]["sha256"] == _sha256(onnx_path))
     except (OSError, ValueError, KeyError, TypeError):
         return False  # unreadable or foreign record: export again
@@ -75,7 +78,10 @@ def _failure(exc: BaseException) -> str:
 
 def _ort_records(onnx_path: Path, backend_name: str, provider: str, batch_sizes: Sequence[int],
                  x: np.ndarray, threads: int | None, graph_optimization: str,
-                 timing: dict[str, Any], model_info: dict[str, Any]) -> list[dict[str, Any]]:
+                 timing: dict[str, Any], model_info: dict[str, Any],
+                 strict_providers: bool = False) -> list[dict[str, Any]]:
+    """ORT records; each says how many nodes each provider ran (`placement`, None where no
+    session ran) and whether a device provider left compute nodes to the CPU (`mixed`)."""
     from harness.ort import measure_session
 
     records = []
@@ -83,7 +89,8 @@ def _ort_records(onnx_path: Path, backend_name: str, provider: str, batch_sizes:
         common = {"graph_optimization": graph_optimization, "model": model_info}
         try:
             result = measure_session(onnx_path, provider, batch_size=batch, x=x, threads=threads,
-                                     graph_optimization=graph_optimization, **timing)
+                                     graph_optimization=graph_optimization,
+                                     strict_providers=strict_providers, **timing)
         except Exception as exc:  # noqa: BLE001 - one broken combination must not stop the rest
             records += [_record("onnxruntime", backend_name, provider, mode, batch, threads,
                                 status="failed", reason=_failure(exc), **common)
@@ -94,8 +101,8 @@ def _ort_records(onnx_path: Path, backend_name: str, provider: str, batch_sizes:
             records.append(_record(
                 "onnxruntime", backend_name, provider, mode, batch, threads,
                 provider_used=result["provider"], status=result["status"],
-                reason=result["reason"], stats=stats,
-                graph_optimization_level=result["graph_optimization_level"],
+                reason=result["reason"], stats=stats, placement=result["placement"],
+                mixed=result["mixed"], graph_optimization_level=result["graph_optimization_level"],
                 intra_op_threads=result["intra_op_threads"], **common))
     return records
 
@@ -121,6 +128,9 @@ def _native_batch(backend: Backend, model: Any, name: str, provider: str, batch:
                            provider_used=device, status="unavailable",
                            reason=f"{name} ran on {device}, not on {provider}")
         stats = measure(predictor, batch_size=batch, **timing)
+    except BackendUnavailable as exc:  # e.g. the result was not on the requested device
+        return _record("native", name, provider, "native", batch, threads,
+                       status="unavailable", reason=str(exc))
     except Exception as exc:  # noqa: BLE001 - recorded, the other combinations still run
         return _record("native", name, provider, "native", batch, threads, status="failed",
                        reason=_failure(exc))
@@ -204,10 +214,11 @@ def bench_backend(source: WeightsSource, backend_name: str, *, providers: Sequen
                   graph_optimization: str = "all", warmup: int = 10, min_runs: int = 50,
                   min_seconds: float = 1.0, max_seconds: float | None = None,
                   x: np.ndarray, environments: dict[str, Any] | None = None,
-                  ) -> list[dict[str, Any]]:
+                  strict_providers: bool = False) -> list[dict[str, Any]]:
     """Latency records of one backend: its ONNX export in ONNX Runtime and its own predictor,
     for every provider x batch size (ORT records per mode). `environments`, when given, is
-    filled with `{backend: {provider: backend.environment()}}`."""
+    filled with `{backend: {provider: backend.environment()}}`. `strict_providers`: a device
+    ORT session with any node on the CPU is recorded unavailable, not timed."""
     validate_lists([backend_name], providers, batch_sizes)
     timing = {"warmup": warmup, "min_runs": min_runs, "min_seconds": min_seconds,
               "max_seconds": max_seconds}
@@ -225,13 +236,14 @@ def bench_backend(source: WeightsSource, backend_name: str, *, providers: Sequen
             problem = ("failed", _failure(exc))
     # Without the framework, an earlier export of the same weights still runs in ORT.
     onnx_ok = problem is None or reuse
-    model_info = {"file": str(onnx_path), "reused": reuse,
+    # named as the latency record beside it (bench_spec's out_dir, a matrix job's folder) sees it
+    model_info = {"file": onnx_path.name, "reused": reuse,
                   "sha256": _sha256(onnx_path) if onnx_ok else None}
     records: list[dict[str, Any]] = []
     for provider in providers:
         if onnx_ok:
             records += _ort_records(onnx_path, backend_name, provider, batch_sizes, x, threads,
-                                    graph_optimization, timing, model_info)
+                                    graph_optimization, timing, model_info, strict_providers)
         else:
             records += [_record("onnxruntime", backend_name, provider, mode, batch, threads,
                                 status=problem[0], reason=problem[1],
@@ -244,19 +256,21 @@ def bench_backend(source: WeightsSource, backend_name: str, *, providers: Sequen
 
 def speedups(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """ONNX Runtime vs the framework's own predictor, p50 against p50, per backend x provider
-    x batch x ORT mode; > 1 means ONNX Runtime is faster. Only pairs that both ran."""
-    native = {(r["backend"], r["provider"], r["batch_size"]): r["stats"]["p50_ms"]
+    x batch x ORT mode; > 1 means ONNX Runtime is faster. Only pairs that both ran; `noisy`
+    when either side was timed on a busy machine."""
+    native = {(r["backend"], r["provider"], r["batch_size"]): r["stats"]
               for r in records if r["runtime"] == "native" and r["status"] == "ok"}
     rows = []
     for r in records:
         key = (r["backend"], r["provider"], r["batch_size"])
         if r["runtime"] != "onnxruntime" or r["status"] != "ok" or key not in native:
             continue
-        ort_ms = r["stats"]["p50_ms"]
+        ort_ms, native_ms = r["stats"]["p50_ms"], native[key]["p50_ms"]
         rows.append({"backend": key[0], "provider": key[1], "batch_size": key[2],
-                     "mode": r["mode"], "native_p50_ms": native[key],
+                     "mode": r["mode"], "native_p50_ms": native_ms,
                      "onnxruntime_p50_ms": ort_ms,
-                     "speedup": native[key] / ort_ms if ort_ms > 0 else math.inf})
+                     "speedup": native_ms / ort_ms if ort_ms > 0 else math.inf,
+                     "noisy": _noisy(r) or is_noisy(native[key].get("machine_load"))})
     return rows
 
 
@@ -317,7 +331,7 @@ def bench_spec(spec_ref: str | Path | None, *, backends: Sequence[str],
                run_dirs: Sequence[Path] | None = None, out_dir: Path,
                threads: int | None = None, graph_optimization: str = "all", warmup: int = 10,
                min_runs: int = 50, min_seconds: float = 1.0, max_seconds: float | None = None,
-               data_dir: Path | None = None) -> dict[str, Any]:
+               data_dir: Path | None = None, strict_providers: bool = False) -> dict[str, Any]:
     """Time every backend x provider x batch size; write `<out_dir>/<spec>.latency.json`."""
     validate_lists(backends, providers, batch_sizes)
     sources = sources_by_backend(spec_ref, backends, run_dirs)
@@ -331,15 +345,22 @@ def bench_spec(spec_ref: str | Path | None, *, backends: Sequence[str],
             sources[name], name, providers=providers, batch_sizes=batch_sizes,
             onnx_path=out_dir / f"{spec.name}.{name}.onnx", threads=threads,
             graph_optimization=graph_optimization, warmup=warmup, min_runs=min_runs,
-            min_seconds=min_seconds, max_seconds=max_seconds, x=x, environments=envs)
+            min_seconds=min_seconds, max_seconds=max_seconds, x=x, environments=envs,
+            strict_providers=strict_providers)
     settings = {"backends": list(backends), "providers": list(providers),
                 "batch_sizes": list(batch_sizes), "threads": threads,
                 "graph_optimization": graph_optimization, "warmup": warmup,
-                "min_runs": min_runs, "min_seconds": min_seconds, "max_seconds": max_seconds}
-    result = latency_result(spec, {name: source.description for name, source in sources.items()},
-                            settings, records, envs)
+                "min_runs": min_runs, "min_seconds": min_seconds, "max_seconds": max_seconds,
+                "strict_providers": strict_providers}
+    result = latency_result(spec, {name: recorded_source(source.description, out_dir)
+                                   for name, source in sources.items()}, settings, records, envs)
     write_json_atomic(latency_path(out_dir, spec.name), result)
     return result
+
+
+def _noisy(record: dict[str, Any]) -> bool:
+    """Whether a latency record's timings were taken on a busy machine."""
+    return is_noisy((record.get("stats") or {}).get("machine_load"))
 
 
 LATENCY_COLUMNS = ("spec", "backend", "runtime", "provider (used)", "mode", "batch", "p50 ms",
@@ -348,29 +369,41 @@ LATENCY_COLUMNS = ("spec", "backend", "runtime", "provider (used)", "mode", "bat
 
 def summary_rows(result: dict[str, Any]) -> list[list[str]]:
     """Table cells: spec, backend, runtime, provider (used), mode, batch, p50 ms, p90 ms,
-    throughput/s, speed-up vs native; unavailable/failed rows say so in the p50 column."""
+    throughput/s, speed-up vs native; unavailable/failed rows say so in the p50 column, and
+    figures timed on a busy machine are marked BUSY_MARK."""
     spec = result["spec"]["name"]
-    speedup = {(s["backend"], s["provider"], s["batch_size"], s["mode"]): s["speedup"]
+    speedup = {(s["backend"], s["provider"], s["batch_size"], s["mode"]): s
                for s in result["speedups"]}
     rows = []
     for r in result["records"]:
         used = f"{r['provider']} ({r['provider_used']})" if r["provider_used"] else r["provider"]
+        used += ", mixed" if r.get("mixed") else ""  # compute nodes also ran on the CPU
         head = [spec, r["backend"], r["runtime"], used, r["mode"], str(r["batch_size"])]
         if r["status"] != "ok":
             rows.append([*head, r["status"], "", "", ""])
             continue
         stats = r["stats"]
-        ratio = speedup.get((r["backend"], r["provider"], r["batch_size"], r["mode"]))
-        rows.append([*head, f"{stats['p50_ms']:.3f}", f"{stats['p90_ms']:.3f}",
-                     f"{stats['throughput']:,.0f}", "" if ratio is None else f"{ratio:.2f}x"])
+        busy = BUSY_MARK if _noisy(r) else ""
+        pair = speedup.get((r["backend"], r["provider"], r["batch_size"], r["mode"]))
+        ratio = "" if pair is None else (
+            f"{pair['speedup']:.2f}x" + (BUSY_MARK if pair.get("noisy") else ""))
+        rows.append([*head, f"{stats['p50_ms']:.3f}{busy}", f"{stats['p90_ms']:.3f}{busy}",
+                     f"{stats['throughput']:,.0f}{busy}", ratio])
     return rows
 
 
 def problems(result: dict[str, Any]) -> list[str]:
-    """One line per distinct reason a record did not run (unavailable or failed)."""
+    """One line per distinct reason a record did not run (unavailable or failed), and one
+    saying how many records were timed on a busy machine, if any."""
     lines: dict[str, None] = {}
     for r in result["records"]:
         if r["status"] != "ok":
             lines[f"{r['backend']} {r['runtime']} on {r['provider']}: {r['status']}: "
                   f"{r['reason']}"] = None
+        elif r.get("mixed"):
+            lines[f"{r['backend']} {r['runtime']} on {r['provider']}: mixed: compute nodes ran "
+                  f"on the CPU: {', '.join(r['placement']['fallback_compute_nodes'])}"] = None
+    busy = sum(1 for r in result["records"] if r["status"] == "ok" and _noisy(r))
+    if busy:
+        lines[f"{busy} measurement(s) marked{BUSY_MARK}: {noisy_note()}"] = None
     return list(lines)

@@ -7,16 +7,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from harness import cli_args as opt
 from harness.env import utc_now
 from harness.errors import UsageError
-from harness.onnx_io import DEFAULT_OPSET
 from harness.spec import SpecError, infer, list_specs, load_spec, spec_hash, zoo_dir
 from harness.spec.shapes import describe
 
@@ -25,24 +24,11 @@ console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
+def print_error(message: str) -> None:
+    """`error: ...` on stderr, one line per line of `message`, never wrapped (scripts and
+    logs read it), user text never taken for rich markup."""
+    for line in message.splitlines() or [""]:
+        err_console.print(f"[red]error:[/red] {escape(line)}", highlight=False, soft_wrap=True)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -117,7 +103,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from harness.exporting import export_model
 
     if args.spec is None and args.from_run is None:
-        raise SystemExit("harness export: error: give --spec, --from RUN_DIR, or both")
+        raise UsageError("harness export: give --spec, --from RUN_DIR, or both")
     record = export_model(args.spec, args.backend, args.out, run_dir=args.from_run,
                           opset=args.opset, data_dir=args.data_dir, limit_test=args.limit_test,
                           threads=args.threads)
@@ -144,6 +130,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_parity(args: argparse.Namespace) -> int:
     from harness.parity import cross_parity
 
+    if args.spec is None and not args.from_run:
+        raise UsageError("harness parity: give --spec, --from RUN_DIR, or both")
     rows = cross_parity(args.spec, args.from_run, data_dir=args.data_dir,
                         limit_test=args.limit_test, opset=args.opset, threads=args.threads)
     table = Table(title="Cross-framework parity (probabilities on the test set)")
@@ -158,19 +146,6 @@ def cmd_parity(args: argparse.Namespace) -> int:
     return 0 if all(row.passed for row in rows) else 1
 
 
-def _csv(kind: Callable[[str], object], choices: list[str] | None = None):
-    """A comma-separated list option, validated at parse time."""
-    def parse(text: str) -> list:
-        items = [kind(item.strip()) for item in text.split(",") if item.strip()]
-        if not items:
-            raise argparse.ArgumentTypeError("expected a comma-separated list")
-        bad = [item for item in items if choices is not None and item not in choices]
-        if bad:
-            raise argparse.ArgumentTypeError(f"unknown {bad[0]!r}; expected one of {choices}")
-        return items
-    return parse
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     from harness.matrix import RunConfig, run_matrix
 
@@ -180,6 +155,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                        device=args.device, sets=args.set or [], opset=args.opset,
                        latency_min_runs=args.latency_min_runs,
                        latency_min_seconds=args.latency_min_seconds,
+                       strict_providers=args.strict_providers,
                        data_dir=str(args.data_dir.resolve()) if args.data_dir else None)
     out = args.out or Path("results") / f"run-{utc_now().replace(':', '').replace('-', '')}"
     summary = run_matrix(config, out, show=lambda line: console.print(line, highlight=False))
@@ -193,11 +169,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from harness.report import write_report
-
     if not args.run_dir.is_dir():
-        err_console.print(f"[red]error:[/red] {args.run_dir} is not a run folder")
-        return 2
+        raise UsageError(f"RUN_DIR: {args.run_dir}: no such folder")
+    from harness.report import write_report  # pandas and matplotlib: only for a real report
+
     out = write_report(args.run_dir, args.out, args.benchmark_json or [])
     console.print(f"wrote {out / 'report.html'} and {out / 'report.md'} "
                   f"(tables/*.csv, plots/*.png beside them)", highlight=False)
@@ -205,15 +180,15 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from harness.report.compare import compare_runs, display_rows
-
     for folder in (args.run_a, args.run_b):
         if not folder.is_dir():
-            err_console.print(f"[red]error:[/red] {folder} is not a run folder")
-            return 2
+            raise UsageError(f"RUN_A, RUN_B: {folder}: no such folder")
+    from harness.report.compare import compare_runs, display_rows  # pandas: only when needed
+
     frame = compare_runs(args.run_a, args.run_b, threshold_sigma=args.threshold_sigma,
                          min_rel=args.min_rel, min_accuracy=args.min_accuracy)
     if args.csv:
+        args.csv.parent.mkdir(parents=True, exist_ok=True)
         frame.to_csv(args.csv, index=False)
     table = Table(title=f"{args.run_b} against {args.run_a} (baseline)", header_style="bold",
                   title_justify="left")
@@ -232,16 +207,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 1 if regressions and args.fail_on_regression else 0
 
 
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text}")
-    return value
-
-
 def _print_table(title: str, columns: tuple[str, ...], rows: list[list[str]]) -> None:
     table = Table(title=title, header_style="bold", title_justify="left")
     for index, column in enumerate(columns):
@@ -255,7 +220,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from harness import bench, runs
 
     if args.spec is None and not args.from_run:
-        raise SystemExit("harness bench: error: give --spec, --from RUN_DIR, or both")
+        raise UsageError("harness bench: give --spec, --from RUN_DIR, or both")
     speeds = [runs.read_training_speed(run) for run in args.from_run or []]
     name = load_spec(args.spec).name if args.spec else speeds[0]["spec"]
     out = args.out or Path("results") / "bench" / (
@@ -266,9 +231,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
             batch_sizes=args.batch_sizes, run_dirs=args.from_run, out_dir=out,
             threads=args.threads, graph_optimization=args.graph_optimization,
             warmup=args.warmup, min_runs=args.min_runs, min_seconds=args.min_seconds,
-            data_dir=args.data_dir)
+            data_dir=args.data_dir, strict_providers=args.strict_providers)
     except ValueError as exc:  # e.g. two runs of one backend, runs of different specs
-        err_console.print(f"[red]error:[/red] {exc}", highlight=False)
+        print_error(str(exc))
         return 2
     _print_table(f"Inference latency of {name} (speed-up: native p50 / ONNX Runtime p50)",
                  bench.LATENCY_COLUMNS, bench.summary_rows(result))
@@ -285,15 +250,22 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def _add_common_data_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", type=Path,
                         help="dataset folder (default: $HARNESS_DATA_DIR or a user cache folder)")
-    parser.add_argument("--limit-test", type=_positive_int,
+    parser.add_argument("--limit-test", type=opt.limit("test"),
                         help="use the first N test images (default: all 10,000)")
-    parser.add_argument("--threads", type=_positive_int, help="CPU threads for every framework")
+    parser.add_argument("--threads", type=opt.threads, help="CPU threads for every framework")
+
+
+def _add_strict_providers_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--strict-providers", action="store_true",
+                        help="record a CUDA ONNX Runtime session that would run any node on the "
+                             "CPU as unavailable instead of timing it (ORT's "
+                             "session.disable_cpu_ep_fallback)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     from harness.backends import backend_names
 
-    parser = argparse.ArgumentParser(
+    parser = opt.Parser(
         prog="harness", description="Compare Keras and PyTorch honestly: one framework-neutral "
         "spec, the same weights, batches and maths in both, ONNX Runtime latency, one report.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -307,88 +279,96 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train and test one spec in one backend")
     train.add_argument("--spec", required=True, help="zoo name or path of a YAML spec")
     train.add_argument("--backend", required=True, choices=backend_names())
-    train.add_argument("--epochs", type=_positive_int, help="default: the spec's")
-    train.add_argument("--batch-size", type=_positive_int, help="default: the spec's")
-    train.add_argument("--limit", type=_positive_int, help="train on the first N images")
-    train.add_argument("--limit-test", type=_positive_int,
+    train.add_argument("--epochs", type=opt.positive_int, help="default: the spec's")
+    train.add_argument("--batch-size", type=opt.batch_size, help="default: the spec's")
+    train.add_argument("--limit", type=opt.limit("training"),
+                       help="train on the first N images")
+    train.add_argument("--limit-test", type=opt.limit("test"),
                        help="test on the first N test images (default: all 10,000)")
-    train.add_argument("--seed", type=_non_negative_int, help="default: the spec's train.seed")
+    train.add_argument("--seed", type=opt.seed, help="default: the spec's train.seed")
     train.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    train.add_argument("--threads", type=_positive_int,
+    train.add_argument("--threads", type=opt.threads,
                        help="CPU threads, applied alike to both frameworks (default: all cores)")
     train.add_argument("--data-dir", type=Path,
                        help="dataset folder (default: $HARNESS_DATA_DIR or a user cache folder)")
-    train.add_argument("--out", type=Path, help="output folder (default: under results/train/)")
+    train.add_argument("--out", type=opt.output_folder,
+                       help="output folder (default: under results/train/)")
     train.set_defaults(func=cmd_train)
 
     export = sub.add_parser("export", help="export a model to ONNX and check its numbers")
     export.add_argument("--backend", required=True, choices=backend_names())
     export.add_argument("--spec", help="zoo name or YAML file (default: the run's spec)")
-    export.add_argument("--from", dest="from_run", type=Path, metavar="RUN_DIR",
+    export.add_argument("--from", dest="from_run", type=opt.training_run, metavar="RUN_DIR",
                         help="a `harness train` output folder (default: initial weights)")
-    export.add_argument("--out", required=True, type=Path, help="the .onnx file to write")
-    export.add_argument("--opset", type=_positive_int, default=DEFAULT_OPSET)
+    export.add_argument("--out", required=True, type=opt.output_file,
+                        help="the .onnx file to write")
+    export.add_argument("--opset", type=opt.opset, default=opt.DEFAULT_OPSET)
     _add_common_data_options(export)
     export.set_defaults(func=cmd_export)
 
     parity = sub.add_parser("parity", help="same weights in every backend, native and ONNX")
     parity.add_argument("--spec", help="zoo name or YAML file (default: the runs' spec)")
-    parity.add_argument("--from", dest="from_run", type=Path, metavar="RUN_DIR",
+    parity.add_argument("--from", dest="from_run", type=opt.training_run, metavar="RUN_DIR",
                         action="append", help="a training run (repeatable; default: the "
                                               "spec's initial weights)")
-    parity.add_argument("--opset", type=_positive_int, default=DEFAULT_OPSET)
+    parity.add_argument("--opset", type=opt.opset, default=opt.DEFAULT_OPSET)
     _add_common_data_options(parity)
     parity.set_defaults(func=cmd_parity)
 
     run = sub.add_parser("run", help="the matrix: train, export, parity, latency per job; "
                                      "resumable")
-    run.add_argument("--specs", required=True, type=_csv(str),
+    run.add_argument("--specs", required=True, type=opt.csv(str),
                      help="names, globs (cnn*), YAML paths, or all")
-    run.add_argument("--backends", type=_csv(str, backend_names()), default=backend_names(),
+    run.add_argument("--backends", type=opt.csv(str, backend_names()), default=backend_names(),
                      help=f"comma-separated (default: {','.join(backend_names())})")
-    run.add_argument("--providers", type=_csv(str, ["cpu", "cuda"]), default=["cpu"],
+    run.add_argument("--providers", type=opt.csv(str, ["cpu", "cuda"]), default=["cpu"],
                      help="ONNX Runtime providers for latency, comma-separated (default: cpu)")
-    run.add_argument("--batch-sizes", type=_csv(_positive_int), default=[1, 32, 256],
+    run.add_argument("--batch-sizes", type=opt.csv(opt.batch_size), default=[1, 32, 256],
                      help="latency batch sizes (default: 1,32,256)")
-    run.add_argument("--seeds", type=_csv(_non_negative_int),
+    run.add_argument("--seeds", type=opt.csv(opt.seed),
                      help="repeat every job with these seeds (default: the spec's seed)")
-    run.add_argument("--epochs", type=_positive_int, help="default: each spec's")
-    run.add_argument("--limit", type=_positive_int, help="train on the first N images")
+    run.add_argument("--epochs", type=opt.positive_int, help="default: each spec's")
+    run.add_argument("--limit", type=opt.limit("training"), help="train on the first N images")
     run.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                      help="where the frameworks train")
-    run.add_argument("--set", action="append", metavar="PATH=V1[,V2...]",
+    run.add_argument("--set", type=opt.set_override, action="append", metavar="PATH=V1[,V2...]",
                      help="override a spec field; lists expand into a grid (repeatable)")
-    run.add_argument("--opset", type=_positive_int, default=DEFAULT_OPSET,
-                     help=f"ONNX opset (default: {DEFAULT_OPSET})")
-    run.add_argument("--latency-min-runs", type=_positive_int, default=20,
+    run.add_argument("--opset", type=opt.opset, default=opt.DEFAULT_OPSET,
+                     help=f"ONNX opset (default: {opt.DEFAULT_OPSET})")
+    run.add_argument("--latency-min-runs", type=opt.runs, default=20,
                      help="timed runs per latency figure, at least (default 20)")
-    run.add_argument("--latency-min-seconds", type=float, default=0.5,
+    run.add_argument("--latency-min-seconds", type=opt.seconds, default=0.5,
                      help="seconds per latency figure, at least (default 0.5)")
-    run.add_argument("--out", type=Path, help="run folder (default: results/run-<time>)")
+    run.add_argument("--out", type=opt.output_folder,
+                     help="run folder (default: results/run-<time>)")
+    _add_strict_providers_option(run)
     _add_common_data_options(run)
     run.set_defaults(func=cmd_run)
 
     report = sub.add_parser("report", help="a run's report: report.md, report.html, CSV tables")
     report.add_argument("run_dir", type=Path, metavar="RUN_DIR")
-    report.add_argument("--benchmark-json", type=Path, action="append", metavar="FILE",
+    report.add_argument("--benchmark-json", type=opt.existing_file, action="append",
+                        metavar="FILE",
                         help="merge a pytest-benchmark JSON file's latencies (repeatable)")
-    report.add_argument("--out", type=Path, help="report folder (default: RUN_DIR/report)")
+    report.add_argument("--out", type=opt.output_folder,
+                        help="report folder (default: RUN_DIR/report)")
     report.set_defaults(func=cmd_report)
 
     compare = sub.add_parser("compare", help="run B against run A: changes beyond noise")
     compare.add_argument("run_a", type=Path, metavar="RUN_A", help="the baseline run")
     compare.add_argument("run_b", type=Path, metavar="RUN_B")
-    compare.add_argument("--threshold-sigma", type=float, default=3.0,
+    compare.add_argument("--threshold-sigma", type=opt.number(0, above=True), default=3.0,
                          help="with several seeds in both runs: flag |delta| above this many "
                               "pooled standard deviations (default 3)")
-    compare.add_argument("--min-rel", type=float, default=0.05,
+    compare.add_argument("--min-rel", type=opt.number(0), default=0.05,
                          help="otherwise flag timings changed by more than this fraction "
                               "(default 0.05)")
-    compare.add_argument("--min-accuracy", type=float, default=0.005,
+    compare.add_argument("--min-accuracy", type=opt.number(0, 1), default=0.005,
                          help="otherwise flag accuracy changed by more than this (default "
                               "0.005, half a percentage point)")
     compare.add_argument("--flagged-only", action="store_true", help="print flagged rows only")
-    compare.add_argument("--csv", type=Path, help="also write every compared value here")
+    compare.add_argument("--csv", type=opt.output_file,
+                         help="also write every compared value here")
     compare.add_argument("--fail-on-regression", action="store_true",
                          help="exit 1 when a regression is flagged (default: exit 0)")
     compare.set_defaults(func=cmd_compare)
@@ -396,24 +376,29 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="inference latency: ONNX Runtime (CPU, CUDA) vs each "
                                          "framework's own predictor")
     bench.add_argument("--spec", help="zoo name or YAML file (default: the runs' spec)")
-    bench.add_argument("--backends", type=_csv(str, backend_names()), default=backend_names())
-    bench.add_argument("--providers", type=_csv(str, ["cpu", "cuda"]), default=["cpu", "cuda"],
+    bench.add_argument("--backends", type=opt.csv(str, backend_names()),
+                       default=backend_names())
+    bench.add_argument("--providers", type=opt.csv(str, ["cpu", "cuda"]),
+                       default=["cpu", "cuda"],
                        help="ONNX Runtime providers, and the framework device of each "
                             "(default: cpu,cuda; unavailable ones are recorded as such)")
-    bench.add_argument("--batch-sizes", type=_csv(_positive_int), default=[1, 32, 256])
-    bench.add_argument("--from", dest="from_run", type=Path, metavar="RUN_DIR", action="append",
+    bench.add_argument("--batch-sizes", type=opt.csv(opt.batch_size), default=[1, 32, 256])
+    bench.add_argument("--from", dest="from_run", type=opt.training_run, metavar="RUN_DIR",
+                       action="append",
                        help="a training run: its weights, and its training speed is printed "
                             "(repeatable, one per backend; default: initial weights)")
-    bench.add_argument("--warmup", type=_non_negative_int, default=10)
-    bench.add_argument("--min-runs", type=_positive_int, default=50)
-    bench.add_argument("--min-seconds", type=_non_negative_float, default=1.0,
+    bench.add_argument("--warmup", type=opt.warmup, default=10)
+    bench.add_argument("--min-runs", type=opt.runs, default=50)
+    bench.add_argument("--min-seconds", type=opt.seconds, default=1.0,
                        help="timed seconds per figure, at least (default 1.0)")
     bench.add_argument("--graph-optimization", default="all",
                        choices=["disable", "basic", "extended", "all"])
-    bench.add_argument("--threads", type=_positive_int, help="CPU threads for every runtime")
+    bench.add_argument("--threads", type=opt.threads, help="CPU threads for every runtime")
+    _add_strict_providers_option(bench)
     bench.add_argument("--data-dir", type=Path,
                        help="dataset folder (default: $HARNESS_DATA_DIR or a user cache folder)")
-    bench.add_argument("--out", type=Path, help="default: results/bench/<spec>-<time>")
+    bench.add_argument("--out", type=opt.output_folder,
+                       help="default: results/bench/<spec>-<time>")
     bench.set_defaults(func=cmd_bench)
     return parser
 
@@ -427,17 +412,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except SpecError as exc:
-        err_console.print(f"[red]error:[/red] invalid spec\n{exc}", markup=True, highlight=False)
-        return 2
-    except UsageError as exc:
-        err_console.print(f"[red]error:[/red] {escape(str(exc))}", markup=True, highlight=False)
+    except (SpecError, UsageError) as exc:  # a spec: one line per problem, naming the file
+        print_error(str(exc))
         return 2
     except (BackendUnavailable, DataError, ProviderUnavailable) as exc:
-        err_console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+        print_error(str(exc))
         return 3
     except ExportError as exc:
-        err_console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+        print_error(str(exc))
         return 1
     except KeyboardInterrupt:
         err_console.print("interrupted")

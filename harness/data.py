@@ -91,6 +91,13 @@ DATASETS: dict[str, DatasetSource] = {
 }
 
 
+# Images per split, known before any file is read, so limits can be checked up front.
+SPLIT_SIZES: dict[str, dict[str, int]] = {
+    "mnist": {"training": 60_000, "test": 10_000},
+    "fashion-mnist": {"training": 60_000, "test": 10_000},
+}
+
+
 def _source(dataset: str) -> DatasetSource:
     if dataset not in DATASETS:
         raise ValueError(f"unknown dataset {dataset!r}; expected one of {sorted(DATASETS)}")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import harness
+from harness.machine_load import load_average
 
 # Distributions whose versions decide the numbers; recorded when installed.
 TRACKED_PACKAGES = ("numpy", "tensorflow", "keras", "torch", "onnx", "onnxruntime",
@@ -59,6 +60,20 @@ def git_commit() -> str | None:
     return f"{commit}-dirty" if dirty else commit
 
 
+def usable_cores() -> int:
+    """The logical CPUs this process may run on (its affinity mask, where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def thread_budget(threads: int | None) -> int:
+    """Compute threads every runtime gets (intra-op; inter-op is 1 where a runtime has it):
+    `threads`, or by default every core this process may use, the same for every runtime."""
+    return usable_cores() if threads is None else threads
+
+
 def machine() -> dict[str, Any]:
     return {
         "hostname": platform.node(),
@@ -66,6 +81,8 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "cpu": cpu_model(),
         "logical_cores": os.cpu_count(),
+        # when the record was written; each timing has its own load (harness.machine_load)
+        "load_average_1m": load_average(),
     }
 
 

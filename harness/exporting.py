@@ -18,7 +18,7 @@ from harness.backends import Backend, get_backend
 from harness.data import load_arrays
 from harness.env import environment, utc_now
 from harness.onnx_io import DEFAULT_OPSET, OnnxCheckError, check_file
-from harness.results import RESULT_SCHEMA_VERSION, read_json, write_json_atomic
+from harness.results import RESULT_SCHEMA_VERSION, read_json, relative_path, write_json_atomic
 from harness.spec import ModelSpec, SpecError, SpecProblem, initial_weights, load_spec, spec_hash
 from harness.spec.initializers import Weights, load_weights
 from harness.spec.loader import parse_spec
@@ -66,19 +66,46 @@ def weights_source(spec_ref: str | Path | None, run_dir: Path | None) -> Weights
     })
 
 
-def convert_to_onnx(backend: Backend, model: Any, spec: ModelSpec, out: Path, opset: int) -> None:
-    """Run the converter; on failure keep the full traceback in `<out>.log`, raise one line."""
-    log = out.with_name(out.name + ".log")
+def recorded_source(description: dict[str, Any], record_dir: Path) -> dict[str, Any]:
+    """A weights description as a record in `record_dir` holds it: the run folder relative."""
+    if "run_dir" not in description:
+        return description
+    return {**description, "run_dir": relative_path(description["run_dir"], record_dir)}
+
+
+def convert_to_onnx(backend: Backend, model: Any, spec: ModelSpec, out: Path, opset: int,
+                    log: Path | None = None) -> dict[str, Any]:
+    """Run the converter and `check_file` on what it wrote; return the check's description.
+
+    A converter that fails, or writes a file the checks reject (tf2onnx copies ops it cannot
+    convert into the graph unchanged), raises one ExportError line; the details go to `log`
+    (default `<out>.log`) and no file is left at `out`.
+    """
+    log = log or out.with_name(out.name + ".log")
+    what = (f"exporting spec {spec.name!r} with backend {backend.name!r} "
+            f"({backend.onnx_converter}, opset {opset})")
     try:
         backend.export_onnx(model, out, opset)
     except Exception as exc:  # noqa: BLE001 - any converter failure becomes one clear message
-        log.write_text(traceback.format_exc(), encoding="utf-8")
-        out.unlink(missing_ok=True)
-        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-        raise ExportError(f"exporting spec {spec.name!r} with backend {backend.name!r} "
-                          f"({backend.onnx_converter}, opset {opset}) failed: "
-                          f"{type(exc).__name__}: {first_line}. Full traceback: {log}") from None
+        raise _export_failure(f"{what} failed", exc, traceback.format_exc(), out, log) from None
+    try:
+        info = check_file(out, tuple(spec.input.shape))
+    except OnnxCheckError as exc:
+        raise _export_failure(f"{what} wrote a file that fails the ONNX checks", exc, str(exc),
+                              out, log) from None
     log.unlink(missing_ok=True)
+    return info
+
+
+def _export_failure(what: str, exc: Exception, details: str, out: Path, log: Path
+                    ) -> ExportError:
+    """Keep `details` in `log`, remove the unusable file, and say it all in one line."""
+    log.write_text(details, encoding="utf-8")
+    out.unlink(missing_ok=True)
+    message = " ".join(str(exc).split()) or type(exc).__name__
+    if len(message) > 300:
+        message = message[:297] + "..."
+    return ExportError(f"{what}: {type(exc).__name__}: {message}. Details: {log}")
 
 
 def onnx_parity(backend: Backend, model: Any, path: Path, x: np.ndarray, y: np.ndarray,
@@ -120,13 +147,7 @@ def export_model(spec_ref: str | Path | None, backend_name: str, out: Path,
     backend.set_weights(model, source.weights)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    convert_to_onnx(backend, model, spec, out, opset)
-    try:
-        onnx_info = check_file(out, tuple(spec.input.shape))
-    except OnnxCheckError as exc:
-        raise ExportError(f"exporting spec {spec.name!r} with backend {backend_name!r} "
-                          f"({backend.onnx_converter}) wrote a file that fails its checks: "
-                          f"{exc}") from None
+    onnx_info = convert_to_onnx(backend, model, spec, out, opset)
     arrays = load_arrays(spec.input, data_dir=data_dir, limit=1, limit_test=limit_test)
     record = {
         "schema_version": RESULT_SCHEMA_VERSION,
@@ -136,7 +157,7 @@ def export_model(spec_ref: str | Path | None, backend_name: str, out: Path,
         "converter": backend.onnx_converter,
         "opset_requested": opset,
         "file": out.name,
-        "weights": source.description,
+        "weights": recorded_source(source.description, out.parent),
         "onnx": onnx_info,
         "parity": onnx_parity(backend, model, out, arrays.x_test, arrays.y_test, threads),
         "created_utc": utc_now(),
@@ -153,7 +174,7 @@ def _record_in_run(run_dir: Path, out: Path, record: dict[str, Any]) -> None:
     """Add (or replace) this export's summary in the run's metrics.json, atomically."""
     metrics_path = run_dir / METRICS_FILE
     metrics = read_json(metrics_path)
-    summary = {"path": str(out.resolve()), "backend": record["backend"],
+    summary = {"path": relative_path(out, run_dir), "backend": record["backend"],
                "opset": record["onnx"]["opset"], "passed": record["passed"],
                **{k: record["parity"][k] for k in ("max_abs_diff", "native_accuracy",
                                                    "onnx_accuracy", "provider")}}

@@ -8,9 +8,11 @@ with job.json saying ok or failed: a job that is killed leaves no folder that lo
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 import traceback
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -37,14 +39,14 @@ def _data_dir(config: dict[str, Any]) -> Path | None:
     return Path(config["data_dir"]) if config.get("data_dir") else None
 
 
-def _train(config: dict[str, Any], work: Path) -> None:
+def _train(spec_file: Path, config: dict[str, Any], work: Path) -> None:
     from harness.training import TrainConfig, train_and_evaluate
 
     def show(record: Any, epochs: int) -> None:
         print(f"epoch {record.epoch}/{epochs} loss {record.train_loss:.4f} "
               f"acc {record.train_accuracy:.4f} {record.seconds:.2f}s", flush=True)
 
-    train_and_evaluate(config["spec_file"], TrainConfig(
+    train_and_evaluate(spec_file, TrainConfig(
         backend=config["backend"], device=config["device"], epochs=config["epochs"],
         seed=config["seed"], limit=config["limit"], limit_test=config["limit_test"],
         threads=config["threads"], data_dir=_data_dir(config)), out_dir=work, on_epoch=show)
@@ -63,20 +65,30 @@ def _export(config: dict[str, Any], work: Path) -> None:
 def _latency(config: dict[str, Any], work: Path) -> None:
     """ONNX Runtime (the export above) and native latency per provider x batch size."""
     from harness.bench import bench_backend, input_batch, latency_result
-    from harness.exporting import weights_source
+    from harness.exporting import recorded_source, weights_source
 
     source = weights_source(None, work)
     settings = {"providers": config["providers"], "batch_sizes": config["batch_sizes"],
                 "threads": config["threads"], "warmup": config["latency_warmup"],
                 "min_runs": config["latency_min_runs"],
-                "min_seconds": config["latency_min_seconds"]}
+                "min_seconds": config["latency_min_seconds"],
+                "strict_providers": config["strict_providers"]}
     environments: dict[str, Any] = {}
     records = bench_backend(
         source, config["backend"], onnx_path=work / layout.ONNX_FILE,
         x=input_batch(source, max(config["batch_sizes"]), _data_dir(config)),
         environments=environments, **settings)
     write_json_atomic(work / layout.LATENCY_FILE, latency_result(
-        source.spec, {config["backend"]: source.description}, settings, records, environments))
+        source.spec, {config["backend"]: recorded_source(source.description, work)}, settings,
+        records, environments))
+
+
+def _job_relative(message: str, work: Path) -> str:
+    """Messages name files in the partial folder, which is renamed when the job ends: name
+    them as the job folder sees them (`model.onnx.log`, not `jobs/.<job>.partial/...`)."""
+    for folder in dict.fromkeys((str(work), str(work.resolve()))):
+        message = message.replace(folder + os.sep, "")
+    return message
 
 
 def run_job(run_dir: Path, job_id: str) -> dict[str, Any]:
@@ -88,14 +100,15 @@ def run_job(run_dir: Path, job_id: str) -> dict[str, Any]:
                               "job_id": job_id, "status": "ok", "error": None,
                               "failed_step": None, "started_utc": utc_now(), "config": config}
     start = time.perf_counter()
-    for step, action in zip(STEPS, (_train, _export, _latency), strict=True):
+    train = partial(_train, layout.spec_file(run_dir, config["spec"]))
+    for step, action in zip(STEPS, (train, _export, _latency), strict=True):
         print(f"step {step}", flush=True)
         try:
             action(config, work)
         except Exception as exc:  # noqa: BLE001 - a failed job is recorded; the run goes on
             traceback.print_exc()
-            record.update(status="failed", failed_step=step,
-                          error=f"{type(exc).__name__}: {str(exc).strip()}"[:2000])
+            error = _job_relative(f"{type(exc).__name__}: {str(exc).strip()}", work)
+            record.update(status="failed", failed_step=step, error=error[:2000])
             break
     record.update(finished_utc=utc_now(), seconds=time.perf_counter() - start)
     write_json_atomic(work / layout.JOB_FILE, record)

@@ -2,7 +2,10 @@
 `harness compare` read it. Every JSON file carries `schema_version` and `kind`.
 
     RUN_DIR/
+      .lock                    held (flock) by the one `harness run` writing the folder; holds
+                               its pid, host and start time
       run.json                 kind "run": the command's configuration and the job list
+      specs/<spec>.yaml        each job's spec, sweep overrides applied
       summary.json             kind "summary": counts of ok / failed jobs, written at the end
       jobs/<job_id>/           one folder per finished job (renamed into place when complete)
         job.json               kind "job": status ok|failed, error, times, the job's config
@@ -13,13 +16,19 @@
         latency.json           kind "latency" (harness.bench): ONNX Runtime and native records
         job.log                the job's own output (stdout and stderr)
       report/                  written by `harness report`
+
+Every path a record gives to a file of the run is relative to the folder that holds the record
+(only `data_dir`, the inputs' folder outside the run, is absolute), so a run folder can be
+moved, copied or archived and still reports and resumes.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+LOCK_FILE = ".lock"
 RUN_FILE = "run.json"
+SPECS_DIR = "specs"
 SUMMARY_FILE = "summary.json"
 JOBS_DIR = "jobs"
 JOB_FILE = "job.json"
@@ -29,6 +38,10 @@ EXPORT_RECORD_FILE = "model.onnx.json"
 LATENCY_FILE = "latency.json"
 JOB_LOG_FILE = "job.log"
 REPORT_DIR = "report"
+
+
+def spec_file(run_dir: Path, spec_name: str) -> Path:
+    return Path(run_dir) / SPECS_DIR / f"{spec_name}.yaml"
 
 
 def job_dir(run_dir: Path, job_id: str) -> Path:

@@ -3,24 +3,35 @@
 Every spec (x sweep point) x backend x seed is a job run in its own process (a crash or a leak
 in one framework cannot take the run down or disturb the next job's timings). Finished jobs are
 skipped when the same command runs again; a failed job is recorded and the run goes on.
+
+A finished job counts only under the same resume key: every job field that can change its
+result or its timings (see NOT_IN_RESUME_KEY), so a changed setting re-runs the jobs it touches,
+and says so, rather than mixing old and new records. One `harness run` at a time writes a run
+folder (run_folder_lock); a second one on the same folder is refused.
 """
 
 from __future__ import annotations
 
+import fcntl
 import fnmatch
 import hashlib
 import json
+import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harness import layout
 from harness.env import utc_now
+from harness.errors import UsageError
 from harness.job import partial_dir
 from harness.results import RESULT_SCHEMA_VERSION, read_json, write_json_atomic
 from harness.spec import ModelSpec, SpecError, SpecProblem, list_specs, load_spec, spec_hash
@@ -46,6 +57,7 @@ class RunConfig:
     latency_warmup: int = 5
     latency_min_runs: int = 20
     latency_min_seconds: float = 0.5
+    strict_providers: bool = False  # a device ORT session with nodes on the CPU is not timed
 
 
 def resolve_specs(patterns: list[str]) -> list[str]:
@@ -64,49 +76,119 @@ def resolve_specs(patterns: list[str]) -> list[str]:
     return chosen
 
 
+# Job fields that cannot change a job's result or its timings. Every other field is in the
+# resume key, so a field added to the job later is covered without anyone remembering to.
+NOT_IN_RESUME_KEY = frozenset({
+    "job_id",       # the name the key is looked up under
+    "study",        # a label from the spec's `reference`, which spec_hash leaves out too
+    "data_dir",     # where the data lies: every file is checked against its SHA-256 on load
+    "config_hash",  # the key itself
+})
+
+
+def resume_fields(job: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a job that its result and timings depend on."""
+    return {key: value for key, value in job.items() if key not in NOT_IN_RESUME_KEY}
+
+
 def _config_hash(job: dict[str, Any]) -> str:
-    keys = ("spec_hash", "backend", "seed", "epochs", "limit", "limit_test", "providers",
-            "batch_sizes", "device", "opset")
-    canonical = json.dumps({k: job[k] for k in keys}, sort_keys=True)
+    canonical = json.dumps(resume_fields(job), sort_keys=True, default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def plan_jobs(config: RunConfig, run_dir: Path) -> list[dict[str, Any]]:
-    """Expand the matrix; write each (possibly overridden) spec to RUN_DIR/specs/."""
+@dataclass(frozen=True)
+class Plan:
+    specs: dict[str, ModelSpec]  # by name; written to RUN_DIR/specs/<name>.yaml
+    jobs: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class _PlannedSpec:
+    source: str  # the --specs entry (and sweep point) it comes from, for messages
+    base_name: str
+    point: dict[str, Any]
+    spec: ModelSpec
+
+
+def _point_specs(ref: str, points: list[dict[str, Any]]) -> list[_PlannedSpec]:
+    base = load_spec(ref)
+    planned = []
+    for point in points:
+        spec = apply_point(base, point)
+        source = f"{ref} with --set {point}" if point else ref
+        planned.append(_PlannedSpec(source, base.name, point, spec))
+    return planned
+
+
+def _unique_specs(config: RunConfig) -> dict[str, _PlannedSpec]:
+    """Every spec to run by name (the start of its job ids). Two sources of one name and
+    different contents would overwrite each other's spec file and jobs: refused."""
     points = grid([parse_set(text) for text in config.sets])
-    spec_dir = Path(run_dir) / "specs"
-    spec_dir.mkdir(parents=True, exist_ok=True)
-    jobs = []
+    chosen: dict[str, _PlannedSpec] = {}
     for ref in resolve_specs(config.specs):
-        base = load_spec(ref)
-        for point in points:
-            spec: ModelSpec = apply_point(base, point)
-            spec_file = spec_dir / f"{spec.name}.yaml"
-            spec_file.write_text(dump_spec(spec), encoding="utf-8")
-            for seed in config.seeds or [spec.train.seed]:
-                for backend in config.backends:
-                    job = {"job_id": f"{spec.name}--{backend}--seed{seed}", "spec": spec.name,
-                           "base_spec": base.name, "spec_file": str(spec_file.resolve()),
-                           "spec_hash": spec_hash(spec), "overrides": point,
-                           "study": base.reference.study if base.reference else None,
-                           "backend": backend, "seed": seed,
-                           **{k: getattr(config, k) for k in (
-                               "epochs", "limit", "limit_test", "providers", "batch_sizes",
-                               "device", "threads", "data_dir", "opset", "latency_warmup",
-                               "latency_min_runs", "latency_min_seconds")}}
-                    job["config_hash"] = _config_hash(job)
-                    jobs.append(job)
-    return jobs
+        for planned in _point_specs(ref, points):
+            name, first = planned.spec.name, chosen.get(planned.spec.name)
+            if first is None:
+                chosen[name] = planned
+            elif spec_hash(first.spec) != spec_hash(planned.spec):
+                raise UsageError(
+                    f"--specs: spec name {name!r}: given by both {first.source!r} and "
+                    f"{planned.source!r} with different contents: job ids must be unique; "
+                    "rename one (its `name:` field) or leave one out")
+    return chosen
 
 
-def _finished(run_dir: Path, job: dict[str, Any]) -> bool:
-    """Done already: an ok job.json written for the same job configuration."""
+def plan_jobs(config: RunConfig) -> Plan:
+    """Expand the matrix (spec x sweep point x seed x backend); writes nothing."""
+    planned = _unique_specs(config)
+    jobs = []
+    for name, item in planned.items():
+        for seed in dict.fromkeys(config.seeds or [item.spec.train.seed]):
+            for backend in dict.fromkeys(config.backends):
+                job = {"job_id": f"{name}--{backend}--seed{seed}", "spec": name,
+                       "base_spec": item.base_name, "spec_hash": spec_hash(item.spec),
+                       "overrides": item.point,
+                       "study": item.spec.reference.study if item.spec.reference else None,
+                       "backend": backend, "seed": seed,
+                       **{k: getattr(config, k) for k in (
+                           "epochs", "limit", "limit_test", "providers", "batch_sizes",
+                           "device", "threads", "data_dir", "opset", "latency_warmup",
+                           "latency_min_runs", "latency_min_seconds", "strict_providers")}}
+                job["config_hash"] = _config_hash(job)
+                jobs.append(job)
+    return Plan({name: item.spec for name, item in planned.items()}, jobs)
+
+
+def _display(value: Any) -> str:
+    return "default" if value is None else json.dumps(value, sort_keys=True)
+
+
+def _changes(recorded: dict[str, Any], job: dict[str, Any]) -> tuple[str, ...]:
+    """What differs between a finished job's recorded config and the job now planned."""
+    missing = object()
+    changes = []
+    for key, value in resume_fields(job).items():
+        old = recorded.get(key, missing)
+        if old is missing:
+            changes.append(f"{key} not recorded -> {_display(value)}")
+        elif json.dumps(old, sort_keys=True) != json.dumps(value, sort_keys=True, default=str):
+            changes.append(f"{key} changed {_display(old)} -> {_display(value)}")
+    return tuple(changes) or ("recorded under an older resume key",)
+
+
+def _resume_state(run_dir: Path, job: dict[str, Any]) -> tuple[bool, tuple[str, ...]]:
+    """(finished, changes): finished when an ok job.json holds the same resume key; changes say
+    why an ok job must run again (empty for a job never finished)."""
     path = layout.job_dir(run_dir, job["job_id"]) / layout.JOB_FILE
     if not path.is_file():
-        return False
+        return False, ()
     record = read_json(path)
-    return record.get("status") == "ok" and record["config"].get("config_hash") == \
-        job["config_hash"]
+    if record.get("status") != "ok":
+        return False, ()
+    recorded = record.get("config") or {}
+    if recorded.get("config_hash") == job["config_hash"]:
+        return True, ()
+    return False, _changes(recorded, job)
 
 
 @dataclass
@@ -168,27 +250,93 @@ def _run_one(run_dir: Path, job: dict[str, Any], prefix: str, show: Printer) -> 
     return read_json(final / layout.JOB_FILE)
 
 
-def run_matrix(config: RunConfig, run_dir: Path, show: Printer = print) -> dict[str, Any]:
-    """Run every job not finished yet; return (and write) the run's summary."""
-    run_dir = Path(run_dir)
-    jobs = plan_jobs(config, run_dir)
+def _holder(text: str) -> str:
+    try:
+        holder = json.loads(text)
+        return f"pid {holder['pid']} on host {holder['host']} since {holder['started_utc']}"
+    except (ValueError, TypeError, KeyError):
+        return "a run that is starting"
+
+
+@contextmanager
+def run_folder_lock(run_dir: Path) -> Iterator[None]:
+    """One writer per run folder: hold an exclusive flock on RUN_DIR/.lock while writing it.
+    The kernel drops the lock when the holder ends, however it ends, so a killed run never
+    leaves the folder locked. The file is written in place (never renamed over: the lock
+    belongs to the file the holder opened)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / layout.LOCK_FILE, "a+", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            raise UsageError(
+                f"--out {run_dir}: run folder in use by another `harness run` "
+                f"({_holder(handle.read())}): wait for it to finish, stop it, or choose "
+                "another --out") from None
+        handle.truncate(0)
+        handle.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                 "started_utc": utc_now()}))
+        handle.flush()
+        yield
+
+
+def _write_plan(plan: Plan, config: RunConfig, run_dir: Path) -> None:
+    """Specs, run.json; and away with the partial folders of a killed run (under the lock, no
+    other run can be writing them)."""
+    for name, spec in plan.specs.items():
+        spec_file = layout.spec_file(run_dir, name)
+        spec_file.parent.mkdir(parents=True, exist_ok=True)
+        spec_file.write_text(dump_spec(spec), encoding="utf-8")
     write_json_atomic(run_dir / layout.RUN_FILE, {
         "schema_version": RESULT_SCHEMA_VERSION, "kind": "run", "created_utc": utc_now(),
-        "config": asdict(config), "jobs": jobs})
+        "config": asdict(config), "jobs": plan.jobs})
     for stale in (run_dir / layout.JOBS_DIR).glob(".*.partial"):
-        shutil.rmtree(stale, ignore_errors=True)  # left by a killed run
-    todo = [job for job in jobs if not _finished(run_dir, job)]
-    progress = Progress(total=len(jobs), done=len(jobs) - len(todo))
-    show(f"{len(jobs)} jobs: {progress.done} already finished, {len(todo)} to run")
-    for number, job in enumerate(todo, start=progress.done + 1):
-        prefix = f"[{number}/{len(jobs)} {progress.eta(len(jobs) - number + 1)}]"
-        started = time.perf_counter()
-        record = _run_one(run_dir, job, prefix, show)
-        progress.durations.append(time.perf_counter() - started)
-        status = "ok" if record["status"] == "ok" else f"FAILED at {record.get('failed_step')}: " \
-                                                        f"{record['error']}"
-        show(f"{prefix} {job['job_id']}: {status}")
-    return write_summary(run_dir, jobs)
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def _jobs_to_run(run_dir: Path, jobs: list[dict[str, Any]],
+                 show: Printer) -> list[dict[str, Any]]:
+    """The jobs not finished under the same resume key; says which finished ones run again and
+    which job folders are not part of this plan."""
+    todo: list[dict[str, Any]] = []
+    reruns: Counter[tuple[str, ...]] = Counter()
+    for job in jobs:
+        finished, changes = _resume_state(run_dir, job)
+        if not finished:
+            todo.append(job)
+        if changes:
+            reruns[changes] += 1
+    show(f"{len(jobs)} jobs: {len(jobs) - len(todo)} already finished, {len(todo)} to run")
+    for changes, count in reruns.items():
+        show(f"{count} finished job{'s' if count > 1 else ''} re-run: {', '.join(changes)}")
+    planned = {job["job_id"] for job in jobs}
+    others = [p.name for p in layout.finished_job_dirs(run_dir) if p.name not in planned]
+    if others:
+        show(f"note: {len(others)} job folder(s) in {run_dir / layout.JOBS_DIR} are not part of "
+             f"this command (kept; `harness report` reads them too): {', '.join(others[:3])}"
+             f"{', ...' if len(others) > 3 else ''}")
+    return todo
+
+
+def run_matrix(config: RunConfig, run_dir: Path, show: Printer = print) -> dict[str, Any]:
+    """Run every job not finished yet; return (and write) the run's summary. A command that
+    cannot be planned, or a folder another run holds, raises before anything is written."""
+    run_dir = Path(run_dir)
+    plan = plan_jobs(config)
+    with run_folder_lock(run_dir):
+        _write_plan(plan, config, run_dir)
+        todo = _jobs_to_run(run_dir, plan.jobs, show)
+        progress = Progress(total=len(plan.jobs), done=len(plan.jobs) - len(todo))
+        for number, job in enumerate(todo, start=progress.done + 1):
+            prefix = f"[{number}/{progress.total} {progress.eta(progress.total - number + 1)}]"
+            started = time.perf_counter()
+            record = _run_one(run_dir, job, prefix, show)
+            progress.durations.append(time.perf_counter() - started)
+            status = "ok" if record["status"] == "ok" else \
+                f"FAILED at {record.get('failed_step')}: {record['error']}"
+            show(f"{prefix} {job['job_id']}: {status}")
+        return write_summary(run_dir, plan.jobs)
 
 
 def write_summary(run_dir: Path, jobs: list[dict[str, Any]]) -> dict[str, Any]:

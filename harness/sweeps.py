@@ -12,16 +12,17 @@ era) unless they are set too.
 
 from __future__ import annotations
 
-import copy
+import hashlib
 import itertools
+import math
 import re
+import reprlib
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
-from harness.spec import ModelSpec, SpecError, SpecProblem
-from harness.spec.loader import parse_spec
+from harness.errors import UsageError
+from harness.spec import ModelSpec, SpecError
+from harness.spec.loader import dump_yaml, load_yaml, parse_spec
 
 OPTIMIZER_DEFAULTS: dict[str, dict[str, Any]] = {
     "sgd": {"learning_rate": 0.01, "momentum": 0.0, "nesterov": False},
@@ -33,7 +34,14 @@ OPTIMIZER_DEFAULTS: dict[str, dict[str, Any]] = {
     "nadam": {"learning_rate": 0.002, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7},
 }
 _SET = re.compile(r"^(?P<path>[A-Za-z_][\w.\[\]*:-]*)=(?P<values>.+)$")
-_STEP = re.compile(r"(?P<key>[A-Za-z_]\w*)(?:\[(?P<sel>[^\]]+)\])?$")
+_STEP = re.compile(r"(?P<key>[A-Za-z_]\w*)(?:\[(?P<sel>\*|-?\d+|-?\d*:-?\d*)\])?$")
+MAX_STEPS = 8  # the deepest spec field is 3 dots down (layers[0].kernel_initializer.stddev)
+MAX_LABEL = 64  # characters of a point's label in spec names, job ids and folder names
+EXAMPLE = "e.g. layers[*].activation=relu,sigmoid or train.optimizer.learning_rate=0.1,0.01"
+
+
+class _PathProblem(ValueError):
+    """A --set path that does not fit the spec; apply_point adds the option and spec name."""
 
 
 @dataclass(frozen=True)
@@ -43,94 +51,139 @@ class Override:
 
 
 def parse_set(text: str) -> Override:
+    """`PATH=V1,V2` -> Override; UsageError (naming --set) for text that is not one."""
     match = _SET.match(text.strip())
     if not match:
-        raise ValueError(f"--set {text!r}: expected PATH=VALUE[,VALUE...], "
-                         "e.g. layers[*].activation=relu,sigmoid")
-    values = tuple(_scalar(v.strip()) for v in match["values"].split(","))
+        raise UsageError(f"--set {text!r}: expected PATH=VALUE[,VALUE...], {EXAMPLE}")
+    steps = match["path"].split(".")
+    if len(steps) > MAX_STEPS or not all(_STEP.match(step) for step in steps):
+        raise UsageError(f"--set {text!r}: {match['path']!r} is not a field path; a path is "
+                         f"field names with [index], [start:stop] or [*] on lists, {EXAMPLE}")
+    values = tuple(_scalar(text, item.strip()) for item in match["values"].split(","))
     return Override(match["path"], values)
 
 
-def _scalar(text: str) -> Any:
+def _scalar(text: str, item: str) -> Any:
     """Numbers as numbers (YAML 1.1 would read `1e-3` as a string), else a YAML scalar."""
+    if not item:
+        raise UsageError(f"--set {text!r}: an empty value; give VALUE[,VALUE...]")
+    value: Any = None
     for kind in (int, float):
         try:
-            return kind(text)
+            value = kind(item)
+            break
         except ValueError:
             continue
-    return yaml.safe_load(text)
+    else:
+        try:
+            value = load_yaml(item, source=f"--set {text!r}")
+        except SpecError as exc:
+            raise UsageError(str(exc).replace("\n", "; ")) from None
+    if isinstance(value, (dict, list)):
+        raise UsageError(f"--set {text!r}: {item!r}: expected one value (a number, a word, "
+                         "true, false or null); separate values with commas")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise UsageError(f"--set {text!r}: {item!r}: expected a finite number")
+    return value
 
 
 def grid(overrides: list[Override]) -> list[dict[str, Any]]:
     """Every combination of the overrides' values: [{path: value, ...}, ...]."""
+    paths = [o.path for o in overrides]
+    for path in paths:
+        if paths.count(path) > 1:
+            raise UsageError(f"--set {path}: given twice; give all its values in one --set, "
+                             "separated by commas")
     if not overrides:
         return [{}]
     combos = itertools.product(*(o.values for o in overrides))
-    return [dict(zip((o.path for o in overrides), combo, strict=True)) for combo in combos]
+    return [dict(zip(paths, combo, strict=True)) for combo in combos]
 
 
 def point_label(point: dict[str, Any]) -> str:
     """A folder-safe label: {'layers[*].activation': 'relu', 'train.batch_size': 64}
-    -> 'activation-relu+batch_size-64'."""
+    -> 'activation-relu+batch_size-64' (shortened, with a hash, past MAX_LABEL characters)."""
     parts = []
     for path, value in point.items():
         leaf = path.rsplit(".", 1)[-1]
         parts.append(re.sub(r"[^A-Za-z0-9._]+", "-", f"{leaf}-{value}").strip("-"))
-    return "+".join(parts)
+    label = "+".join(parts)
+    if len(label) <= MAX_LABEL:
+        return label
+    digest = hashlib.sha256(repr(sorted(point.items(), key=str)).encode()).hexdigest()[:10]
+    return f"{label[:MAX_LABEL - 11]}-{digest}"
 
 
-def _select(items: list[Any], selector: str, field: str) -> list[Any]:
+def _select(items: list[Any], selector: str, field: str, where: str) -> list[tuple[int, Any]]:
+    """(index, item) pairs that `[selector]` picks from the list at `where`."""
+    indexed = list(enumerate(items))
     if selector == "*":
-        hidden = items[:-1] if len(items) > 1 else items
-        return [item for item in hidden if isinstance(item, dict) and field in item]
+        hidden = indexed[:-1] if len(items) > 1 else indexed
+        return [(i, item) for i, item in hidden if isinstance(item, dict) and field in item]
     if ":" in selector:
         start, _, stop = selector.partition(":")
-        return items[slice(int(start) if start else None, int(stop) if stop else None)]
-    return [items[int(selector)]]
+        return indexed[slice(int(start) if start else None, int(stop) if stop else None)]
+    index = int(selector)
+    if not -len(items) <= index < len(items):
+        raise _PathProblem(f"index {index} is out of range: {where} has {len(items)} entries "
+                           f"(0 to {len(items) - 1}, or -{len(items)} to -1)")
+    return [indexed[index]]
 
 
-def _assign(node: Any, steps: list[str], value: Any, path: str) -> int:
-    """Set `value` at `steps` below `node`; return how many places were set."""
+def _describe(node: dict[str, Any], where: str) -> str:
+    return f"{where} ({node['type']})" if isinstance(node.get("type"), str) else where
+
+
+def _assign(node: Any, steps: list[str], value: Any, where: str = "") -> int:
+    """Set `value` at `steps` below `node` (an existing field only); return how many places
+    were set."""
     match = _STEP.match(steps[0])
-    if match is None or not isinstance(node, dict):
-        raise ValueError(f"--set {path}: cannot follow {steps[0]!r}")
     key, selector = match["key"], match["sel"]
+    if isinstance(node, list):
+        raise _PathProblem(f"{where} is a list: pick entries with [index], [start:stop] or [*]")
+    if not isinstance(node, dict):
+        raise _PathProblem(f"{where} is {reprlib.repr(node)}, which has no fields")
+    if key not in node:
+        owner = _describe(node, where) if where else "the spec"
+        raise _PathProblem(f"{owner} has no field {key!r}; its fields: {sorted(node)}")
+    here = f"{where}.{key}" if where else key
     if selector is None:
         if len(steps) == 1:
             node[key] = value
             return 1
-        return _assign(node.setdefault(key, {}), steps[1:], value, path)
-    items = node.get(key)
+        return _assign(node[key], steps[1:], value, here)
+    items = node[key]
     if not isinstance(items, list) or len(steps) == 1:
-        raise ValueError(f"--set {path}: {key!r} is not a list of mappings")
-    try:
-        targets = _select(items, selector, _STEP.match(steps[1])["key"])
-    except (ValueError, IndexError, TypeError):
-        raise ValueError(f"--set {path}: bad selector [{selector}] for {len(items)} "
-                         f"{key}") from None
-    return sum(_assign(target, steps[1:], value, path) for target in targets)
+        raise _PathProblem(f"[{selector}] needs a list of mappings and a field after it, as "
+                           "in layers[0].units")
+    targets = _select(items, selector, _STEP.match(steps[1])["key"], here)
+    return sum(_assign(item, steps[1:], value, f"{here}[{index}]") for index, item in targets)
 
 
 def apply_point(spec: ModelSpec, point: dict[str, Any]) -> ModelSpec:
-    """The spec with `point`'s overrides; validated like any spec (SpecError if it breaks)."""
+    """The spec with `point`'s overrides, validated like any spec. Every problem (a path the
+    spec lacks, an index out of range, a value the field cannot take) is one UsageError line
+    naming --set."""
     if not point:
         return spec
-    data = copy.deepcopy(spec.model_dump(mode="json", exclude_none=True))
-    for path, value in point.items():
-        if path == "train.optimizer.name" and value != data["train"]["optimizer"]["name"]:
-            if value not in OPTIMIZER_DEFAULTS:
-                raise ValueError(f"--set {path}: expected one of {list(OPTIMIZER_DEFAULTS)}, "
-                                 f"got {value!r}")
-            data["train"]["optimizer"] = {"name": value, **OPTIMIZER_DEFAULTS[value]}
-            continue
-        if _assign(data, path.split("."), value, path) == 0:
-            raise ValueError(f"--set {path}: no layer of {spec.name!r} has that field")
-    for path, value in point.items():  # explicit hyperparameters win over filled defaults
-        if path.startswith("train.optimizer.") and path != "train.optimizer.name":
-            _assign(data, path.split("."), value, path)
+    data = spec.model_dump(mode="json")  # unset (None) fields kept: every field can be set
+    name_path = "train.optimizer.name"
+    if name_path in point and point[name_path] != data["train"]["optimizer"]["name"]:
+        optimizer = point[name_path]
+        if not isinstance(optimizer, str) or optimizer not in OPTIMIZER_DEFAULTS:
+            raise UsageError(f"--set {name_path}: expected one of {list(OPTIMIZER_DEFAULTS)}, "
+                             f"got {optimizer!r}")
+        data["train"]["optimizer"] = {"name": optimizer, **OPTIMIZER_DEFAULTS[optimizer]}
+    for path, value in point.items():  # after the optimizer switch: explicit values win
+        try:
+            if path != name_path and _assign(data, path.split("."), value) == 0:
+                raise _PathProblem("no layer has that field (or the slice selects none)")
+        except _PathProblem as exc:
+            raise UsageError(f"--set {path}: {spec.name}: {exc}") from None
     data["name"] = f"{spec.name}--{point_label(point)}"
     try:
-        return parse_spec(yaml.safe_dump(data), source=f"{spec.name} with {point}")
+        return parse_spec(dump_yaml(data), source=spec.name)
     except SpecError as exc:
-        raise SpecError(exc.problems + [SpecProblem("", "(after --set overrides)")],
-                        exc.source) from None
+        given = ", ".join(f"{path}={value}" for path, value in point.items())
+        problems = "; ".join(str(problem) for problem in exc.problems)
+        raise UsageError(f"--set {given}: {spec.name}: {problems}") from None

@@ -10,10 +10,12 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
+
+from harness.machine_load import load_mark, load_since
 
 _NS_PER_MS = 1e6
 _NS_PER_S = 1e9
@@ -34,6 +36,8 @@ class LatencyStats:
     max_ms: float
     batch_size: int
     throughput: float  # samples per second: batch_size / mean latency
+    # others' CPU use during the timed loop (harness.machine_load.judge); None: not recorded
+    machine_load: dict[str, Any] | None = None
 
     @classmethod
     def from_samples(cls, samples_ns: Sequence[int] | np.ndarray, batch_size: int) -> LatencyStats:
@@ -112,6 +116,7 @@ def measure(fn: Callable[[], Any], *, batch_size: int, warmup: int = 10, min_run
     max_ns = math.inf if max_seconds is None else max_seconds * _NS_PER_S
     samples: list[int] = []
     timed_ns = 0
+    mark = load_mark()
     loop_start = clock()
     while True:
         start = clock()
@@ -123,4 +128,5 @@ def measure(fn: Callable[[], Any], *, batch_size: int, warmup: int = 10, min_run
             break
         if clock() - loop_start >= max_ns:
             break
-    return LatencyStats.from_samples(samples, batch_size)
+    load = load_since(mark)
+    return replace(LatencyStats.from_samples(samples, batch_size), machine_load=load)

@@ -18,6 +18,7 @@ import numpy as np
 from harness import data as data_module
 from harness.backends import Backend, get_backend
 from harness.env import environment, utc_now
+from harness.machine_load import load_mark, load_since
 from harness.results import RESULT_SCHEMA_VERSION, write_json_atomic
 from harness.spec import ModelSpec, infer, initial_weights, load_spec, spec_hash
 from harness.spec.initializers import save_weights
@@ -51,6 +52,8 @@ class EpochRecord:
     val_loss: float | None
     val_accuracy: float | None
     seconds: float
+    # others' CPU use while the epoch trained (harness.machine_load); "noisy": a busy machine
+    machine_load: dict[str, Any] | None = None
 
 
 @dataclass
@@ -77,12 +80,14 @@ def _run_epochs(backend: Backend, model: Any, spec: ModelSpec, arrays: Any, test
     history = []
     for epoch in range(epochs):
         order = data_module.epoch_order(len(arrays.y_train), epoch, seed, spec.train.shuffle)
+        mark = load_mark()
         result = backend.train_epoch(model, train_data, order, batch_size)
+        load = load_since(mark)
         val_loss = val_accuracy = None
         if val_data is not None:
             val_loss, val_accuracy = backend.evaluate(model, val_data, batch_size)
         record = EpochRecord(epoch + 1, result.loss, result.accuracy, val_loss, val_accuracy,
-                             result.seconds)
+                             result.seconds, load)
         history.append(record)
         if on_epoch is not None:
             on_epoch(record, epochs)

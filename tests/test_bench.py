@@ -245,7 +245,7 @@ def test_speedups_pair_native_and_onnxruntime_p50() -> None:
                            rec("onnxruntime", "session_run", 1.0, "unavailable")])
     assert rows == [{"backend": "torch", "provider": "cuda", "batch_size": 8,
                      "mode": "io_binding", "native_p50_ms": 2.0, "onnxruntime_p50_ms": 0.5,
-                     "speedup": 4.0}]
+                     "speedup": 4.0, "noisy": False}]
 
 
 def test_benchmark_suite_writes_json_pytest_benchmark_can_compare(tmp_path: Path) -> None:

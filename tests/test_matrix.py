@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from harness import layout
-from harness.matrix import RunConfig, plan_jobs, resolve_specs
+from harness.matrix import RunConfig, plan_jobs, resolve_specs, run_matrix
 from harness.spec import SpecError
 
 pytest.importorskip("torch")
@@ -44,13 +45,49 @@ def test_resolve_specs_names_globs_all_and_files(tmp_path: Path) -> None:
         resolve_specs(["nothing_like_this*"])
 
 
-def test_plan_expands_specs_sweeps_seeds_backends(tmp_path: Path) -> None:
+def test_plan_expands_specs_sweeps_seeds_backends() -> None:
     config = RunConfig(specs=["mlp2"], backends=["keras", "torch"], seeds=[0, 1],
                        sets=["layers[*].activation=relu,tanh"])
-    jobs = plan_jobs(config, tmp_path)
-    assert len(jobs) == 8 and len({job["job_id"] for job in jobs}) == 8
-    assert "mlp2--activation-tanh--torch--seed1" in {job["job_id"] for job in jobs}
-    assert all(Path(job["spec_file"]).is_file() for job in jobs)
+    plan = plan_jobs(config)
+    assert len(plan.jobs) == 8 and len({job["job_id"] for job in plan.jobs}) == 8
+    assert "mlp2--activation-tanh--torch--seed1" in {job["job_id"] for job in plan.jobs}
+    assert sorted(plan.specs) == ["mlp2--activation-relu", "mlp2--activation-tanh"]
+    assert {job["spec"] for job in plan.jobs} == set(plan.specs)
+
+
+def test_records_are_relative_so_a_moved_run_reports_and_resumes(tmp_path: Path) -> None:
+    """Every path in a finished job's records names its file from the record's folder, never
+    the hidden partial folder the job ran in, so the run folder can move."""
+    if not (SHARED_DATA / "mnist").is_dir():
+        pytest.skip("needs the MNIST files (HARNESS_DATA_DIR)")
+    config = RunConfig(specs=["mlp2"], backends=["torch"], batch_sizes=[1], epochs=1,
+                       limit=200, limit_test=100, threads=1, latency_warmup=0,
+                       latency_min_runs=2, latency_min_seconds=0.0)
+    first = tmp_path / "first"
+    summary = run_matrix(config, first, show=lambda line: None)
+    assert summary["ok"] == 1, summary
+    moved = Path(shutil.move(first, tmp_path / "moved"))
+    for path in moved.rglob("*.json"):
+        text = path.read_text()
+        assert str(tmp_path) not in text and ".partial" not in text, path
+    job = layout.job_dir(moved, "mlp2--torch--seed0")
+    metrics = json.loads((job / layout.METRICS_FILE).read_text())
+    assert [e["path"] for e in metrics["exports"]] == [layout.ONNX_FILE]
+    export = json.loads((job / layout.EXPORT_RECORD_FILE).read_text())
+    assert export["weights"]["run_dir"] == "." and export["file"] == layout.ONNX_FILE
+    latency = json.loads((job / layout.LATENCY_FILE).read_text())
+    assert latency["weights"]["torch"]["run_dir"] == "."
+    ort = [r for r in latency["records"] if r["runtime"] == "onnxruntime"]
+    assert ort and {r["model"]["file"] for r in ort} == {layout.ONNX_FILE}
+    assert all(r["model"]["reused"] for r in ort)  # the checked export, not a second one
+
+    from harness.report import write_report
+
+    report = write_report(moved)
+    assert "mlp2" in (report / "report.md").read_text()
+    lines: list[str] = []
+    run_matrix(config, moved, show=lines.append)
+    assert "1 jobs: 1 already finished, 0 to run" in lines
 
 
 def _run_command(data_dir: Path, out: Path, user_spec: Path) -> list[str]:

@@ -1,4 +1,8 @@
-"""harness.timing: the loop every runtime is timed with, its statistics and argument checks."""
+"""harness.timing: the loop every runtime is timed with, its statistics and argument checks.
+
+The loop's behaviour is tested on a fake clock that only the timed function moves: no test
+here depends on how fast this (shared) machine happens to be.
+"""
 
 from __future__ import annotations
 
@@ -11,17 +15,35 @@ import pytest
 from harness.timing import LatencyStats, measure
 
 
-class Counter:
-    """A callable that counts its calls and optionally sleeps."""
+class FakeClock:
+    """time.perf_counter_ns that stands still until a timed call moves it."""
 
-    def __init__(self, sleep_s: float = 0.0) -> None:
+    def __init__(self) -> None:
+        self.now_ns = 0
+
+    def __call__(self) -> int:
+        return self.now_ns
+
+
+class Counter:
+    """A callable that counts its calls; each one takes `cost_ms` on `clock`."""
+
+    def __init__(self, clock: FakeClock | None = None, cost_ms: float = 0.0) -> None:
         self.calls = 0
-        self.sleep_s = sleep_s
+        self.clock = clock
+        self.cost_ns = int(cost_ms * 1e6)
 
     def __call__(self) -> None:
         self.calls += 1
-        if self.sleep_s:
-            time.sleep(self.sleep_s)
+        if self.clock is not None:
+            self.clock.now_ns += self.cost_ns
+
+
+@pytest.fixture()
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    fake = FakeClock()
+    monkeypatch.setattr(time, "perf_counter_ns", fake)
+    return fake
 
 
 def test_stats_from_known_samples() -> None:
@@ -39,7 +61,9 @@ def test_stats_from_known_samples() -> None:
     record = stats.as_dict()
     assert record["p50_ms"] == stats.p50_ms and record["batch_size"] == 32
     assert set(record) == {"runs", "total_seconds", "mean_ms", "std_ms", "min_ms", "p50_ms",
-                           "p90_ms", "p99_ms", "max_ms", "batch_size", "throughput"}
+                           "p90_ms", "p99_ms", "max_ms", "batch_size", "throughput",
+                           "machine_load"}
+    assert record["machine_load"] is None  # only a timed loop knows the machine's load
 
 
 def test_single_sample_has_zero_std() -> None:
@@ -47,31 +71,28 @@ def test_single_sample_has_zero_std() -> None:
     assert stats.std_ms == 0.0 and stats.p50_ms == stats.p99_ms == 2.0
 
 
-def test_min_runs_reached_with_warmup_untimed() -> None:
-    fn = Counter(sleep_s=0.002)
+def test_min_runs_reached_with_warmup_untimed(clock: FakeClock) -> None:
+    fn = Counter(clock, cost_ms=2.0)
     stats = measure(fn, batch_size=4, warmup=3, min_runs=5, min_seconds=0.0)
     assert stats.runs == 5  # both conditions met at the 5th call: no extra calls
     assert fn.calls == 3 + 5
-    assert stats.min_ms >= 2.0  # time.sleep never returns early
-    assert stats.min_ms <= stats.p50_ms <= stats.p90_ms <= stats.p99_ms <= stats.max_ms
-    assert stats.total_seconds >= 5 * 0.002
-    assert stats.throughput == pytest.approx(4 / (stats.mean_ms / 1e3))
+    assert stats.min_ms == stats.p50_ms == stats.max_ms == 2.0  # each timed call, alone
+    assert stats.total_seconds == pytest.approx(5 * 0.002)  # warm-up calls are not in it
+    assert stats.throughput == pytest.approx(4 / 0.002)
+    assert "noisy" in stats.machine_load
 
 
-def test_min_seconds_keeps_timing_past_min_runs() -> None:
-    fn = Counter()
+def test_min_seconds_keeps_timing_past_min_runs(clock: FakeClock) -> None:
+    fn = Counter(clock, cost_ms=1.0)
     stats = measure(fn, batch_size=1, warmup=0, min_runs=1, min_seconds=0.02)
-    assert stats.total_seconds >= 0.02
-    assert stats.runs > 1 and fn.calls == stats.runs
+    assert stats.runs == fn.calls == 20 and stats.total_seconds == pytest.approx(0.02)
 
 
-def test_max_seconds_caps_the_loop() -> None:
-    fn = Counter(sleep_s=0.005)
-    start = time.perf_counter()
+def test_max_seconds_caps_the_loop(clock: FakeClock) -> None:
+    fn = Counter(clock, cost_ms=5.0)
     stats = measure(fn, batch_size=1, warmup=0, min_runs=10_000, min_seconds=0.0,
                     max_seconds=0.03)
-    assert 1 <= stats.runs < 10_000
-    assert time.perf_counter() - start < 1.0
+    assert stats.runs == fn.calls == 6  # 6 x 5 ms reach the 30 ms cap
 
 
 def test_fast_function_gives_finite_numbers() -> None:

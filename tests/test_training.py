@@ -49,7 +49,7 @@ def test_metrics_record_spec_environment_and_history(backend: str, tmp_path: Pat
     # this notebook trained without validation data: the history says so rather than inventing it
     assert [e["val_loss"] for e in metrics["history"]] == [None, None]
     assert set(metrics["history"][0]) == {"epoch", "train_loss", "train_accuracy", "val_loss",
-                                          "val_accuracy", "seconds"}
+                                          "val_accuracy", "seconds", "machine_load"}
     env = metrics["environment"]
     assert env["machine"]["cpu"] and env["machine"]["logical_cores"]
     # TensorFlow's pools may have been fixed earlier in this process; what ran is recorded

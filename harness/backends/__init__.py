@@ -17,7 +17,9 @@ def backend_names() -> list[str]:
     return list(REGISTRY)
 
 
-def get_backend(name: str, device: str = "cpu", threads: int | None = None) -> Backend:
+def get_backend(name: str, device: str = "cpu", threads: int | None = None,
+                dtype: str = "float32", tf32: bool = False,
+                layout: str = "channels_last") -> Backend:
     """Instantiate a backend by name, importing its framework only now."""
     if name not in REGISTRY:
         raise ValueError(f"unknown backend {name!r}; expected one of {backend_names()}")
@@ -29,7 +31,8 @@ def get_backend(name: str, device: str = "cpu", threads: int | None = None) -> B
             f"backend {name!r} needs a framework that is not installed ({exc.name or exc}); "
             f"install it with: pip install -e '.[{extra}]'"
         ) from None
-    return getattr(module, class_name)(device=device, threads=threads)
+    return getattr(module, class_name)(device=device, threads=threads, dtype=dtype, tf32=tf32,
+                                       layout=layout)
 
 
 __all__ = ["REGISTRY", "Backend", "BackendUnavailable", "EpochResult", "backend_names",

@@ -18,6 +18,12 @@ import numpy as np
 from harness.spec import ModelSpec, Weights
 
 DEVICES = ("cpu", "cuda")
+# float64 is for exactness checks (the two frameworks' maths compared far below float32
+# rounding); every timing, export and record of the harness is float32.
+DTYPES = ("float32", "float64")
+# Memory layout of image activations in backends that can choose (PyTorch); Keras' tensors are
+# always channels-last (NHWC).
+LAYOUTS = ("channels_last", "nchw")
 
 
 class BackendUnavailable(RuntimeError):
@@ -37,11 +43,20 @@ class Backend(ABC):
     name: ClassVar[str]
     onnx_converter: ClassVar[str]  # named in export records and error messages
 
-    def __init__(self, device: str = "cpu", threads: int | None = None) -> None:
+    def __init__(self, device: str = "cpu", threads: int | None = None,
+                 dtype: str = "float32", tf32: bool = False,
+                 layout: str = "channels_last") -> None:
         if device not in DEVICES:
             raise ValueError(f"device must be one of {list(DEVICES)}, got {device!r}")
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {list(DTYPES)}, got {dtype!r}")
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {list(LAYOUTS)}, got {layout!r}")
         self.device = device
         self.threads = threads
+        self.dtype = dtype  # of the weights, the optimizer state and every computation
+        self.tf32 = tf32  # float32 matmuls and convolutions may round inputs to TF32 (GPUs)
+        self.layout = layout
 
     @abstractmethod
     def seed(self, seed: int) -> None:
@@ -57,7 +72,7 @@ class Backend(ABC):
 
     @abstractmethod
     def get_weights(self, model: Any) -> Weights:
-        """Return the model's arrays in the canonical layout, keyed like `set_weights`."""
+        """The model's arrays in the canonical layout, keyed like `set_weights`, in `dtype`."""
 
     @abstractmethod
     def count_params(self, model: Any) -> tuple[int, int]:
@@ -65,7 +80,7 @@ class Backend(ABC):
 
     @abstractmethod
     def to_native(self, x: np.ndarray, y: np.ndarray) -> Any:
-        """Move a whole dataset split (float32 inputs, int64 labels) into framework memory once."""
+        """Move a whole dataset split (inputs in `dtype`, int64 labels) into framework memory once."""
 
     @abstractmethod
     def train_epoch(self, model: Any, data: Any, order: np.ndarray, batch_size: int) -> EpochResult:
@@ -96,4 +111,8 @@ class Backend(ABC):
 
     @abstractmethod
     def environment(self) -> dict[str, Any]:
-        """Versions, device description, threads and compile mode (eager, graph, XLA, ...)."""
+        """Versions, device description and the switches that decide speed, each read back
+        from the framework: `intra_op_threads` / `inter_op_threads`, `compile_mode` (eager,
+        graph, xla), `tf32` (may float32 maths round to TF32), `layout` (memory layout of the
+        first convolution's output, None without one), `data_device` (where `to_native` put
+        the data last)."""

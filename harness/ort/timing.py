@@ -9,6 +9,8 @@ Two ways to run a session:
 
 CPU records have `session_run` only; CUDA records both. A provider that cannot run gives a
 record with status "unavailable" and the reason, never timings taken on another provider.
+Every record says how many nodes each provider ran (`placement`, from a separate profiled run
+before timing); a device record whose compute nodes partly ran on the CPU is `mixed`.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from harness.machine_load import load_mark, load_since
 from harness.ort.providers import ProviderUnavailable, get_provider
-from harness.ort.sessions import create_session, session_info
+from harness.ort.sessions import create_session, profile_placement, session_info
 from harness.timing import LatencyStats, measure, validate_measure_args
 
 SESSION_RUN = "session_run"
@@ -95,11 +98,14 @@ def input_batch(x: np.ndarray, batch_size: int) -> np.ndarray:
 def measure_session(path: str | Path, provider: str, *, batch_size: int, x: np.ndarray,
                     threads: int | None = None, graph_optimization: str = "all",
                     warmup: int = 10, min_runs: int = 50, min_seconds: float = 1.0,
-                    max_seconds: float | None = None) -> dict[str, Any]:
+                    max_seconds: float | None = None,
+                    strict_providers: bool = False) -> dict[str, Any]:
     """Open `path` on `provider` and time batches of `batch_size` samples taken from `x`.
 
     Returns a JSON-ready record; `latency` maps each mode (see `modes`) to
-    `LatencyStats.as_dict()`, and is empty when status is "unavailable".
+    `LatencyStats.as_dict()`, and is empty when status is "unavailable". `placement` (see
+    `Placement.as_dict`) and `mixed` come from a profiled run before any timing; with
+    `strict_providers` a device session with any node on the CPU is "unavailable" instead.
     """
     import onnxruntime as ort
 
@@ -112,15 +118,21 @@ def measure_session(path: str | Path, provider: str, *, batch_size: int, x: np.n
         "requested_provider": provider, "status": "ok", "reason": None, "provider": None,
         "providers": [], "threads": threads, "intra_op_threads": None,
         "graph_optimization": graph_optimization, "graph_optimization_level": None,
-        "batch_size": batch_size, "input_shape": list(batch.shape), "latency": {},
+        "batch_size": batch_size, "input_shape": list(batch.shape), "placement": None,
+        "mixed": False, "strict_providers": strict_providers, "latency": {},
     }
     try:
-        session = create_session(path, provider, threads, graph_optimization)
+        placement = profile_placement(path, provider, batch, threads=threads,
+                                      graph_optimization=graph_optimization,
+                                      strict_providers=strict_providers)
+        session = create_session(path, provider, threads, graph_optimization,
+                                 strict_providers=strict_providers)
     except ProviderUnavailable as exc:
         record.update(status="unavailable", reason=str(exc))
         return record
     info = session_info(session)
     record.update(
+        placement=placement.as_dict(), mixed=placement.mixed,
         provider=info["providers"][0],  # verified by create_session to be the requested one
         providers=info["providers"],
         intra_op_threads=info["intra_op_threads"],  # 0: ORT's default (physical cores)
@@ -134,36 +146,51 @@ def measure_session(path: str | Path, provider: str, *, batch_size: int, x: np.n
     return record
 
 
-def bare_session_loop(session: Any, feed: dict[str, np.ndarray], runs: int) -> float:
-    """Seconds per run of the loop anyone would write: `session.run` `runs` times, one clock
-    read around the whole loop. The reference the harness's per-call timings are checked
-    against (warm the session up first)."""
+def bare_session_loop(session: Any, feed: dict[str, np.ndarray], runs: int) -> np.ndarray:
+    """Per-call nanoseconds of the loop anyone would write to time calls: `session.run`
+    `runs` times, a clock read on either side of each call and nothing else. The reference the
+    harness's per-call timings are checked against (warm the session up first)."""
     if runs < 1:
         raise ValueError(f"runs must be >= 1, got {runs}")
-    start = time.perf_counter()
-    for _ in range(runs):
+    clock = time.perf_counter_ns
+    samples = np.empty(runs, dtype=np.int64)
+    for i in range(runs):
+        start = clock()
         session.run(None, feed)
-    return (time.perf_counter() - start) / runs
+        samples[i] = clock() - start
+    return samples
 
 
-def harness_vs_bare(session: Any, x: np.ndarray, *, runs: int = 200,
-                    warmup: int = 10) -> dict[str, float]:
-    """The harness's p50 and mean next to a bare loop on the same session and batch.
+def _ratio(harness_ms: float, bare_ms: float) -> float:
+    return harness_ms / bare_ms if bare_ms > 0 else float("inf")
 
-    `mean_ratio` is the like-for-like check and should be close to 1 (the harness adds two clock
-    reads per call). `p50_ratio` sits below 1 when latencies are right-skewed (the bare loop
-    only yields a mean). The bare loop runs after the harness's warm-up: both see a warm session.
-    """
+
+def harness_vs_bare(session: Any, x: np.ndarray, *, runs: int = 200, warmup: int = 10,
+                    harness_first: bool = True) -> dict[str, Any]:
+    """The harness's loop next to a bare loop on the same session and batch, like with like:
+    `p50_ratio` = harness p50 / bare p50 and `mean_ratio` = harness mean / bare mean, both
+    close to 1 when the harness adds nothing (it adds loop bookkeeping per call). Both loops
+    run after `warmup` untimed calls; `harness_first` says which one runs first, so that a
+    caller repeating rounds can alternate it and neither loop always gets the warmer caches.
+    `machine_load` covers both loops (see harness.machine_load)."""
     run = session_runner(session, x)
-    stats = measure(run, batch_size=len(x), warmup=warmup, min_runs=runs, min_seconds=0.0)
     feed = {session.get_inputs()[0].name: _as_input(x)}
-    bare_s = bare_session_loop(session, feed, runs)
-    bare_ms = bare_s * 1e3
+    for _ in range(warmup):
+        run()
+    mark = load_mark()
+    bare_ns = None if harness_first else bare_session_loop(session, feed, runs)
+    stats = measure(run, batch_size=len(x), warmup=0, min_runs=runs, min_seconds=0.0)
+    if bare_ns is None:
+        bare_ns = bare_session_loop(session, feed, runs)
+    bare = LatencyStats.from_samples(bare_ns, len(x))
     return {
         "runs": runs,
+        "harness_first": harness_first,
         "harness_p50_ms": stats.p50_ms,
         "harness_mean_ms": stats.mean_ms,
-        "bare_mean_ms": bare_ms,
-        "p50_ratio": stats.p50_ms / bare_ms if bare_ms > 0 else float("inf"),
-        "mean_ratio": stats.mean_ms / bare_ms if bare_ms > 0 else float("inf"),
+        "bare_p50_ms": bare.p50_ms,
+        "bare_mean_ms": bare.mean_ms,
+        "p50_ratio": _ratio(stats.p50_ms, bare.p50_ms),
+        "mean_ratio": _ratio(stats.mean_ms, bare.mean_ms),
+        "machine_load": load_since(mark),
     }

@@ -1,9 +1,10 @@
 """pytest-benchmark JSON (`pytest benchmarks/ --benchmark-json FILE`) as latency rows.
 
 pytest-benchmark times in seconds and has no p90/p99; its median becomes p50_ms, and the rest of
-the row is read from `extra_info` (spec, backend, runtime, provider, mode, batch_size), which the
-harness's latency benchmarks fill in. A benchmark without them is not a latency benchmark of a
-spec (the training-overhead suite, for one) and is skipped with a note.
+the row is read from `extra_info` (spec, backend, runtime, provider, mode, batch_size, and
+machine_load: whether the machine was busy), which the harness's latency benchmarks fill in. A
+benchmark without them is not a latency benchmark of a spec (the training-overhead suite, for
+one) and is skipped with a note.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from harness.machine_load import is_noisy
 from harness.report.load import LATENCY_COLUMNS
 
 SOURCE = "pytest-benchmark"
@@ -23,6 +25,7 @@ _MS_PER_S = 1e3
 
 def _row(bench: dict[str, Any], path: Path) -> dict[str, Any]:
     extra, stats = bench.get("extra_info") or {}, bench.get("stats") or {}
+    load = extra.get("machine_load") or {}
     batch = extra.get("batch_size")
     mean_s = stats.get("mean")
 
@@ -39,6 +42,7 @@ def _row(bench: dict[str, Any], path: Path) -> dict[str, Any]:
         "mode": extra.get("mode") or ("native" if extra.get("runtime") == "native" else None),
         "p50_ms": ms("median"), "mean_ms": ms("mean"), "std_ms": ms("stddev"),
         "min_ms": ms("min"), "max_ms": ms("max"), "runs": stats.get("rounds"),
+        "noisy": is_noisy(load), "others_cores": load.get("others_cores"),
         # samples/s when the batch size is known, else calls/s as pytest-benchmark counts them
         "throughput": (batch / mean_s if batch and mean_s else stats.get("ops")),
     })
@@ -66,6 +70,6 @@ def load_benchmark_json(path: Path | str, notes: list[str]) -> pd.DataFrame:
                      + ", ".join(skipped[:10]) + (" ..." if len(skipped) > 10 else ""))
     frame = pd.DataFrame(rows, columns=LATENCY_COLUMNS)
     for column in ("batch_size", "threads", "seed", "p50_ms", "mean_ms", "std_ms", "min_ms",
-                   "max_ms", "runs", "throughput", "p90_ms", "p99_ms"):
+                   "max_ms", "runs", "throughput", "p90_ms", "p99_ms", "others_cores"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce")
     return frame

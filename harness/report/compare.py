@@ -10,7 +10,9 @@ the noise, judged as follows:
   min_accuracy (default 0.005, half a percentage point).
 
 A flagged change is a "regression" when it is worse (lower accuracy, slower) and an
-"improvement" otherwise; rows present in one run only say so.
+"improvement" otherwise; but a timing change where either run timed some seed on a busy machine
+(harness.machine_load) is flagged "noisy" instead: the machine, not the code, may have moved
+it. Rows present in one run only say so.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.report.format import MISSING
+from harness.report.format import MISSING, NOISY_MARK, flag_set
 from harness.report.load import RunData, load_run
 from harness.report.tables import trained
 
@@ -30,13 +32,16 @@ ACCURACY = "test_accuracy"
 EPOCH = "steady_epoch_s"
 ORT_PREFIX = "ort_cpu_p50_ms@batch"
 COLUMNS = [*KEYS, "metric", "a_mean", "b_mean", "delta", "rel_delta", "a_std", "b_std",
-           "a_seeds", "b_seeds", "rule", "threshold", "flag"]
+           "a_seeds", "b_seeds", "a_noisy", "b_noisy", "rule", "threshold", "flag"]
+NOISY_FLAG = "noisy"
 
 
 def seed_values(run: RunData) -> pd.DataFrame:
-    """One value per job and metric: spec, point, backend, seed, metric, value."""
-    done = trained(run.jobs)
-    frames = [done[[*KEYS, "seed", metric]].rename(columns={metric: "value"})
+    """One value per job and metric: spec, point, backend, seed, metric, value, noisy (timed
+    on a busy machine)."""
+    done = trained(run.jobs).assign(noisy_test_accuracy=False)
+    frames = [done[[*KEYS, "seed", metric, f"noisy_{metric}"]]
+              .rename(columns={metric: "value", f"noisy_{metric}": "noisy"})
               .assign(metric=metric) for metric in (ACCURACY, EPOCH)]
     lat = run.latency
     ort = lat[(lat["source"] == "run") & (lat["runtime"] == "onnxruntime")
@@ -44,14 +49,17 @@ def seed_values(run: RunData) -> pd.DataFrame:
               & (lat["status"] == "ok")]
     if not ort.empty:
         frames.append(ort.assign(metric=[f"{ORT_PREFIX}{int(b)}" for b in ort["batch_size"]])
-                      .rename(columns={"p50_ms": "value"})[[*KEYS, "seed", "metric", "value"]])
+                      .rename(columns={"p50_ms": "value"})
+                      [[*KEYS, "seed", "metric", "value", "noisy"]])
     values = pd.concat(frames, ignore_index=True)
-    return values.dropna(subset=["value"])
+    return values.dropna(subset=["value"]).assign(noisy=lambda f: f["noisy"].eq(True))
 
 
 def _summary(run: RunData) -> pd.DataFrame:
-    grouped = seed_values(run).groupby([*KEYS, "metric"])["value"]
-    return pd.DataFrame({"mean": grouped.mean(), "std": grouped.std(), "seeds": grouped.size()})
+    grouped = seed_values(run).groupby([*KEYS, "metric"])
+    values = grouped["value"]
+    return pd.DataFrame({"mean": values.mean(), "std": values.std(), "seeds": values.size(),
+                         "noisy": grouped["noisy"].any()})
 
 
 def _judge(row: pd.Series, threshold_sigma: float, min_rel: float,
@@ -68,6 +76,8 @@ def _judge(row: pd.Series, threshold_sigma: float, min_rel: float,
         rule, threshold = "relative", min_rel * abs(row["a_mean"])
     if abs(row["delta"]) <= threshold:
         return rule, threshold, ""
+    if row["metric"] != ACCURACY and (flag_set(row["a_noisy"]) or flag_set(row["b_noisy"])):
+        return rule, threshold, NOISY_FLAG
     worse = row["delta"] < 0 if row["metric"] == ACCURACY else row["delta"] > 0
     return rule, threshold, "regression" if worse else "improvement"
 
@@ -108,7 +118,8 @@ def _value(metric: str, value: float, signed: bool = False) -> str:
 
 def display_rows(frame: pd.DataFrame) -> list[list[str]]:
     """Text cells for a printed table: spec, point, backend, metric, A, B, delta, change,
-    threshold, rule, flag (A and B as mean ± std when there are several seeds)."""
+    threshold, rule, flag (A and B as mean ± std when there are several seeds, marked when
+    timed on a busy machine)."""
     rows = []
     for _, row in frame.iterrows():
         cells = []
@@ -116,7 +127,7 @@ def display_rows(frame: pd.DataFrame) -> list[list[str]]:
             text = _value(row["metric"], row[f"{side}_mean"])
             if row[f"{side}_seeds"] > 1 and not math.isnan(row[f"{side}_std"]):
                 text += f" ± {_value(row['metric'], row[f'{side}_std'])}"
-            cells.append(text)
+            cells.append(text + (NOISY_MARK if flag_set(row[f"{side}_noisy"]) else ""))
         rel = MISSING if math.isnan(row["rel_delta"]) else f"{row['rel_delta']:+.1%}"
         rows.append([row["spec"], row["point"], row["backend"], row["metric"], *cells,
                      _value(row["metric"], row["delta"], signed=True), rel,

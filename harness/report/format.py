@@ -2,6 +2,11 @@
 
 Formats follow the column names the tables use: accuracies and losses to 4 decimals, deltas
 signed, times to 3 significant-ish digits, parity differences in scientific notation.
+
+Timings taken on a busy machine (harness.machine_load) carry NOISY_MARK. A table says which by
+boolean flag columns that the page does not show: `noisy_<column>` marks `<column>`, and a
+plain `noisy` marks every timing column (TIMING_COLUMNS) beside it, in the same column group
+when headers are (batch, metric) pairs.
 """
 
 from __future__ import annotations
@@ -10,9 +15,14 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 MISSING = "–"
+NOISY_MARK = " †"
+NOISY = "noisy"
+NOISY_PREFIX = f"{NOISY}_"
+TIMING_COLUMNS = ("p50_ms", "p90_ms", "throughput")
 MAX_TEXT = 240  # error messages are cut here on the page; the CSV has them whole
 INTEGER_COLUMNS = ("params", "seeds", "seed", "batch_size", "runs", "jobs", "nodes", "bytes",
                    "opset", "epochs")
@@ -53,22 +63,55 @@ def _cell(value: Any, formatter: Callable[[Any], str]) -> str:
     return text if len(text) <= MAX_TEXT else text[:MAX_TEXT] + " …"
 
 
+def _flag_targets(columns: pd.Index) -> dict[int, list[int]]:
+    """Position of each noisy flag column -> positions of the columns it marks."""
+    def split(column: Any) -> tuple[tuple, str]:
+        return (tuple(column[:-1]), str(column[-1])) if isinstance(column, tuple) else ((),
+                                                                                      str(column))
+    where = {split(column): i for i, column in enumerate(columns)}
+    targets = {}
+    for i, column in enumerate(columns):
+        group, key = split(column)
+        if key == NOISY:
+            names = TIMING_COLUMNS
+        elif key.startswith(NOISY_PREFIX):
+            names = (key.removeprefix(NOISY_PREFIX),)
+        else:
+            continue
+        targets[i] = [where[(group, name)] for name in names if (group, name) in where]
+    return targets
+
+
+def flag_set(flag: Any) -> bool:
+    """A flag cell that is set: True (NaN, None: a figure without a load record, unflagged)."""
+    return isinstance(flag, (bool, np.bool_)) and bool(flag)
+
+
 def display(frame: pd.DataFrame) -> pd.DataFrame:
     """Every cell as text; column names with spaces so that headers can wrap. An all-empty
-    `point` column (a run without sweeps) is left out."""
+    `point` column (a run without sweeps) is left out; noisy flag columns become NOISY_MARK
+    beside the figures they flag."""
     point = next((c for c in frame.columns
                   if (c[0] if isinstance(c, tuple) else c) == "point"), None)
     if point is not None and (frame[point].fillna("") == "").all():
         frame = frame.loc[:, [column != point for column in frame.columns]]
+    flags = _flag_targets(frame.columns)
+    shown = [i for i in range(frame.shape[1]) if i not in flags]
     if frame.empty:
-        return frame.rename(columns=lambda c: c.replace("_", " ") if isinstance(c, str) else c)
+        return frame.iloc[:, shown].rename(
+            columns=lambda c: c.replace("_", " ") if isinstance(c, str) else c)
     cells = {}
     for position, column in enumerate(frame.columns):
         key = column[-1] if isinstance(column, tuple) else column  # (batch, metric) headers
         formatter = _formatter(str(key))
         cells[position] = [_cell(v, formatter) for v in frame.iloc[:, position].tolist()]
-    out = pd.DataFrame(cells, index=frame.index)
-    out.columns = frame.columns
+    for flag, targets in flags.items():
+        for row, value in enumerate(frame.iloc[:, flag].tolist()):
+            for target in targets:
+                if flag_set(value) and cells[target][row] != MISSING:
+                    cells[target][row] += NOISY_MARK
+    out = pd.DataFrame({i: cells[i] for i in shown}, index=frame.index)
+    out.columns = frame.columns[shown]
     return out.rename(columns=lambda c: c.replace("_", " ") if isinstance(c, str) else c)
 
 
@@ -92,16 +135,22 @@ def group_columns(shown: pd.DataFrame, backends: list[str], delta_label: str) ->
 
 
 def with_spread(frame: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
-    """`<m>_mean` and `<m>_std` merged into one text column "mean ± std" per metric."""
-    out = display(frame.drop(columns=[f"{m}_{s}" for m in metrics for s in ("mean", "std")]))
+    """`<m>_mean` and `<m>_std` merged into one text column "mean ± std" per metric (marked
+    when a `noisy_<m>` flag column says so)."""
+    merged = [f"{m}_{s}" for m in metrics for s in ("mean", "std")]
+    flags = {m: frame[f"{NOISY_PREFIX}{m}"].tolist() if f"{NOISY_PREFIX}{m}" in frame
+             else [False] * len(frame) for m in metrics}
+    out = display(frame.drop(columns=merged + [f"{NOISY_PREFIX}{m}" for m in metrics
+                                              if f"{NOISY_PREFIX}{m}" in frame]))
     for metric in metrics:
         formatter = _formatter(metric)
         cells = []
-        for mean, std in zip(frame[f"{metric}_mean"], frame[f"{metric}_std"], strict=True):
+        for mean, std, noisy in zip(frame[f"{metric}_mean"], frame[f"{metric}_std"],
+                                    flags[metric], strict=True):
             text = _cell(mean, formatter)
             if not (std is None or (isinstance(std, float) and math.isnan(std))):
                 text += f" ± {_cell(std, formatter)}"
-            cells.append(text)
+            cells.append(text + (NOISY_MARK if flag_set(noisy) and text != MISSING else ""))
         out[metric.replace("_", " ")] = cells
     return out
 

@@ -17,6 +17,7 @@ import pandas as pd
 import yaml
 
 from harness import layout
+from harness.machine_load import is_noisy
 from harness.spec import zoo_dir
 from harness.training import FINAL_WEIGHTS_FILE, SPEC_FILE
 
@@ -24,7 +25,8 @@ from harness.training import FINAL_WEIGHTS_FILE, SPEC_FILE
 LATENCY_COLUMNS = [
     "source", "job_id", "spec", "point", "backend", "seed", "runtime", "provider",
     "provider_used", "mode", "batch_size", "status", "reason", "threads", "p50_ms", "p90_ms",
-    "p99_ms", "mean_ms", "std_ms", "min_ms", "max_ms", "runs", "throughput",
+    "p99_ms", "mean_ms", "std_ms", "min_ms", "max_ms", "runs", "throughput", "mixed",
+    "noisy", "others_cores",  # timed on a busy machine (harness.machine_load); others' cores
 ]
 # Fixed columns, so a run whose jobs all failed early still gives frames the tables can read.
 JOB_NUMERIC = [
@@ -33,11 +35,13 @@ JOB_NUMERIC = [
     "mean_epoch_s", "samples_per_second", "params_total", "params_trainable", "n_test",
     "trained_epochs", "parity_max_abs_diff", "parity_native_accuracy", "parity_onnx_accuracy",
     "parity_argmax_agreement", "onnx_opset", "onnx_nodes", "onnx_bytes",
+    "load_unknown_epochs",
 ]
 JOB_COLUMNS = [
     "job_id", "status", "failed_step", "error", "spec", "spec_hash", "backend", "point",
     "overrides", "device", "study", "has_metrics", "has_export", "parity_passed",
-    "parity_provider", "job_dir", "weights_file", *JOB_NUMERIC,
+    "parity_provider", "job_dir", "weights_file", "noisy_first_epoch_s",
+    "noisy_steady_epoch_s", *JOB_NUMERIC,
 ]
 _STAT_KEYS = ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "min_ms", "max_ms", "runs",
               "throughput")
@@ -103,6 +107,17 @@ def study_of(reference: dict[str, Any]) -> str:
     return f"notebook {source.removesuffix('.txt')}" if source else "other"
 
 
+def _epoch_load_fields(history: list[dict[str, Any]]) -> dict[str, Any]:
+    """Whether the first epoch, and any epoch counted as steady (all after the first, or the
+    only one), trained on a busy machine; and how many epochs have no known load."""
+    noisy = [is_noisy(epoch.get("machine_load")) for epoch in history]
+    unknown = [(epoch.get("machine_load") or {}).get("others_cores") is None
+               for epoch in history]
+    return {"noisy_first_epoch_s": bool(noisy[:1] and noisy[0]),
+            "noisy_steady_epoch_s": any(noisy[1:] or noisy),
+            "load_unknown_epochs": sum(unknown)}
+
+
 def _metric_fields(metrics: dict[str, Any] | None) -> dict[str, Any]:
     if not metrics:
         return {"has_metrics": False}
@@ -124,6 +139,7 @@ def _metric_fields(metrics: dict[str, Any] | None) -> dict[str, Any]:
         "params_trainable": params.get("trainable"),
         "n_test": metrics.get("n_test"),
         "trained_epochs": len(history),
+        **_epoch_load_fields(history),
     }
 
 
@@ -182,7 +198,13 @@ def _job_row(folder: Path, job: dict[str, Any], metrics: dict[str, Any] | None,
 
 def _history_rows(row: dict[str, Any], metrics: dict[str, Any] | None) -> list[dict[str, Any]]:
     keys = {k: row[k] for k in ("job_id", "spec", "point", "backend", "seed", "study")}
-    return [{**keys, **epoch} for epoch in (metrics or {}).get("history") or []]
+    rows = []
+    for epoch in (metrics or {}).get("history") or []:
+        load = epoch.get("machine_load") or {}
+        row = {**keys, **epoch, "noisy": is_noisy(load), "others_cores": load.get("others_cores")}
+        row.pop("machine_load", None)
+        rows.append(row)
+    return rows
 
 
 def latency_rows(records: list[dict[str, Any]], keys: dict[str, Any],
@@ -192,9 +214,12 @@ def latency_rows(records: list[dict[str, Any]], keys: dict[str, Any],
     for record in records:
         stats = record.get("stats") or {}
         row = {column: None for column in LATENCY_COLUMNS}
-        row.update({k: record.get(k) for k in ("runtime", "provider", "provider_used", "mode",
-                                               "batch_size", "status", "reason", "threads")})
+        row.update({k: record.get(k) for k in ("runtime", "provider", "provider_used", "mixed",
+                                               "mode", "batch_size", "status", "reason",
+                                               "threads")})
         row.update({k: stats.get(k) for k in _STAT_KEYS})
+        load = stats.get("machine_load") or {}
+        row.update(noisy=is_noisy(load), others_cores=load.get("others_cores"))
         row.update(keys)
         row["backend"] = record.get("backend") or keys.get("backend")
         row["source"] = source
@@ -242,7 +267,7 @@ def load_run(run_dir: Path | str) -> RunData:
         notes.append(f"{run_dir}: no finished jobs under {layout.JOBS_DIR}/")
     jobs = _numeric(pd.DataFrame(data["jobs"], columns=JOB_COLUMNS), JOB_NUMERIC)
     latency = _numeric(pd.DataFrame(data["latency"], columns=LATENCY_COLUMNS),
-                       ["seed", "batch_size", "threads", *_STAT_KEYS])
+                       ["seed", "batch_size", "threads", "others_cores", *_STAT_KEYS])
     return RunData(
         run_dir=run_dir,
         run=read_json_or_none(run_dir / layout.RUN_FILE, notes),

@@ -19,13 +19,13 @@ from harness.env import utc_now
 from harness.report.benchmarks import load_benchmark_json
 from harness.report.format import markdown_table
 from harness.report.load import load_run
-from harness.report.sections import Plot, Section, Table, build_sections
+from harness.report.sections import Plot, Section, Table, build_sections, load_warnings
 
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
 TABLES_DIR = "tables"
 PLOTS_DIR = "plots"
-NUMBER = re.compile(r"^([+-]?[\d,]*\.?\d+(e[+-]?\d+)?×?( ± [\d,.e+-]+)?|–)$")
+NUMBER = re.compile(r"^([+-]?[\d,]*\.?\d+(e[+-]?\d+)?×?( ± [\d,.e+-]+)?( †)?|–)$")
 SCROLL_ROWS = 25  # longer tables scroll inside their own box, headers kept in view
 
 CSS = """
@@ -50,6 +50,7 @@ table.data tbody tr:hover { background: #eef5ff; }
 figure { margin: 0.8em 0; }
 figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
 ul.notes { font-size: 0.85em; color: #555; }
+p.warning { background: #fff4e5; border-left: 4px solid #e8a33d; padding: 0.5em 0.8em; }
 """
 
 
@@ -83,13 +84,16 @@ def _html_plot(plot: Plot) -> str:
             f"{html.escape(plot.caption)}</figcaption></figure>")
 
 
-def render_html(title: str, meta: str, sections: list[Section], notes: list[str]) -> str:
+def render_html(title: str, meta: str, sections: list[Section], notes: list[str],
+                warnings: Iterable[str] = ()) -> str:
     toc = "".join(f'<li><a href="#{s.anchor}">{html.escape(s.title)}</a></li>'
                   for s in sections)
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
              f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
              f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>",
              f"<h1>{html.escape(title)}</h1><p class='meta'>{html.escape(meta)}</p>",
+             *(f"<p class='warning'><strong>Warning:</strong> {html.escape(line)}</p>"
+               for line in warnings),
              f"<nav><ul>{toc}</ul></nav>"]
     for section in sections:
         parts.append(f'<h2 id="{section.anchor}">{html.escape(section.title)}</h2>')
@@ -104,8 +108,11 @@ def render_html(title: str, meta: str, sections: list[Section], notes: list[str]
     return "\n".join(parts)
 
 
-def render_markdown(title: str, meta: str, sections: list[Section], notes: list[str]) -> str:
+def render_markdown(title: str, meta: str, sections: list[Section], notes: list[str],
+                    warnings: Iterable[str] = ()) -> str:
     lines = [f"# {title}", "", meta, ""]
+    for line in warnings:
+        lines += [f"> **Warning:** {line}", ""]
     lines += [f"- [{s.title}](#{s.anchor})" for s in sections] + [""]
     for section in sections:
         lines += [f'<a id="{section.anchor}"></a>', f"## {section.title}", ""]
@@ -164,9 +171,12 @@ def write_report(run_dir: Path | str, out_dir: Path | str | None = None,
     notes = list(run.notes)
     latency = merged_latency(run.latency, benchmark_jsons, notes)
     sections = build_sections(run, latency)
+    warnings = load_warnings(run, latency)
     write_files(out, sections)
     title = f"harness report: {Path(run_dir).resolve().name}"
     meta = f"Generated {utc_now()} from {Path(run_dir).resolve()}."
-    (out / REPORT_MD).write_text(render_markdown(title, meta, sections, notes), encoding="utf-8")
-    (out / REPORT_HTML).write_text(render_html(title, meta, sections, notes), encoding="utf-8")
+    (out / REPORT_MD).write_text(render_markdown(title, meta, sections, notes, warnings),
+                                 encoding="utf-8")
+    (out / REPORT_HTML).write_text(render_html(title, meta, sections, notes, warnings),
+                                   encoding="utf-8")
     return out

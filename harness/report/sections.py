@@ -10,12 +10,15 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from harness.machine_load import MIN_INTERVAL_SECONDS, NOISY_OTHERS_CORES, noisy_note
 from harness.report import plots
 from harness.report import tables as T
-from harness.report.format import display, group_columns, with_spread
+from harness.report.format import NOISY, NOISY_MARK, display, group_columns, with_spread
 from harness.report.load import RunData
 
 LATENCY_ROW_KEYS = ["source", "spec", "point", "backend", "runtime", "provider", "mode"]
+BUSY_LEGEND = (f"{NOISY_MARK.strip()} marks a figure timed on a busy machine (other processes "
+               f"used more than {NOISY_OTHERS_CORES:g} CPU core on average).")
 
 
 @dataclass
@@ -90,7 +93,7 @@ def framework_section(framework: pd.DataFrame, seeds: pd.DataFrame,
     intro = ("Each row is one spec (and sweep point), trained from the same initial weights in "
              "every backend; values are means over seeds. Epoch times: the first epoch "
              "(tracing, compilation, warm-up) apart from the steady epochs. "
-             "delta = keras − torch.")
+             f"delta = keras − torch. {BUSY_LEGEND}")
     spread = ("Mean ± sample standard deviation over the seeds of each spec x backend "
               "(a single seed has no spread).")
     return Section("Framework comparison", "framework", intro, [
@@ -114,12 +117,15 @@ def latency_section(run: RunData, latency: pd.DataFrame, tables: dict[str, pd.Da
     section = Section("Latency", "latency", (
         "Per-call latency in milliseconds (p50/p90) and throughput in samples/s per runtime, "
         "execution provider, mode and batch size; `source` says whether it comes from the "
-        "run's own measurements or a merged pytest-benchmark file (which has no p90)."))
+        "run's own measurements or a merged pytest-benchmark file (which has no p90). "
+        f"{BUSY_LEGEND}"))
     section.items.append(Table("latency", by, _by_batch(by, LATENCY_ROW_KEYS,
-                                                        ["p50_ms", "p90_ms", "throughput"])))
+                                                        ["p50_ms", "p90_ms", "throughput",
+                                                         NOISY])))
     speed = tables["speedup"]
     section.items.append(Table("speedup", speed, _by_batch(
-        speed, ["source", "spec", "point", "backend", "provider", "ort_mode"], ["speedup"]),
+        speed, ["source", "spec", "point", "backend", "provider", "ort_mode"],
+        ["speedup", f"{NOISY}_speedup"]),
         "ONNX Runtime speed-up over the native framework: native p50 / ORT p50 for the same "
         "backend, provider and batch size (above 1: ONNX Runtime is faster)."))
     missed = tables["latency_unavailable"]
@@ -163,6 +169,26 @@ def study_sections(run: RunData, framework: pd.DataFrame) -> list[Section]:
                 section.items.append(Plot(f"{stem}_{name}", png, caption))
         sections.append(section)
     return sections
+
+
+def load_warnings(run: RunData, latency: pd.DataFrame) -> list[str]:
+    """Lines for the top of the report: how many timings were taken on a busy machine, and
+    how many have no load record (so were not checked)."""
+    done = T.trained(run.jobs)
+    ok = latency[latency["status"] == "ok"]
+    busy = int(done[T.NOISY_EPOCHS].to_numpy().sum()) + int(ok[NOISY].eq(True).sum())
+    total = 2 * len(done) + len(ok)  # per job: first and steady epoch time; latency loops
+    lines = []
+    if busy:
+        lines.append(f"{busy} of {total} timings (first and steady epoch time of each job, each "
+                     f"latency measurement) are marked {NOISY_MARK.strip()}: {noisy_note()}.")
+    epochs = int(done["load_unknown_epochs"].fillna(done["trained_epochs"]).sum())
+    loops = int(ok["others_cores"].isna().sum())
+    if epochs or loops:
+        lines.append(f"The machine's load is unknown for {epochs} training epoch(s) and {loops} "
+                     "latency measurement(s) (recorded without it, not on Linux, or shorter "
+                     f"than {MIN_INTERVAL_SECONDS:g} s): those timings were not checked.")
+    return lines
 
 
 def build_sections(run: RunData, latency: pd.DataFrame) -> list[Section]:

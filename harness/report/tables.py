@@ -2,7 +2,9 @@
 
 Rows are keyed by spec and sweep point (`point`, "" for the spec as written); jobs that differ
 only in their seed are averaged (the seeds table shows their spread). Columns that vary by
-backend are named `<metric>_<backend>`, deltas `delta_<metric>` = keras - torch.
+backend are named `<metric>_<backend>`, deltas `delta_<metric>` = keras - torch. Boolean
+`noisy_<column>` columns (a plain `noisy` in the latency table) say that a timing was taken on a
+busy machine (harness.machine_load): in any seed, or on either side of a delta or speed-up.
 """
 
 from __future__ import annotations
@@ -17,11 +19,14 @@ DELTA_PAIR = ("keras", "torch")  # delta = first - second, when both backends ra
 LATENCY_KEYS = ["source", "spec", "point", "backend", "runtime", "provider", "mode",
                 "batch_size"]
 SEED_METRICS = ["test_accuracy", "test_loss", "steady_epoch_s"]
+NOISY_EPOCHS = ["noisy_first_epoch_s", "noisy_steady_epoch_s"]  # flags of the epoch timings
+MIXED = "mixed"  # `placement` of a device ONNX Runtime figure whose compute partly ran on the CPU
 
 
 def trained(jobs: pd.DataFrame) -> pd.DataFrame:
     """Jobs with a metrics.json (a job that failed after training still counts here)."""
-    return jobs[jobs["has_metrics"].fillna(False).astype(bool)]
+    done = jobs[jobs["has_metrics"].fillna(False).astype(bool)]
+    return done.assign(**{flag: done[flag].eq(True) for flag in NOISY_EPOCHS})
 
 
 def _first(jobs: pd.DataFrame, column: str) -> pd.Series:
@@ -34,17 +39,20 @@ def framework_table(jobs: pd.DataFrame) -> pd.DataFrame:
     if done.empty:
         return pd.DataFrame(columns=[*KEYS, "study", "params"])
     grouped = done.groupby([*KEYS, "backend"])
-    means = grouped[FRAMEWORK_METRICS].mean()
+    means = grouped[FRAMEWORK_METRICS].mean().join(grouped[NOISY_EPOCHS].any())
     means.insert(0, "seeds", grouped.size())
     wide = means.unstack("backend")
     backends = sorted(done["backend"].unique())
     wide.columns = [f"{metric}_{backend}" for metric, backend in wide.columns]
-    wide = wide[[f"{metric}_{backend}" for metric in ["seeds", *FRAMEWORK_METRICS]
-                 for backend in backends]]
+    wide = wide[[f"{metric}_{backend}" for metric in ["seeds", *FRAMEWORK_METRICS,
+                                                      *NOISY_EPOCHS] for backend in backends]]
     first, second = DELTA_PAIR
     if first in backends and second in backends:
         for metric in DELTA_METRICS:
             wide[f"delta_{metric}"] = wide[f"{metric}_{first}"] - wide[f"{metric}_{second}"]
+            if f"noisy_{metric}" in NOISY_EPOCHS:
+                wide[f"noisy_delta_{metric}"] = (wide[f"noisy_{metric}_{first}"].eq(True)
+                                                 | wide[f"noisy_{metric}_{second}"].eq(True))
     wide.insert(0, "params", done.groupby(KEYS)["params_total"].max())
     wide.insert(0, "study", _first(done, "study"))
     return wide.reset_index().sort_values(KEYS, ignore_index=True)
@@ -54,13 +62,14 @@ def seeds_table(jobs: pd.DataFrame) -> pd.DataFrame:
     """Mean and sample std over seeds per spec x backend (std is NaN for a single seed)."""
     done = trained(jobs)
     columns = [*KEYS, "backend", "seeds"] + [f"{m}_{s}" for m in SEED_METRICS
-                                             for s in ("mean", "std")]
+                                             for s in ("mean", "std")] + ["noisy_steady_epoch_s"]
     if done.empty:
         return pd.DataFrame(columns=columns)
     grouped = done.groupby([*KEYS, "backend"])
     table = grouped[SEED_METRICS].agg(["mean", "std"])
     table.columns = [f"{metric}_{stat}" for metric, stat in table.columns]
     table.insert(0, "seeds", grouped["seed"].nunique())
+    table["noisy_steady_epoch_s"] = grouped["noisy_steady_epoch_s"].any()
     return table.reset_index()[columns]
 
 
@@ -94,17 +103,22 @@ def latency_table(latency: pd.DataFrame) -> pd.DataFrame:
     """Measured latencies per spec x backend x runtime/provider/mode x batch size.
 
     Several seeds of a spec time the same architecture: their medians are combined (median of
-    p50 and p90, median throughput) and `jobs` says how many there were.
+    p50 and p90, median throughput) and `jobs` says how many there were. `placement` is MIXED
+    when any of those records was mixed (a CUDA session that ran compute nodes on the CPU).
     """
-    columns = [*LATENCY_KEYS, "provider_used", "p50_ms", "p90_ms", "throughput", "jobs"]
-    ok = latency[latency["status"] == "ok"]
+    columns = [*LATENCY_KEYS, "provider_used", "placement", "p50_ms", "p90_ms", "throughput",
+               "jobs"]
+    ok = latency[latency["status"] == "ok"].assign(mixed=lambda f: f["mixed"].eq(True))
+    ok = ok.assign(noisy=ok["noisy"].eq(True))  # any seed timed on a busy machine: noisy
     if ok.empty:
         return pd.DataFrame(columns=columns)
     table = ok.groupby(LATENCY_KEYS, dropna=False).agg(
-        provider_used=("provider_used", "first"), p50_ms=("p50_ms", "median"),
-        p90_ms=("p90_ms", "median"), throughput=("throughput", "median"),
-        jobs=("job_id", "nunique"))
-    return table.reset_index()[columns]
+        provider_used=("provider_used", "first"), mixed=("mixed", "any"),
+        p50_ms=("p50_ms", "median"), p90_ms=("p90_ms", "median"),
+        throughput=("throughput", "median"), jobs=("job_id", "nunique"))
+    table["noisy"] = ok.groupby(LATENCY_KEYS, dropna=False)["noisy"].any()
+    table["placement"] = table["mixed"].map({True: MIXED, False: ""})
+    return table.reset_index()[[*columns, "noisy"]]
 
 
 def unavailable_table(latency: pd.DataFrame) -> pd.DataFrame:
@@ -126,19 +140,34 @@ def unavailable_table(latency: pd.DataFrame) -> pd.DataFrame:
 def speedup_table(latency: pd.DataFrame) -> pd.DataFrame:
     """ONNX Runtime vs the native framework: same backend, provider and batch size.
 
-    speedup = native p50 / ORT p50, so above 1 means ONNX Runtime is faster.
+    speedup = native p50 / ORT p50, so above 1 means ONNX Runtime is faster. `ort_placement`
+    carries the ORT figure's MIXED mark.
     """
     keys = ["source", "spec", "point", "backend", "provider", "batch_size"]
-    columns = [*keys, "ort_mode", "ort_p50_ms", "native_p50_ms", "speedup"]
+    columns = [*keys, "ort_mode", "ort_placement", "ort_p50_ms", "native_p50_ms", "speedup"]
     native = latency[latency["runtime"] == "native"][[*keys, "p50_ms"]]
-    ort = latency[latency["runtime"] == "onnxruntime"][[*keys, "mode", "p50_ms"]]
+    ort = latency[latency["runtime"] == "onnxruntime"][[*keys, "mode", "placement", "p50_ms"]]
     if native.empty or ort.empty:
         return pd.DataFrame(columns=columns)
     pairs = ort.merge(native, on=keys, suffixes=("_ort", "_native"))
-    pairs = pairs.rename(columns={"mode": "ort_mode", "p50_ms_ort": "ort_p50_ms",
-                                  "p50_ms_native": "native_p50_ms"})
+    pairs = pairs.rename(columns={"mode": "ort_mode", "placement": "ort_placement",
+                                  "p50_ms_ort": "ort_p50_ms", "p50_ms_native": "native_p50_ms"})
     pairs["speedup"] = pairs["native_p50_ms"] / pairs["ort_p50_ms"]
-    return pairs[columns].sort_values(keys, ignore_index=True)
+    return _pair_flags(pairs[columns], latency, keys).sort_values(keys, ignore_index=True)
+
+
+def _pair_flags(pairs: pd.DataFrame, latency: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Speed-up pairs with the noisy flags of each side, and of the speed-up (either side)."""
+    runtime = latency["runtime"]
+    ort = latency[runtime == "onnxruntime"][[*keys, "mode", "noisy"]].rename(
+        columns={"mode": "ort_mode", "noisy": "noisy_ort_p50_ms"})
+    native = latency[runtime == "native"][[*keys, "noisy"]].rename(
+        columns={"noisy": "noisy_native_p50_ms"})
+    pairs = pairs.merge(ort, on=[*keys, "ort_mode"], how="left").merge(native, on=keys,
+                                                                         how="left")
+    pairs["noisy_speedup"] = (pairs["noisy_ort_p50_ms"].eq(True)
+                              | pairs["noisy_native_p50_ms"].eq(True))
+    return pairs
 
 
 def study_tables(jobs: pd.DataFrame, framework: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -154,6 +183,7 @@ def study_tables(jobs: pd.DataFrame, framework: pd.DataFrame) -> dict[str, pd.Da
     for metric in ("test_accuracy", "test_loss"):
         columns += [f"{metric}_{b}" for b in backends] + [f"published_{metric}"]
     columns += [f"steady_epoch_s_{b}" for b in backends]
+    columns += [f"noisy_steady_epoch_s_{b}" for b in backends]
     return {study: group[columns].reset_index(drop=True)
             for study, group in merged.groupby("study", sort=True)}
 

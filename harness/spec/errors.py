@@ -12,7 +12,8 @@ class SpecProblem:
     message: str  # e.g. "expected one of ['dense', ...], got 'bn'"
 
     def __str__(self) -> str:
-        return f"{self.where}: {self.message}" if self.where else self.message
+        message = " ".join(self.message.split())  # one line, whatever a parser's message held
+        return f"{self.where}: {message}" if self.where else message
 
 
 class SpecError(ValueError):

@@ -7,9 +7,19 @@ explicitly. Weight layouts are channels-last: a dense kernel is (in, out), a con
 
 from __future__ import annotations
 
+import reprlib
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
 
 ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh", "softmax", "elu", "selu", "softplus", "gelu")
 Activation = Literal[
@@ -19,9 +29,13 @@ Padding = Literal["valid", "same"]
 
 
 class StrictModel(BaseModel):
-    """Base for spec models: immutable, unknown fields rejected with the list of allowed ones."""
+    """Base for spec models: immutable, unknown fields rejected with the list of allowed ones.
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    Numbers are strict (StrictInt, StrictFloat, StrictBool fields) and finite: `seed: true`,
+    `epochs: "1"` and `scale: .inf` are errors, not 1, 1 and a model trained on zeros.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     @model_validator(mode="before")
     @classmethod
@@ -31,7 +45,8 @@ class StrictModel(BaseModel):
             unknown = [k for k in data if k not in allowed]
             if unknown:
                 raise ValueError(
-                    f"unknown field {unknown[0]!r}; allowed fields: {sorted(allowed)}"
+                    f"unknown field {reprlib.repr(unknown[0])}; allowed fields: "
+                    f"{sorted(allowed)}"
                 )
         return data
 
@@ -79,24 +94,24 @@ class Normal(StrictModel):
     """Plain (untruncated) normal, like keras.initializers.RandomNormal."""
 
     name: Literal["normal"]
-    mean: float = 0.0
-    stddev: float = Field(0.05, gt=0)
+    mean: StrictFloat = 0.0
+    stddev: StrictFloat = Field(0.05, gt=0)
 
 
 class TruncatedNormal(StrictModel):
     """Normal re-drawn outside mean +/- 2 stddev, like keras.initializers.TruncatedNormal."""
 
     name: Literal["truncated_normal"]
-    mean: float = 0.0
-    stddev: float = Field(0.05, gt=0)
+    mean: StrictFloat = 0.0
+    stddev: StrictFloat = Field(0.05, gt=0)
 
 
 class Uniform(StrictModel):
     """U(minval, maxval), like keras.initializers.RandomUniform."""
 
     name: Literal["uniform"]
-    minval: float = -0.05
-    maxval: float = 0.05
+    minval: StrictFloat = -0.05
+    maxval: StrictFloat = 0.05
 
     @model_validator(mode="after")
     def _check_range(self) -> Uniform:
@@ -115,7 +130,7 @@ class Ones(StrictModel):
 
 class Constant(StrictModel):
     name: Literal["constant"]
-    value: float
+    value: StrictFloat
 
 
 Initializer = Annotated[
@@ -142,16 +157,16 @@ def _pair(value: Any) -> Any:
     return value
 
 
-PositivePair = tuple[Annotated[int, Field(gt=0)], Annotated[int, Field(gt=0)]]
+PositivePair = tuple[Annotated[StrictInt, Field(gt=0)], Annotated[StrictInt, Field(gt=0)]]
 
 
 class Dense(StrictModel):
     """Fully connected layer on a flat input; `activation` runs right after the affine step."""
 
     type: Literal["dense"]
-    units: int = Field(gt=0)
+    units: StrictInt = Field(gt=0)
     activation: Activation = "linear"
-    use_bias: bool = True
+    use_bias: StrictBool = True
     kernel_initializer: Initializer = GlorotUniform()
     bias_initializer: Initializer = Zeros()
 
@@ -165,12 +180,12 @@ class Conv2D(StrictModel):
     """2-D convolution on a channels-last image. 'same' pads like TensorFlow (extra at the end)."""
 
     type: Literal["conv2d"]
-    filters: int = Field(gt=0)
+    filters: StrictInt = Field(gt=0)
     kernel_size: PositivePair
     strides: PositivePair = (1, 1)
     padding: Padding = "valid"
     activation: Activation = "linear"
-    use_bias: bool = True
+    use_bias: StrictBool = True
     kernel_initializer: Initializer = GlorotUniform()
     bias_initializer: Initializer = Zeros()
 
@@ -213,7 +228,7 @@ class Dropout(StrictModel):
     """Inverted dropout: `rate` is the fraction dropped; element-wise also on images."""
 
     type: Literal["dropout"]
-    rate: float = Field(ge=0.0, lt=1.0)
+    rate: StrictFloat = Field(ge=0.0, lt=1.0)
 
 
 class BatchNorm(StrictModel):
@@ -224,8 +239,8 @@ class BatchNorm(StrictModel):
     """
 
     type: Literal["batchnorm"]
-    momentum: float = Field(gt=0.0, lt=1.0)
-    epsilon: float = Field(gt=0.0)
+    momentum: StrictFloat = Field(gt=0.0, lt=1.0)
+    epsilon: StrictFloat = Field(gt=0.0)
 
 
 class ActivationLayer(StrictModel):

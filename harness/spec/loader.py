@@ -8,44 +8,70 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import reprlib
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
+from harness.errors import UsageError
 from harness.spec.errors import SpecError, SpecProblem
 from harness.spec.schema import ModelSpec
 from harness.spec.shapes import infer
 
 MODELS_DIR_ENV = "HARNESS_MODELS_DIR"
+ZOO_PACKAGE_FOLDER = "zoo"  # package data: harness/zoo/*.yaml
 SPEC_SUFFIXES = (".yaml", ".yml")
+MAX_SPEC_BYTES = 2 * 1024 * 1024  # zoo specs are ~2 kB; more is not a spec
+MAX_NESTING = 16  # levels of mappings/lists (a spec uses 4: layers[i].kernel_initializer.name)
+MAX_PARAMS = 100_000_000  # ~400 MB of float32 weights; the zoo's largest has a few million
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when built with it
+_YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
 def zoo_dir() -> Path:
-    """The model zoo folder: $HARNESS_MODELS_DIR, else `models/` of this checkout."""
+    """The model zoo folder: $HARNESS_MODELS_DIR, else the zoo shipped inside the package.
+
+    The zoo is package data, so a wheel or `pip install .` carries it just as a checkout does.
+    """
     override = os.environ.get(MODELS_DIR_ENV)
-    return Path(override) if override else Path(__file__).resolve().parents[2] / "models"
+    if override:
+        return Path(override)
+    return Path(str(resources.files("harness") / ZOO_PACKAGE_FOLDER))
 
 
 def list_specs() -> list[str]:
-    """Names of the zoo's specs, sorted."""
+    """Names of the zoo's specs, sorted. A missing zoo folder is an error, not an empty zoo."""
     folder = zoo_dir()
     if not folder.is_dir():
-        return []
+        if os.environ.get(MODELS_DIR_ENV):
+            raise UsageError(f"{MODELS_DIR_ENV}: {folder}: not a folder; set it to a folder of "
+                             "spec YAML files, or unset it to use the zoo inside the package")
+        raise UsageError(f"model zoo: {folder}: not a folder (an incomplete install); "
+                         f"reinstall harness, or set {MODELS_DIR_ENV} to a folder of spec files")
     return sorted(p.stem for p in folder.iterdir() if p.suffix in SPEC_SUFFIXES)
+
+
+def _is_file(path: Path) -> bool:
+    """`path.is_file()`, False also for names the OS refuses (too long, a NUL byte)."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def resolve_spec_path(ref: str | Path) -> Path:
     """A zoo name (`mlp5_bn`) or the path of a YAML file -> the file's path."""
     path = Path(ref)
     if path.suffix in SPEC_SUFFIXES or path.parent != Path("."):
-        if not path.is_file():
+        if not _is_file(path):
             raise SpecError([SpecProblem("", "no such spec file")], path)
         return path
     for suffix in SPEC_SUFFIXES:
         candidate = zoo_dir() / f"{ref}{suffix}"
-        if candidate.is_file():
+        if _is_file(candidate):
             return candidate
     known = list_specs()
     raise SpecError([SpecProblem("", f"unknown spec {str(ref)!r}: not a file and not in the zoo "
@@ -57,7 +83,9 @@ def load_spec(ref: str | Path) -> ModelSpec:
     """Load and fully validate a spec (schema and shapes). Raises SpecError."""
     path = resolve_spec_path(ref)
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_SPEC_BYTES + 1)  # never more, whatever the file holds
+        text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError([SpecProblem("", f"cannot read: {exc}")], path) from None
     return parse_spec(text, source=path, default_name=path.stem)
@@ -65,10 +93,7 @@ def load_spec(ref: str | Path) -> ModelSpec:
 
 def parse_spec(text: str, source: str | Path = "<string>", default_name: str | None = None
                ) -> ModelSpec:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise SpecError([_yaml_problem(exc)], source) from None
+    data = load_yaml(text, source)
     if not isinstance(data, dict):
         raise SpecError([SpecProblem("", "expected a YAML mapping with input, layers and train, "
                                          f"got {type(data).__name__}")], source)
@@ -79,10 +104,56 @@ def parse_spec(text: str, source: str | Path = "<string>", default_name: str | N
     except ValidationError as exc:
         raise SpecError([_pydantic_problem(e, data) for e in exc.errors()], source) from None
     try:
-        infer(spec)
+        params = infer(spec).total_params
     except SpecError as exc:
         raise exc.with_source(source) from None
+    if params > MAX_PARAMS:
+        raise SpecError([SpecProblem("layers", f"{params:,} parameters; a spec may have at most "
+                                               f"{MAX_PARAMS:,}")], source)
     return spec
+
+
+def load_yaml(text: str, source: str | Path = "<string>") -> Any:
+    """YAML text -> Python data, within the limits of a spec (size, nesting, no aliases).
+
+    Raises SpecError naming `source` for text that is too big, too deep or not YAML, so no
+    input reaches a RecursionError, a MemoryError or a parser exception.
+    """
+    if len(text) > MAX_SPEC_BYTES:
+        raise SpecError([SpecProblem("", f"more than {MAX_SPEC_BYTES:,} characters; a spec is "
+                                         "a few kB")], source)
+    try:
+        problem = _structure_problem(text)
+        if problem is None:
+            return yaml.load(text, Loader=_YAML_LOADER)  # noqa: S506 - a safe loader
+    except yaml.YAMLError as exc:
+        problem = _yaml_problem(exc)
+    except (ValueError, OverflowError) as exc:  # a scalar YAML resolves but cannot build
+        problem = SpecProblem("", f"invalid YAML: {exc}")
+    raise SpecError([problem], source)
+
+
+def _structure_problem(text: str) -> SpecProblem | None:
+    """Nesting deeper than MAX_NESTING, or an alias, found from the parser's events (the
+    parser keeps its own stack; composing the nodes recurses and would overflow)."""
+    depth = 0
+    for event in yaml.parse(text, Loader=_YAML_LOADER):
+        if isinstance(event, yaml.AliasEvent):
+            return SpecProblem(_mark(event), "YAML aliases (*name) are not allowed in a spec; "
+                                             "write the value out")
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > MAX_NESTING:
+                return SpecProblem(_mark(event), f"nested more than {MAX_NESTING} levels deep; "
+                                                 "a spec needs 4")
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
+    return None
+
+
+def _mark(event: yaml.Event) -> str:
+    mark = event.start_mark
+    return f"line {mark.line + 1}, column {mark.column + 1}"
 
 
 def spec_hash(spec: ModelSpec) -> str:
@@ -94,7 +165,12 @@ def spec_hash(spec: ModelSpec) -> str:
 
 def dump_spec(spec: ModelSpec) -> str:
     """The spec as YAML that `parse_spec` reads back to an equal spec."""
-    return yaml.safe_dump(spec.model_dump(mode="json", exclude_none=True), sort_keys=False)
+    return dump_yaml(spec.model_dump(mode="json", exclude_none=True))
+
+
+def dump_yaml(data: Any) -> str:
+    """Plain data as YAML, keys in their order (libyaml's emitter when available: fast)."""
+    return yaml.dump(data, Dumper=_YAML_DUMPER, sort_keys=False, allow_unicode=True)
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> SpecProblem:
@@ -130,14 +206,19 @@ def _pydantic_problem(error: Any, data: Any) -> SpecProblem:
         expected = sorted(t.strip().strip("'") for t in ctx.get("expected_tags", "").split(","))
         if kind == "union_tag_not_found":
             return SpecProblem(where, f"missing; expected one of {expected}")
-        return SpecProblem(where, f"expected one of {expected}, got {ctx.get('tag')!r}")
+        return SpecProblem(where, f"expected one of {expected}, got "
+                                  f"{reprlib.repr(ctx.get('tag'))}")
     if kind == "literal_error":
         expected = [s.strip().strip("'") for s in
                     ctx.get("expected", "").replace(" or ", ",").split(",")]
-        return SpecProblem(where, f"expected one of {expected}, got {value!r}")
+        return SpecProblem(where, f"expected one of {expected}, got {reprlib.repr(value)}")
     if kind == "missing":
         return SpecProblem(where, "required field is missing")
     message = error["msg"].removeprefix("Value error, ")
     if kind == "value_error" or kind.startswith("model_"):
         return SpecProblem(where, message)
-    return SpecProblem(where, f"{message[0].lower()}{message[1:]}, got {value!r}")
+    why = ""
+    if kind in ("int_type", "float_type") and isinstance(value, (bool, str)):
+        why = f" (a {'boolean' if isinstance(value, bool) else 'string'} is not a number)"
+    return SpecProblem(where, f"{message[0].lower()}{message[1:]}, got "
+                              f"{reprlib.repr(value)}{why}")

@@ -9,21 +9,22 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, StrictBool, StrictFloat, StrictInt, model_validator
 
 from harness.spec.layers import Layer, StrictModel
 
 SCHEMA_VERSION = 1
 DATASETS = ("mnist", "fashion-mnist")
 NUM_CLASSES = 10
+MAX_SEED = 2**32 - 1  # Keras seeds NumPy's legacy generator, which takes 32-bit seeds
 
 
 class InputSpec(StrictModel):
     """What the network sees: `shape` is [784] (flat) or [28, 28, 1] (channels-last image)."""
 
     dataset: Literal["mnist", "fashion-mnist"] = "mnist"
-    shape: tuple[Annotated[int, Field(gt=0)], ...]
-    scale: float = Field(255.0, gt=0)  # pixels are divided by this (x / 255 gives [0, 1])
+    shape: tuple[Annotated[StrictInt, Field(gt=0)], ...]
+    scale: StrictFloat = Field(255.0, gt=0)  # pixels are divided by this (x / 255 gives [0, 1])
 
     @model_validator(mode="after")
     def _check_shape(self) -> InputSpec:
@@ -39,58 +40,58 @@ class SGD(StrictModel):
     """Keras SGD: v = momentum * v - lr * g; w += v (nesterov: w += momentum * v - lr * g)."""
 
     name: Literal["sgd"]
-    learning_rate: float = Field(gt=0)
-    momentum: float = Field(ge=0, lt=1)
-    nesterov: bool
+    learning_rate: StrictFloat = Field(gt=0)
+    momentum: StrictFloat = Field(ge=0, lt=1)
+    nesterov: StrictBool
 
 
 class Adam(StrictModel):
     """Keras Adam: epsilon is added to sqrt(v) *before* bias correction (the paper's eps-hat)."""
 
     name: Literal["adam"]
-    learning_rate: float = Field(gt=0)
-    beta_1: float = Field(ge=0, lt=1)
-    beta_2: float = Field(ge=0, lt=1)
-    epsilon: float = Field(gt=0)
+    learning_rate: StrictFloat = Field(gt=0)
+    beta_1: StrictFloat = Field(ge=0, lt=1)
+    beta_2: StrictFloat = Field(ge=0, lt=1)
+    epsilon: StrictFloat = Field(gt=0)
 
 
 class Adadelta(StrictModel):
     """Keras/PyTorch Adadelta (identical maths; Keras 2's default lr was 1.0)."""
 
     name: Literal["adadelta"]
-    learning_rate: float = Field(gt=0)
-    rho: float = Field(gt=0, lt=1)
-    epsilon: float = Field(gt=0)
+    learning_rate: StrictFloat = Field(gt=0)
+    rho: StrictFloat = Field(gt=0, lt=1)
+    epsilon: StrictFloat = Field(gt=0)
 
 
 class RMSprop(StrictModel):
     """Keras RMSprop: w -= lr * g / sqrt(v + epsilon) (epsilon inside the square root)."""
 
     name: Literal["rmsprop"]
-    learning_rate: float = Field(gt=0)
-    rho: float = Field(gt=0, lt=1)
-    momentum: float = Field(ge=0, lt=1)
-    epsilon: float = Field(gt=0)
-    centered: bool
+    learning_rate: StrictFloat = Field(gt=0)
+    rho: StrictFloat = Field(gt=0, lt=1)
+    momentum: StrictFloat = Field(ge=0, lt=1)
+    epsilon: StrictFloat = Field(gt=0)
+    centered: StrictBool
 
 
 class Adagrad(StrictModel):
     """Keras Adagrad: acc += g^2; w -= lr * g / sqrt(acc + epsilon)."""
 
     name: Literal["adagrad"]
-    learning_rate: float = Field(gt=0)
-    initial_accumulator_value: float = Field(ge=0)
-    epsilon: float = Field(gt=0)
+    learning_rate: StrictFloat = Field(gt=0)
+    initial_accumulator_value: StrictFloat = Field(ge=0)
+    epsilon: StrictFloat = Field(gt=0)
 
 
 class Nadam(StrictModel):
     """Keras 3 Nadam: momentum schedule mu_t = beta_1 * (1 - 0.5 * 0.96 ** t) (no 0.004 factor)."""
 
     name: Literal["nadam"]
-    learning_rate: float = Field(gt=0)
-    beta_1: float = Field(ge=0, lt=1)
-    beta_2: float = Field(ge=0, lt=1)
-    epsilon: float = Field(gt=0)
+    learning_rate: StrictFloat = Field(gt=0)
+    beta_1: StrictFloat = Field(ge=0, lt=1)
+    beta_2: StrictFloat = Field(ge=0, lt=1)
+    epsilon: StrictFloat = Field(gt=0)
 
 
 Optimizer = Annotated[
@@ -104,17 +105,17 @@ class TrainSpec(StrictModel):
 
     optimizer: Optimizer
     loss: Literal["categorical_crossentropy"] = "categorical_crossentropy"
-    batch_size: int = Field(gt=0)
-    epochs: int = Field(gt=0)
-    seed: int = Field(0, ge=0)
-    shuffle: bool = True  # reshuffle the training set every epoch (same order in every backend)
+    batch_size: StrictInt = Field(gt=0)
+    epochs: StrictInt = Field(gt=0)
+    seed: StrictInt = Field(0, ge=0, le=MAX_SEED)
+    shuffle: StrictBool = True  # reshuffle the training set every epoch, alike in every backend
     validation: Literal["test", "none"] = "test"  # notebooks passed the test set as validation
 
 
 class ParamCounts(StrictModel):
-    total: int = Field(ge=0)
-    trainable: int = Field(ge=0)
-    non_trainable: int = Field(ge=0)
+    total: StrictInt = Field(ge=0)
+    trainable: StrictInt = Field(ge=0)
+    non_trainable: StrictInt = Field(ge=0)
 
 
 class Reference(StrictModel):
@@ -123,13 +124,14 @@ class Reference(StrictModel):
     source: str
     study: str | None = None  # groups models the way the catalog's notebooks compare them
     params: ParamCounts | None = None
-    published_test_loss: float | None = None
-    published_test_accuracy: float | None = None
+    published_test_loss: StrictFloat | None = None
+    published_test_accuracy: StrictFloat | None = None
     notes: str | None = None
 
 
 class ModelSpec(StrictModel):
-    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")]
+    # names folders and job ids: a file name's characters, short enough for any file system
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$", max_length=200)]
     description: str = ""
     input: InputSpec
     layers: tuple[Layer, ...]

@@ -41,14 +41,22 @@ def job_record(spec: str, backend: str, seed: int, status: str = "ok",
     }
 
 
-def stats(p50: float, batch_size: int) -> dict[str, float]:
+def machine_load(noisy: bool) -> dict[str, Any]:
+    """A load record as harness.machine_load.judge writes it: others used 1.5 cores (noisy)
+    or 0.02 of one (quiet)."""
+    return {"others_cores": 1.5 if noisy else 0.02, "cores": 2, "seconds": 1.0,
+            "load_average_1m": 2.5 if noisy else 0.1, "threshold_cores": 0.25, "noisy": noisy}
+
+
+def stats(p50: float, batch_size: int, noisy: bool = False) -> dict[str, Any]:
     return {"p50_ms": p50, "p90_ms": p50 * 1.2, "p99_ms": p50 * 1.5, "mean_ms": p50 * 1.05,
             "std_ms": p50 * 0.1, "min_ms": p50 * 0.9, "max_ms": p50 * 2, "runs": 200,
-            "throughput": batch_size / (p50 * 1.05e-3), "batch_size": batch_size}
+            "throughput": batch_size / (p50 * 1.05e-3), "batch_size": batch_size,
+            "machine_load": machine_load(noisy)}
 
 
 def latency_record(runtime: str, backend: str, provider: str, mode: str, batch_size: int,
-                   p50: float | None) -> dict[str, Any]:
+                   p50: float | None, noisy: bool = False) -> dict[str, Any]:
     ok = p50 is not None
     used = f"{provider.upper()}ExecutionProvider" if runtime == "onnxruntime" else provider
     return {"runtime": runtime, "backend": backend, "provider": provider,
@@ -56,7 +64,7 @@ def latency_record(runtime: str, backend: str, provider: str, mode: str, batch_s
             "mode": mode, "batch_size": batch_size, "status": "ok" if ok else "unavailable",
             "reason": None if ok else "CUDAExecutionProvider is not available", "threads": 2,
             "graph_optimization_level": "all",
-            "stats": stats(p50, batch_size) if ok else None}
+            "stats": stats(p50, batch_size, noisy) if ok else None}
 
 
 def synthetic_latency(spec: str, backend: str, scale: float = 1.0) -> dict[str, Any]:
@@ -93,8 +101,9 @@ def add_failed_job(run_dir: Path) -> None:
         "mlp2", "keras", 1, status="failed", error=FAILED_ERROR, failed_step="export"))
 
 
-def write_benchmark_json(path: Path) -> Path:
-    """A pytest-benchmark file: two latency benchmarks and one without extra_info."""
+def write_benchmark_json(path: Path, noisy: bool = False) -> Path:
+    """A pytest-benchmark file: two latency benchmarks and one without extra_info; the ORT one
+    timed on a busy machine when `noisy`."""
     def bench(name: str, median_s: float, extra: dict[str, Any] | None) -> dict[str, Any]:
         return {"name": name, "group": "latency", "extra_info": extra or {},
                 "stats": {"median": median_s, "mean": median_s * 1.1, "min": median_s * 0.9,
@@ -104,28 +113,33 @@ def write_benchmark_json(path: Path) -> Path:
              "provider_used": "CPUExecutionProvider", "mode": "io_binding", "batch_size": 64}
     payload = {"machine_info": {"node": "test"}, "commit_info": {"id": "abc"},
                "datetime": "2024-01-01T00:00:00", "version": "4.0.0",
-               "benchmarks": [bench("test_ort[mlp2-torch-64]", 0.0004, extra),
+               "benchmarks": [bench("test_ort[mlp2-torch-64]", 0.0004,
+                                    {**extra, "machine_load": machine_load(noisy)}),
                               bench("test_native[mlp2-torch-64]", 0.0012,
-                                    {**extra, "runtime": "native", "mode": "native"}),
+                                    {**extra, "runtime": "native", "mode": "native",
+                                     "machine_load": machine_load(False)}),
                               bench("test_something_else", 0.1, None)]}
     path.write_text(json.dumps(payload), encoding="utf-8")
     return path
 
 
 def write_metrics_only_job(run_dir: Path, spec: str, backend: str, seed: int, accuracy: float,
-                           epoch_s: float, p50_ms: float | None = None) -> None:
-    """A job with hand-set numbers (no training): for comparisons with many seeds."""
+                           epoch_s: float, p50_ms: float | None = None,
+                           noisy: tuple[bool, bool] = (False, False)) -> None:
+    """A job with hand-set numbers (no training): for comparisons with many seeds. `noisy`:
+    whether its (one) epoch and its latency were timed on a busy machine."""
     out = layout.job_dir(run_dir, job_id(spec, backend, seed))
     write_json_atomic(out / layout.METRICS_FILE, {
         "schema_version": 1, "kind": "train", "spec": {"name": spec}, "backend": backend,
         "seed": seed, "test_accuracy": accuracy, "test_loss": 1 - accuracy,
         "history": [{"epoch": 1, "train_loss": 0.5, "train_accuracy": 0.9, "val_loss": 0.4,
-                     "val_accuracy": 0.9, "seconds": epoch_s}],
+                     "val_accuracy": 0.9, "seconds": epoch_s,
+                     "machine_load": machine_load(noisy[0])}],
         "timing": {"first_epoch_seconds": epoch_s, "mean_epoch_seconds": epoch_s,
                    "steady_epoch_seconds": epoch_s, "samples_per_second": 1000 / epoch_s},
         "params": {"total": 100}})
     if p50_ms is not None:
         write_json_atomic(out / layout.LATENCY_FILE, {"schema_version": 1, "kind": "latency",
             "records": [latency_record("onnxruntime", backend, "cpu", "session_run", 1,
-                                       p50_ms)]})
+                                       p50_ms, noisy[1])]})
     write_json_atomic(out / layout.JOB_FILE, job_record(spec, backend, seed))

@@ -123,3 +123,79 @@ def test_spec_hash_ignores_description_but_not_layers() -> None:
 
 def test_zoo_lists_mlp5_bn() -> None:
     assert "mlp5_bn" in list_specs()
+
+
+@pytest.mark.parametrize(("old", "new", "expected"), [
+    ("epochs: 1", "epochs: '1'", "train.epochs: input should be a valid integer, got '1' (a "
+                                 "string is not a number)"),
+    ("epochs: 1", "epochs: 1.0", "train.epochs: input should be a valid integer, got 1.0"),
+    ("epochs: 1", "epochs: 1\n  seed: true", "train.seed: input should be a valid integer, got "
+                                             "True (a boolean is not a number)"),
+    ("epochs: 1", "epochs: 1\n  seed: 4294967296", "train.seed: input should be less than or "
+                                                   "equal to 4294967295"),
+    ("epochs: 1", "epochs: 1\n  shuffle: 'yes'", "train.shuffle: input should be a valid "
+                                                 "boolean"),
+    ("shape: [28, 28, 1]}", "shape: [28, 28, 1], scale: .inf}", "input.scale: input should be "
+                                                               "a finite number"),
+    ("shape: [28, 28, 1]}", "shape: [28, 28, 1], scale: '255'}", "input.scale: input should be "
+                                                                "a valid number"),
+    ("shape: [28, 28, 1]", "shape: [28, 28, true]", "input.shape[2]: input should be a valid "
+                                                    "integer"),
+    ("learning_rate: 0.01", "learning_rate: .nan", "train.optimizer.learning_rate: input "
+                                                   "should be a finite number"),
+    ("nesterov: false", "nesterov: 0", "train.optimizer.nesterov: input should be a valid "
+                                       "boolean, got 0"),
+    ("kernel_size: 3", "kernel_size: 3.0", "layers[0].kernel_size"),
+    ("kernel_size: 3", "kernel_size: [3, true]", "layers[0].kernel_size[1]: input should be a "
+                                                 "valid integer"),
+    ("filters: 4", "filters: 4, use_bias: 1", "layers[0].use_bias: input should be a valid "
+                                              "boolean"),
+    ("units: 10", "units: 10, kernel_initializer: {name: normal, stddev: -.inf}",
+     "layers[3].kernel_initializer.stddev: input should be a finite number"),
+    ("filters: 4", "filters: 100000", "layers: 170,000,010 parameters; a spec may have at most "
+                                      "100,000,000"),
+])
+def test_numbers_are_strict_and_finite(tmp_path: Path, old: str, new: str, expected: str) -> None:
+    assert old in VALID
+    assert expected in _error_for(tmp_path, VALID.replace(old, new, 1))
+
+
+def test_a_file_too_big_is_refused_without_reading_it_all(tmp_path: Path) -> None:
+    assert "more than 2,097,152 characters" in _error_for(
+        tmp_path, VALID + "description: " + "x" * (3 * 1024 * 1024) + "\n")
+
+
+@pytest.mark.parametrize("loader", ["CSafeLoader", "SafeLoader"])
+@pytest.mark.parametrize("text", [
+    VALID + "description: " + "[" * 5000 + "]" * 5000 + "\n",
+    VALID + "description: " + "[" * 20 + "]" * 20 + "\n",
+    "".join(" " * i + "a:\n" for i in range(1500)) + " " * 1500 + "1\n",
+], ids=["flow-5000", "flow-20", "block-1500"])
+def test_deep_nesting_is_a_spec_error_with_either_yaml_parser(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, loader: str, text: str) -> None:
+    import yaml
+
+    from harness.spec import loader as loader_module
+
+    if not hasattr(yaml, loader):
+        pytest.skip(f"PyYAML built without {loader}")
+    monkeypatch.setattr(loader_module, "_YAML_LOADER", getattr(yaml, loader))
+    message = _error_for(tmp_path, text)
+    assert "nesting depth" in message or "nested more than 16 levels" in message
+
+
+def test_yaml_aliases_are_refused(tmp_path: Path) -> None:
+    text = VALID.replace("layers:\n", "layers: &all\n") + "description: *all\n"
+    assert "YAML aliases (*name) are not allowed" in _error_for(tmp_path, text)
+
+
+@pytest.mark.parametrize("line", ["description: 2001-02-30", f"description: {'9' * 5000}",
+                                  "description: !!int nine", "description: !!python/name:os"])
+def test_scalars_yaml_cannot_build_are_spec_errors(tmp_path: Path, line: str) -> None:
+    assert "invalid YAML" in _error_for(tmp_path, VALID + line + "\n")
+
+
+def test_names_the_os_refuses_are_spec_errors() -> None:
+    for ref in ("x" * 5000, "x" * 5000 + ".yaml", "a\0b", "dir/a\0b.yaml"):
+        with pytest.raises(SpecError):
+            load_spec(ref)

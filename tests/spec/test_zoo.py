@@ -4,13 +4,18 @@ covers the catalog of notebook models (shared/catalog.md, beside the repository)
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import pytest
 
-from harness.spec import infer, list_specs, load_spec
+from harness.cli import main
+from harness.errors import UsageError
+from harness.spec import SpecError, infer, list_specs, load_spec, zoo_dir
+from harness.spec.loader import MODELS_DIR_ENV
 
-CATALOG = Path(__file__).resolve().parents[3] / "shared" / "catalog.md"
+REPO = Path(__file__).resolve().parents[2]
+CATALOG = REPO.parent / "shared" / "catalog.md"
 ZOO_SIZE = 41
 ZOO = list_specs()
 
@@ -83,3 +88,43 @@ def test_catalog_models_are_in_the_zoo_with_their_parameter_counts() -> None:
         if counts["trainable"] is not None:
             assert summary.trainable_params == counts["trainable"], name
             assert summary.non_trainable_params == counts["non_trainable"], name
+
+
+def test_repo_models_entry_has_every_catalog_spec() -> None:
+    """The docs and the project's hooks read `models/<name>.yaml` at the repository root."""
+    missing = [name for name in _catalog() if not (REPO / "models" / f"{name}.yaml").is_file()]
+    assert not missing, f"no models/<name>.yaml for {missing}"
+
+
+def test_models_dir_env_overrides_the_packaged_zoo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    shutil.copy(zoo_dir() / "mlp5_bn.yaml", tmp_path / "mlp5_bn.yaml")
+    monkeypatch.setenv(MODELS_DIR_ENV, str(tmp_path))
+    assert zoo_dir() == tmp_path and list_specs() == ["mlp5_bn"]
+    assert load_spec("mlp5_bn").name == "mlp5_bn"
+    with pytest.raises(SpecError, match="unknown spec 'cnn3_k5'"):
+        load_spec("cnn3_k5")
+    assert main(["list"]) == 0
+    listed = " ".join(capsys.readouterr().out.split())  # the title wraps at the table's width
+    assert "Model zoo: 1 specs in" in listed and " mlp5_bn " in listed and "cnn3_k5" not in listed
+
+
+def test_models_dir_env_naming_no_folder_is_an_error(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "no_such_folder"
+    monkeypatch.setenv(MODELS_DIR_ENV, str(missing))
+    with pytest.raises(UsageError, match=f"{MODELS_DIR_ENV}: .*no_such_folder: not a folder"):
+        list_specs()
+    assert main(["list"]) == 2
+    err = capsys.readouterr().err
+    assert MODELS_DIR_ENV in err and "Traceback" not in err
+
+
+def test_missing_packaged_zoo_is_an_error_not_an_empty_zoo(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(MODELS_DIR_ENV, raising=False)
+    monkeypatch.setattr("harness.spec.loader.ZOO_PACKAGE_FOLDER", "no_such_zoo")
+    with pytest.raises(UsageError, match="model zoo: .*no_such_zoo: not a folder"):
+        list_specs()
+    with pytest.raises(UsageError, match="incomplete install"):
+        load_spec("mlp5_bn")

@@ -1,4 +1,10 @@
-"""KerasBackend: the idiomatic Keras 3 loop (compile + fit/evaluate/predict) on TensorFlow.
+"""KerasBackend: Keras 3 on TensorFlow, training through Keras' own compiled train step.
+
+An epoch runs `model.train_function` (what `fit` calls once per batch) over batches that are
+already TensorFlow tensors on the backend's device, gathered in the epoch's order before the
+clock starts: the timed region holds the optimizer steps and nothing `fit` sets up per call
+(data adapter, tf.data pipeline and its threads, callbacks). Weights, losses and metrics are
+those of `fit(..., shuffle=False)` over the same batches; evaluate and predict are Keras' own.
 
 Import through `harness.backends.keras_tf`, which selects the TensorFlow backend before keras
 loads.
@@ -21,35 +27,38 @@ import tensorflow as tf
 
 from harness.backends.base import Backend, BackendUnavailable, EpochResult
 from harness.backends.keras_tf.builder import build_model, compile_mode, spec_index
+from harness.env import thread_budget
 from harness.spec import ModelSpec, Weights
 from harness.spec.schema import NUM_CLASSES
 
 
 @dataclass(frozen=True)
 class KerasData:
-    """A dataset split as `fit` consumes it: inputs, one-hot float32 targets, integer labels."""
+    """A dataset split in TensorFlow tensors on the backend's device: inputs, one-hot targets
+    (as Keras' categorical cross-entropy takes them), and the integer labels in numpy."""
 
-    x: np.ndarray
-    y_onehot: np.ndarray
+    x: tf.Tensor
+    y_onehot: tf.Tensor
     labels: np.ndarray
 
 
 def _set_threads(threads: int) -> None:
-    """Pin TF's thread pools; they are fixed once the runtime starts, so warn if too late."""
+    """Pin TF's thread pools to the harness's budget: `threads` intra-op, 1 inter-op (as every
+    runtime gets). They are fixed once the runtime starts, so warn if too late."""
     setters = (
-        ("intra", tf.config.threading.get_intra_op_parallelism_threads,
+        ("intra", threads, tf.config.threading.get_intra_op_parallelism_threads,
          tf.config.threading.set_intra_op_parallelism_threads),
-        ("inter", tf.config.threading.get_inter_op_parallelism_threads,
+        ("inter", 1, tf.config.threading.get_inter_op_parallelism_threads,
          tf.config.threading.set_inter_op_parallelism_threads),
     )
-    for label, get, set_ in setters:
+    for label, wanted, get, set_ in setters:
         try:
-            set_(threads)
+            set_(wanted)
         except RuntimeError:
             current = get()
             warnings.warn(
                 f"TensorFlow's runtime is already initialised in this process with {label}-op "
-                f"threads = {current or 'default (all cores)'}; cannot change it to {threads}. "
+                f"threads = {current or 'default (all cores)'}; cannot change it to {wanted}. "
                 "Timings will use the existing setting; run in a fresh process to change it.",
                 RuntimeWarning, stacklevel=3,
             )
@@ -62,15 +71,29 @@ def _hide_gpus() -> None:
 
 
 def _require_gpu() -> None:
-    if tf.config.list_physical_devices("GPU"):
+    """A GPU this process's TensorFlow can place work on, else BackendUnavailable. A physical
+    GPU is not enough: once a device='cpu' backend hid the GPUs (`_hide_gpus`) they stay hidden
+    for the process, and TF would soft-place every '/GPU:0' op on the CPU."""
+    physical = tf.config.list_physical_devices("GPU")
+    if not physical:
+        info = tf.sysconfig.get_build_info()
+        raise BackendUnavailable(
+            "TensorFlow sees no GPU: tf.config.list_physical_devices('GPU') == [] "
+            f"(TensorFlow {tf.__version__}, built with CUDA: {tf.test.is_built_with_cuda()}, "
+            f"CUDA {info.get('cuda_version', 'n/a')}, cuDNN {info.get('cudnn_version', 'n/a')}; "
+            f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '<unset>')}). "
+            "Install a CUDA build (pip install 'tensorflow[and-cuda]') or use device='cpu'."
+        )
+    # visible first: listing logical devices starts the runtime, pointless when all are hidden
+    visible = tf.config.get_visible_devices("GPU")
+    if visible and tf.config.list_logical_devices("GPU"):
         return
-    info = tf.sysconfig.get_build_info()
     raise BackendUnavailable(
-        "TensorFlow sees no GPU: tf.config.list_physical_devices('GPU') == [] "
-        f"(TensorFlow {tf.__version__}, built with CUDA: {tf.test.is_built_with_cuda()}, "
-        f"CUDA {info.get('cuda_version', 'n/a')}, cuDNN {info.get('cudnn_version', 'n/a')}; "
-        f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '<unset>')}). "
-        "Install a CUDA build (pip install 'tensorflow[and-cuda]') or use device='cpu'."
+        f"TensorFlow finds {len(physical)} GPU(s) but can use none in this process: "
+        f"visible {[d.name for d in visible]}, tf.config.list_logical_devices('GPU') == [] "
+        "(an earlier device='cpu' Keras backend in this process hides the GPUs for good once "
+        "TensorFlow has started, or the runtime failed to open them). Create the cuda backend "
+        "before any cpu one, or run it in a fresh process."
     )
 
 
@@ -78,16 +101,20 @@ class KerasBackend(Backend):
     name: ClassVar[str] = "keras"
     onnx_converter: ClassVar[str] = "tf2onnx (from_function)"
 
-    def __init__(self, device: str = "cpu", threads: int | None = None) -> None:
-        super().__init__(device, threads)
-        if threads is not None:
-            _set_threads(threads)  # before anything below can start the TF runtime
+    def __init__(self, device: str = "cpu", threads: int | None = None,
+                 dtype: str = "float32", tf32: bool = False,
+                 layout: str = "channels_last") -> None:
+        super().__init__(device, threads, dtype, tf32, layout)
+        _set_threads(thread_budget(threads))  # before anything below can start the TF runtime
+        # Process-wide; TensorFlow's default is on (torch's is off): one policy for both.
+        tf.config.experimental.enable_tensor_float_32_execution(tf32)
         if device == "cpu":
             _hide_gpus()
         else:
             _require_gpu()
         self._tf_device = "/CPU:0" if device == "cpu" else "/GPU:0"
-        self._compile_mode: str | None = None
+        self._model: keras.Model | None = None  # the last one built, for `environment`
+        self._data_device: str | None = None
 
     def _scope(self) -> contextlib.AbstractContextManager[Any]:
         return tf.device(self._tf_device)
@@ -98,12 +125,11 @@ class KerasBackend(Backend):
         keras.utils.set_random_seed(seed)
 
     def build(self, spec: ModelSpec) -> keras.Sequential:
-        # Keras' "auto" picks XLA when *any* non-CPU device exists physically, even if hidden;
-        # on device 'cpu' we pin what it picks on a CPU-only machine so CPU runs are comparable.
-        jit: bool | str = False if self.device == "cpu" else "auto"
+        # Graph mode (tf.function) without XLA on every device, as PyTorch runs eager without
+        # torch.compile: Keras' default "auto" would pick XLA wherever a GPU exists.
         with self._scope():
-            model = build_model(spec, jit_compile=jit)
-        self._compile_mode = compile_mode(model)
+            model = build_model(spec, jit_compile=False, dtype=self.dtype)
+        self._model = model
         return model
 
     def set_weights(self, model: keras.Model, weights: Weights) -> None:
@@ -113,13 +139,13 @@ class KerasBackend(Backend):
             raise KeyError(f"weights do not match the model: missing {sorted(missing)}, "
                            f"unexpected {sorted(extra)}")
         for key, variable in _variables(model).items():
-            value = np.asarray(weights[key], dtype=np.float32)
+            value = np.asarray(weights[key], dtype=variable.dtype)
             if tuple(value.shape) != tuple(variable.shape):
                 raise ValueError(f"{key}: shape {value.shape} != model's {tuple(variable.shape)}")
             variable.assign(value)
 
     def get_weights(self, model: keras.Model) -> Weights:
-        return {key: np.array(v.numpy(), dtype=np.float32)
+        return {key: np.array(v.numpy())
                 for key, v in _variables(model).items()}
 
     def count_params(self, model: keras.Model) -> tuple[int, int]:
@@ -131,20 +157,50 @@ class KerasBackend(Backend):
     def to_native(self, x: np.ndarray, y: np.ndarray) -> KerasData:
         labels = np.asarray(y, dtype=np.int64)
         onehot = np.eye(NUM_CLASSES, dtype=np.float32)[labels]
-        return KerasData(np.ascontiguousarray(x, dtype=np.float32), onehot, labels)
+        with self._scope():
+            # identity: a copy made on the device, whatever tf.constant placed the value on
+            inputs = tf.identity(tf.constant(np.ascontiguousarray(x, dtype=self.dtype)))
+            targets = tf.identity(tf.constant(onehot.astype(self.dtype)))
+        self._data_device = inputs.device
+        return KerasData(inputs, targets, labels)
+
+    def _epoch_batches(self, data: KerasData, order: np.ndarray,
+                       batch_size: int) -> list[tuple[tf.Tensor, tf.Tensor]]:
+        """The epoch's (inputs, targets) batches in `order`, gathered on the device; the last
+        batch may be partial, as `fit` makes it."""
+        n = len(order)
+        sizes = [batch_size] * (n // batch_size) + ([n % batch_size] if n % batch_size else [])
+        if not sizes:
+            return []
+        with self._scope():
+            index = tf.constant(np.asarray(order, dtype=np.int64))
+            inputs = tf.split(tf.gather(data.x, index), sizes)
+            targets = tf.split(tf.gather(data.y_onehot, index), sizes)
+        return list(zip(inputs, targets, strict=True))
 
     def train_epoch(self, model: keras.Model, data: KerasData, order: np.ndarray,
                     batch_size: int) -> EpochResult:
-        order = np.asarray(order, dtype=np.int64)
+        batches = self._epoch_batches(data, order, batch_size)
+        # What `fit` does per epoch around its steps: the compiled step function (made once
+        # per model) and metrics reset, so loss and accuracy cover this epoch only.
+        model.make_train_function()
+        model.reset_metrics()
+        feed = iter(batches)  # a Python iterator: `train_function` takes one batch per call
         start = time.perf_counter()
         with self._scope():
-            # Gathering in `order` and shuffle=False make fit see exactly the given batches.
-            x, y = data.x[order], data.y_onehot[order]
-            history = model.fit(x, y, batch_size=batch_size, epochs=1, shuffle=False,
-                                verbose=0)
+            for _ in batches:
+                model.train_function(feed)
+        self._synchronize()
         seconds = time.perf_counter() - start
-        return EpochResult(loss=float(history.history["loss"][-1]),
-                           accuracy=float(history.history["accuracy"][-1]), seconds=seconds)
+        # loss: mean over the epoch weighted by batch size, as fit's history reports it
+        metrics = model.get_metrics_result()
+        return EpochResult(loss=float(metrics["loss"]), accuracy=float(metrics["accuracy"]),
+                           seconds=seconds)
+
+    def _synchronize(self) -> None:
+        """Wait for queued GPU kernels (TensorFlow's CPU execution is synchronous)."""
+        if self.device == "cuda":
+            tf.test.experimental.sync_devices()
 
     def evaluate(self, model: keras.Model, data: KerasData, batch_size: int) -> tuple[float, float]:
         with self._scope():
@@ -154,7 +210,7 @@ class KerasBackend(Backend):
 
     def predict(self, model: keras.Model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         with self._scope():
-            probs = model.predict(np.asarray(x, dtype=np.float32), batch_size=batch_size,
+            probs = model.predict(np.asarray(x, dtype=self.dtype), batch_size=batch_size,
                                   verbose=0)
         return np.asarray(probs, dtype=np.float32)
 
@@ -178,7 +234,8 @@ class KerasBackend(Backend):
 
     def compile_mode(self, model: keras.Model | None = None) -> str | None:
         """'xla' or 'graph' for `model` (default: the last model built), None before any build."""
-        return compile_mode(model) if model is not None else self._compile_mode
+        model = model if model is not None else self._model
+        return compile_mode(model) if model is not None else None
 
     def environment(self) -> dict[str, Any]:
         threading = tf.config.threading
@@ -191,11 +248,14 @@ class KerasBackend(Backend):
             "gpu_names": _gpu_names(),
             "device": self.device,
             "tf_device": self._tf_device,
-            # 0 means TF's default: pools sized by the number of cores.
+            # as the runtime holds them (0 would mean TF's default, all logical cores)
             "intra_op_threads": threading.get_intra_op_parallelism_threads(),
             "inter_op_threads": threading.get_inter_op_parallelism_threads(),
             "cpu_count": os.cpu_count(),
-            "compile_mode": self._compile_mode,
+            "compile_mode": self.compile_mode(),
+            "tf32": tf.config.experimental.tensor_float_32_execution_enabled(),
+            "layout": _conv_layout(self._model),
+            "data_device": self._data_device,
             "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default (on for x86)"),
         }
 
@@ -204,6 +264,14 @@ def _variables(model: keras.Model) -> dict[str, Any]:
     """Canonical key -> Keras variable. Keras' own layouts already are the canonical ones."""
     return {f"{spec_index(layer)}.{variable.name}": variable
             for layer in model.layers for variable in layer.weights}
+
+
+def _conv_layout(model: keras.Model | None) -> str | None:
+    """The data format the model's convolutions declare (Keras' tensors are NHWC; TensorFlow's
+    GPU layout optimizer may still transpose inside a graph); None without a convolution."""
+    formats = {layer.data_format for layer in (model.layers if model is not None else [])
+               if isinstance(layer, keras.layers.Conv2D)}
+    return ", ".join(sorted(formats)) or None
 
 
 def _gpu_names() -> list[str]:

@@ -62,29 +62,32 @@ def _weighted_kwargs(layer: L.Dense | L.Conv2D) -> dict[str, Any]:
     }
 
 
-def make_layer(index: int, layer: L.Layer) -> keras.layers.Layer:
-    """One Keras layer for one spec layer."""
-    name = layer_name(index, layer)
+def make_layer(index: int, layer: L.Layer, dtype: str = "float32") -> keras.layers.Layer:
+    """One Keras layer for one spec layer, computing in `dtype`."""
+    return _make_layer(layer, {"name": layer_name(index, layer), "dtype": dtype})
+
+
+def _make_layer(layer: L.Layer, common: dict[str, Any]) -> keras.layers.Layer:
     kl = keras.layers
     if isinstance(layer, L.Dense):
-        return kl.Dense(layer.units, name=name, **_weighted_kwargs(layer))
+        return kl.Dense(layer.units, **common, **_weighted_kwargs(layer))
     if isinstance(layer, L.Conv2D):
         # 'same' is TensorFlow's padding natively (extra row/column at the end).
         return kl.Conv2D(layer.filters, layer.kernel_size, strides=layer.strides,
-                         padding=layer.padding, name=name, **_weighted_kwargs(layer))
+                         padding=layer.padding, **common, **_weighted_kwargs(layer))
     if isinstance(layer, (L.MaxPool2D, L.AvgPool2D)):
         pool = kl.MaxPooling2D if isinstance(layer, L.MaxPool2D) else kl.AveragePooling2D
         return pool(pool_size=layer.pool_size, strides=layer.resolved_strides,
-                    padding=layer.padding, name=name)
+                    padding=layer.padding, **common)
     if isinstance(layer, L.Dropout):
-        return kl.Dropout(layer.rate, name=name)
+        return kl.Dropout(layer.rate, **common)
     if isinstance(layer, L.BatchNorm):
         return kl.BatchNormalization(axis=-1, momentum=layer.momentum, epsilon=layer.epsilon,
-                                     name=name)
+                                     **common)
     if isinstance(layer, L.ActivationLayer):
-        return kl.Activation(layer.activation, name=name)
+        return kl.Activation(layer.activation, **common)
     if isinstance(layer, L.Flatten):
-        return kl.Flatten(name=name)
+        return kl.Flatten(**common)
     raise TypeError(f"unhandled layer type {type(layer).__name__}")  # pragma: no cover
 
 
@@ -111,17 +114,23 @@ def make_optimizer(opt: S.Optimizer) -> keras.optimizers.Optimizer:
     raise TypeError(f"unhandled optimizer {type(opt).__name__}")  # pragma: no cover
 
 
-def build_model(spec: ModelSpec, jit_compile: bool | str = "auto") -> keras.Sequential:
+_LOSSES = {"categorical_crossentropy": keras.losses.CategoricalCrossentropy}
+
+
+def build_model(spec: ModelSpec, jit_compile: bool | str = "auto",
+                dtype: str = "float32") -> keras.Sequential:
     """Build and compile `spec`. Shapes are checked first by `infer` (clear errors, no Keras)."""
     infer(spec)
     model = keras.Sequential(
-        [keras.Input(shape=tuple(spec.input.shape))]
-        + [make_layer(i, layer) for i, layer in enumerate(spec.layers)],
+        [keras.Input(shape=tuple(spec.input.shape), dtype=dtype)]
+        + [make_layer(i, layer, dtype) for i, layer in enumerate(spec.layers)],
         name=spec.name.replace(".", "_").replace("-", "_"),
     )
     # One-hot labels + the softmax output: Keras computes the loss from the cached logits.
+    # The loss computes in the model's dtype (a Keras loss defaults to floatx, float32).
+    loss = _LOSSES[spec.train.loss](dtype=dtype)
     model.compile(optimizer=make_optimizer(spec.train.optimizer),
-                  loss=spec.train.loss, metrics=["accuracy"], jit_compile=jit_compile)
+                  loss=loss, metrics=["accuracy"], jit_compile=jit_compile)
     return model
 
 

@@ -13,6 +13,10 @@ Completion, kept symmetric with the PyTorch predictor (no copy on either side):
   on, the predictor syncs as on the GPU.)
 - GPU: kernels are queued asynchronously; `tf.test.experimental.sync_devices()` waits for them,
   the counterpart of `torch.cuda.synchronize()`. The result stays on the device.
+
+TF soft-places ops whose device is missing (a GPU hidden from this process) on the CPU without
+a word: the first result's device is checked, and a predictor whose result is not on the
+requested device is refused (BackendUnavailable), never timed under the wrong label.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from harness.backends.base import BackendUnavailable
 from harness.backends.keras_tf.builder import compile_mode
 
 
@@ -51,5 +56,17 @@ def native_predictor(model: keras.Model, x: np.ndarray, tf_device: str) -> Calla
             tf.test.experimental.sync_devices()
         return probs
 
-    predict()  # trace (and XLA-compile) now, so a failure shows here, not inside a timing
+    # trace (and XLA-compile) now, so a failure shows here, not inside a timing
+    _require_result_on(predict(), tf_device)
     return predict
+
+
+def _require_result_on(output: tf.Tensor, tf_device: str) -> None:
+    """BackendUnavailable unless `output` lies on the kind of device (GPU or not) asked for."""
+    wanted_gpu = "GPU" in tf.DeviceSpec.from_string(tf_device).device_type.upper()
+    placed = str(output.device)
+    if ("GPU" in placed.upper()) != wanted_gpu:
+        raise BackendUnavailable(
+            f"the Keras predictor was asked for {tf_device} but its result is on {placed}: "
+            "TensorFlow placed the model elsewhere (soft placement; for a GPU, hidden or "
+            "unusable in this process)")

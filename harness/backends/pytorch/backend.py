@@ -3,6 +3,14 @@
 The loss is F.cross_entropy on the final softmax's logits: Keras 3 on TensorFlow also computes
 categorical cross-entropy from those logits (`_get_logits` in keras' TF backend), not from the
 probabilities. Statistics stay on the device during an epoch; one sync at its end.
+
+An epoch's batches are gathered on the device, in the epoch's order, before the clock starts:
+the timed region holds the optimizer steps only, as in the Keras backend.
+
+Memory layout of image CNNs is a choice (`layout`), not an accident of the NHWC->NCHW permute
+(a view whose strides are channels-last): "channels_last" converts the convolution weights and
+lays each input out channels-last, "nchw" keeps both contiguous NCHW. The layout the first
+convolution's output really has is read back from its strides into `TorchModel.layout`.
 """
 
 from __future__ import annotations
@@ -10,22 +18,26 @@ from __future__ import annotations
 import contextlib
 import platform
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
+from torch.utils.hooks import RemovableHandle
 
 from harness.backends.base import Backend, BackendUnavailable, EpochResult
 from harness.backends.pytorch.builder import SpecNet, build_module, get_canonical, set_canonical
 from harness.backends.pytorch.optimizers import make_optimizer
+from harness.env import thread_budget
 from harness.spec import ModelSpec, Weights, initial_weights
 from harness.spec.schema import NUM_CLASSES
 
 _STAT_BUFFERS = ("running_mean", "running_var")  # BN statistics: Keras' non-trainable weights
+_MEMORY_FORMATS = {"channels_last": torch.channels_last, "nchw": torch.contiguous_format}
 
 
 @dataclass
@@ -36,6 +48,8 @@ class TorchModel:
     net: SpecNet
     optimizer: torch.optim.Optimizer
     steps: int = 0  # optimizer steps taken (Keras' `iterations`)
+    layout: str | None = None  # of the first convolution's last output; None without convs
+    hooks: list[RemovableHandle] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -50,10 +64,74 @@ class TorchData:
 
 
 def _set_threads(threads: int) -> None:
+    """The harness's budget: `threads` intra-op, 1 inter-op (as every runtime gets)."""
     torch.set_num_threads(threads)
-    # Fixed once torch ran any parallel work; then the existing setting stays.
+    # Fixed once torch ran any inter-op work; then the existing setting stays (and is recorded).
     with contextlib.suppress(RuntimeError):
-        torch.set_num_interop_threads(threads)
+        torch.set_num_interop_threads(1)
+
+
+def _set_tf32(enabled: bool) -> None:
+    """Process-wide, for float32 matmuls and cuDNN convolutions alike (torch's own defaults
+    differ: off for matmuls, on for convolutions)."""
+    torch.backends.cuda.matmul.allow_tf32 = enabled
+    torch.backends.cudnn.allow_tf32 = enabled
+
+
+def _memory_layout(activation: torch.Tensor) -> str:
+    """'nchw' or 'channels_last', as a 4-d activation's strides lay it out."""
+    if activation.is_contiguous():
+        return "nchw"
+    if activation.is_contiguous(memory_format=torch.channels_last):
+        return "channels_last"
+    return "strided"
+
+
+def _in_layout(x: torch.Tensor, memory_format: torch.memory_format) -> torch.Tensor:
+    """`x` (N, C, H, W) with `memory_format`'s own strides. With one channel, NCHW and NHWC
+    memory are the same bytes and both contiguity checks pass; only the strides tell the
+    convolution which kernels to run, so they are set explicitly (a view, no copy)."""
+    if not x.is_contiguous(memory_format=memory_format):
+        return x.contiguous(memory_format=memory_format)
+    n, c, h, w = x.shape
+    strides = ((c * h * w, h * w, w, 1) if memory_format == torch.contiguous_format
+               else (h * w * c, 1, w * c, c))
+    return x.as_strided((n, c, h, w), strides, x.storage_offset())
+
+
+def _attach_layout_hooks(model: TorchModel, memory_format: torch.memory_format) -> None:
+    """Image CNNs: every forward lays its input out in `memory_format`, and the first
+    convolution's output layout is read back into `model.layout`."""
+    convs = [module for module in model.net.modules() if isinstance(module, nn.Conv2d)]
+    if not convs:
+        return
+
+    def lay_out(_module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        return (_in_layout(args[0], memory_format), *args[1:])
+
+    def read_back(_module: nn.Module, _args: Any, output: torch.Tensor) -> None:
+        model.layout = _memory_layout(output)
+
+    model.hooks = [model.net.body.register_forward_pre_hook(lay_out),
+                   convs[0].register_forward_hook(read_back)]
+
+
+def _compile_mode(model: TorchModel | None) -> str:
+    """'torch.compile' for a module compiled in place (`nn.Module.compile`), else 'eager'."""
+    compiled = model is not None and getattr(model.net, "_compiled_call_impl", None) is not None
+    return "torch.compile" if compiled else "eager"
+
+
+@contextlib.contextmanager
+def _layout_hooks_removed(model: TorchModel,
+                          memory_format: torch.memory_format) -> Iterator[None]:
+    """The exporter traces the plain function: memory layout is the runtime's business."""
+    for handle in model.hooks:
+        handle.remove()
+    try:
+        yield
+    finally:
+        _attach_layout_hooks(model, memory_format)
 
 
 def _cpu_name() -> str:
@@ -68,8 +146,10 @@ class TorchBackend(Backend):
     name: ClassVar[str] = "torch"
     onnx_converter: ClassVar[str] = "torch.onnx (dynamo)"
 
-    def __init__(self, device: str = "cpu", threads: int | None = None) -> None:
-        super().__init__(device, threads)
+    def __init__(self, device: str = "cpu", threads: int | None = None,
+                 dtype: str = "float32", tf32: bool = False,
+                 layout: str = "channels_last") -> None:
+        super().__init__(device, threads, dtype, tf32, layout)
         if device == "cuda" and not torch.cuda.is_available():
             raise BackendUnavailable(
                 f"PyTorch sees no usable CUDA device: torch.cuda.is_available() is False "
@@ -77,9 +157,13 @@ class TorchBackend(Backend):
                 f"{torch.cuda.device_count()} device(s) found). Install a CUDA build of torch "
                 "or use device='cpu'."
             )
-        if threads is not None:
-            _set_threads(threads)
+        _set_threads(thread_budget(threads))
+        _set_tf32(tf32)
         self._device = torch.device(device)
+        self._dtype = getattr(torch, dtype)
+        self._memory_format = _MEMORY_FORMATS[layout]
+        self._model: TorchModel | None = None  # the last one built, for `environment`
+        self._data_device: str | None = None
 
     def seed(self, seed: int) -> None:
         torch.manual_seed(seed)  # also seeds every CUDA device
@@ -89,8 +173,25 @@ class TorchBackend(Backend):
         # Start from the spec's initializers (torch's defaults differ); the same arrays Keras
         # gets from `initial_weights`, so a caller's set_weights only overrides them.
         set_canonical(spec, net, initial_weights(spec))
-        net.to(self._device)
-        return TorchModel(spec, net, make_optimizer(net.parameters(), spec.train.optimizer))
+        # 4-d weights (convolution kernels) in the chosen layout: torch runs channels-last
+        # kernels when either the input or the weight is channels-last.
+        net.to(self._device, dtype=self._dtype, memory_format=self._memory_format)
+        model = TorchModel(spec, net, make_optimizer(net.parameters(), spec.train.optimizer))
+        _attach_layout_hooks(model, self._memory_format)
+        self._read_back_layout(model)
+        self._model = model
+        return model
+
+    def _read_back_layout(self, model: TorchModel) -> None:
+        """One inference-mode forward of a blank input, so the layout is known before training
+        or timing (no statistics or RNG state changes in eval mode)."""
+        if not model.hooks:
+            return
+        net, training = model.net, model.net.training
+        net.eval()
+        with torch.inference_mode():
+            net(torch.zeros(1, *model.spec.input.shape, dtype=self._dtype, device=self._device))
+        net.train(training)
 
     def set_weights(self, model: TorchModel, weights: Weights) -> None:
         set_canonical(model.spec, model.net, weights)
@@ -105,33 +206,37 @@ class TorchBackend(Backend):
         return trainable, statistics
 
     def to_native(self, x: np.ndarray, y: np.ndarray) -> TorchData:
-        xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self._device)
+        xt = torch.from_numpy(np.ascontiguousarray(x, dtype=self.dtype)).to(self._device)
         yt = torch.from_numpy(np.ascontiguousarray(y, dtype=np.int64)).to(self._device)
+        if xt.dim() == 4:  # images: NHWC-shaped, in the memory the convolutions want
+            xt = _in_layout(xt.permute(0, 3, 1, 2), self._memory_format).permute(0, 2, 3, 1)
+        self._data_device = str(xt.device)
         return TorchData(xt, yt)
 
     def train_epoch(self, model: TorchModel, data: TorchData, order: np.ndarray,
                     batch_size: int) -> EpochResult:
         net, optimizer = model.net, model.optimizer
         net.train()
-        start = time.perf_counter()
         index = torch.from_numpy(np.asarray(order, dtype=np.int64)).to(self._device)
+        # Gathering keeps the data's memory layout; split gives views.
+        batches = list(zip(data.x[index].split(batch_size), data.y[index].split(batch_size),
+                           strict=True))
         loss_sum = torch.zeros((), dtype=torch.float64, device=self._device)
         correct = torch.zeros((), dtype=torch.int64, device=self._device)
-        for first in range(0, len(index), batch_size):
-            batch = index[first:first + batch_size]
-            xb, yb = data.x[batch], data.y[batch]
+        self._synchronize()  # the gather is not part of the epoch's time
+        start = time.perf_counter()
+        for xb, yb in batches:
             logits = net.logits(xb)
             loss = F.cross_entropy(logits, yb)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             # Accumulated on the device: no per-step host sync.
-            loss_sum += loss.detach().double() * len(batch)
+            loss_sum += loss.detach().double() * len(yb)
             correct += (logits.detach().argmax(dim=1) == yb).sum()
         self._synchronize()
         seconds = time.perf_counter() - start
-        batches = -(-len(index) // batch_size)
-        model.steps += batches
+        model.steps += len(batches)
         count = max(len(index), 1)
         return EpochResult(loss=loss_sum.item() / count, accuracy=correct.item() / count,
                            seconds=seconds)
@@ -153,7 +258,7 @@ class TorchBackend(Backend):
     def predict(self, model: TorchModel, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         net = model.net
         net.eval()
-        inputs = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self._device)
+        inputs = torch.from_numpy(np.ascontiguousarray(x, dtype=self.dtype)).to(self._device)
         with torch.inference_mode():
             probs = [net(inputs[first:first + batch_size])
                      for first in range(0, len(inputs), batch_size)]
@@ -164,7 +269,8 @@ class TorchBackend(Backend):
     def export_onnx(self, model: TorchModel, path: Path, opset: int) -> None:
         from harness.backends.pytorch.exporter import export_onnx
 
-        export_onnx(model, path, opset)
+        with _layout_hooks_removed(model, self._memory_format):
+            export_onnx(model, path, opset)
 
     def native_predictor(self, model: TorchModel, x: np.ndarray) -> Callable[[], torch.Tensor]:
         from harness.backends.pytorch.inference import native_predictor
@@ -191,10 +297,13 @@ class TorchBackend(Backend):
             "threads": torch.get_num_threads(),
             "intra_op_threads": torch.get_num_threads(),
             "inter_op_threads": torch.get_num_interop_threads(),
-            "compile_mode": "eager",
+            "compile_mode": _compile_mode(self._model),
             # TF32 (lower-precision fp32 maths on Ampere+ GPUs) changes results; record it.
+            "tf32": torch.backends.cuda.matmul.allow_tf32 or torch.backends.cudnn.allow_tf32,
             "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
             "tf32_cudnn": torch.backends.cudnn.allow_tf32,
+            "layout": self._model.layout if self._model is not None else None,
+            "data_device": self._data_device,
         }
 
     def _synchronize(self) -> None:

@@ -298,9 +298,9 @@ def set_canonical(spec: ModelSpec, net: SpecNet, weights: Weights) -> None:
 
 
 def get_canonical(spec: ModelSpec, net: SpecNet) -> Weights:
-    """The arrays of `net` in the canonical layout (float32 numpy copies)."""
+    """The arrays of `net` in the canonical layout (numpy copies in the net's dtype)."""
     with torch.no_grad():
         # np.array copies: .numpy() of a CPU tensor shares its memory
         return {slot.key: np.array(slot.to_canonical(slot.tensor.detach().cpu().numpy()),
-                                   dtype=np.float32, order="C")
+                                   order="C")
                 for slot in slots(spec, net)}

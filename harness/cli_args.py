@@ -1,0 +1,170 @@
+"""Option types of the `harness` command line: every value is checked while parsing.
+
+A bad value stops the command before anything runs, with one line on stderr naming the option,
+the value and what is allowed, and exit status 2:
+
+    harness train: error: --limit: 70000: expected 1 to 60000 (at most 60000 training images ...)
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import NoReturn, TypeVar
+
+from harness.data import SPLIT_SIZES
+from harness.errors import UsageError
+from harness.onnx_io import DEFAULT_OPSET
+from harness.spec.schema import MAX_SEED
+from harness.sweeps import parse_set
+from harness.training import FINAL_WEIGHTS_FILE, METRICS_FILE, SPEC_FILE
+
+MAX_THREADS = 1024
+MAX_BATCH_SIZE = 65_536  # a batch of MNIST images this big is ~200 MB of float32
+MAX_RUNS = 1_000_000  # timed or warm-up calls per latency figure
+MAX_SECONDS = 3600.0  # timed seconds per latency figure
+MIN_OPSET = 14  # tf2onnx supports and tests opsets 14 to 18; DEFAULT_OPSET is the newest
+T = TypeVar("T")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: `harness run: error: --limit: 0: expected ...`, exit 2
+    (no usage block: the line says what is wrong; `--help` says the rest)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message.removeprefix('argument ')}\n")
+
+
+def _bad(value: object, allowed: str) -> argparse.ArgumentTypeError:
+    return argparse.ArgumentTypeError(f"{value}: expected {allowed}")
+
+
+def integer(low: int, high: int | None = None, allowed: str | None = None
+            ) -> Callable[[str], int]:
+    """An option type: a whole number from `low` to `high` (no upper bound when None)."""
+    if allowed is None:
+        allowed = {0: "an integer >= 0", 1: "a positive integer"}.get(low, f"an integer >= {low}")
+        allowed += f" (at most {high})" if high is not None else ""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise _bad(repr(text), allowed) from None
+        if value < low or (high is not None and value > high):
+            raise _bad(value, allowed)
+        return value
+    return parse
+
+
+def number(low: float, high: float | None = None, *, above: bool = False
+           ) -> Callable[[str], float]:
+    """An option type: a finite number >= low (> low when `above`), <= high when given."""
+    allowed = f"a finite number {'>' if above else '>='} {low:g}"
+    allowed += f" and <= {high:g}" if high is not None else ""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise _bad(repr(text), allowed) from None
+        if not math.isfinite(value) or value < low or (above and value == low) \
+                or (high is not None and value > high):
+            raise _bad(text, allowed)
+        return value
+    return parse
+
+
+def limit(split: str) -> Callable[[str], int]:
+    """--limit / --limit-test: the first N images of `split` ("training" or "test"); N fits
+    every dataset, so the check needs no spec."""
+    most = min(sizes[split] for sizes in SPLIT_SIZES.values())
+    return integer(1, most, f"1 to {most} (at most {most} {split} images in "
+                            f"{' and '.join(SPLIT_SIZES)})")
+
+
+def csv(kind: Callable[[str], T], choices: Sequence[str] | None = None
+        ) -> Callable[[str], list[T]]:
+    """A comma-separated list option, each item checked by `kind` (and in `choices`)."""
+    def parse(text: str) -> list[T]:
+        items = [kind(item.strip()) for item in text.split(",") if item.strip()]
+        if not items:
+            raise argparse.ArgumentTypeError(f"{text!r}: expected a comma-separated list")
+        bad = [item for item in items if choices is not None and item not in choices]
+        if bad:
+            raise argparse.ArgumentTypeError(f"unknown {bad[0]!r}; expected one of "
+                                             f"{list(choices or [])}")
+        return items
+    return parse
+
+
+def existing_folder(text: str) -> Path:
+    path = Path(text)
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: no such folder")
+    return path
+
+
+def existing_file(text: str) -> Path:
+    path = Path(text)
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"{text}: no such file")
+    return path
+
+
+def training_run(text: str) -> Path:
+    """--from RUN_DIR: a folder written by `harness train`."""
+    path = existing_folder(text)
+    for name in (METRICS_FILE, SPEC_FILE, FINAL_WEIGHTS_FILE):
+        if not (path / name).is_file():
+            raise argparse.ArgumentTypeError(f"{text}: not a `harness train` run folder "
+                                             f"({name} is missing)")
+    return path
+
+
+def _writable_place(path: Path, text: str) -> None:
+    """The nearest existing folder above `path` must be a folder, so it can be created."""
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise argparse.ArgumentTypeError(f"{text}: {parent} is a file, not a folder")
+            return
+
+
+def output_folder(text: str) -> Path:
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: exists and is not a folder")
+    _writable_place(path, text)
+    return path
+
+
+def output_file(text: str) -> Path:
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: is a folder; expected a file name")
+    _writable_place(path, text)
+    return path
+
+
+def set_override(text: str) -> str:
+    """--set PATH=V1,V2: the syntax and values now; the path against each spec when the run
+    is planned (before any job)."""
+    try:
+        parse_set(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--set ")) from None
+    return text
+
+
+positive_int = integer(1)
+seed = integer(0, MAX_SEED)
+threads = integer(1, MAX_THREADS)
+batch_size = integer(1, MAX_BATCH_SIZE)
+opset = integer(MIN_OPSET, DEFAULT_OPSET)
+runs = integer(1, MAX_RUNS)
+warmup = integer(0, MAX_RUNS)
+seconds = number(0, MAX_SECONDS)
+

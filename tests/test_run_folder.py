@@ -1,0 +1,257 @@
+"""A run folder you can trust: one writer at a time, exact resume, unique job ids.
+
+Jobs here are a stand-in script (it records ok with the job's config), so the tests exercise
+`harness run`'s own machinery - lock, plan, resume, partial folders - in seconds, not training.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from harness import layout
+from harness.cli import main
+from harness.errors import UsageError
+from harness.matrix import (
+    NOT_IN_RESUME_KEY,
+    RunConfig,
+    plan_jobs,
+    resume_fields,
+    run_folder_lock,
+    run_matrix,
+)
+from harness.results import read_json
+
+FAKE_JOB = '''\
+"""Stands in for `python -m harness.job RUN_DIR JOB_ID`: records ok with the job's config."""
+import os, sys, time
+from pathlib import Path
+from harness import layout
+from harness.env import utc_now
+from harness.job import job_config, partial_dir
+from harness.results import RESULT_SCHEMA_VERSION, write_json_atomic
+
+run_dir, job_id = Path(sys.argv[1]), sys.argv[2]
+config = job_config(run_dir, job_id)
+with open(os.environ["FAKE_JOB_CALLS"], "a", encoding="utf-8") as calls:
+    calls.write(job_id + "\\n")
+gate, deadline = os.environ.get("FAKE_JOB_GATE"), time.monotonic() + 60
+while gate and not os.path.exists(gate) and time.monotonic() < deadline:
+    time.sleep(0.02)  # held in flight until the test opens the gate
+write_json_atomic(partial_dir(run_dir, job_id) / layout.JOB_FILE, {
+    "schema_version": RESULT_SCHEMA_VERSION, "kind": "job", "job_id": job_id,
+    "status": "ok", "error": None, "failed_step": None, "started_utc": utc_now(),
+    "config": config, "finished_utc": utc_now(), "seconds": 0.0})
+'''
+
+# `harness run` in a process of its own whose jobs are the stand-in script.
+FAKE_RUN = '''\
+import subprocess, sys
+real_popen = subprocess.Popen
+def fake_job(command, **options):  # command: [python, -m, harness.job, RUN_DIR, JOB_ID]
+    return real_popen([sys.executable, sys.argv[1], *command[3:]], **options)
+subprocess.Popen = fake_job
+from harness.cli import main
+sys.exit(main(sys.argv[2:]))
+'''
+
+SPECS = ["mlp2", "mlp3"]
+
+
+@pytest.fixture
+def fake_jobs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[], list[str]]:
+    """Jobs of run_matrix in this process run the stand-in; returns the job ids run so far."""
+    script = tmp_path / "fake_job.py"
+    script.write_text(FAKE_JOB)
+    calls = tmp_path / "calls.txt"
+    monkeypatch.setenv("FAKE_JOB_CALLS", str(calls))
+    real_popen = subprocess.Popen
+
+    def popen(command: list[str], **options: object) -> subprocess.Popen:
+        if command[1:3] == ["-m", "harness.job"]:
+            command = [sys.executable, str(script), *command[3:]]
+        return real_popen(command, **options)
+
+    monkeypatch.setattr(subprocess, "Popen", popen)
+    return lambda: calls.read_text().split() if calls.is_file() else []
+
+
+def _config(**changes: object) -> RunConfig:
+    return dataclasses.replace(RunConfig(specs=SPECS, backends=["torch"], batch_sizes=[1]),
+                               **changes)
+
+
+def _records(out: Path) -> dict[str, dict]:
+    return {p.name: read_json(p / layout.JOB_FILE) for p in layout.finished_job_dirs(out)}
+
+
+def test_a_second_run_on_a_held_folder_is_refused_and_the_first_finishes(tmp_path: Path) -> None:
+    fake_job, fake_run = tmp_path / "fake_job.py", tmp_path / "fake_run.py"
+    fake_job.write_text(FAKE_JOB)
+    fake_run.write_text(FAKE_RUN)
+    out, calls, gate = tmp_path / "run", tmp_path / "calls.txt", tmp_path / "gate"
+    env = {**os.environ, "FAKE_JOB_CALLS": str(calls), "FAKE_JOB_GATE": str(gate)}
+    command = [sys.executable, str(fake_run), str(fake_job), "run", "--specs", ",".join(SPECS),
+               "--backends", "keras,torch", "--batch-sizes", "1", "--out", str(out)]
+    first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not list((out / layout.JOBS_DIR).glob(".*.partial")):  # a job in flight
+            assert first.poll() is None and time.monotonic() < deadline, first.communicate()
+            time.sleep(0.05)
+        plan_before = (out / layout.RUN_FILE).read_bytes()
+        second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+        gate.touch()
+        first_out, first_err = first.communicate(timeout=120)
+    finally:
+        first.kill()
+    assert second.returncode == 2, second.stdout + second.stderr
+    message = " ".join(second.stderr.split())  # rich wraps long lines of piped output
+    assert message.count("error:") == 1 and "in use by another `harness run`" in message
+    assert f"pid {first.pid} on host {socket.gethostname()} since 20" in message
+    assert "Traceback" not in second.stderr and second.stdout == ""
+    assert (out / layout.RUN_FILE).read_bytes() == plan_before  # the refused run wrote nothing
+
+    assert first.returncode == 0, first_out + first_err
+    jobs = [f"{spec}--{backend}--seed0" for spec in SPECS for backend in ("keras", "torch")]
+    assert sorted(calls.read_text().split()) == sorted(jobs)  # every job exactly once
+    assert sorted(p.name for p in (out / layout.JOBS_DIR).iterdir()) == sorted(jobs)
+    assert read_json(out / layout.SUMMARY_FILE)["ok"] == 4
+
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0, again.stderr  # the lock went with the first run
+    assert "4 already finished, 0 to run" in again.stdout
+
+    from harness.report.load import load_run
+
+    run = load_run(out)  # the lock file is no job and does not upset the report
+    assert sorted(run.jobs["job_id"]) == sorted(jobs)
+    assert not [note for note in run.notes if layout.LOCK_FILE in note]
+
+
+def test_held_folder_is_refused_before_anything_is_written(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    with run_folder_lock(out):
+        holder = json.loads((out / layout.LOCK_FILE).read_text())
+        code = main(["run", "--specs", "mlp2", "--backends", "torch", "--out", str(out)])
+    assert holder["pid"] == os.getpid() and holder["host"] == socket.gethostname()
+    assert code == 2
+    assert f"pid {os.getpid()} on host" in " ".join(capsys.readouterr().err.split())
+    assert sorted(p.name for p in out.iterdir()) == [layout.LOCK_FILE]
+
+
+HOLD = '''\
+import sys, time
+from pathlib import Path
+from harness.matrix import run_folder_lock
+with run_folder_lock(Path(sys.argv[1])):
+    print("held", flush=True)
+    time.sleep(120)
+'''
+
+
+def test_killed_holder_frees_the_folder_and_stale_partials_go_only_under_the_lock(
+        tmp_path: Path, fake_jobs: Callable[[], list[str]]) -> None:
+    out = tmp_path / "run"
+    stale = out / layout.JOBS_DIR / ".mlp2--torch--seed0.partial"
+    stale.mkdir(parents=True)
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(out)], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(UsageError, match=f"pid {holder.pid} on host"):
+            run_matrix(_config(), out, show=lambda line: None)
+        assert stale.is_dir()  # the holder's job in flight is left alone
+    finally:
+        holder.send_signal(signal.SIGKILL)  # as by the OOM killer: no cleanup runs
+        holder.wait()
+    summary = run_matrix(_config(), out, show=lambda line: None)
+    assert summary["ok"] == 2 and sorted(fake_jobs()) == sorted(_records(out))
+    assert not list((out / layout.JOBS_DIR).glob(".*"))
+
+
+def test_changed_threads_reruns_the_jobs_and_says_so(
+        tmp_path: Path, fake_jobs: Callable[[], list[str]]) -> None:
+    out, lines = tmp_path / "run", []
+    run_matrix(_config(threads=1), out, show=lines.append)
+    assert "2 jobs: 0 already finished, 2 to run" in lines
+    lines.clear()
+    run_matrix(_config(threads=2), out, show=lines.append)
+    assert "2 jobs: 0 already finished, 2 to run" in lines
+    assert "2 finished jobs re-run: threads changed 1 -> 2" in lines
+    assert len(fake_jobs()) == 4
+    assert {record["config"]["threads"] for record in _records(out).values()} == {2}
+    lines.clear()
+    run_matrix(_config(threads=2, latency_min_runs=3), out, show=lines.append)
+    assert "2 finished jobs re-run: latency_min_runs changed 20 -> 3" in lines
+
+
+def test_a_moved_data_dir_does_not_rerun(tmp_path: Path,
+                                        fake_jobs: Callable[[], list[str]]) -> None:
+    out, lines = tmp_path / "run", []
+    run_matrix(_config(data_dir="/data/a"), out, show=lines.append)
+    run_matrix(_config(data_dir="/data/b"), out, show=lines.append)
+    assert "2 jobs: 2 already finished, 0 to run" in lines and len(fake_jobs()) == 2
+    assert not [line for line in lines if "re-run" in line]
+
+
+# One changed value per RunConfig field that reaches a job; a new field must be added here.
+CHANGED = {"providers": ["cpu", "cuda"], "batch_sizes": [1, 2], "epochs": 2, "limit": 300,
+           "limit_test": 100, "threads": 3, "device": "cuda", "opset": 17, "latency_warmup": 1,
+           "latency_min_runs": 3, "latency_min_seconds": 0.1, "strict_providers": True}
+NAMES_JOBS = {"specs", "backends", "seeds", "sets"}  # which jobs exist: part of the job id
+
+
+def test_every_setting_but_data_dir_is_in_the_resume_key() -> None:
+    fields = {f.name for f in dataclasses.fields(RunConfig)}
+    assert fields == set(CHANGED) | NAMES_JOBS | {"data_dir"}
+    base = plan_jobs(_config()).jobs[0]
+    for name, value in CHANGED.items():
+        changed = plan_jobs(_config(**{name: value})).jobs[0]
+        assert changed["config_hash"] != base["config_hash"], name
+    moved = plan_jobs(_config(data_dir="/elsewhere")).jobs[0]
+    assert moved["config_hash"] == base["config_hash"]
+    assert set(base) - set(resume_fields(base)) == NOT_IN_RESUME_KEY
+
+
+def test_duplicate_job_ids_are_refused_naming_both_sources(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.spec import load_spec
+    from harness.spec.loader import dump_spec
+
+    zoo_text = dump_spec(load_spec("mlp2"))
+    same, other = tmp_path / "same" / "mlp2.yaml", tmp_path / "other" / "mlp2.yaml"
+    for path, text in ((same, zoo_text), (other, zoo_text.replace("units: 64", "units: 32"))):
+        path.parent.mkdir()
+        path.write_text(text)
+    assert zoo_text != other.read_text()
+    with pytest.raises(UsageError, match=f"'mlp2' and '{other}' with different contents"):
+        plan_jobs(_config(specs=["mlp2", str(other)]))
+    out = tmp_path / "run"
+    assert main(["run", "--specs", f"mlp2,{other}", "--out", str(out)]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "spec name 'mlp2'" in err and str(other) in err and not out.exists()
+    # the same spec twice (a copy, a repeated seed or backend) is one set of jobs
+    plan = plan_jobs(_config(specs=["mlp2", str(same)], seeds=[0, 0], backends=["torch"] * 2))
+    assert [job["job_id"] for job in plan.jobs] == ["mlp2--torch--seed0"]
+
+
+def test_job_errors_name_files_from_the_job_folder(tmp_path: Path) -> None:
+    from harness.job import _job_relative, partial_dir
+
+    work = partial_dir(tmp_path / "run", "mlp2--torch--seed0")
+    message = f"ExportError: converter failed. Full traceback: {work / 'model.onnx.log'}"
+    assert _job_relative(message, work) == \
+        "ExportError: converter failed. Full traceback: model.onnx.log"

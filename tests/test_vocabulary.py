@@ -1,0 +1,393 @@
+"""Every word of the spec language works in every stage.
+
+The vocabulary is read from the schema itself (`harness/spec/layers.py`, `schema.py`): each
+activation, initializer, layer type, dataset, optimizer, boolean switch, padding x stride x
+kernel parity of every window layer, and the BatchNorm and Dropout placements. A few small specs
+speak it all; each goes through both backends (same weights -> same outputs), both ONNX exports
+(checker, then ONNX Runtime against the native model) and one training step in each backend.
+A word added to the schema fails `test_the_specs_speak_the_whole_vocabulary` until a spec here
+uses it, so a value the schema accepts either works end to end or is rejected at load.
+"""
+
+from __future__ import annotations
+
+import itertools
+import tempfile
+from pathlib import Path
+from typing import Any, get_args
+
+import numpy as np
+import pytest
+import yaml
+
+from harness.spec import ModelSpec, infer, initial_weights, parse_spec
+from harness.spec import layers as L
+from harness.spec import schema as S
+from harness.spec.initializers import sample
+
+TOLERANCE = 1e-5  # max |probability difference| between any two implementations
+N_IMAGES = 16  # predicted, exported-and-run, and one training batch
+
+
+def _members(annotated: Any) -> tuple[type[L.StrictModel], ...]:
+    """The classes of a discriminated union `Annotated[A | B | ..., Field(discriminator)]`."""
+    return get_args(get_args(annotated)[0])
+
+
+def _tag(cls: type[L.StrictModel], field: str) -> str:
+    (value,) = get_args(cls.model_fields[field].annotation)
+    return value
+
+
+ACTIVATIONS: tuple[str, ...] = get_args(L.Activation)
+PADDINGS: tuple[str, ...] = get_args(L.Padding)
+DATASETS: tuple[str, ...] = get_args(S.InputSpec.model_fields["dataset"].annotation)
+INITIALIZERS = {_tag(cls, "name"): cls for cls in _members(L.Initializer)}
+LAYER_TYPES = {_tag(cls, "type"): cls for cls in _members(L.Layer)}
+OPTIMIZERS = {_tag(cls, "name"): cls for cls in _members(S.Optimizer)}
+WINDOW_TYPES = tuple(name for name, cls in LAYER_TYPES.items() if "padding" in cls.model_fields)
+
+# Values for fields the schema requires but that are not words: initializer arguments (wider
+# than the defaults, so no layer squashes the signal that makes a wrong upstream layer show),
+# and each optimizer's hyperparameters (large epsilons: where epsilon enters the update shows).
+INITIALIZER_ARGUMENTS = {"value": 0.3, "stddev": 0.5, "minval": -0.5, "maxval": 0.5}
+HYPERPARAMETERS: dict[str, dict[str, float]] = {
+    "sgd": {"learning_rate": 0.1, "momentum": 0.9},
+    "adam": {"learning_rate": 0.01, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 0.01},
+    "adadelta": {"learning_rate": 1.0, "rho": 0.95, "epsilon": 0.001},
+    "rmsprop": {"learning_rate": 0.01, "rho": 0.9, "momentum": 0.5, "epsilon": 0.01},
+    "adagrad": {"learning_rate": 0.1, "initial_accumulator_value": 0.1, "epsilon": 0.01},
+    "nadam": {"learning_rate": 0.01, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 0.01},
+}
+# Each window layer twice per spec, with a different axis strided each time: over the two
+# shapes every axis meets (even kernel, stride 1), (odd, 2), (even, 2) and (odd, 1).
+WINDOW_SHAPES = (((2, 3), (1, 2)), ((2, 3), (2, 1)))
+PLACEMENTS = ("first layer", "after conv2d", "after a pool", "after flatten", "after dense",
+              "before activation")
+
+
+def _bool_fields(cls: type[L.StrictModel]) -> list[str]:
+    return [name for name, field in cls.model_fields.items() if field.annotation is bool]
+
+
+def _initializer(name: str) -> dict[str, Any]:
+    fields = INITIALIZERS[name].model_fields
+    return {"name": name, **{key: value for key, value in INITIALIZER_ARGUMENTS.items()
+                             if key in fields}}
+
+
+def _varies(name: str) -> bool:
+    """Random initializers; constant ones (zeros, ones, ...) would hide every layer before."""
+    init = INITIALIZERS[name].model_validate(_initializer(name))
+    return len(np.unique(sample(init, (3, 3), np.random.default_rng(0)))) > 1
+
+
+KERNEL_INITIALIZERS = [name for name in INITIALIZERS if _varies(name)]
+
+
+def _spec(name: str, dataset: str, shape: list[int], layers: list[dict[str, Any]],
+          optimizer: dict[str, Any] | None = None) -> ModelSpec:
+    """Through YAML and the loader, as a user's file goes."""
+    optimizer = optimizer or {"name": "sgd", **HYPERPARAMETERS["sgd"], "nesterov": False}
+    data = {"name": name, "input": {"dataset": dataset, "shape": shape}, "layers": layers,
+            "train": {"optimizer": optimizer, "batch_size": N_IMAGES, "epochs": 1}}
+    return parse_spec(yaml.safe_dump(data), source=f"<{name}>")
+
+
+def _dense(index: int, units: int, activation: str, **extra: Any) -> dict[str, Any]:
+    return {"type": "dense", "units": units, "activation": activation,
+            "kernel_initializer": _initializer(KERNEL_INITIALIZERS[index % len(
+                KERNEL_INITIALIZERS)]), **extra}
+
+
+def _bias(slot: int) -> dict[str, Any]:
+    """Bias slots are numbered across the specs, so that together they use every initializer."""
+    return {"bias_initializer": _initializer(list(INITIALIZERS)[slot % len(INITIALIZERS)])}
+
+
+def mlp_spec() -> ModelSpec:
+    """A dense layer per activation: its own activation, or (every other one) linear followed
+    by an activation layer. Dropout first; BatchNorm and Dropout after dense, before an
+    activation layer."""
+    layers: list[dict[str, Any]] = [{"type": "dropout", "rate": 0.2}]
+    for i, activation in enumerate(ACTIVATIONS):
+        if i % 2 == 0:
+            layers.append(_dense(i, 8, activation, **_bias(i)))
+            continue
+        layers.append(_dense(i, 8, "linear", **_bias(i)))
+        if i == 1:
+            layers.append({"type": "batchnorm", "momentum": 0.8, "epsilon": 0.001})
+        if i == 3:
+            layers.append({"type": "dropout", "rate": 0.5})
+        layers.append({"type": "activation", "activation": activation})
+    layers.append(_dense(0, 10, "softmax", use_bias=False))
+    return _spec("vocabulary_mlp", DATASETS[0], [784], layers)
+
+
+def windows_spec(variant: int) -> ModelSpec:
+    """Every window type twice (WINDOW_SHAPES); over the variants each gets every padding.
+    Conv and activation layers cycle through the element-wise activations."""
+    elementwise = [a for a in ACTIVATIONS if a != "softmax"]  # softmax needs a flat input
+    act = itertools.cycle(elementwise[variant:] + elementwise[:variant])
+    first = ({"type": "batchnorm", "momentum": 0.9, "epsilon": 0.001} if variant == 0
+             else {"type": "dropout", "rate": 0.1})
+    layers: list[dict[str, Any]] = [first]
+    for t, kind in enumerate(WINDOW_TYPES):
+        for j, (kernel, strides) in enumerate(WINDOW_SHAPES):
+            padding = PADDINGS[(variant + t + j) % len(PADDINGS)]
+            if kind == "conv2d":
+                bias = _bias(len(ACTIVATIONS) + 2 * variant) if j == 0 else {"use_bias": False}
+                layers.append({"type": kind, "filters": 3, "kernel_size": list(kernel),
+                               "strides": list(strides), "padding": padding,
+                               "activation": next(act), **bias, "kernel_initializer":
+                               _initializer(KERNEL_INITIALIZERS[variant * 2 + j])})
+                layers.append({"type": "batchnorm", "momentum": 0.9, "epsilon": 0.001}
+                              if j == variant else {"type": "dropout", "rate": 0.3})
+            else:
+                layers.append({"type": kind, "pool_size": list(kernel), "strides": list(strides),
+                               "padding": padding})
+                layers.append({"type": "activation", "activation": next(act)})
+    layers.insert(-1, {"type": "batchnorm", "momentum": 0.9, "epsilon": 0.001} if variant == 0
+                  else {"type": "dropout", "rate": 0.25})  # after a pool
+    layers += [{"type": "flatten"},
+               {"type": "batchnorm", "momentum": 0.9, "epsilon": 0.01} if variant == 0
+               else {"type": "dropout", "rate": 0.25},
+               _dense(variant, 10, "softmax", **_bias(len(ACTIVATIONS) + 2 * variant + 1))]
+    return _spec(f"vocabulary_windows_{variant}", DATASETS[variant % len(DATASETS)],
+                 [28, 28, 1], layers)
+
+
+def optimizer_cases() -> dict[str, dict[str, Any]]:
+    """Each optimizer, and each of its boolean switches both ways."""
+    cases = {}
+    for name, cls in OPTIMIZERS.items():
+        switches = _bool_fields(cls)
+        for values in itertools.product((False, True), repeat=len(switches)):
+            chosen = dict(zip(switches, values, strict=True))
+            label = "-".join([name, *(f"{s}={v}" for s, v in chosen.items())])
+            cases[label] = {"name": name, **HYPERPARAMETERS.get(name, {}), **chosen}
+    return cases
+
+
+def optimizer_spec(label: str) -> ModelSpec:
+    """Dropout- and BatchNorm-free and small: both backends' trained weights must agree."""
+    layers = [{"type": "dense", "units": 8, "activation": "tanh"},
+              {"type": "dense", "units": 10, "activation": "softmax"}]
+    return _spec("vocabulary_optimizer", DATASETS[0], [784], layers,
+                 optimizer_cases()[label])
+
+
+def vocabulary_specs() -> list[ModelSpec]:
+    return [mlp_spec(), *(windows_spec(v) for v in range(len(PADDINGS)))]
+
+
+# --------------------------------------------------------------------------- the words
+
+
+def _placements(spec: ModelSpec, index: int) -> set[str]:
+    before = spec.layers[index - 1].type if index else None
+    after = spec.layers[index + 1].type if index + 1 < len(spec.layers) else None
+    return {label for label, hit in (
+        ("first layer", before is None), ("after conv2d", before == "conv2d"),
+        ("after a pool", before in ("maxpool2d", "avgpool2d")),
+        ("after flatten", before == "flatten"), ("after dense", before == "dense"),
+        ("before activation", after == "activation")) if hit}
+
+
+def _words(specs: list[ModelSpec]) -> dict[str, set[Any]]:
+    """What the specs say: every word, by where it is said."""
+    words: dict[str, set[Any]] = {key: set() for key in (
+        "activation", "activation layer", "kernel_initializer", "bias_initializer",
+        "layer type", "dataset", "switch", "window", "batchnorm", "dropout")}
+    for spec in specs:
+        words["dataset"].add(spec.input.dataset)
+        for index, info in enumerate(infer(spec).layers):
+            layer = info.layer
+            words["layer type"].add(layer.type)
+            words["switch"].update((layer.type, f, getattr(layer, f)) for f in _bool_fields(
+                type(layer)))
+            if layer.type in ("batchnorm", "dropout"):
+                words[layer.type].update(_placements(spec, index))
+            if isinstance(layer, L.ActivationLayer):
+                words["activation layer"].add(layer.activation)
+            elif isinstance(layer, (L.Dense, L.Conv2D)):
+                words["activation"].add(layer.activation)
+            if isinstance(layer, (L.Dense, L.Conv2D)):
+                words["kernel_initializer"].add(layer.kernel_initializer.name)
+                if layer.use_bias:
+                    words["bias_initializer"].add(layer.bias_initializer.name)
+            if layer.type in WINDOW_TYPES:
+                kernel = getattr(layer, "kernel_size", None) or layer.pool_size
+                strides = getattr(layer, "resolved_strides", None) or layer.strides
+                words["window"].update((layer.type, layer.padding, k % 2 == 0, s)
+                                       for k, s in zip(kernel, strides, strict=True))
+    return words
+
+
+def test_the_schema_tuples_match_its_literals() -> None:
+    """The tuples the rest of the harness uses (CLI, sweeps) are the schema's words."""
+    assert L.ACTIVATIONS == ACTIVATIONS
+    assert set(L.LAYER_TYPES) == set(LAYER_TYPES)
+    assert set(S.OPTIMIZERS) == set(OPTIMIZERS)
+    assert set(S.DATASETS) == set(DATASETS)
+
+
+def test_the_specs_speak_the_whole_vocabulary() -> None:
+    assert set(HYPERPARAMETERS) == set(OPTIMIZERS), "give every optimizer its hyperparameters"
+    words = _words(vocabulary_specs())
+    assert words["activation"] | words["activation layer"] == set(ACTIVATIONS)
+    assert words["bias_initializer"] == set(INITIALIZERS)
+    assert set(KERNEL_INITIALIZERS) <= words["kernel_initializer"]
+    assert words["layer type"] == set(LAYER_TYPES)
+    assert words["dataset"] == set(DATASETS)
+    assert words["switch"] == {(kind, field, value) for kind, cls in LAYER_TYPES.items()
+                               for field in _bool_fields(cls) for value in (False, True)}
+    assert words["window"] == set(itertools.product(WINDOW_TYPES, PADDINGS, (False, True),
+                                                    (1, 2)))
+    assert words["batchnorm"] == words["dropout"] == set(PLACEMENTS)
+    assert {case["name"] for case in optimizer_cases().values()} == set(OPTIMIZERS)
+
+
+# --------------------------------------------------------------------------- every stage
+
+
+@pytest.fixture(scope="module")
+def backends() -> dict[str, Any]:
+    for module in ("torch", "tensorflow", "onnx", "onnxruntime"):
+        pytest.importorskip(module)
+    from harness.backends import backend_names, get_backend
+
+    return {name: get_backend(name) for name in backend_names()}
+
+
+def _with_statistics(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """BatchNorm parameters and moving statistics away from (1, 0, 0, 1), so that they count
+    (the specs' biases are already random)."""
+    rng = np.random.default_rng(1)
+    out = dict(weights)
+    for key, value in weights.items():
+        if key.endswith((".beta", ".moving_mean")):
+            out[key] = rng.normal(0.0, 0.2, value.shape).astype(np.float32)
+        elif key.endswith((".gamma", ".moving_variance")):
+            out[key] = rng.uniform(0.5, 1.5, value.shape).astype(np.float32)
+    return out
+
+
+@pytest.mark.parametrize("spec", vocabulary_specs(), ids=lambda spec: spec.name)
+def test_every_word_works_in_every_stage(spec: ModelSpec, backends: dict[str, Any],
+                                         tmp_path: Path) -> None:
+    """Both backends, both ONNX exports (checker, ONNX Runtime), one training step each."""
+    from harness.data import load_arrays
+    from harness.exporting import convert_to_onnx, onnx_parity
+    from harness.onnx_io import DEFAULT_OPSET
+
+    arrays = load_arrays(spec.input, limit=N_IMAGES, limit_test=N_IMAGES)
+    summary = infer(spec)
+    weights = _with_statistics(initial_weights(spec))
+    probabilities = {}
+    for name, backend in backends.items():
+        model = backend.build(spec)
+        assert backend.count_params(model) == (summary.trainable_params,
+                                               summary.non_trainable_params)
+        backend.set_weights(model, weights)
+        probabilities[name] = backend.predict(model, arrays.x_test)
+        path = tmp_path / f"{spec.name}.{name}.onnx"
+        assert convert_to_onnx(backend, model, spec, path, DEFAULT_OPSET)["nodes"] > 0
+        parity = onnx_parity(backend, model, path, arrays.x_test, arrays.y_test)
+        worst = max(parity["max_abs_diff"], *parity["batch_max_abs_diff"].values())
+        assert worst <= TOLERANCE, f"{name} native vs ONNX Runtime: {parity}"
+        result = backend.train_epoch(model, backend.to_native(arrays.x_train, arrays.y_train),
+                                     np.arange(N_IMAGES), N_IMAGES)
+        trained = backend.get_weights(model)
+        assert np.isfinite(result.loss), name
+        assert all(np.isfinite(trained[key]).all() for key in trained), name
+        # biases are left out: one before a BatchNorm rightly gets a zero gradient
+        unmoved = [key for key in weights if not key.endswith(".bias")
+                   and np.array_equal(trained[key], weights[key])]
+        assert not unmoved, f"{name}: one training step left {unmoved} unchanged"
+    reference, *others = backends
+    for name in others:
+        np.testing.assert_allclose(probabilities[name], probabilities[reference], rtol=0,
+                                   atol=TOLERANCE, err_msg=f"{name} vs {reference}")
+
+
+@pytest.mark.parametrize("label", list(optimizer_cases()))
+def test_every_optimizer_trains_alike(label: str, backends: dict[str, Any]) -> None:
+    """Two steps (so the optimizer's state counts) from the same start, on the same batches."""
+    from harness.data import load_arrays
+
+    spec = optimizer_spec(label)
+    arrays = load_arrays(spec.input, limit=N_IMAGES, limit_test=1)
+    start = initial_weights(spec)
+    trained, losses = {}, {}
+    for name, backend in backends.items():
+        model = backend.build(spec)
+        backend.set_weights(model, start)
+        losses[name] = backend.train_epoch(
+            model, backend.to_native(arrays.x_train, arrays.y_train), np.arange(N_IMAGES),
+            N_IMAGES // 2).loss
+        trained[name] = backend.get_weights(model)
+    reference, *others = backends
+    assert not np.allclose(trained[reference]["0.kernel"], start["0.kernel"])
+    for name in others:
+        assert losses[name] == pytest.approx(losses[reference], rel=1e-5)
+        for key, value in trained[reference].items():
+            np.testing.assert_allclose(trained[name][key], value, rtol=1e-5, atol=2e-6,
+                                       err_msg=f"{label}: {name} vs {reference}: {key}")
+
+
+# --------------------------------------------------------------------------- gelu, end to end
+
+GELU_SPEC = """\
+name: my_gelu
+input: {shape: [784]}
+layers:
+  - {type: dense, units: 8, activation: gelu, bias_initializer: he_normal}
+  - {type: dense, units: 10, activation: softmax}
+train:
+  optimizer: {name: sgd, learning_rate: 0.1, momentum: 0.0, nesterov: false}
+  batch_size: 32
+  epochs: 1
+"""
+
+
+@pytest.fixture
+def gelu_spec(tmp_path: Path, backends: dict[str, Any]) -> Path:
+    path = tmp_path / "my_gelu.yaml"
+    path.write_text(GELU_SPEC)
+    return path
+
+
+def test_harness_parity_on_a_users_gelu_spec(gelu_spec: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """tf2onnx writes Keras' exact gelu with Erfc, which ONNX lacks; the export rewrites it."""
+    from harness.cli import main
+
+    assert main(["parity", "--spec", str(gelu_spec), "--limit-test", "50"]) == 0
+    out = capsys.readouterr().out
+    assert "keras onnx" in out and "torch onnx" in out and "FAIL" not in out
+
+
+def test_a_file_that_fails_the_onnx_checks_is_one_error_line_with_a_log(
+        gelu_spec: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Without its Erfc handler tf2onnx copies the op through unconverted (as it does any op it
+    cannot convert); `export` and `parity` then stop with one line, the checker's text in a log."""
+    from harness.backends.keras_tf import exporter
+    from harness.cli import main
+
+    monkeypatch.setattr(exporter, "_OP_HANDLERS", {})
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where parity keeps its log
+    out = tmp_path / "my_gelu.keras.onnx"
+    assert main(["export", "--backend", "keras", "--spec", str(gelu_spec), "--out", str(out),
+                 "--limit-test", "50"]) == 1
+    assert main(["parity", "--spec", str(gelu_spec), "--limit-test", "50"]) == 1
+    errors = capsys.readouterr().err
+    assert "Traceback" not in errors and "OnnxCheckError" in errors
+    logs = [out.with_name(out.name + ".log"), tmp_path / "harness-parity-my_gelu.keras.onnx.log"]
+    for log in logs:
+        assert errors.count(str(log)) == 1
+        assert "Erfc" in log.read_text()
+    assert errors.count("spec 'my_gelu' with backend 'keras'") == 2
+    assert errors.count("fails the ONNX checks") == 2
+    assert not out.exists()
