@@ -146,10 +146,50 @@ def cmd_parity(args: argparse.Namespace) -> int:
     return 0 if all(row.passed for row in rows) else 1
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from harness.matrix import RunConfig, run_matrix
+def _option_kind(action: argparse.Action) -> str:
+    if action.nargs == 0:
+        return "switch"
+    return "repeatable" if isinstance(action, argparse._AppendAction) else "value"
 
-    config = RunConfig(specs=args.specs, backends=args.backends, providers=args.providers,
+
+def _with_plan(parser: argparse.ArgumentParser, args: argparse.Namespace,
+               argv: list[str]) -> argparse.Namespace:
+    """`harness run --plan FILE`: the plan's options become the defaults of the command line
+    (parsed, so checked, like typed ones), then the command line is parsed again over them."""
+    from harness.run_plan import read_plan
+
+    run_parser = args.run_parser
+    if args.specs is not None or args.seeds is not None:
+        raise UsageError("--plan: give the specs and seeds in the plan's groups, not with "
+                         "--specs / --seeds")
+    flags = {action.dest: _option_kind(action) for action in run_parser._actions
+             if action.option_strings and action.dest != "help"}
+    plan = read_plan(args.plan, flags)
+    prog = run_parser.prog
+    run_parser.prog = f"{prog} --plan {args.plan}"  # errors name the file
+    try:
+        given = run_parser.parse_args(plan.options)
+        groups = [run_parser.parse_args([token for key, text in group.items()
+                                         for token in (f"--{key}", text)])
+                  for group in plan.groups]
+    finally:
+        run_parser.prog = prog
+    in_plan = {token.removeprefix("--").replace("-", "_") for token in plan.options
+               if token.startswith("--")}
+    run_parser.set_defaults(**{dest: getattr(given, dest) for dest in in_plan})
+    args = parser.parse_args(argv)
+    args.groups = [(group.specs, group.seeds) for group in groups]
+    return args
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from harness.matrix import RunConfig, SpecGroup, run_matrix
+
+    groups = [SpecGroup(specs, seeds) for specs, seeds in getattr(args, "groups", [])]
+    if not groups and args.specs is None:
+        raise UsageError("harness run: give --specs or --plan")
+    config = RunConfig(specs=args.specs or [], groups=groups, backends=args.backends,
+                       providers=args.providers,
                        batch_sizes=args.batch_sizes, seeds=args.seeds, epochs=args.epochs,
                        limit=args.limit, limit_test=args.limit_test, threads=args.threads,
                        device=args.device, sets=args.set or [], opset=args.opset,
@@ -317,8 +357,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="the matrix: train, export, parity, latency per job; "
                                      "resumable")
-    run.add_argument("--specs", required=True, type=opt.csv(str),
-                     help="names, globs (cnn*), YAML paths, or all")
+    run.add_argument("--specs", type=opt.csv(str),
+                     help="names, globs (cnn*), study:NAME (a study of the zoo), YAML paths, "
+                          "or all")
+    run.add_argument("--plan", type=opt.existing_file,
+                     help="a YAML run plan: groups of specs with their seeds, and run options "
+                          "(options given here override the plan's); instead of --specs")
     run.add_argument("--backends", type=opt.csv(str, backend_names()), default=backend_names(),
                      help=f"comma-separated (default: {','.join(backend_names())})")
     run.add_argument("--providers", type=opt.csv(str, ["cpu", "cuda"]), default=["cpu"],
@@ -343,7 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="run folder (default: results/run-<time>)")
     _add_strict_providers_option(run)
     _add_common_data_options(run)
-    run.set_defaults(func=cmd_run)
+    run.set_defaults(func=cmd_run, run_parser=run)
 
     report = sub.add_parser("report", help="a run's report: report.md, report.html, CSV tables")
     report.add_argument("run_dir", type=Path, metavar="RUN_DIR")
@@ -409,8 +453,11 @@ def main(argv: list[str] | None = None) -> int:
     from harness.exporting import ExportError
     from harness.ort import ProviderUnavailable
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
+        if getattr(args, "plan", None) is not None:
+            args = _with_plan(parser, args, sys.argv[1:] if argv is None else argv)
         return args.func(args)
     except (SpecError, UsageError) as exc:  # a spec: one line per problem, naming the file
         print_error(str(exc))

@@ -25,7 +25,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,14 @@ from harness.results import RESULT_SCHEMA_VERSION, read_json, write_json_atomic
 from harness.spec import ModelSpec, SpecError, SpecProblem, list_specs, load_spec, spec_hash
 from harness.spec.loader import dump_spec
 from harness.sweeps import apply_point, grid, parse_set
+
+
+@dataclass(frozen=True)
+class SpecGroup:
+    """Specs that run with the same seeds (None: each spec's own train.seed)."""
+
+    specs: list[str]
+    seeds: list[int] | None = None
 
 
 @dataclass(frozen=True)
@@ -58,14 +66,36 @@ class RunConfig:
     latency_min_runs: int = 20
     latency_min_seconds: float = 0.5
     strict_providers: bool = False  # a device ORT session with nodes on the CPU is not timed
+    groups: list[SpecGroup] = field(default_factory=list)  # a plan's groups: replace specs, seeds
+
+    def spec_groups(self) -> list[SpecGroup]:
+        return self.groups or [SpecGroup(self.specs, self.seeds)]
+
+
+STUDY_PREFIX = "study:"
+
+
+def _study(name: str, zoo: list[str]) -> list[str]:
+    """The zoo specs whose `reference.study` is `name`."""
+    studies: dict[str, list[str]] = {}
+    for spec_name in zoo:
+        reference = load_spec(spec_name).reference
+        if reference is not None and reference.study:
+            studies.setdefault(reference.study, []).append(spec_name)
+    if name not in studies:
+        raise UsageError(f"--specs: {STUDY_PREFIX}{name}: no such study; expected one of "
+                         f"{sorted(studies)}")
+    return studies[name]
 
 
 def resolve_specs(patterns: list[str]) -> list[str]:
-    """Names, globs over the zoo, `all`, or paths of YAML files -> spec references."""
+    """Names, globs over the zoo, `study:NAME`, `all`, or paths of YAML files -> references."""
     zoo, chosen = list_specs(), []
     for pattern in patterns:
         if pattern == "all":
             matches = zoo
+        elif pattern.startswith(STUDY_PREFIX):
+            matches = _study(pattern.removeprefix(STUDY_PREFIX), zoo)
         elif any(ch in pattern for ch in "*?["):
             matches = fnmatch.filter(zoo, pattern)
         else:
@@ -120,30 +150,40 @@ def _point_specs(ref: str, points: list[dict[str, Any]]) -> list[_PlannedSpec]:
     return planned
 
 
-def _unique_specs(config: RunConfig) -> dict[str, _PlannedSpec]:
-    """Every spec to run by name (the start of its job ids). Two sources of one name and
-    different contents would overwrite each other's spec file and jobs: refused."""
+def _unique_specs(config: RunConfig) -> dict[str, tuple[_PlannedSpec, list[int]]]:
+    """Every spec to run by name (the start of its job ids), with its seeds (a spec in several
+    groups runs with all their seeds). Two sources of one name and different contents would
+    overwrite each other's spec file and jobs: refused."""
     points = grid([parse_set(text) for text in config.sets])
-    chosen: dict[str, _PlannedSpec] = {}
-    for ref in resolve_specs(config.specs):
-        for planned in _point_specs(ref, points):
-            name, first = planned.spec.name, chosen.get(planned.spec.name)
-            if first is None:
-                chosen[name] = planned
-            elif spec_hash(first.spec) != spec_hash(planned.spec):
-                raise UsageError(
-                    f"--specs: spec name {name!r}: given by both {first.source!r} and "
-                    f"{planned.source!r} with different contents: job ids must be unique; "
-                    "rename one (its `name:` field) or leave one out")
+    chosen: dict[str, tuple[_PlannedSpec, list[int]]] = {}
+    for group in config.spec_groups():
+        for ref in resolve_specs(group.specs):
+            for planned in _point_specs(ref, points):
+                _add_planned(chosen, planned, group.seeds or [planned.spec.train.seed])
     return chosen
+
+
+def _add_planned(chosen: dict[str, tuple[_PlannedSpec, list[int]]], planned: _PlannedSpec,
+                 seeds: list[int]) -> None:
+    name = planned.spec.name
+    if name not in chosen:
+        chosen[name] = (planned, list(dict.fromkeys(seeds)))
+        return
+    first, known = chosen[name]
+    if spec_hash(first.spec) != spec_hash(planned.spec):
+        raise UsageError(
+            f"--specs: spec name {name!r}: given by both {first.source!r} and "
+            f"{planned.source!r} with different contents: job ids must be unique; "
+            "rename one (its `name:` field) or leave one out")
+    known.extend(seed for seed in seeds if seed not in known)
 
 
 def plan_jobs(config: RunConfig) -> Plan:
     """Expand the matrix (spec x sweep point x seed x backend); writes nothing."""
     planned = _unique_specs(config)
     jobs = []
-    for name, item in planned.items():
-        for seed in dict.fromkeys(config.seeds or [item.spec.train.seed]):
+    for name, (item, seeds) in planned.items():
+        for seed in seeds:
             for backend in dict.fromkeys(config.backends):
                 job = {"job_id": f"{name}--{backend}--seed{seed}", "spec": name,
                        "base_spec": item.base_name, "spec_hash": spec_hash(item.spec),
@@ -156,24 +196,39 @@ def plan_jobs(config: RunConfig) -> Plan:
                            "latency_min_runs", "latency_min_seconds", "strict_providers")}}
                 job["config_hash"] = _config_hash(job)
                 jobs.append(job)
-    return Plan({name: item.spec for name, item in planned.items()}, jobs)
+    return Plan({name: item.spec for name, (item, _) in planned.items()}, jobs)
 
 
 def _display(value: Any) -> str:
     return "default" if value is None else json.dumps(value, sort_keys=True)
 
 
+def _option_defaults() -> dict[str, Any]:
+    """Each run option's default: the behaviour of a job recorded before the option existed.
+    (So a new option must default to what the harness did before it, which keeps long runs
+    resumable across versions; an option that changes old behaviour needs a new job field.)"""
+    return {item.name: item.default if item.default is not MISSING else item.default_factory()
+            for item in fields(RunConfig)
+            if item.default is not MISSING or item.default_factory is not MISSING}
+
+
+def _same(old: Any, new: Any) -> bool:
+    return json.dumps(old, sort_keys=True, default=str) == \
+        json.dumps(new, sort_keys=True, default=str)
+
+
 def _changes(recorded: dict[str, Any], job: dict[str, Any]) -> tuple[str, ...]:
-    """What differs between a finished job's recorded config and the job now planned."""
-    missing = object()
+    """What differs between a finished job's recorded config and the job now planned; empty
+    when nothing does. A field missing from an older record counts as its option's default."""
+    missing, defaults = object(), _option_defaults()
     changes = []
     for key, value in resume_fields(job).items():
-        old = recorded.get(key, missing)
+        old = recorded.get(key, defaults.get(key, missing))
         if old is missing:
             changes.append(f"{key} not recorded -> {_display(value)}")
-        elif json.dumps(old, sort_keys=True) != json.dumps(value, sort_keys=True, default=str):
+        elif not _same(old, value):
             changes.append(f"{key} changed {_display(old)} -> {_display(value)}")
-    return tuple(changes) or ("recorded under an older resume key",)
+    return tuple(changes)
 
 
 def _resume_state(run_dir: Path, job: dict[str, Any]) -> tuple[bool, tuple[str, ...]]:
@@ -188,7 +243,8 @@ def _resume_state(run_dir: Path, job: dict[str, Any]) -> tuple[bool, tuple[str, 
     recorded = record.get("config") or {}
     if recorded.get("config_hash") == job["config_hash"]:
         return True, ()
-    return False, _changes(recorded, job)
+    changes = _changes(recorded, job)
+    return not changes, changes
 
 
 @dataclass

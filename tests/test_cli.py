@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
+from harness.cli import build_parser, main
+from harness.data import SPLIT_SIZES, load_raw
 from harness.spec import list_specs
 
 FRAMEWORKS = ("torch", "tensorflow", "keras", "onnx", "onnxruntime")
@@ -159,8 +160,6 @@ def test_bad_arguments_exit_2_with_one_line_naming_them(
 
 
 def test_every_subcommand_has_bad_argument_cases() -> None:
-    from harness.cli import build_parser
-
     subcommands = build_parser()._subparsers._group_actions[0].choices  # noqa: SLF001
     assert set(subcommands) == {argv[0] for argv, _ in BAD_ARGUMENTS}
 
@@ -177,6 +176,16 @@ def test_bad_arguments_stop_before_any_framework_is_imported(places: dict[str, s
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             cwd=places["FOLDER"])
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+@pytest.mark.parametrize("dataset", list(SPLIT_SIZES))
+def test_the_limits_checked_while_parsing_are_the_datasets_sizes(dataset: str) -> None:
+    raw = load_raw(dataset, download=False)
+    sizes = SPLIT_SIZES[dataset]
+    assert (len(raw.y_train), len(raw.y_test)) == (sizes["training"], sizes["test"])
+    args = build_parser().parse_args([*TRAIN, "--limit", str(sizes["training"]),
+                                      "--limit-test", str(sizes["test"])])
+    assert (args.limit, args.limit_test) == (sizes["training"], sizes["test"])
 
 
 @pytest.mark.parametrize(("argv", "named"), [

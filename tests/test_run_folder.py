@@ -30,7 +30,7 @@ from harness.matrix import (
     run_folder_lock,
     run_matrix,
 )
-from harness.results import read_json
+from harness.results import read_json, write_json_atomic
 
 FAKE_JOB = '''\
 """Stands in for `python -m harness.job RUN_DIR JOB_ID`: records ok with the job's config."""
@@ -211,7 +211,7 @@ def test_a_moved_data_dir_does_not_rerun(tmp_path: Path,
 CHANGED = {"providers": ["cpu", "cuda"], "batch_sizes": [1, 2], "epochs": 2, "limit": 300,
            "limit_test": 100, "threads": 3, "device": "cuda", "opset": 17, "latency_warmup": 1,
            "latency_min_runs": 3, "latency_min_seconds": 0.1, "strict_providers": True}
-NAMES_JOBS = {"specs", "backends", "seeds", "sets"}  # which jobs exist: part of the job id
+NAMES_JOBS = {"specs", "backends", "seeds", "sets", "groups"}  # which jobs exist: the job ids
 
 
 def test_every_setting_but_data_dir_is_in_the_resume_key() -> None:
@@ -255,3 +255,22 @@ def test_job_errors_name_files_from_the_job_folder(tmp_path: Path) -> None:
     message = f"ExportError: converter failed. Full traceback: {work / 'model.onnx.log'}"
     assert _job_relative(message, work) == \
         "ExportError: converter failed. Full traceback: model.onnx.log"
+
+
+def test_a_record_older_than_an_option_resumes_when_the_option_keeps_its_default(
+        tmp_path: Path, fake_jobs: Callable[[], list[str]]) -> None:
+    """A long run survives an upgrade that adds an option: a record without the field counts
+    as recorded with the option's default (the behaviour before the option existed)."""
+    out, lines = tmp_path / "run", []
+    run_matrix(_config(), out, show=lines.append)
+    for job in layout.finished_job_dirs(out):  # as written before strict_providers existed
+        record = read_json(job / layout.JOB_FILE)
+        del record["config"]["strict_providers"]
+        record["config"]["config_hash"] = "older-key"
+        write_json_atomic(job / layout.JOB_FILE, record)
+    lines.clear()
+    run_matrix(_config(), out, show=lines.append)
+    assert "2 jobs: 2 already finished, 0 to run" in lines and len(fake_jobs()) == 2
+    lines.clear()
+    run_matrix(_config(strict_providers=True), out, show=lines.append)
+    assert "2 finished jobs re-run: strict_providers changed false -> true" in lines

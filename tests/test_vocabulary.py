@@ -126,7 +126,8 @@ def mlp_spec() -> ModelSpec:
 
 def windows_spec(variant: int) -> ModelSpec:
     """Every window type twice (WINDOW_SHAPES); over the variants each gets every padding.
-    Conv and activation layers cycle through the element-wise activations."""
+    Conv and activation layers cycle through the element-wise activations; BatchNorm (variant
+    0) or Dropout (1) first, after a conv, after a pool and after flatten."""
     elementwise = [a for a in ACTIVATIONS if a != "softmax"]  # softmax needs a flat input
     act = itertools.cycle(elementwise[variant:] + elementwise[:variant])
     first = ({"type": "batchnorm", "momentum": 0.9, "epsilon": 0.001} if variant == 0
@@ -152,7 +153,10 @@ def windows_spec(variant: int) -> ModelSpec:
     layers += [{"type": "flatten"},
                {"type": "batchnorm", "momentum": 0.9, "epsilon": 0.01} if variant == 0
                else {"type": "dropout", "rate": 0.25},
-               _dense(variant, 10, "softmax", **_bias(len(ACTIVATIONS) + 2 * variant + 1))]
+               _dense(variant, 10, "linear" if variant else "softmax",
+                      **_bias(len(ACTIVATIONS) + 2 * variant + 1))]
+    if variant:  # the final softmax as a layer of its own
+        layers.append({"type": "activation", "activation": "softmax"})
     return _spec(f"vocabulary_windows_{variant}", DATASETS[variant % len(DATASETS)],
                  [28, 28, 1], layers)
 
@@ -198,9 +202,10 @@ def _words(specs: list[ModelSpec]) -> dict[str, set[Any]]:
     """What the specs say: every word, by where it is said."""
     words: dict[str, set[Any]] = {key: set() for key in (
         "activation", "activation layer", "kernel_initializer", "bias_initializer",
-        "layer type", "dataset", "switch", "window", "batchnorm", "dropout")}
+        "layer type", "last layer", "dataset", "switch", "window", "batchnorm", "dropout")}
     for spec in specs:
         words["dataset"].add(spec.input.dataset)
+        words["last layer"].add(spec.layers[-1].type)
         for index, info in enumerate(infer(spec).layers):
             layer = info.layer
             words["layer type"].add(layer.type)
@@ -239,6 +244,7 @@ def test_the_specs_speak_the_whole_vocabulary() -> None:
     assert words["bias_initializer"] == set(INITIALIZERS)
     assert set(KERNEL_INITIALIZERS) <= words["kernel_initializer"]
     assert words["layer type"] == set(LAYER_TYPES)
+    assert words["last layer"] == {"dense", "activation"}  # the types that can end a model
     assert words["dataset"] == set(DATASETS)
     assert words["switch"] == {(kind, field, value) for kind, cls in LAYER_TYPES.items()
                                for field in _bool_fields(cls) for value in (False, True)}

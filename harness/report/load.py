@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ import yaml
 
 from harness import layout
 from harness.machine_load import is_noisy
-from harness.spec import zoo_dir
+from harness.spec import SpecError, load_spec, spec_hash, zoo_dir
 from harness.training import FINAL_WEIGHTS_FILE, SPEC_FILE
 
 # The columns every latency frame has, whatever its source (run or pytest-benchmark).
@@ -39,7 +40,8 @@ JOB_NUMERIC = [
 ]
 JOB_COLUMNS = [
     "job_id", "status", "failed_step", "error", "spec", "spec_hash", "backend", "point",
-    "overrides", "device", "study", "has_metrics", "has_export", "parity_passed",
+    "overrides", "device", "study", "published_ambiguity", "config", "started_utc",
+    "finished_utc", "has_metrics", "has_export", "parity_passed",
     "parity_provider", "job_dir", "weights_file", "noisy_first_epoch_s",
     "noisy_steady_epoch_s", *JOB_NUMERIC,
 ]
@@ -59,6 +61,7 @@ class RunData:
     latency: pd.DataFrame  # LATENCY_COLUMNS, one row per latency record
     confusion: dict[str, np.ndarray] = field(default_factory=dict)  # job_id -> counts
     environment: dict[str, Any] = field(default_factory=dict)  # of the first trained job
+    environments: dict[str, dict[str, Any]] = field(default_factory=dict)  # first per backend
     notes: list[str] = field(default_factory=list)
 
 
@@ -85,9 +88,23 @@ def point_label(overrides: dict[str, Any] | None) -> str:
     return ", ".join(f"{key}={overrides[key]}" for key in sorted(overrides))
 
 
-def spec_reference(job_dir: Path, spec_name: str) -> dict[str, Any]:
-    """The spec's `reference` block: from the job's own spec.yaml, else the zoo's file."""
-    for path in (job_dir / SPEC_FILE, zoo_dir() / f"{spec_name}.yaml"):
+@cache
+def _zoo_hash(spec_name: str) -> str | None:
+    try:
+        return spec_hash(load_spec(spec_name))
+    except SpecError:
+        return None
+
+
+def spec_reference(job_dir: Path, spec_name: str, job_spec_hash: str | None = None
+                   ) -> dict[str, Any]:
+    """The spec's `reference` block. The zoo's file comes first when it holds the same model
+    (same spec hash, which leaves the reference out): a reference corrected after the run, say
+    newly published figures, then reaches the report. Else the job's own spec.yaml."""
+    zoo_file = zoo_dir() / f"{spec_name}.yaml"
+    same_model = zoo_file.is_file() and job_spec_hash in (None, _zoo_hash(spec_name))
+    paths = (zoo_file, job_dir / SPEC_FILE) if same_model else (job_dir / SPEC_FILE, zoo_file)
+    for path in paths:
         if not path.is_file():
             continue
         try:
@@ -170,7 +187,8 @@ def _job_row(folder: Path, job: dict[str, Any], metrics: dict[str, Any] | None,
     seed = config.get("seed")
     if seed is None and metrics:
         seed = metrics.get("seed")
-    reference = spec_reference(folder, spec_name)
+    job_hash = config.get("spec_hash") or (metrics or {}).get("spec", {}).get("hash")
+    reference = spec_reference(folder, spec_name, job_hash)
     overrides = config.get("overrides") or {}
     weights = folder / FINAL_WEIGHTS_FILE
     return {
@@ -180,7 +198,7 @@ def _job_row(folder: Path, job: dict[str, Any], metrics: dict[str, Any] | None,
         "error": job.get("error"),
         "job_seconds": job.get("seconds"),
         "spec": spec_name,
-        "spec_hash": config.get("spec_hash") or (metrics or {}).get("spec", {}).get("hash"),
+        "spec_hash": job_hash,
         "backend": config.get("backend") or (metrics or {}).get("backend"),
         "seed": seed,
         "point": point_label(overrides),
@@ -189,6 +207,10 @@ def _job_row(folder: Path, job: dict[str, Any], metrics: dict[str, Any] | None,
         "study": config.get("study") or study_of(reference),
         "published_test_accuracy": reference.get("published_test_accuracy"),
         "published_test_loss": reference.get("published_test_loss"),
+        "published_ambiguity": reference.get("published_ambiguity") or "",
+        "config": json.dumps(config, sort_keys=True),  # the job's settings: its exact command
+        "started_utc": job.get("started_utc"),
+        "finished_utc": job.get("finished_utc"),
         **_metric_fields(metrics),
         **_export_fields(export),
         "job_dir": str(folder),
@@ -233,7 +255,7 @@ def _numeric(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     return frame
 
 
-def _read_job(folder: Path, data: dict[str, list], notes: list[str]) -> None:
+def _read_job(folder: Path, data: dict[str, Any], notes: list[str]) -> None:
     job = read_json_or_none(folder / layout.JOB_FILE, notes)
     if job is None:
         return
@@ -247,8 +269,8 @@ def _read_job(folder: Path, data: dict[str, list], notes: list[str]) -> None:
     data["latency"].extend(latency_rows((latency or {}).get("records") or [], keys, "run"))
     if metrics and metrics.get("confusion_matrix"):
         data["confusion"].append((row["job_id"], np.asarray(metrics["confusion_matrix"])))
-    if metrics and metrics.get("environment") and not data["environment"]:
-        data["environment"].append(metrics["environment"])
+    if metrics and metrics.get("environment"):
+        data["environment"].setdefault(row["backend"], metrics["environment"])
     if row["status"] == "ok" and metrics is None:
         notes.append(f"job {row['job_id']}: status ok but no {layout.METRICS_FILE}")
 
@@ -259,8 +281,8 @@ def load_run(run_dir: Path | str) -> RunData:
     if not run_dir.is_dir():
         raise FileNotFoundError(f"{run_dir} is not a directory")
     notes: list[str] = []
-    data: dict[str, list] = {"jobs": [], "history": [], "latency": [], "confusion": [],
-                             "environment": []}
+    data: dict[str, Any] = {"jobs": [], "history": [], "latency": [], "confusion": [],
+                            "environment": {}}
     for folder in layout.finished_job_dirs(run_dir):
         _read_job(folder, data, notes)
     if not data["jobs"]:
@@ -276,6 +298,7 @@ def load_run(run_dir: Path | str) -> RunData:
         history=pd.DataFrame(data["history"]),
         latency=latency,
         confusion=dict(data["confusion"]),
-        environment=(data["environment"] or [{}])[0],
+        environment=next(iter(data["environment"].values()), {}),
+        environments=data["environment"],
         notes=notes,
     )

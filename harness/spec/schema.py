@@ -125,8 +125,19 @@ class Reference(StrictModel):
     study: str | None = None  # groups models the way the catalog's notebooks compare them
     params: ParamCounts | None = None
     published_test_loss: StrictFloat | None = None
-    published_test_accuracy: StrictFloat | None = None
+    published_test_accuracy: StrictFloat | None = Field(None, ge=0, le=1)
+    # the notebook's own records disagree about the published figures: which ones, and why the
+    # figures above were taken; reports show such a figure as "ambiguous"
+    published_ambiguity: str | None = None
     notes: str | None = None
+
+    @model_validator(mode="after")
+    def _check_ambiguity(self) -> Reference:
+        if self.published_ambiguity is not None and self.published_test_accuracy is None \
+                and self.published_test_loss is None:
+            raise ValueError("published_ambiguity describes published figures, but neither "
+                             "published_test_loss nor published_test_accuracy is given")
+        return self
 
 
 class ModelSpec(StrictModel):
