@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import math
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,12 +23,16 @@ from harness.backends import Backend, BackendUnavailable, get_backend
 from harness.env import environment, utc_now
 from harness.exporting import WeightsSource, convert_to_onnx, recorded_source, weights_source
 from harness.machine_load import is_noisy, noisy_note
+from harness.memory import track_memory
 from harness.onnx_io import DEFAULT_OPSET, check_file
 from harness.ort.providers import PROVIDERS  # no onnxruntime import: harness.ort is lazy
 from harness.ort.timing import modes
 from harness.results import RESULT_SCHEMA_VERSION, read_json, write_json_atomic
 from harness.spec import ModelSpec, spec_hash
 from harness.timing import measure, validate_measure_args
+
+if TYPE_CHECKING:  # harness.variants imports this module
+    from harness.variants import VariantBench
 
 LATENCY_SUFFIX = ".latency.json"
 BUSY_MARK = " (busy)"  # beside figures timed while other processes loaded the CPU
@@ -88,9 +93,10 @@ def _ort_records(onnx_path: Path, backend_name: str, provider: str, batch_sizes:
     for batch in batch_sizes:
         common = {"graph_optimization": graph_optimization, "model": model_info}
         try:
-            result = measure_session(onnx_path, provider, batch_size=batch, x=x, threads=threads,
-                                     graph_optimization=graph_optimization,
-                                     strict_providers=strict_providers, **timing)
+            with track_memory() as memory:  # the session's own footprint: peak and increase
+                result = measure_session(onnx_path, provider, batch_size=batch, x=x,
+                                         threads=threads, graph_optimization=graph_optimization,
+                                         strict_providers=strict_providers, **timing)
         except Exception as exc:  # noqa: BLE001 - one broken combination must not stop the rest
             records += [_record("onnxruntime", backend_name, provider, mode, batch, threads,
                                 status="failed", reason=_failure(exc), **common)
@@ -103,7 +109,8 @@ def _ort_records(onnx_path: Path, backend_name: str, provider: str, batch_sizes:
                 provider_used=result["provider"], status=result["status"],
                 reason=result["reason"], stats=stats, placement=result["placement"],
                 mixed=result["mixed"], graph_optimization_level=result["graph_optimization_level"],
-                intra_op_threads=result["intra_op_threads"], **common))
+                intra_op_threads=result["intra_op_threads"],
+                inter_op_threads=result["inter_op_threads"], memory=memory.result(), **common))
     return records
 
 
@@ -120,14 +127,17 @@ def on_gpu(device: str) -> bool:
 def _native_batch(backend: Backend, model: Any, name: str, provider: str, batch: int,
                   x: np.ndarray, threads: int | None, timing: dict[str, Any]) -> dict[str, Any]:
     try:
-        predictor = backend.native_predictor(model, np.ascontiguousarray(x[:batch]))
-        device = result_device(predictor())
-        if on_gpu(device) != (provider == "cuda"):
-            # e.g. TF soft placement after an earlier CPU backend hid the GPUs
-            return _record("native", name, provider, "native", batch, threads,
-                           provider_used=device, status="unavailable",
-                           reason=f"{name} ran on {device}, not on {provider}")
-        stats = measure(predictor, batch_size=batch, **timing)
+        with track_memory() as memory:
+            started = time.perf_counter()  # the first call traces and compiles: timed apart
+            predictor = backend.native_predictor(model, np.ascontiguousarray(x[:batch]))
+            device = result_device(predictor())
+            first_call = time.perf_counter() - started
+            if on_gpu(device) != (provider == "cuda"):
+                # e.g. TF soft placement after an earlier CPU backend hid the GPUs
+                return _record("native", name, provider, "native", batch, threads,
+                               provider_used=device, status="unavailable",
+                               reason=f"{name} ran on {device}, not on {provider}")
+            stats = measure(predictor, batch_size=batch, **timing)
     except BackendUnavailable as exc:  # e.g. the result was not on the requested device
         return _record("native", name, provider, "native", batch, threads,
                        status="unavailable", reason=str(exc))
@@ -135,7 +145,8 @@ def _native_batch(backend: Backend, model: Any, name: str, provider: str, batch:
         return _record("native", name, provider, "native", batch, threads, status="failed",
                        reason=_failure(exc))
     return _record("native", name, provider, "native", batch, threads, provider_used=device,
-                   stats=stats.as_dict())
+                   stats=stats.as_dict(), first_call_seconds=first_call,
+                   memory=memory.result())
 
 
 @dataclass
@@ -147,9 +158,10 @@ class _Native:
     problem: tuple[str, str] | None = None
 
 
-def _native_on(source: WeightsSource, name: str, device: str, threads: int | None) -> _Native:
+def _native_on(source: WeightsSource, name: str, device: str, threads: int | None,
+               tf32: bool = False, layout: str = "channels_last") -> _Native:
     try:
-        backend = get_backend(name, device=device, threads=threads)
+        backend = get_backend(name, device=device, threads=threads, tf32=tf32, layout=layout)
     except BackendUnavailable as exc:
         return _Native(problem=("unavailable", str(exc)))
     try:
@@ -200,12 +212,14 @@ def validate_lists(backends: Iterable[str], providers: Iterable[str],
 
 
 def _natives(source: WeightsSource, name: str, providers: Sequence[str],
-             threads: int | None) -> dict[str, _Native]:
+             threads: int | None, tf32: bool = False,
+             layout: str = "channels_last") -> dict[str, _Native]:
     """The backend on every device, CPU always (it exports). Device backends first: Keras' CPU
     backend hides the GPUs from TensorFlow unless its runtime already started, and a CUDA
     predictor made after that would run on the CPU (caught, but then never measured)."""
-    natives = {p: _native_on(source, name, p, threads) for p in providers if p != "cpu"}
-    natives["cpu"] = _native_on(source, name, "cpu", threads)
+    natives = {p: _native_on(source, name, p, threads, tf32, layout)
+               for p in providers if p != "cpu"}
+    natives["cpu"] = _native_on(source, name, "cpu", threads, tf32, layout)
     return natives
 
 
@@ -214,11 +228,15 @@ def bench_backend(source: WeightsSource, backend_name: str, *, providers: Sequen
                   graph_optimization: str = "all", warmup: int = 10, min_runs: int = 50,
                   min_seconds: float = 1.0, max_seconds: float | None = None,
                   x: np.ndarray, environments: dict[str, Any] | None = None,
-                  strict_providers: bool = False) -> list[dict[str, Any]]:
+                  strict_providers: bool = False, tf32: bool = False,
+                  layout: str = "channels_last",
+                  variants: VariantBench | None = None) -> list[dict[str, Any]]:
     """Latency records of one backend: its ONNX export in ONNX Runtime and its own predictor,
     for every provider x batch size (ORT records per mode). `environments`, when given, is
     filled with `{backend: {provider: backend.environment()}}`. `strict_providers`: a device
-    ORT session with any node on the CPU is recorded unavailable, not timed."""
+    ORT session with any node on the CPU is recorded unavailable, not timed. `tf32` and
+    `layout` set the native frameworks' maths and memory layout (harness.training.TrainConfig).
+    `variants`, when given, times and scores its variants and the accuracy of these records."""
     validate_lists([backend_name], providers, batch_sizes)
     timing = {"warmup": warmup, "min_runs": min_runs, "min_seconds": min_seconds,
               "max_seconds": max_seconds}
@@ -227,7 +245,7 @@ def bench_backend(source: WeightsSource, backend_name: str, *, providers: Sequen
         raise ValueError(f"x holds {len(x)} samples, fewer than batch size {max(batch_sizes)}")
     onnx_path = Path(onnx_path)
     reuse = _reusable_onnx(onnx_path, source, backend_name)
-    natives = _natives(source, backend_name, providers, threads)
+    natives = _natives(source, backend_name, providers, threads, tf32, layout)
     problem = natives["cpu"].problem
     if problem is None and not reuse:
         try:
@@ -251,6 +269,15 @@ def bench_backend(source: WeightsSource, backend_name: str, *, providers: Sequen
                         for batch in batch_sizes for mode in modes(provider)]
         records += _native_records(natives[provider], backend_name, provider, batch_sizes, x,
                                    threads, timing, environments)
+    from harness.variants import BackendBench, write_framework_replay  # imports this module
+
+    if onnx_ok and natives["cpu"].problem is None:  # test_data_set_0 beside the export
+        write_framework_replay(natives["cpu"].backend, natives["cpu"].model, onnx_path, x)
+    if variants is not None:
+        variants.run(BackendBench(source, backend_name, natives, onnx_path,
+                                  None if onnx_ok else problem, list(providers),
+                                  list(batch_sizes), x, threads, graph_optimization, timing,
+                                  strict_providers), records)
     return records
 
 
@@ -331,9 +358,14 @@ def bench_spec(spec_ref: str | Path | None, *, backends: Sequence[str],
                run_dirs: Sequence[Path] | None = None, out_dir: Path,
                threads: int | None = None, graph_optimization: str = "all", warmup: int = 10,
                min_runs: int = 50, min_seconds: float = 1.0, max_seconds: float | None = None,
-               data_dir: Path | None = None, strict_providers: bool = False) -> dict[str, Any]:
-    """Time every backend x provider x batch size; write `<out_dir>/<spec>.latency.json`."""
+               data_dir: Path | None = None, strict_providers: bool = False,
+               **variant_options: Any) -> dict[str, Any]:
+    """Time every backend x provider x batch size; write `<out_dir>/<spec>.latency.json`.
+    `variant_options`: harness.variants.VariantSettings' (ort_variants, compile_modes, ...)."""
+    from harness.variants import VariantBench, VariantSettings
+
     validate_lists(backends, providers, batch_sizes)
+    variants = VariantBench(VariantSettings(data_dir=data_dir, **variant_options))
     sources = sources_by_backend(spec_ref, backends, run_dirs)
     spec = next(iter(sources.values())).spec
     x = input_batch(next(iter(sources.values())), max(batch_sizes), data_dir)
@@ -346,14 +378,15 @@ def bench_spec(spec_ref: str | Path | None, *, backends: Sequence[str],
             onnx_path=out_dir / f"{spec.name}.{name}.onnx", threads=threads,
             graph_optimization=graph_optimization, warmup=warmup, min_runs=min_runs,
             min_seconds=min_seconds, max_seconds=max_seconds, x=x, environments=envs,
-            strict_providers=strict_providers)
+            strict_providers=strict_providers, variants=variants)
     settings = {"backends": list(backends), "providers": list(providers),
                 "batch_sizes": list(batch_sizes), "threads": threads,
                 "graph_optimization": graph_optimization, "warmup": warmup,
                 "min_runs": min_runs, "min_seconds": min_seconds, "max_seconds": max_seconds,
-                "strict_providers": strict_providers}
+                "strict_providers": strict_providers, **variants.settings.as_dict()}
     result = latency_result(spec, {name: recorded_source(source.description, out_dir)
                                    for name, source in sources.items()}, settings, records, envs)
+    result.update(variants.result())
     write_json_atomic(latency_path(out_dir, spec.name), result)
     return result
 

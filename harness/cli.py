@@ -88,7 +88,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = TrainConfig(backend=args.backend, device=args.device, epochs=args.epochs,
                          seed=args.seed, limit=args.limit, limit_test=args.limit_test,
                          threads=args.threads, data_dir=args.data_dir,
-                         batch_size=args.batch_size)
+                         batch_size=args.batch_size, tf32=args.tf32, layout=args.layout)
     spec = load_spec(args.spec)
     console.print(f"training {spec.name} with {args.backend} on {args.device}")
     outcome = train_and_evaluate(spec, config, out_dir=args.out, on_epoch=_print_epoch)
@@ -156,7 +156,7 @@ def _with_plan(parser: argparse.ArgumentParser, args: argparse.Namespace,
                argv: list[str]) -> argparse.Namespace:
     """`harness run --plan FILE`: the plan's options become the defaults of the command line
     (parsed, so checked, like typed ones), then the command line is parsed again over them."""
-    from harness.run_plan import read_plan
+    from harness.run.plan_file import read_plan
 
     run_parser = args.run_parser
     if args.specs is not None or args.seeds is not None:
@@ -183,7 +183,8 @@ def _with_plan(parser: argparse.ArgumentParser, args: argparse.Namespace,
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from harness.matrix import RunConfig, SpecGroup, run_matrix
+    from harness.run.matrix import run_matrix
+    from harness.run.plan import RunConfig, SpecGroup
 
     groups = [SpecGroup(specs, seeds) for specs, seeds in getattr(args, "groups", [])]
     if not groups and args.specs is None:
@@ -195,7 +196,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                        device=args.device, sets=args.set or [], opset=args.opset,
                        latency_min_runs=args.latency_min_runs,
                        latency_min_seconds=args.latency_min_seconds,
-                       strict_providers=args.strict_providers,
+                       strict_providers=args.strict_providers, tf32=args.tf32,
+                       layout=args.layout,
                        data_dir=str(args.data_dir.resolve()) if args.data_dir else None)
     out = args.out or Path("results") / f"run-{utc_now().replace(':', '').replace('-', '')}"
     summary = run_matrix(config, out, show=lambda line: console.print(line, highlight=False))
@@ -209,7 +211,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    if not args.run_dir.is_dir():
+    if not opt.is_folder(args.run_dir):
         raise UsageError(f"RUN_DIR: {args.run_dir}: no such folder")
     from harness.report import write_report  # pandas and matplotlib: only for a real report
 
@@ -221,7 +223,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     for folder in (args.run_a, args.run_b):
-        if not folder.is_dir():
+        if not opt.is_folder(folder):
             raise UsageError(f"RUN_A, RUN_B: {folder}: no such folder")
     from harness.report.compare import compare_runs, display_rows  # pandas: only when needed
 
@@ -258,6 +260,7 @@ def _print_table(title: str, columns: tuple[str, ...], rows: list[list[str]]) ->
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from harness import bench, runs
+    from harness.variants import table as variant_table
 
     if args.spec is None and not args.from_run:
         raise UsageError("harness bench: give --spec, --from RUN_DIR, or both")
@@ -271,7 +274,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
             batch_sizes=args.batch_sizes, run_dirs=args.from_run, out_dir=out,
             threads=args.threads, graph_optimization=args.graph_optimization,
             warmup=args.warmup, min_runs=args.min_runs, min_seconds=args.min_seconds,
-            data_dir=args.data_dir, strict_providers=args.strict_providers)
+            data_dir=args.data_dir, strict_providers=args.strict_providers,
+            ort_variants=args.ort_variants, compile_modes=args.compile,
+            accuracy_gate=args.accuracy_gate, limit_test=args.limit_test)
     except ValueError as exc:  # e.g. two runs of one backend, runs of different specs
         print_error(str(exc))
         return 2
@@ -279,20 +284,42 @@ def cmd_bench(args: argparse.Namespace) -> int:
                  bench.LATENCY_COLUMNS, bench.summary_rows(result))
     for line in bench.problems(result):
         err_console.print(line, highlight=False, markup=False)
+    if result["variants"]:
+        _print_table(f"Variants of {name}: accuracy on the test set, gate "
+                     f"{args.accuracy_gate:g} x the float32 accuracy",
+                     variant_table.VARIANT_COLUMNS, variant_table.variant_rows(result))
+        for line in variant_table.variant_problems(result):
+            err_console.print(line, highlight=False, markup=False)
     if speeds:
         _print_table("Training speed of the runs (first epoch apart)", runs.TRAINING_COLUMNS,
                      runs.training_rows(speeds))
     console.print(f"wrote {bench.latency_path(out, name)}", highlight=False)
-    statuses = {record["status"] for record in result["records"]}
+    statuses = {record["status"] for record in variant_table.all_records(result)}
     return 1 if "failed" in statuses else (0 if "ok" in statuses else 3)
 
 
+# The one thread budget (harness.env.thread_budget), as every runtime applies it.
+THREADS_HELP = ("compute threads for every runtime: N intra-op, 1 inter-op (TensorFlow, "
+                "PyTorch, ONNX Runtime alike; default: every core this process may use)")
+
+
 def _add_common_data_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data-dir", type=Path,
+    parser.add_argument("--data-dir", type=opt.folder,
                         help="dataset folder (default: $HARNESS_DATA_DIR or a user cache folder)")
     parser.add_argument("--limit-test", type=opt.limit("test"),
                         help="use the first N test images (default: all 10,000)")
-    parser.add_argument("--threads", type=opt.threads, help="CPU threads for every framework")
+    parser.add_argument("--threads", type=opt.threads, help=THREADS_HELP)
+
+
+def _add_framework_policy_options(parser: argparse.ArgumentParser) -> None:
+    """Maths and memory layout, chosen once for every framework and recorded."""
+    parser.add_argument("--tf32", action="store_true",
+                        help="let float32 matmuls and convolutions round to TF32 on GPUs that "
+                             "have it, in both frameworks (default: off in both; TensorFlow's "
+                             "own default is on, PyTorch's off for matmuls)")
+    parser.add_argument("--layout", choices=["channels_last", "nchw"], default="channels_last",
+                        help="memory layout of PyTorch's CNN activations and kernels (default: "
+                             "channels_last, as Keras' NHWC tensors; Keras has no choice)")
 
 
 def _add_strict_providers_option(parser: argparse.ArgumentParser) -> None:
@@ -304,6 +331,7 @@ def _add_strict_providers_option(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from harness.backends import backend_names
+    from harness.variants.catalog import ALL, COMPILE_MODES, DEFAULT_ACCURACY_GATE, ORT_VARIANTS
 
     parser = opt.Parser(
         prog="harness", description="Compare Keras and PyTorch honestly: one framework-neutral "
@@ -327,11 +355,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="test on the first N test images (default: all 10,000)")
     train.add_argument("--seed", type=opt.seed, help="default: the spec's train.seed")
     train.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    train.add_argument("--threads", type=opt.threads,
-                       help="CPU threads, applied alike to both frameworks (default: all cores)")
-    train.add_argument("--data-dir", type=Path,
+    train.add_argument("--threads", type=opt.threads, help=THREADS_HELP)
+    _add_framework_policy_options(train)
+    train.add_argument("--data-dir", type=opt.folder,
                        help="dataset folder (default: $HARNESS_DATA_DIR or a user cache folder)")
-    train.add_argument("--out", type=opt.output_folder,
+    train.add_argument("--out", type=opt.folder,
                        help="output folder (default: under results/train/)")
     train.set_defaults(func=cmd_train)
 
@@ -383,9 +411,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="timed runs per latency figure, at least (default 20)")
     run.add_argument("--latency-min-seconds", type=opt.seconds, default=0.5,
                      help="seconds per latency figure, at least (default 0.5)")
-    run.add_argument("--out", type=opt.output_folder,
+    run.add_argument("--out", type=opt.folder,
                      help="run folder (default: results/run-<time>)")
     _add_strict_providers_option(run)
+    _add_framework_policy_options(run)
     _add_common_data_options(run)
     run.set_defaults(func=cmd_run, run_parser=run)
 
@@ -394,7 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--benchmark-json", type=opt.existing_file, action="append",
                         metavar="FILE",
                         help="merge a pytest-benchmark JSON file's latencies (repeatable)")
-    report.add_argument("--out", type=opt.output_folder,
+    report.add_argument("--out", type=opt.folder,
                         help="report folder (default: RUN_DIR/report)")
     report.set_defaults(func=cmd_report)
 
@@ -437,11 +466,22 @@ def build_parser() -> argparse.ArgumentParser:
                        help="timed seconds per figure, at least (default 1.0)")
     bench.add_argument("--graph-optimization", default="all",
                        choices=["disable", "basic", "extended", "all"])
-    bench.add_argument("--threads", type=opt.threads, help="CPU threads for every runtime")
+    bench.add_argument("--threads", type=opt.threads, help=THREADS_HELP)
+    bench.add_argument("--compile", type=opt.csv(str, list(COMPILE_MODES)), default=["eager"],
+                       help="framework modes: eager (always timed: the reference of every "
+                            "speed-up), compiled (torch.compile/inductor, Keras XLA)")
+    bench.add_argument("--ort-variants", type=opt.csv(str, [ALL, *ORT_VARIANTS]), default=[],
+                       help=f"ONNX Runtime variants of each export, or {ALL}: "
+                            f"{', '.join(ORT_VARIANTS)}")
+    bench.add_argument("--accuracy-gate", type=opt.number(0, 1), default=DEFAULT_ACCURACY_GATE,
+                       help="mark a variant below this fraction of the float32 model's "
+                            f"accuracy `fails accuracy` (default {DEFAULT_ACCURACY_GATE})")
+    bench.add_argument("--limit-test", type=opt.limit("test"),
+                       help="score variants on the first N test images (default: all)")
     _add_strict_providers_option(bench)
-    bench.add_argument("--data-dir", type=Path,
+    bench.add_argument("--data-dir", type=opt.folder,
                        help="dataset folder (default: $HARNESS_DATA_DIR or a user cache folder)")
-    bench.add_argument("--out", type=opt.output_folder,
+    bench.add_argument("--out", type=opt.folder,
                        help="default: results/bench/<spec>-<time>")
     bench.set_defaults(func=cmd_bench)
     return parser

@@ -17,8 +17,8 @@ from typing import NoReturn, TypeVar
 from harness.data import SPLIT_SIZES
 from harness.errors import UsageError
 from harness.onnx_io import DEFAULT_OPSET
+from harness.run.sweeps import parse_set
 from harness.spec.schema import MAX_SEED
-from harness.sweeps import parse_set
 from harness.training import FINAL_WEIGHTS_FILE, METRICS_FILE, SPEC_FILE
 
 MAX_THREADS = 1024
@@ -100,23 +100,36 @@ def csv(kind: Callable[[str], T], choices: Sequence[str] | None = None
     return parse
 
 
-def existing_folder(text: str) -> Path:
-    path = Path(text)
-    if not path.is_dir():
-        raise argparse.ArgumentTypeError(f"{text}: no such folder")
-    return path
+def _kind(path: Path, text: str) -> str:
+    """"folder", "file", "other" or "missing"; a name the system refuses (too long, a NUL
+    byte) is an option error, not an OSError."""
+    try:
+        if not path.exists():
+            return "missing"
+        return "folder" if path.is_dir() else "file" if path.is_file() else "other"
+    except (OSError, ValueError) as exc:
+        raise argparse.ArgumentTypeError(f"{text[:200]}: not a usable path ({exc})") from None
+
+
+def is_folder(path: Path) -> bool:
+    """`path.is_dir()`, False for a name the system refuses."""
+    try:
+        return path.is_dir()
+    except (OSError, ValueError):
+        return False
 
 
 def existing_file(text: str) -> Path:
-    path = Path(text)
-    if not path.is_file():
+    if _kind(Path(text), text) != "file":
         raise argparse.ArgumentTypeError(f"{text}: no such file")
-    return path
+    return Path(text)
 
 
 def training_run(text: str) -> Path:
     """--from RUN_DIR: a folder written by `harness train`."""
-    path = existing_folder(text)
+    path = Path(text)
+    if _kind(path, text) != "folder":
+        raise argparse.ArgumentTypeError(f"{text}: no such folder")
     for name in (METRICS_FILE, SPEC_FILE, FINAL_WEIGHTS_FILE):
         if not (path / name).is_file():
             raise argparse.ArgumentTypeError(f"{text}: not a `harness train` run folder "
@@ -124,28 +137,31 @@ def training_run(text: str) -> Path:
     return path
 
 
-def _writable_place(path: Path, text: str) -> None:
-    """The nearest existing folder above `path` must be a folder, so it can be created."""
+def _creatable(path: Path, text: str) -> None:
+    """The nearest existing folder above `path` must be a folder, so `path` can be made."""
     for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
+        kind = _kind(parent, text)
+        if kind != "missing":
+            if kind != "folder":
                 raise argparse.ArgumentTypeError(f"{text}: {parent} is a file, not a folder")
             return
 
 
-def output_folder(text: str) -> Path:
+def folder(text: str) -> Path:
+    """A folder that exists or can be created (--out, --data-dir)."""
     path = Path(text)
-    if path.exists() and not path.is_dir():
+    if _kind(path, text) not in ("folder", "missing"):
         raise argparse.ArgumentTypeError(f"{text}: exists and is not a folder")
-    _writable_place(path, text)
+    _creatable(path, text)
     return path
 
 
 def output_file(text: str) -> Path:
+    """A file to write: not a folder, in a folder that exists or can be created."""
     path = Path(text)
-    if path.is_dir():
+    if _kind(path, text) == "folder":
         raise argparse.ArgumentTypeError(f"{text}: is a folder; expected a file name")
-    _writable_place(path, text)
+    _creatable(path, text)
     return path
 
 

@@ -87,25 +87,27 @@ def convert_to_onnx(backend: Backend, model: Any, spec: ModelSpec, out: Path, op
     try:
         backend.export_onnx(model, out, opset)
     except Exception as exc:  # noqa: BLE001 - any converter failure becomes one clear message
-        raise _export_failure(f"{what} failed", exc, traceback.format_exc(), out, log) from None
+        raise _export_failure(f"{what} failed", exc, ("Full traceback", traceback.format_exc()),
+                              out, log) from None
     try:
         info = check_file(out, tuple(spec.input.shape))
     except OnnxCheckError as exc:
-        raise _export_failure(f"{what} wrote a file that fails the ONNX checks", exc, str(exc),
-                              out, log) from None
+        raise _export_failure(f"{what} wrote a file that fails the ONNX checks", exc,
+                              ("Checker message", str(exc)), out, log) from None
     log.unlink(missing_ok=True)
     return info
 
 
-def _export_failure(what: str, exc: Exception, details: str, out: Path, log: Path
+def _export_failure(what: str, exc: Exception, details: tuple[str, str], out: Path, log: Path
                     ) -> ExportError:
-    """Keep `details` in `log`, remove the unusable file, and say it all in one line."""
-    log.write_text(details, encoding="utf-8")
+    """Keep the (label, text) `details` in `log`, remove the unusable file, say it in one line."""
+    label, text = details
+    log.write_text(text, encoding="utf-8")
     out.unlink(missing_ok=True)
-    message = " ".join(str(exc).split()) or type(exc).__name__
+    message = " ".join(str(exc).removeprefix(f"{out}: ").split()) or type(exc).__name__
     if len(message) > 300:
         message = message[:297] + "..."
-    return ExportError(f"{what}: {type(exc).__name__}: {message}. Details: {log}")
+    return ExportError(f"{what}: {type(exc).__name__}: {message}. {label}: {log}")
 
 
 def onnx_parity(backend: Backend, model: Any, path: Path, x: np.ndarray, y: np.ndarray,

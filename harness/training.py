@@ -7,8 +7,9 @@ curves come from the frameworks themselves (dropout masks, kernels, float roundi
 
 from __future__ import annotations
 
+import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from harness import data as data_module
 from harness.backends import Backend, get_backend
 from harness.env import environment, utc_now
 from harness.machine_load import load_mark, load_since
+from harness.memory import track_memory
 from harness.results import RESULT_SCHEMA_VERSION, write_json_atomic
 from harness.spec import ModelSpec, infer, initial_weights, load_spec, spec_hash
 from harness.spec.initializers import save_weights
@@ -27,6 +29,10 @@ from harness.spec.loader import dump_spec
 METRICS_FILE = "metrics.json"
 SPEC_FILE = "spec.yaml"  # the exact spec trained, so a run can be exported or re-run later
 FINAL_WEIGHTS_FILE = "final_weights.npz"  # canonical layout: loads into any backend
+# What an epoch's time is, named in every record and matrix job: the optimizer steps of one
+# epoch over batches already on the device (no data set-up, no validation), and the steady
+# figure the median of the epochs after the first.
+EPOCH_TIMING = "optimizer-steps-only; steady=median(epochs 2..N)"
 
 
 @dataclass(frozen=True)
@@ -39,9 +45,14 @@ class TrainConfig:
     seed: int | None = None
     limit: int | None = None
     limit_test: int | None = None
-    threads: int | None = None
+    threads: int | None = None  # None: every core the process may use (harness.env)
     data_dir: Path | None = None
     batch_size: int | None = None
+    tf32: bool = False  # let float32 matmuls and convolutions round to TF32 (both frameworks)
+    layout: str = "channels_last"  # memory layout of image activations where it is a choice
+    # "compiled": torch.compile / Keras XLA (Backend.compiled); the first epoch holds the
+    # compilation, which epoch_timing keeps apart from the steady epochs
+    compile: str = "eager"
 
 
 @dataclass
@@ -104,17 +115,21 @@ def train_and_evaluate(spec_ref: str | Path | ModelSpec, config: TrainConfig,
     batch_size = config.batch_size or spec.train.batch_size
     arrays = data_module.load_arrays(spec.input, data_dir=config.data_dir, limit=config.limit,
                                      limit_test=config.limit_test)
-    backend = get_backend(config.backend, device=config.device, threads=config.threads)
+    backend = get_backend(config.backend, device=config.device, threads=config.threads,
+                          tf32=config.tf32, layout=config.layout)
     backend.seed(seed)
     model = backend.build(spec)
     start_weights = initial_weights(spec, seed)
     backend.set_weights(model, start_weights)
+    if config.compile == "compiled":
+        model = backend.compiled(model)
 
     started = utc_now()
     wall = time.perf_counter()
     test_data = backend.to_native(arrays.x_test, arrays.y_test)  # once: validation and test
-    history = _run_epochs(backend, model, spec, arrays, test_data, epochs, seed, batch_size,
-                          on_epoch)
+    with track_memory() as memory:  # peak RSS while training (harness.memory)
+        history = _run_epochs(backend, model, spec, arrays, test_data, epochs, seed,
+                              batch_size, on_epoch)
     test_loss, test_accuracy = backend.evaluate(model, test_data, batch_size)
     predicted = backend.predict(model, arrays.x_test, batch_size).argmax(axis=1)
     wall = time.perf_counter() - wall
@@ -151,7 +166,11 @@ def train_and_evaluate(spec_ref: str | Path | ModelSpec, config: TrainConfig,
         # rows: true class, columns: predicted class (test set)
         "confusion_matrix": confusion_matrix(arrays.y_test, predicted).tolist(),
         "timing": epoch_timing(history, len(arrays.y_train)),
+        # what was asked for; what the frameworks ran with is read back into
+        # environment.backend (threads, compile_mode, tf32, layout, data_device)
+        "requested": {"threads": config.threads, "tf32": config.tf32, "layout": config.layout},
         "wall_seconds": wall,
+        "memory": memory.result(),
         "model_file": model_file.name,
         "initial_weights_file": "initial_weights.npz",
         "final_weights_file": FINAL_WEIGHTS_FILE,
@@ -170,17 +189,22 @@ def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, classes: int = 1
     return matrix
 
 
-def epoch_timing(history: list[EpochRecord], n_train: int) -> dict[str, float | None]:
-    """First epoch (tracing, compilation, warm-up) kept apart from the steady-state epochs."""
-    if not history:
-        return {"first_epoch_seconds": None, "mean_epoch_seconds": None,
-                "steady_epoch_seconds": None, "samples_per_second": None}
+def steady_epoch_seconds(seconds: Sequence[float]) -> float | None:
+    """The steady epoch time, the one definition everywhere (records, report, benchmarks): the
+    median of the epochs after the first. None with fewer than two epochs: the first epoch
+    holds tracing, compilation and warm-up and is no steady figure."""
+    return statistics.median(seconds[1:]) if len(seconds) >= 2 else None
+
+
+def epoch_timing(history: list[EpochRecord], n_train: int) -> dict[str, float | int | None]:
+    """First epoch (tracing, compilation, warm-up) kept apart from the steady epochs."""
     seconds = [record.seconds for record in history]
-    steady = seconds[1:] or seconds
-    steady_mean = sum(steady) / len(steady)
+    steady = steady_epoch_seconds(seconds)
     return {
-        "first_epoch_seconds": seconds[0],
-        "mean_epoch_seconds": sum(seconds) / len(seconds),
-        "steady_epoch_seconds": steady_mean,
-        "samples_per_second": n_train / steady_mean if steady_mean > 0 else None,
+        "first_epoch_seconds": seconds[0] if seconds else None,
+        "mean_epoch_seconds": sum(seconds) / len(seconds) if seconds else None,
+        "steady_epoch_seconds": steady,
+        "steady_epochs": max(len(seconds) - 1, 0),  # epochs behind the median; 0: no figure
+        "definition": EPOCH_TIMING,
+        "samples_per_second": n_train / steady if steady else None,
     }

@@ -128,11 +128,11 @@ def test_missing_framework_gives_unavailable_records(tmp_path: Path,
         pytest.skip("torch is not installed")
     real = bench.get_backend
 
-    def fake(name: str, device: str = "cpu", threads: int | None = None) -> Any:
+    def fake(name: str, device: str = "cpu", threads: int | None = None, **options: Any) -> Any:
         if name == "keras":
             raise BackendUnavailable("backend 'keras' needs a framework that is not installed "
                                      "(tensorflow); install it with: pip install -e '.[keras]'")
-        return real(name, device=device, threads=threads)
+        return real(name, device=device, threads=threads, **options)
 
     monkeypatch.setattr(bench, "get_backend", fake)
     result = bench.bench_spec("mlp2", backends=["keras", "torch"], providers=["cpu"],

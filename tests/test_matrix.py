@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import layout
-from harness.matrix import RunConfig, plan_jobs, resolve_specs, run_matrix
+from harness.run import layout
+from harness.run.matrix import run_matrix
+from harness.run.plan import RunConfig, plan_jobs, resolve_specs
 from harness.spec import SpecError
 
 pytest.importorskip("torch")

@@ -19,26 +19,20 @@ from pathlib import Path
 
 import pytest
 
-from harness import layout
 from harness.cli import main
 from harness.errors import UsageError
-from harness.matrix import (
-    NOT_IN_RESUME_KEY,
-    RunConfig,
-    plan_jobs,
-    resume_fields,
-    run_folder_lock,
-    run_matrix,
-)
 from harness.results import read_json, write_json_atomic
+from harness.run import layout
+from harness.run.matrix import run_folder_lock, run_matrix
+from harness.run.plan import NOT_IN_RESUME_KEY, RunConfig, plan_jobs, resume_fields
 
 FAKE_JOB = '''\
-"""Stands in for `python -m harness.job RUN_DIR JOB_ID`: records ok with the job's config."""
+"""Stands in for `python -m harness.run.job_process RUN_DIR JOB_ID`: records ok."""
 import os, sys, time
 from pathlib import Path
-from harness import layout
+from harness.run import layout
 from harness.env import utc_now
-from harness.job import job_config, partial_dir
+from harness.run.job_process import job_config, partial_dir
 from harness.results import RESULT_SCHEMA_VERSION, write_json_atomic
 
 run_dir, job_id = Path(sys.argv[1]), sys.argv[2]
@@ -58,7 +52,7 @@ write_json_atomic(partial_dir(run_dir, job_id) / layout.JOB_FILE, {
 FAKE_RUN = '''\
 import subprocess, sys
 real_popen = subprocess.Popen
-def fake_job(command, **options):  # command: [python, -m, harness.job, RUN_DIR, JOB_ID]
+def fake_job(command, **options):  # command: [python, -m, harness.run.job_process, RUN_DIR, JOB_ID]
     return real_popen([sys.executable, sys.argv[1], *command[3:]], **options)
 subprocess.Popen = fake_job
 from harness.cli import main
@@ -78,7 +72,7 @@ def fake_jobs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[], l
     real_popen = subprocess.Popen
 
     def popen(command: list[str], **options: object) -> subprocess.Popen:
-        if command[1:3] == ["-m", "harness.job"]:
+        if command[1:3] == ["-m", "harness.run.job_process"]:
             command = [sys.executable, str(script), *command[3:]]
         return real_popen(command, **options)
 
@@ -155,7 +149,7 @@ def test_held_folder_is_refused_before_anything_is_written(
 HOLD = '''\
 import sys, time
 from pathlib import Path
-from harness.matrix import run_folder_lock
+from harness.run.matrix import run_folder_lock
 with run_folder_lock(Path(sys.argv[1])):
     print("held", flush=True)
     time.sleep(120)
@@ -210,7 +204,9 @@ def test_a_moved_data_dir_does_not_rerun(tmp_path: Path,
 # One changed value per RunConfig field that reaches a job; a new field must be added here.
 CHANGED = {"providers": ["cpu", "cuda"], "batch_sizes": [1, 2], "epochs": 2, "limit": 300,
            "limit_test": 100, "threads": 3, "device": "cuda", "opset": 17, "latency_warmup": 1,
-           "latency_min_runs": 3, "latency_min_seconds": 0.1, "strict_providers": True}
+           "latency_min_runs": 3, "latency_min_seconds": 0.1, "strict_providers": True,
+           "tf32": True, "layout": "nchw", "ort_variants": ["int8-static"],
+           "compile_modes": ["eager", "compiled"], "accuracy_gate": 0.95}
 NAMES_JOBS = {"specs", "backends", "seeds", "sets", "groups"}  # which jobs exist: the job ids
 
 
@@ -249,7 +245,7 @@ def test_duplicate_job_ids_are_refused_naming_both_sources(
 
 
 def test_job_errors_name_files_from_the_job_folder(tmp_path: Path) -> None:
-    from harness.job import _job_relative, partial_dir
+    from harness.run.job_process import _job_relative, partial_dir
 
     work = partial_dir(tmp_path / "run", "mlp2--torch--seed0")
     message = f"ExportError: converter failed. Full traceback: {work / 'model.onnx.log'}"

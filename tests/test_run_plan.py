@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import matrix
 from harness.cli import main
 from harness.errors import UsageError
-from harness.matrix import RunConfig, SpecGroup, plan_jobs, resolve_specs
+from harness.run import matrix
+from harness.run.plan import RunConfig, SpecGroup, plan_jobs, resolve_specs
 from harness.spec import list_specs, load_spec
 
 

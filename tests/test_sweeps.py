@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from harness.errors import UsageError
+from harness.run.sweeps import MAX_LABEL, apply_point, grid, parse_set, point_label
 from harness.spec import load_spec
-from harness.sweeps import MAX_LABEL, apply_point, grid, parse_set, point_label
 
 
 def test_grid_is_the_cartesian_product_of_the_lists() -> None:

@@ -109,6 +109,13 @@ class Backend(ABC):
         way the framework is fastest when used well (no per-call conversions), blocking until
         the result is ready, for latency timing against ONNX Runtime."""
 
+    def compiled(self, model: Any) -> Any:
+        """A new model with `model`'s weights that runs compiled (PyTorch: torch.compile with
+        inductor; Keras: jit_compile=True, XLA) in `predict`, `native_predictor` and training;
+        compilation happens at its first call. BackendUnavailable where this platform cannot
+        compile, with the reason."""
+        raise BackendUnavailable(f"backend {self.name!r} has no compiled mode")
+
     @abstractmethod
     def environment(self) -> dict[str, Any]:
         """Versions, device description and the switches that decide speed, each read back

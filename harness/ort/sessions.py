@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.env import thread_budget
 from harness.ort.providers import PROVIDERS, ProviderUnavailable, get_provider
 
 GRAPH_OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
@@ -69,9 +70,9 @@ def session_options(threads: int | None = None, graph_optimization: str = "all",
         "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
         "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
     }[graph_optimization]
-    if threads is not None:
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
+    # The harness's one budget, as every runtime gets it: N intra-op, 1 inter-op.
+    options.intra_op_num_threads = thread_budget(threads)
+    options.inter_op_num_threads = 1
     options.log_severity_level = 3  # errors only; provider problems are reported by us
     if strict_providers:
         options.add_session_config_entry(DISABLE_CPU_EP_FALLBACK, "1")
@@ -202,6 +203,7 @@ def session_info(session: Any) -> dict[str, Any]:
     return {
         "providers": session.get_providers(),
         "intra_op_threads": options.intra_op_num_threads,
+        "inter_op_threads": options.inter_op_num_threads,
         "graph_optimization_level": str(options.graph_optimization_level).rsplit(".", 1)[-1],
     }
 

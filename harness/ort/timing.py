@@ -116,7 +116,7 @@ def measure_session(path: str | Path, provider: str, *, batch_size: int, x: np.n
     record: dict[str, Any] = {
         "runtime": "onnxruntime", "onnxruntime": ort.__version__, "model": str(path),
         "requested_provider": provider, "status": "ok", "reason": None, "provider": None,
-        "providers": [], "threads": threads, "intra_op_threads": None,
+        "providers": [], "threads": threads, "intra_op_threads": None, "inter_op_threads": None,
         "graph_optimization": graph_optimization, "graph_optimization_level": None,
         "batch_size": batch_size, "input_shape": list(batch.shape), "placement": None,
         "mixed": False, "strict_providers": strict_providers, "latency": {},
@@ -135,7 +135,7 @@ def measure_session(path: str | Path, provider: str, *, batch_size: int, x: np.n
         placement=placement.as_dict(), mixed=placement.mixed,
         provider=info["providers"][0],  # verified by create_session to be the requested one
         providers=info["providers"],
-        intra_op_threads=info["intra_op_threads"],  # 0: ORT's default (physical cores)
+        intra_op_threads=info["intra_op_threads"], inter_op_threads=info["inter_op_threads"],
         graph_optimization_level=info["graph_optimization_level"],
     )
     for mode in wanted:

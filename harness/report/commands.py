@@ -2,27 +2,45 @@
 each finished job's recorded settings) and the ones that run what is missing (from run.json).
 
 A job records every setting of its command under the option's own name (`batch_sizes` is
-`--batch-sizes`), so the options are rebuilt field by field; fields that name the job rather
-than set it, and the two settings without an option, are left out (NOT_OPTIONS).
+`--batch-sizes`), so the options are rebuilt field by field, as `harness run`'s own parser
+knows them: a field no option sets (what an epoch's time means, say) is left out, and so is a
+value the option has by default. Fields that name the job rather than set it, and the inputs'
+folder, are never options (NOT_OPTIONS).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import shlex
 from collections import defaultdict
 from collections.abc import Iterable
+from functools import cache
 from typing import Any
 
 import pandas as pd
 
-# Fields of a job (or of run.json's config) that are no `harness run` option of their own:
-# identity and bookkeeping, the inputs' folder (a machine's path: HARNESS_DATA_DIR says it), and
-# latency_warmup (no option; always its default). specs/backends/seeds/overrides are rebuilt.
+from harness.run.plan import STUDY_PREFIX
+
+# Fields of a job (or of run.json's config) that are no option of the command: identity and
+# bookkeeping, and the inputs' folder (a machine's path: HARNESS_DATA_DIR says it). specs,
+# backends, seeds and overrides are rebuilt apart.
 NOT_OPTIONS = frozenset({
     "job_id", "spec", "base_spec", "spec_hash", "config_hash", "study", "backend", "seed",
-    "overrides", "data_dir", "latency_warmup", "specs", "backends", "seeds", "groups", "sets",
+    "overrides", "data_dir", "specs", "backends", "seeds", "groups", "sets",
 })
+
+
+@cache
+def run_options() -> dict[str, argparse.Action]:
+    """`harness run`'s options by destination, from its own parser."""
+    from harness.cli import build_parser
+
+    parser = build_parser()
+    commands = next(action for action in parser._actions
+                    if isinstance(action, argparse._SubParsersAction))
+    return {action.dest: action for action in commands.choices["run"]._actions
+            if action.option_strings}
 
 
 def _value(value: Any) -> str:
@@ -32,14 +50,19 @@ def _value(value: Any) -> str:
 
 
 def option_tokens(settings: dict[str, Any]) -> list[str]:
-    """`--name value` for every setting that has a value (a true switch alone, in name order)."""
+    """`--name value` for every setting an option of `harness run` gives another value than
+    its default (a switch alone), in name order."""
     tokens: list[str] = []
+    options = run_options()
     for key in sorted(settings):
-        value = settings[key]
-        if key in NOT_OPTIONS or value is None or value is False or value == []:
+        action, value = options.get(key), settings[key]
+        if key in NOT_OPTIONS or action is None or value is None or value == action.default:
             continue
-        option = "--" + key.replace("_", "-")
-        tokens += [option] if value is True else [option, _value(value)]
+        option = next(name for name in action.option_strings if name.startswith("--"))
+        if action.nargs == 0:  # a switch
+            tokens += [option] if value else []
+        else:
+            tokens += [option, _value(value)]
     return tokens
 
 
@@ -57,12 +80,24 @@ def run_command(settings: dict[str, Any], specs: Iterable[str], backends: Iterab
 
 
 def _settings_key(config: dict[str, Any]) -> str:
-    return json.dumps({k: v for k, v in config.items() if k not in NOT_OPTIONS}, sort_keys=True)
+    """Jobs whose settings give the same options run from one command."""
+    return " ".join(option_tokens(config))
 
 
-def reproduce_commands(jobs: pd.DataFrame, out: str) -> list[str]:
+def compact_specs(specs: Iterable[str], studies: dict[str, tuple[str, ...]]) -> list[str]:
+    """`study:NAME` for every whole study among `specs`, then the other specs."""
+    rest = sorted(set(specs))
+    whole = [study for study, names in sorted(studies.items()) if names and set(names) <= set(rest)]
+    for study in whole:
+        rest = [spec for spec in rest if spec not in studies[study]]
+    return [f"{STUDY_PREFIX}{study}" for study in whole] + rest
+
+
+def reproduce_commands(jobs: pd.DataFrame, out: str,
+                       studies: dict[str, tuple[str, ...]] | None = None) -> list[str]:
     """Commands that re-run every job of the run, ok or failed, with its recorded settings:
-    one per group of base specs that share settings, sweep point, backends and seeds."""
+    one per group of base specs that share settings, sweep point, backends and seeds (a whole
+    study of `studies` named as `study:NAME`)."""
     per_spec: dict[tuple[str, str, str], dict[str, set]] = defaultdict(
         lambda: {"backends": set(), "seeds": set()})
     configs: dict[str, dict[str, Any]] = {}
@@ -79,8 +114,10 @@ def reproduce_commands(jobs: pd.DataFrame, out: str) -> list[str]:
     groups: dict[tuple, list[str]] = defaultdict(list)
     for (key, overrides, spec), entry in per_spec.items():
         seeds = tuple(sorted(s for s in entry["seeds"] if s is not None))
-        groups[(key, overrides, tuple(sorted(entry["backends"])), seeds)].append(spec)
-    return [run_command(configs[key], sorted(specs), backends, seeds, out, json.loads(overrides))
+        backends = tuple(sorted(b for b in entry["backends"] if b))
+        groups[(key, overrides, backends, seeds)].append(spec)
+    return [run_command(configs[key], compact_specs(specs, studies or {}), backends, seeds, out,
+                        json.loads(overrides))
             for (key, overrides, backends, seeds), specs in sorted(groups.items())]
 
 

@@ -43,8 +43,12 @@ def _formatter(column: str) -> Callable[[Any], str]:
         return lambda v: f"{v:.1e}"
     if "accuracy" in name or "agreement" in name or "loss" in name:
         return (lambda v: f"{v:+.4f}") if signed else (lambda v: f"{v:.4f}")
-    if "speedup" in name:
+    if "speedup" in name or name.endswith("_ratio"):
         return lambda v: f"{v:.2f}×"
+    if "_pp" in name:  # percentage points: differences signed, tolerances and spreads not
+        # no "-0.00": a difference that rounds to zero is +0.00
+        return ((lambda v: f"{round(v, 2) or 0.0:+.2f}") if name.startswith("delta")
+                else (lambda v: f"{v:.2f}"))
     if "throughput" in name or name.startswith(INTEGER_COLUMNS) or name.endswith("_seeds"):
         return lambda v: f"{v:,.0f}"
     if signed:
@@ -61,6 +65,11 @@ def _cell(value: Any, formatter: Callable[[Any], str]) -> str:
         return formatter(value)
     text = str(value)
     return text if len(text) <= MAX_TEXT else text[:MAX_TEXT] + " …"
+
+
+def cell_text(value: Any, column: str) -> str:
+    """One value as the page shows it in a column of that name."""
+    return _cell(value, _formatter(column))
 
 
 def _flag_targets(columns: pd.Index) -> dict[int, list[int]]:

@@ -1,4 +1,4 @@
-"""Read a RUN_DIR (see harness/layout.py) into pandas frames for `harness report` and `compare`.
+"""Read a RUN_DIR (see harness/run/layout.py) into pandas frames for `harness report` and `compare`.
 
 Every file is optional: a failed job may stop before metrics.json, the ONNX record or
 latency.json, and an interrupted run has no summary.json. What is missing becomes NaN plus a
@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from harness import layout
 from harness.machine_load import is_noisy
+from harness.run import layout
 from harness.spec import SpecError, load_spec, spec_hash, zoo_dir
 from harness.training import FINAL_WEIGHTS_FILE, SPEC_FILE
 
@@ -29,6 +29,9 @@ LATENCY_COLUMNS = [
     "p99_ms", "mean_ms", "std_ms", "min_ms", "max_ms", "runs", "throughput", "mixed",
     "noisy", "others_cores",  # timed on a busy machine (harness.machine_load); others' cores
 ]
+# What each framework ran with, read back from it (metrics.json environment.backend).
+FRAMEWORK_SETTINGS = ["compile_mode", "tf32", "layout", "intra_op_threads", "inter_op_threads",
+                      "data_device"]
 # Fixed columns, so a run whose jobs all failed early still gives frames the tables can read.
 JOB_NUMERIC = [
     "job_seconds", "seed", "published_test_accuracy", "published_test_loss", "test_accuracy",
@@ -43,7 +46,7 @@ JOB_COLUMNS = [
     "overrides", "device", "study", "published_ambiguity", "config", "started_utc",
     "finished_utc", "has_metrics", "has_export", "parity_passed",
     "parity_provider", "job_dir", "weights_file", "noisy_first_epoch_s",
-    "noisy_steady_epoch_s", *JOB_NUMERIC,
+    "noisy_steady_epoch_s", *JOB_NUMERIC, *FRAMEWORK_SETTINGS,
 ]
 _STAT_KEYS = ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "min_ms", "max_ms", "runs",
               "throughput")
@@ -96,16 +99,16 @@ def _zoo_hash(spec_name: str) -> str | None:
         return None
 
 
-def spec_reference(job_dir: Path, spec_name: str, job_spec_hash: str | None = None
+def spec_reference(job_dir: Path | None, spec_name: str, job_spec_hash: str | None = None
                    ) -> dict[str, Any]:
     """The spec's `reference` block. The zoo's file comes first when it holds the same model
     (same spec hash, which leaves the reference out): a reference corrected after the run, say
     newly published figures, then reaches the report. Else the job's own spec.yaml."""
     zoo_file = zoo_dir() / f"{spec_name}.yaml"
+    job_file = job_dir / SPEC_FILE if job_dir is not None else None
     same_model = zoo_file.is_file() and job_spec_hash in (None, _zoo_hash(spec_name))
-    paths = (zoo_file, job_dir / SPEC_FILE) if same_model else (job_dir / SPEC_FILE, zoo_file)
-    for path in paths:
-        if not path.is_file():
+    for path in (zoo_file, job_file) if same_model else (job_file, zoo_file):
+        if path is None or not path.is_file():
             continue
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -157,6 +160,8 @@ def _metric_fields(metrics: dict[str, Any] | None) -> dict[str, Any]:
         "n_test": metrics.get("n_test"),
         "trained_epochs": len(history),
         **_epoch_load_fields(history),
+        **{key: ((metrics.get("environment") or {}).get("backend") or {}).get(key)
+           for key in FRAMEWORK_SETTINGS},
     }
 
 

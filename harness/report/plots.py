@@ -32,6 +32,7 @@ STYLE = {"font.size": 8, "axes.titlesize": 9, "axes.labelsize": 8, "legend.fonts
          "xtick.labelsize": 7, "ytick.labelsize": 7, "axes.spines.top": False,
          "axes.spines.right": False, "figure.facecolor": "white"}
 MAX_NAMED_POINTS = 16  # above this, only the accuracy/latency Pareto front is labelled
+MAX_MARKED_EPOCHS = 20  # longer curves without point markers: lighter and easier to read
 MAX_WEIGHT_SAMPLES = 20_000  # per kernel: quartiles need no more, and the plot stays fast
 
 Key = tuple[str, str]  # (spec, point)
@@ -103,6 +104,16 @@ def _legend(fig: Figure, handles: list[Line2D]) -> None:
                ncol=min(len(handles), per_row), frameon=False)
 
 
+def _loss_curve(ax: Any, curve: pd.DataFrame, column: str, color: str, style: str) -> None:
+    """Mean over seeds, and a band from the lowest to the highest seed when they differ."""
+    epochs = curve.index.get_level_values("epoch")
+    marker = "." if len(epochs) <= MAX_MARKED_EPOCHS else None
+    ax.plot(epochs, curve[(column, "mean")], color=color, ls=style, marker=marker, lw=1.1)
+    if (curve[(column, "max")] > curve[(column, "min")]).any():
+        ax.fill_between(epochs, curve[(column, "min")], curve[(column, "max")], color=color,
+                        alpha=0.2, lw=0)
+
+
 def loss_curves(history: pd.DataFrame, keys: Sequence[Key]) -> bytes | None:
     """Train (solid) and validation (dashed) loss per epoch, every backend on one panel."""
     if history.empty or not keys:
@@ -112,13 +123,13 @@ def loss_curves(history: pd.DataFrame, keys: Sequence[Key]) -> bytes | None:
         backends = sorted(history["backend"].unique())
         for ax, key in zip(axes, keys, strict=True):
             rows = history[(history["spec"] == key[0]) & (history["point"] == key[1])]
-            curves = rows.groupby(["backend", "epoch"])[["train_loss", "val_loss"]].mean()
+            curves = rows.groupby(["backend", "epoch"])[["train_loss", "val_loss"]].agg(
+                ["mean", "min", "max"])
             for backend, curve in curves.groupby(level="backend"):
-                epochs = curve.index.get_level_values("epoch")
                 color = backend_color(backend)
-                ax.plot(epochs, curve["train_loss"], color=color, marker=".", lw=1.2)
-                if curve["val_loss"].notna().any():
-                    ax.plot(epochs, curve["val_loss"], color=color, ls="--", marker=".", lw=1.2)
+                _loss_curve(ax, curve, "train_loss", color, "-")
+                if curve[("val_loss", "mean")].notna().any():
+                    _loss_curve(ax, curve, "val_loss", color, "--")
             ax.set_title(label(key))
             ax.set_xlabel("epoch")
             ax.set_ylabel("loss")

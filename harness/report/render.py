@@ -14,15 +14,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness import layout
 from harness.env import utc_now
 from harness.report.benchmarks import load_benchmark_json
+from harness.report.findings import Bullets, Figure, figures_frame
 from harness.report.format import markdown_table
 from harness.report.load import load_run
 from harness.report.sections import Plot, Section, Table, build_sections, load_warnings
+from harness.run import layout
 
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
+FINDINGS_CSV = "findings"
 TABLES_DIR = "tables"
 PLOTS_DIR = "plots"
 NUMBER = re.compile(r"^([+-]?[\d,]*\.?\d+(e[+-]?\d+)?×?( ± [\d,.e+-]+)?( †)?|–)$")
@@ -51,6 +53,10 @@ figure { margin: 0.8em 0; }
 figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
 ul.notes { font-size: 0.85em; color: #555; }
 p.warning { background: #fff4e5; border-left: 4px solid #e8a33d; padding: 0.5em 0.8em; }
+h3 { font-size: 1.05em; margin: 1.2em 0 0.3em; }
+ul.findings li { margin: 0.2em 0; }
+ul.findings a { color: inherit; text-decoration: underline dotted; }
+code { font-size: 0.9em; background: #f4f6f8; padding: 0.1em 0.3em; }
 """
 
 
@@ -60,14 +66,19 @@ def _numeric_columns(shown: pd.DataFrame) -> list[int]:
             if all(NUMBER.match(str(v)) for v in shown.iloc[:, i])]
 
 
+def table_anchor(name: str) -> str:
+    """The id a table has on the page (the findings link to it)."""
+    return f"t-{name}"
+
+
 def _html_table(table: Table) -> str:
     shown = table.shown
     if shown.empty:
-        body = "<p><em>(none)</em></p>"
+        body = f'<p id="{table_anchor(table.name)}"><em>(none)</em></p>'
     else:
         body = shown.to_html(index=False, border=0, classes="data", escape=True,
-                             table_id=f"t-{table.name}")
-        numeric = ", ".join(f"#t-{table.name} td:nth-child({i + 1})"
+                             table_id=table_anchor(table.name))
+        numeric = ", ".join(f"#{table_anchor(table.name)} td:nth-child({i + 1})"
                             for i in _numeric_columns(shown))
         if numeric:
             body = f"<style>{numeric} {{ text-align: right }}</style>{body}"
@@ -82,6 +93,36 @@ def _html_plot(plot: Plot) -> str:
     return (f'<figure><img alt="{html.escape(plot.caption)}" '
             f'src="data:image/png;base64,{data}"><figcaption class="caption">'
             f"{html.escape(plot.caption)}</figcaption></figure>")
+
+
+def _html_sentence(sentence: list[str | Figure]) -> str:
+    return "".join(f'<a href="#{table_anchor(part.table)}">{html.escape(part.text)}</a>'
+                   if isinstance(part, Figure) else html.escape(part) for part in sentence)
+
+
+def _html_bullets(bullets: Bullets) -> str:
+    items = "".join(f"<li><code>{html.escape(''.join(map(str, s)))}</code></li>"
+                    if bullets.code else f"<li>{_html_sentence(s)}</li>"
+                    for s in bullets.sentences)
+    return f'<h3>{html.escape(bullets.heading)}</h3><ul class="findings">{items}</ul>'
+
+
+def _html_item(item: Table | Plot | Bullets) -> str:
+    if isinstance(item, Table):
+        return _html_table(item)
+    return _html_bullets(item) if isinstance(item, Bullets) else _html_plot(item)
+
+
+def _markdown_bullets(bullets: Bullets) -> list[str]:
+    lines = [f"### {bullets.heading}", ""]
+    for sentence in bullets.sentences:
+        if bullets.code:
+            lines.append(f"- `{''.join(map(str, sentence))}`")
+        else:
+            lines.append("- " + "".join(
+                f"[{part.text}](#{table_anchor(part.table)})" if isinstance(part, Figure)
+                else part for part in sentence))
+    return [*lines, ""]
 
 
 def render_html(title: str, meta: str, sections: list[Section], notes: list[str],
@@ -99,8 +140,7 @@ def render_html(title: str, meta: str, sections: list[Section], notes: list[str]
         parts.append(f'<h2 id="{section.anchor}">{html.escape(section.title)}</h2>')
         if section.intro:
             parts.append(f'<p class="intro">{html.escape(section.intro)}</p>')
-        for item in section.items:
-            parts.append(_html_table(item) if isinstance(item, Table) else _html_plot(item))
+        parts += [_html_item(item) for item in section.items]
     if notes:
         items = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
         parts.append(f'<h2 id="notes">Notes</h2><ul class="notes">{items}</ul>')
@@ -119,8 +159,11 @@ def render_markdown(title: str, meta: str, sections: list[Section], notes: list[
         if section.intro:
             lines += [section.intro, ""]
         for item in section.items:
-            if isinstance(item, Table):
-                lines += [markdown_table(item.shown), ""]
+            if isinstance(item, Bullets):
+                lines += _markdown_bullets(item)
+            elif isinstance(item, Table):
+                lines += [f'<a id="{table_anchor(item.name)}"></a>', "",
+                          markdown_table(item.shown), ""]
                 if item.caption:
                     lines += [f"_{item.caption}_", ""]
             else:
@@ -141,12 +184,16 @@ def _clear(folder: Path, pattern: str) -> None:
 def write_files(out_dir: Path, sections: list[Section]) -> None:
     _clear(out_dir / TABLES_DIR, "*.csv")
     _clear(out_dir / PLOTS_DIR, "*.png")
+    findings = []
     for section in sections:
         for item in section.items:
-            if isinstance(item, Table):
+            if isinstance(item, Bullets):
+                findings.append(item)
+            elif isinstance(item, Table):
                 item.frame.to_csv(out_dir / TABLES_DIR / f"{item.name}.csv", index=False)
             else:
                 (out_dir / PLOTS_DIR / f"{item.name}.png").write_bytes(item.png)
+    figures_frame(findings).to_csv(out_dir / TABLES_DIR / f"{FINDINGS_CSV}.csv", index=False)
 
 
 def merged_latency(run_latency: pd.DataFrame, benchmark_jsons: Iterable[Path | str],
@@ -169,8 +216,9 @@ def write_report(run_dir: Path | str, out_dir: Path | str | None = None,
     out = Path(out_dir) if out_dir is not None else Path(run_dir) / layout.REPORT_DIR
     out.mkdir(parents=True, exist_ok=True)
     notes = list(run.notes)
-    latency = merged_latency(run.latency, benchmark_jsons, notes)
-    sections = build_sections(run, latency)
+    benchmarks = [str(path) for path in benchmark_jsons]  # read twice: not a one-pass iterable
+    latency = merged_latency(run.latency, benchmarks, notes)
+    sections = build_sections(run, latency, benchmarks)
     warnings = load_warnings(run, latency)
     write_files(out, sections)
     title = f"harness report: {Path(run_dir).resolve().name}"

@@ -11,10 +11,28 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from harness.machine_load import MIN_INTERVAL_SECONDS, NOISY_OTHERS_CORES, noisy_note
-from harness.report import plots
+from harness.report import facts, plots
 from harness.report import tables as T
-from harness.report.format import NOISY, NOISY_MARK, display, group_columns, with_spread
+from harness.report.commands import report_command, reproduce_commands
+from harness.report.extras import jobs_table, machine_rows
+from harness.report.findings import Bullets, study_findings
+from harness.report.format import (
+    MISSING,
+    NOISY,
+    NOISY_MARK,
+    display,
+    group_columns,
+    with_spread,
+)
 from harness.report.load import RunData
+from harness.report.reproduction import (
+    expected_backends,
+    reproduction_caption,
+    reproduction_tables,
+    shown_reproduction,
+    zoo_studies,
+)
+from harness.report.speed import shown_speed, speed_table
 
 LATENCY_ROW_KEYS = ["source", "spec", "point", "backend", "runtime", "provider", "mode"]
 BUSY_LEGEND = (f"{NOISY_MARK.strip()} marks a figure timed on a busy machine (other processes "
@@ -41,7 +59,7 @@ class Section:
     title: str
     anchor: str
     intro: str = ""
-    items: list[Table | Plot] = field(default_factory=list)
+    items: list[Table | Plot | Bullets] = field(default_factory=list)
 
 
 def slug(text: str) -> str:
@@ -59,9 +77,9 @@ def _by_batch(frame: pd.DataFrame, keys: list[str], values: list[str]) -> pd.Dat
     return display(wide.reset_index())
 
 
-def overview(run: RunData) -> Section:
+def overview(run: RunData, commands: list[str]) -> Section:
     jobs, env = run.jobs, run.environment
-    machine, packages = env.get("machine") or {}, env.get("packages") or {}
+    machine = env.get("machine") or {}
     gpus = ", ".join(g.get("name", "?") for g in env.get("gpu") or []) or "none seen"
     rows = {
         "run directory": str(run.run_dir),
@@ -72,11 +90,11 @@ def overview(run: RunData) -> Section:
         "seeds": ", ".join(str(int(s)) for s in sorted(jobs["seed"].dropna().unique())),
         "sweep points": jobs["point"].replace("", pd.NA).nunique(),
         "created": (run.run or {}).get("created_utc", "–"),
-        "CPU": f"{machine.get('cpu', '–')} ({machine.get('logical_cores', '?')} logical cores)",
+        **machine_rows(run),
         "GPU": gpus,
         "platform": f"{machine.get('platform', '–')}, Python {machine.get('python', '–')}",
         "commit": env.get("commit") or "–",
-        "packages": ", ".join(f"{k} {v}" for k, v in packages.items()) or "–",
+        "reproduce": " ; ".join(commands) or "–",
     }
     frame = pd.DataFrame({"": list(rows), "value": [str(v) for v in rows.values()]})
     return Section("Overview", "overview", items=[Table("overview", frame, frame)])
@@ -89,10 +107,12 @@ def by_backend(shown: pd.DataFrame, backends: list[str]) -> pd.DataFrame:
 
 
 def framework_section(framework: pd.DataFrame, seeds: pd.DataFrame,
-                      backends: list[str]) -> Section:
+                      backends: list[str], steady_note: str = "") -> Section:
     intro = ("Each row is one spec (and sweep point), trained from the same initial weights in "
              "every backend; values are means over seeds. Epoch times: the first epoch "
-             "(tracing, compilation, warm-up) apart from the steady epochs. "
+             "(tracing, compilation, warm-up) apart from the steady epoch, the median of the "
+             f"epochs after the first ({MISSING} for a run of one epoch: it has none). "
+             f"{steady_note + ' ' if steady_note else ''}"
              f"delta = keras − torch. {BUSY_LEGEND}")
     spread = ("Mean ± sample standard deviation over the seeds of each spec x backend "
               "(a single seed has no spread).")
@@ -102,6 +122,17 @@ def framework_section(framework: pd.DataFrame, seeds: pd.DataFrame,
               by_backend(display(framework.drop(columns="study")), backends)),
         Table("seeds", seeds, with_spread(seeds, T.SEED_METRICS), spread),
     ])
+
+
+def facts_section(run: RunData) -> Section:
+    """What the frameworks do differently, beside the timing tables, and what each job ran
+    with (read back from the framework)."""
+    settings = facts.settings_table(run.jobs)
+    return Section("Framework facts", "facts", " ".join(facts.FACTS), [
+        Table("framework_settings", settings, display(settings),
+              "Per backend and device: compile mode, TF32, memory layout of the first "
+              "convolution's output (– without one), threads and where the training data "
+              "lived, as the frameworks reported them; jobs = how many ran so.")])
 
 
 def parity_section(parity: pd.DataFrame) -> Section:
@@ -146,19 +177,32 @@ def latency_section(run: RunData, latency: pd.DataFrame, tables: dict[str, pd.Da
     return section
 
 
-def study_sections(run: RunData, framework: pd.DataFrame) -> list[Section]:
-    sections = []
+SPEED_CAPTION = (
+    "Steady epoch: mean over seeds of each job's steady epoch time (the first epoch, with "
+    "tracing, compilation and warm-up, is left out); keras / torch above 1 means PyTorch's "
+    "epochs are shorter. ONNX Runtime speed-up on the CPU: native p50 / ONNX Runtime p50 for "
+    f"the same weights and batch size (above 1: ONNX Runtime is faster). {BUSY_LEGEND}")
+
+
+def study_sections(run: RunData, tables: dict[str, pd.DataFrame]
+                   ) -> tuple[list[Section], list[Bullets]]:
+    """A section per study (reproduction and speed tables, plots) and its findings."""
+    sections, findings = [], []
     done = T.trained(run.jobs)
-    backends = sorted(done["backend"].unique())
-    for study, table in T.study_tables(run.jobs, framework).items():
-        keys = list(zip(table["spec"], table["point"], strict=True))
+    ran = set(zip(done["spec"], done["point"], strict=True))
+    backends = expected_backends(run)
+    for study, repro in reproduction_tables(run, tables["seeds"], str(run.run_dir)).items():
         stem = f"study_{slug(study)}"
-        shown = by_backend(display(table), backends)
-        section = Section(f"Study: {study}", stem, items=[Table(stem, table, shown, (
-            "Measured (mean over seeds) beside the numbers the source notebook published."))])
+        keys = [key for key in zip(repro["spec"], repro["point"], strict=True) if key in ran]
+        speed = speed_table(tables["framework"], tables["speedup"], keys, backends)
+        section = Section(f"Study: {study}", stem, items=[
+            Table(stem, repro, shown_reproduction(repro, backends),
+                  reproduction_caption(repro)),
+            Table(f"{stem}_speed", speed, shown_speed(speed, backends), SPEED_CAPTION)])
         for name, png, caption in (
             ("loss", plots.loss_curves(run.history, keys),
-             "Loss per epoch: train (solid) and validation (dashed), seeds averaged."),
+             "Loss per epoch, one chart per spec: train (solid) and validation (dashed), mean "
+             "over seeds (band: lowest to highest seed)."),
             ("confusion", plots.confusion_matrices(done, run.confusion, keys),
              "Confusion matrices on the test set, normalised by row (true class)."),
             ("weights", plots.weight_distributions(done, keys),
@@ -168,7 +212,18 @@ def study_sections(run: RunData, framework: pd.DataFrame) -> list[Section]:
             if png:
                 section.items.append(Plot(f"{stem}_{name}", png, caption))
         sections.append(section)
-    return sections
+        findings.append(study_findings(study, stem, repro, f"{stem}_speed", speed, backends))
+    return sections, findings
+
+
+def findings_section(findings: list[Bullets], commands: list[str]) -> Section:
+    intro = ("Generated from the tables below; every figure links to the table it comes from "
+             "(tables/findings.csv gives each figure's table, column, rows and statistic). "
+             "pp: percentage points of test accuracy. "
+             f"{NOISY_MARK.strip()}: timed on a busy machine.")
+    reproduce = Bullets("Reproduce every table", [[command] for command in commands],
+                        code=True)
+    return Section("Findings", "findings", intro, [*findings, reproduce])
 
 
 def load_warnings(run: RunData, latency: pd.DataFrame) -> list[str]:
@@ -191,17 +246,32 @@ def load_warnings(run: RunData, latency: pd.DataFrame) -> list[str]:
     return lines
 
 
-def build_sections(run: RunData, latency: pd.DataFrame) -> list[Section]:
-    """Every section of the report; `latency` is the run's records plus merged benchmarks."""
+def build_sections(run: RunData, latency: pd.DataFrame, benchmark_jsons: list[str] | None = None
+                   ) -> list[Section]:
+    """Every section of the report, the findings first; `latency` is the run's records plus
+    those of `benchmark_jsons` (named in the command that reproduces the report)."""
     tables = T.all_tables(run.jobs, latency)
     failed = tables["failed"]
+    out = str(run.run_dir)
+    commands = [*reproduce_commands(run.jobs, out, zoo_studies()),
+                report_command(out, benchmark_jsons or [])]
+    studies, findings = study_sections(run, tables)
+    jobs = jobs_table(run.jobs)
+    from harness.report.variants import variant_sections  # it builds on this module's types
+
     return [
-        overview(run),
+        findings_section(findings, commands),
+        overview(run, commands),
         framework_section(tables["framework"], tables["seeds"],
-                          sorted(T.trained(run.jobs)["backend"].unique())),
+                          sorted(T.trained(run.jobs)["backend"].unique()),
+                          facts.steady_note(run.jobs)),
+        facts_section(run),
         parity_section(tables["parity"]),
         latency_section(run, latency, tables),
-        *study_sections(run, tables["framework"]),
+        *variant_sections(run.run_dir),
+        *studies,
         Section("Failed jobs", "failed", f"{len(failed)} job(s) did not finish.",
                 [Table("failed", failed, display(failed))]),
+        Section("Jobs", "jobs", "Every job with its wall time (train, export, parity and "
+                "latency), in the order they started.", [Table("jobs", jobs, display(jobs))]),
     ]

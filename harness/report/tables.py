@@ -170,24 +170,6 @@ def _pair_flags(pairs: pd.DataFrame, latency: pd.DataFrame, keys: list[str]) -> 
     return pairs
 
 
-def study_tables(jobs: pd.DataFrame, framework: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """The framework table split the way the catalog groups the models, with the notebook's
-    published numbers beside the measured ones."""
-    if framework.empty:
-        return {}
-    published = trained(jobs).groupby(KEYS)[["published_test_accuracy",
-                                             "published_test_loss"]].first().reset_index()
-    merged = framework.merge(published, on=KEYS, how="left")
-    backends = sorted(trained(jobs)["backend"].unique())
-    columns = [*KEYS, "params"]
-    for metric in ("test_accuracy", "test_loss"):
-        columns += [f"{metric}_{b}" for b in backends] + [f"published_{metric}"]
-    columns += [f"steady_epoch_s_{b}" for b in backends]
-    columns += [f"noisy_steady_epoch_s_{b}" for b in backends]
-    return {study: group[columns].reset_index(drop=True)
-            for study, group in merged.groupby("study", sort=True)}
-
-
 def failed_table(jobs: pd.DataFrame) -> pd.DataFrame:
     """Jobs whose status is not ok: where they stopped and the error they reported."""
     columns = ["job_id", "spec", "point", "backend", "seed", "failed_step", "error"]
@@ -196,7 +178,8 @@ def failed_table(jobs: pd.DataFrame) -> pd.DataFrame:
 
 
 def all_tables(jobs: pd.DataFrame, latency: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """Every table of the report by its CSV name (study tables are added by the renderer)."""
+    """Every table of the report by its CSV name (the study tables: harness.report.reproduction
+    and harness.report.speed)."""
     latency_by = latency_table(latency)
     return {
         "framework": framework_table(jobs),

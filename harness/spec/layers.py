@@ -11,11 +11,11 @@ import reprlib
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     StrictBool,
-    StrictFloat,
     StrictInt,
     field_validator,
     model_validator,
@@ -26,12 +26,30 @@ Activation = Literal[
     "linear", "relu", "sigmoid", "tanh", "softmax", "elu", "selu", "softplus", "gelu"
 ]
 Padding = Literal["valid", "same"]
+FLOAT32_MAX = 3.4028234663852886e38
+FLOAT32_TINY = 1.1754943508222875e-38  # smallest normal float32
+# Kernel, pool and stride sizes: far above the 28x28 inputs (shape inference reports sizes
+# that do not fit), far below what would overflow a framework's index arithmetic.
+MAX_WINDOW = 1000
+
+
+def _fits_float32(value: float) -> float:
+    """The frameworks compute in float32: a value that rounds to inf or 0 there is refused."""
+    if value != 0 and not FLOAT32_TINY <= abs(value) <= FLOAT32_MAX:
+        raise ValueError(f"{value!r} does not fit a float32 (0, or {FLOAT32_TINY:.3g} to "
+                         f"{FLOAT32_MAX:.3g} in magnitude)")
+    return value
+
+
+# Spec numbers: strict (a boolean or a string is not a number) and finite (StrictModel's
+# allow_inf_nan=False), floats within float32 range.
+Float32 = Annotated[float, Field(strict=True), AfterValidator(_fits_float32)]
 
 
 class StrictModel(BaseModel):
     """Base for spec models: immutable, unknown fields rejected with the list of allowed ones.
 
-    Numbers are strict (StrictInt, StrictFloat, StrictBool fields) and finite: `seed: true`,
+    Numbers are strict (StrictInt, Float32, StrictBool fields) and finite: `seed: true`,
     `epochs: "1"` and `scale: .inf` are errors, not 1, 1 and a model trained on zeros.
     """
 
@@ -94,24 +112,24 @@ class Normal(StrictModel):
     """Plain (untruncated) normal, like keras.initializers.RandomNormal."""
 
     name: Literal["normal"]
-    mean: StrictFloat = 0.0
-    stddev: StrictFloat = Field(0.05, gt=0)
+    mean: Float32 = 0.0
+    stddev: Float32 = Field(0.05, gt=0)
 
 
 class TruncatedNormal(StrictModel):
     """Normal re-drawn outside mean +/- 2 stddev, like keras.initializers.TruncatedNormal."""
 
     name: Literal["truncated_normal"]
-    mean: StrictFloat = 0.0
-    stddev: StrictFloat = Field(0.05, gt=0)
+    mean: Float32 = 0.0
+    stddev: Float32 = Field(0.05, gt=0)
 
 
 class Uniform(StrictModel):
     """U(minval, maxval), like keras.initializers.RandomUniform."""
 
     name: Literal["uniform"]
-    minval: StrictFloat = -0.05
-    maxval: StrictFloat = 0.05
+    minval: Float32 = -0.05
+    maxval: Float32 = 0.05
 
     @model_validator(mode="after")
     def _check_range(self) -> Uniform:
@@ -130,7 +148,7 @@ class Ones(StrictModel):
 
 class Constant(StrictModel):
     name: Literal["constant"]
-    value: StrictFloat
+    value: Float32
 
 
 Initializer = Annotated[
@@ -157,7 +175,8 @@ def _pair(value: Any) -> Any:
     return value
 
 
-PositivePair = tuple[Annotated[StrictInt, Field(gt=0)], Annotated[StrictInt, Field(gt=0)]]
+WindowSize = Annotated[StrictInt, Field(gt=0, le=MAX_WINDOW)]
+PositivePair = tuple[WindowSize, WindowSize]
 
 
 class Dense(StrictModel):
@@ -228,7 +247,7 @@ class Dropout(StrictModel):
     """Inverted dropout: `rate` is the fraction dropped; element-wise also on images."""
 
     type: Literal["dropout"]
-    rate: StrictFloat = Field(ge=0.0, lt=1.0)
+    rate: Float32 = Field(ge=0.0, lt=1.0)
 
 
 class BatchNorm(StrictModel):
@@ -239,8 +258,8 @@ class BatchNorm(StrictModel):
     """
 
     type: Literal["batchnorm"]
-    momentum: StrictFloat = Field(gt=0.0, lt=1.0)
-    epsilon: StrictFloat = Field(gt=0.0)
+    momentum: Float32 = Field(gt=0.0, lt=1.0)
+    epsilon: Float32 = Field(gt=0.0)
 
 
 class ActivationLayer(StrictModel):

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, StrictBool, StrictFloat, StrictInt, model_validator
+from pydantic import Field, StrictBool, StrictInt, model_validator
 
-from harness.spec.layers import Layer, StrictModel
+from harness.spec.layers import Float32, Layer, StrictModel
 
 SCHEMA_VERSION = 1
 DATASETS = ("mnist", "fashion-mnist")
@@ -24,7 +24,8 @@ class InputSpec(StrictModel):
 
     dataset: Literal["mnist", "fashion-mnist"] = "mnist"
     shape: tuple[Annotated[StrictInt, Field(gt=0)], ...]
-    scale: StrictFloat = Field(255.0, gt=0)  # pixels are divided by this (x / 255 gives [0, 1])
+    # pixels (0 to 255) are divided by this: x / 255 gives [0, 1]; a tiny scale overflows
+    scale: Float32 = Field(255.0, ge=1e-6)
 
     @model_validator(mode="after")
     def _check_shape(self) -> InputSpec:
@@ -40,8 +41,8 @@ class SGD(StrictModel):
     """Keras SGD: v = momentum * v - lr * g; w += v (nesterov: w += momentum * v - lr * g)."""
 
     name: Literal["sgd"]
-    learning_rate: StrictFloat = Field(gt=0)
-    momentum: StrictFloat = Field(ge=0, lt=1)
+    learning_rate: Float32 = Field(gt=0)
+    momentum: Float32 = Field(ge=0, lt=1)
     nesterov: StrictBool
 
 
@@ -49,29 +50,29 @@ class Adam(StrictModel):
     """Keras Adam: epsilon is added to sqrt(v) *before* bias correction (the paper's eps-hat)."""
 
     name: Literal["adam"]
-    learning_rate: StrictFloat = Field(gt=0)
-    beta_1: StrictFloat = Field(ge=0, lt=1)
-    beta_2: StrictFloat = Field(ge=0, lt=1)
-    epsilon: StrictFloat = Field(gt=0)
+    learning_rate: Float32 = Field(gt=0)
+    beta_1: Float32 = Field(ge=0, lt=1)
+    beta_2: Float32 = Field(ge=0, lt=1)
+    epsilon: Float32 = Field(gt=0)
 
 
 class Adadelta(StrictModel):
     """Keras/PyTorch Adadelta (identical maths; Keras 2's default lr was 1.0)."""
 
     name: Literal["adadelta"]
-    learning_rate: StrictFloat = Field(gt=0)
-    rho: StrictFloat = Field(gt=0, lt=1)
-    epsilon: StrictFloat = Field(gt=0)
+    learning_rate: Float32 = Field(gt=0)
+    rho: Float32 = Field(gt=0, lt=1)
+    epsilon: Float32 = Field(gt=0)
 
 
 class RMSprop(StrictModel):
     """Keras RMSprop: w -= lr * g / sqrt(v + epsilon) (epsilon inside the square root)."""
 
     name: Literal["rmsprop"]
-    learning_rate: StrictFloat = Field(gt=0)
-    rho: StrictFloat = Field(gt=0, lt=1)
-    momentum: StrictFloat = Field(ge=0, lt=1)
-    epsilon: StrictFloat = Field(gt=0)
+    learning_rate: Float32 = Field(gt=0)
+    rho: Float32 = Field(gt=0, lt=1)
+    momentum: Float32 = Field(ge=0, lt=1)
+    epsilon: Float32 = Field(gt=0)
     centered: StrictBool
 
 
@@ -79,19 +80,19 @@ class Adagrad(StrictModel):
     """Keras Adagrad: acc += g^2; w -= lr * g / sqrt(acc + epsilon)."""
 
     name: Literal["adagrad"]
-    learning_rate: StrictFloat = Field(gt=0)
-    initial_accumulator_value: StrictFloat = Field(ge=0)
-    epsilon: StrictFloat = Field(gt=0)
+    learning_rate: Float32 = Field(gt=0)
+    initial_accumulator_value: Float32 = Field(ge=0)
+    epsilon: Float32 = Field(gt=0)
 
 
 class Nadam(StrictModel):
     """Keras 3 Nadam: momentum schedule mu_t = beta_1 * (1 - 0.5 * 0.96 ** t) (no 0.004 factor)."""
 
     name: Literal["nadam"]
-    learning_rate: StrictFloat = Field(gt=0)
-    beta_1: StrictFloat = Field(ge=0, lt=1)
-    beta_2: StrictFloat = Field(ge=0, lt=1)
-    epsilon: StrictFloat = Field(gt=0)
+    learning_rate: Float32 = Field(gt=0)
+    beta_1: Float32 = Field(ge=0, lt=1)
+    beta_2: Float32 = Field(ge=0, lt=1)
+    epsilon: Float32 = Field(gt=0)
 
 
 Optimizer = Annotated[
@@ -124,8 +125,8 @@ class Reference(StrictModel):
     source: str
     study: str | None = None  # groups models the way the catalog's notebooks compare them
     params: ParamCounts | None = None
-    published_test_loss: StrictFloat | None = None
-    published_test_accuracy: StrictFloat | None = Field(None, ge=0, le=1)
+    published_test_loss: Float32 | None = None
+    published_test_accuracy: Float32 | None = Field(None, ge=0, le=1)
     # the notebook's own records disagree about the published figures: which ones, and why the
     # figures above were taken; reports show such a figure as "ambiguous"
     published_ambiguity: str | None = None

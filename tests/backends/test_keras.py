@@ -136,6 +136,42 @@ def test_cpu_compile_mode_and_environment(backend: KerasBackend) -> None:
         assert key in env
 
 
+def test_environment_reads_the_switches_back_from_tensorflow(backend: KerasBackend) -> None:
+    import tensorflow as tf
+
+    cnn = backend.build(parse_spec(TINY_CNN))
+    assert backend.environment()["layout"] == "channels_last"  # Keras' convolutions: NHWC
+    assert backend.compile_mode(cnn) == "graph" and not cnn.jit_compile  # no XLA by default
+    spec = parse_spec(SOFTMAX_REGRESSION % {"lr": 0.1, "batch": 8})
+    backend.build(spec)
+    assert backend.environment()["layout"] is None  # no convolution
+    backend.to_native(_inputs(spec, 4), np.arange(4))
+    assert backend.environment()["data_device"] == "CPU:0"
+    assert backend.environment()["tf32"] is False  # the harness's policy, not TF's default
+    try:
+        tf.config.experimental.enable_tensor_float_32_execution(True)  # behind its back
+        assert backend.environment()["tf32"] is True  # read back, not echoed
+    finally:
+        tf.config.experimental.enable_tensor_float_32_execution(False)
+
+
+def test_an_epoch_runs_keras_train_step_without_fit(backend: KerasBackend,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The timed epoch holds Keras' compiled steps only: `fit` and its per-call set-up (data
+    adapter, tf.data, callbacks) are not part of it."""
+    spec = parse_spec(SOFTMAX_REGRESSION % {"lr": 0.1, "batch": 8})
+    model = backend.build(spec)
+
+    def no_fit(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("fit called inside an epoch")
+
+    monkeypatch.setattr(model, "fit", no_fit)
+    data = backend.to_native(_inputs(spec, 20), np.arange(20) % 10)
+    result = backend.train_epoch(model, data, np.arange(20), batch_size=8)
+    assert int(model.optimizer.iterations.numpy()) == 3  # 8 + 8 + 4
+    assert np.isfinite(result.loss) and result.seconds > 0
+
+
 def test_cuda_without_gpu_is_unavailable() -> None:
     import tensorflow as tf
 
@@ -169,7 +205,7 @@ def test_loss_is_cross_entropy_from_logits_without_clipping(backend: KerasBacken
     keras/src/backend/tensorflow/nn.py `_get_logits`) and calls
     tf.nn.softmax_cross_entropy_with_logits; the probability path with its 1e-7 clipping is not
     taken. A sample whose true class has p ~ e^-60 shows it: clipped CE would cap at ~16.1."""
-    spec = parse_spec(SOFTMAX_REGRESSION % {"lr": 1e-9, "batch": 8})
+    spec = parse_spec(SOFTMAX_REGRESSION % {"lr": "1.0e-9", "batch": 8})  # YAML reads 1e-09 as text
     model = backend.build(spec)
     rng = np.random.default_rng(1)
     w = rng.normal(0, 0.05, (784, 10)).astype(np.float32)
@@ -310,9 +346,10 @@ def test_threads_are_set_before_the_runtime_starts_and_warn_after() -> None:
         import warnings
         import tensorflow as tf
         from harness.backends.keras_tf import KerasBackend
-        backend = KerasBackend(threads=1)
+        backend = KerasBackend(threads=3)
         env = backend.environment()
-        assert (env["intra_op_threads"], env["inter_op_threads"]) == (1, 1), env
+        # the harness's one budget: N intra-op, 1 inter-op (as torch and ONNX Runtime get)
+        assert (env["intra_op_threads"], env["inter_op_threads"]) == (3, 1), env
         tf.constant(1.0) + 1.0  # the runtime is initialised now
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")

@@ -542,12 +542,100 @@ def test_image_model_trains_and_evaluates_consistently(backend: TorchBackend,
 def test_registry_and_environment() -> None:
     before = torch.get_num_threads()
     try:
-        env = get_backend("torch", threads=1).environment()
-        assert env["threads"] == torch.get_num_threads() == 1
+        backend = get_backend("torch", threads=1)
+        env = backend.environment()
+        assert env["threads"] == env["intra_op_threads"] == torch.get_num_threads() == 1
+        # inter-op 1 unless torch's inter-op pool had already started: what runs is recorded
+        assert env["inter_op_threads"] == torch.get_num_interop_threads()
+        torch.set_num_threads(3)  # behind the backend's back: read back, not echoed
+        assert backend.environment()["intra_op_threads"] == 3
     finally:
         torch.set_num_threads(before)  # a process-wide setting; leave it as found
     assert env["framework"] == "torch" and env["compile_mode"] == "eager"
     assert env["torch"] == torch.__version__ and env["device"] == "cpu"
+
+
+def test_tf32_is_one_switch_for_matmuls_and_convolutions_read_back() -> None:
+    try:
+        backend = TorchBackend(tf32=True)
+        assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+        assert backend.environment()["tf32"] is True
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+        assert backend.environment()["tf32"] is False  # read back, not echoed
+    finally:
+        TorchBackend()  # the default policy: off for both, as every other test expects
+    assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
+
+
+LAYOUT_CNN = ["{type: conv2d, filters: 6, kernel_size: 3, activation: relu}",
+              "{type: batchnorm, momentum: 0.9, epsilon: 0.001}",
+              "{type: conv2d, filters: 4, kernel_size: 3, padding: same, activation: relu}",
+              "{type: maxpool2d, pool_size: 2}", "{type: flatten}",
+              "{type: dense, units: 10, activation: softmax}"]
+
+
+def _first_conv(model) -> torch.nn.Conv2d:
+    return next(m for m in model.net.modules() if isinstance(m, torch.nn.Conv2d))
+
+
+def _conv_output(model, x: torch.Tensor) -> torch.Tensor:
+    """The first convolution's output, caught by a hook of the test's own."""
+    seen = []
+    handle = _first_conv(model).register_forward_hook(lambda _m, _a, out: seen.append(out))
+    try:
+        model.net(x)
+    finally:
+        handle.remove()
+    return seen[0]
+
+
+@pytest.mark.parametrize(("layout", "memory_format"), [("channels_last", torch.channels_last),
+                                                      ("nchw", torch.contiguous_format)])
+def test_cnn_layout_is_chosen_and_read_back(layout: str, memory_format: torch.memory_format
+                                            ) -> None:
+    """The NHWC->NCHW permute alone is a channels-last view; the layout option decides."""
+    spec = make_spec([28, 28, 1], LAYOUT_CNN)
+    backend = TorchBackend(threads=2, layout=layout)
+    model = backend.build(spec)
+    backend.set_weights(model, random_weights(spec))
+    assert model.layout == layout == backend.environment()["layout"]  # known from the start
+    x, y = separable(64, [28, 28, 1], seed=1)
+    output = _conv_output(model, torch.from_numpy(x))
+    assert output.is_contiguous(memory_format=memory_format)
+    other = torch.channels_last if layout == "nchw" else torch.contiguous_format
+    assert not output.is_contiguous(memory_format=other)
+    backend.train_epoch(model, backend.to_native(x, y), np.arange(64), batch_size=16)
+    assert model.layout == layout
+    kernel = [m for m in model.net.modules() if isinstance(m, torch.nn.Conv2d)][1].weight
+    assert kernel.is_contiguous(memory_format=memory_format)  # 6 input channels: unambiguous
+    assert not kernel.is_contiguous(memory_format=other)
+
+
+def test_layouts_compute_the_same_function_and_export_without_layout_ops(
+        tmp_path: Path) -> None:
+    pytest.importorskip("onnx")
+    import onnx
+
+    spec = make_spec([28, 28, 1], LAYOUT_CNN)
+    x, _ = separable(32, [28, 28, 1], seed=2)
+    probs, ops = {}, {}
+    for layout in ("channels_last", "nchw"):
+        backend = TorchBackend(threads=2, layout=layout)
+        model = backend.build(spec)
+        backend.set_weights(model, random_weights(spec))
+        probs[layout] = backend.predict(model, x)
+        backend.export_onnx(model, tmp_path / f"{layout}.onnx", 18)
+        ops[layout] = {n.op_type for n in onnx.load(tmp_path / f"{layout}.onnx").graph.node}
+        assert len(model.net.body._forward_pre_hooks) == 1  # layout hooks back after export
+    np.testing.assert_allclose(probs["nchw"], probs["channels_last"], atol=1e-5)
+    # the layout's strided views are not part of the exported function
+    assert ops["nchw"] == ops["channels_last"] and not ops["nchw"] & {"Range", "Gather"}
+
+
+def test_mlp_has_no_layout() -> None:
+    backend = TorchBackend(threads=2)
+    model = backend.build(make_spec([784], ["{type: dense, units: 10, activation: softmax}"]))
+    assert model.layout is None and not model.hooks and backend.environment()["layout"] is None
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device is present")

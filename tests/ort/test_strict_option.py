@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from harness import bench, matrix
+from harness import bench
 from harness.cli import main
+from harness.run import matrix, plan
 
 
 @pytest.mark.parametrize(("flag", "expected"), [([], False), (["--strict-providers"], True)])
@@ -30,9 +31,9 @@ def test_bench_passes_strict_providers(monkeypatch: pytest.MonkeyPatch, tmp_path
 
 def test_run_puts_strict_providers_in_every_job(monkeypatch: pytest.MonkeyPatch,
                                                tmp_path: Path) -> None:
-    configs: list[matrix.RunConfig] = []
+    configs: list[plan.RunConfig] = []
 
-    def fake_run_matrix(config: matrix.RunConfig, out: Path, show: Any) -> dict[str, Any]:
+    def fake_run_matrix(config: plan.RunConfig, out: Path, show: Any) -> dict[str, Any]:
         configs.append(config)
         return {"ok": 0, "jobs": 0, "failed": []}
 
@@ -41,8 +42,8 @@ def test_run_puts_strict_providers_in_every_job(monkeypatch: pytest.MonkeyPatch,
                  "--strict-providers", "--out", str(tmp_path)]) == 0
     (config,) = configs
     assert config.strict_providers is True
-    strict_jobs = matrix.plan_jobs(config).jobs
-    plain_jobs = matrix.plan_jobs(matrix.RunConfig(specs=["mlp2"], backends=["torch"],
+    strict_jobs = plan.plan_jobs(config).jobs
+    plain_jobs = plan.plan_jobs(plan.RunConfig(specs=["mlp2"], backends=["torch"],
                                                    providers=["cpu", "cuda"])).jobs
     assert [job["strict_providers"] for job in strict_jobs + plain_jobs] == [True, False]
     # a strict run does not reuse the results of a plain one, nor the other way round

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import layout
 from harness.env import utc_now
 from harness.results import write_json_atomic
+from harness.run import layout
 
 from .fakes import BACKENDS, SPECS, add_failed_job, build_job
 

@@ -10,9 +10,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness import layout
 from harness.env import utc_now
 from harness.results import write_json_atomic
+from harness.run import layout
 from harness.spec import load_spec, spec_hash
 
 SPECS = ("mlp2", "mlp2_bn")
@@ -143,3 +143,33 @@ def write_metrics_only_job(run_dir: Path, spec: str, backend: str, seed: int, ac
             "records": [latency_record("onnxruntime", backend, "cpu", "session_run", 1,
                                        p50_ms, noisy[1])]})
     write_json_atomic(out / layout.JOB_FILE, job_record(spec, backend, seed))
+
+
+def write_study_job(run_dir: Path, spec: str, backend: str, seed: int, accuracy: float,
+                    epoch_s: float, p50_ms: dict[str, dict[int, float]], epochs: int = 3,
+                    busy_epochs: bool = False) -> None:
+    """A finished job with hand-set numbers and no training: `epochs` epochs (the first twice
+    as long as the steady ones, `epoch_s`), and CPU latency `p50_ms[runtime][batch size]` for
+    "onnxruntime" and "native". `busy_epochs`: every epoch timed on a busy machine."""
+    out = layout.job_dir(run_dir, job_id(spec, backend, seed))
+    history = [{"epoch": epoch, "train_loss": 1 / epoch + seed / 100, "train_accuracy": 0.9,
+                "val_loss": 1.2 / epoch + seed / 100, "val_accuracy": accuracy,
+                "seconds": epoch_s * (2 if epoch == 1 else 1),
+                "machine_load": machine_load(busy_epochs)} for epoch in range(1, epochs + 1)]
+    write_json_atomic(out / layout.METRICS_FILE, {
+        "schema_version": 1, "kind": "train", "spec": {"name": spec}, "backend": backend,
+        "seed": seed, "test_accuracy": accuracy, "test_loss": 1 - accuracy, "history": history,
+        "timing": {"first_epoch_seconds": 2 * epoch_s, "mean_epoch_seconds": epoch_s,
+                   "steady_epoch_seconds": epoch_s, "samples_per_second": 500 / epoch_s},
+        "params": {"total": 100},
+        "environment": {"machine": {"cpu": "Test CPU 3000", "logical_cores": 2},
+                        "packages": {backend: "1.0"},
+                        "backend": {"intra_op_threads": 2, "inter_op_threads": 1}}})
+    records = [latency_record(runtime, backend, "cpu", mode, size, p50)
+               for runtime, mode in (("onnxruntime", "session_run"), ("native", "native"))
+               for size, p50 in p50_ms[runtime].items()]
+    write_json_atomic(out / layout.LATENCY_FILE, {"schema_version": 1, "kind": "latency",
+                                                  "records": records})
+    job = job_record(spec, backend, seed)
+    job["config"].update(epochs=epochs, providers=["cpu"])
+    write_json_atomic(out / layout.JOB_FILE, job)

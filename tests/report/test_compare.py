@@ -11,9 +11,9 @@ import pytest
 pd = pytest.importorskip("pandas")  # the report extras; absent in a minimal install
 pytest.importorskip("matplotlib")
 
-from harness import layout  # noqa: E402
 from harness.cli import main  # noqa: E402
 from harness.report import compare_runs  # noqa: E402
+from harness.run import layout  # noqa: E402
 
 from .fakes import SPECS, job_id, write_metrics_only_job  # noqa: E402
 

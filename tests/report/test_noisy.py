@@ -12,10 +12,10 @@ import pytest
 pd = pytest.importorskip("pandas")  # the report extras; absent in a minimal install
 pytest.importorskip("matplotlib")
 
-from harness import layout  # noqa: E402
 from harness.cli import main  # noqa: E402
 from harness.report import compare_runs, write_report  # noqa: E402
 from harness.report.compare import display_rows  # noqa: E402
+from harness.run import layout  # noqa: E402
 
 from .fakes import job_id, machine_load, write_benchmark_json, write_metrics_only_job  # noqa: E402
 

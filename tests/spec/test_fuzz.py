@@ -19,11 +19,11 @@ from harness.spec.layers import LAYER_TYPES
 from harness.spec.loader import MAX_SPEC_BYTES, dump_spec, dump_yaml, load_yaml
 
 MUTANTS_PER_KIND = 1  # x 41 zoo specs x 12 kinds, plus 3 broken-YAML mutants per spec
-Path_ = tuple[Any, ...]  # keys and indices from the top of the spec's data
+Where = tuple[Any, ...]  # keys and indices from the top of the spec's data
 DEEP = "__deep_nesting__"
 
 
-def _walk(node: Any, path: Path_ = ()) -> list[tuple[Path_, Any]]:
+def _walk(node: Any, path: Where = ()) -> list[tuple[Where, Any]]:
     """Every (path, value) below `node`, containers included (the root excluded)."""
     children: list[tuple[Any, Any]] = []
     if isinstance(node, dict):
@@ -37,18 +37,18 @@ def _walk(node: Any, path: Path_ = ()) -> list[tuple[Path_, Any]]:
     return found
 
 
-def _parent(data: Any, path: Path_) -> Any:
+def _parent(data: Any, path: Where) -> Any:
     for key in path[:-1]:
         data = data[key]
     return data
 
 
-def _numbers(data: Any) -> list[tuple[Path_, Any]]:
+def _numbers(data: Any) -> list[tuple[Where, Any]]:
     return [(p, v) for p, v in _walk(data)
             if isinstance(v, (int, float)) and not isinstance(v, bool)]
 
 
-def _replace(rng: random.Random, data: Any, candidates: list[tuple[Path_, Any]],
+def _replace(rng: random.Random, data: Any, candidates: list[tuple[Where, Any]],
              new: Callable[[Any], Any]) -> bool:
     if not candidates:
         return False

@@ -152,6 +152,14 @@ def test_zoo_lists_mlp5_bn() -> None:
                                               "boolean"),
     ("units: 10", "units: 10, kernel_initializer: {name: normal, stddev: -.inf}",
      "layers[3].kernel_initializer.stddev: input should be a finite number"),
+    ("learning_rate: 0.01", "learning_rate: 1.0e+300", "train.optimizer.learning_rate: 1e+300 "
+                                                       "does not fit a float32"),
+    ("learning_rate: 0.01", "learning_rate: 1.0e-320", "train.optimizer.learning_rate: 1e-320 "
+                                                       "does not fit a float32"),
+    ("shape: [28, 28, 1]}", "shape: [28, 28, 1], scale: 1.0e-9}", "input.scale: input should be "
+                                                                  "greater than or equal to"),
+    ("kernel_size: 3", "kernel_size: 3, strides: 100000", "layers[0].strides[0]: input should "
+                                                          "be less than or equal to 1000"),
     ("filters: 4", "filters: 100000", "layers: 170,000,010 parameters; a spec may have at most "
                                       "100,000,000"),
 ])

@@ -161,7 +161,7 @@ class KerasBackend(Backend):
             # identity: a copy made on the device, whatever tf.constant placed the value on
             inputs = tf.identity(tf.constant(np.ascontiguousarray(x, dtype=self.dtype)))
             targets = tf.identity(tf.constant(onehot.astype(self.dtype)))
-        self._data_device = inputs.device
+        self._data_device = inputs.device.rsplit("device:", 1)[-1]  # 'CPU:0', 'GPU:0'
         return KerasData(inputs, targets, labels)
 
     def _epoch_batches(self, data: KerasData, order: np.ndarray,
@@ -186,6 +186,7 @@ class KerasBackend(Backend):
         model.make_train_function()
         model.reset_metrics()
         feed = iter(batches)  # a Python iterator: `train_function` takes one batch per call
+        self._synchronize()  # the gather is not part of the epoch's time
         start = time.perf_counter()
         with self._scope():
             for _ in batches:
@@ -224,6 +225,18 @@ class KerasBackend(Backend):
         from harness.backends.keras_tf.inference import native_predictor
 
         return native_predictor(model, x, self._tf_device)
+
+    def compiled(self, model: keras.Model) -> keras.Model:
+        """A twin of `model` compiled with jit_compile=True: `fit`'s train step, `predict` and
+        the native predictor run through XLA."""
+        with self._scope():
+            twin = keras.models.clone_model(model)
+            twin.set_weights(model.get_weights())
+            optimizer = model.optimizer.from_config(model.optimizer.get_config())
+            twin.compile(optimizer=optimizer, loss=model.loss, metrics=["accuracy"],
+                         jit_compile=True)
+        self._model = twin
+        return twin
 
     def save(self, model: keras.Model, directory: Path) -> Path:
         directory = Path(directory)

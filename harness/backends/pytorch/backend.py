@@ -116,6 +116,27 @@ def _attach_layout_hooks(model: TorchModel, memory_format: torch.memory_format) 
                    convs[0].register_forward_hook(read_back)]
 
 
+def _compiler_problem(device: str) -> str | None:
+    """Why torch.compile (inductor) cannot run on `device` here, or None: it needs Dynamo
+    support for this Python, and a C++ compiler on the CPU or Triton on CUDA."""
+    import torch._dynamo
+
+    if not torch._dynamo.is_dynamo_supported():
+        return (f"torch.compile is not supported with torch {torch.__version__} on Python "
+                f"{platform.python_version()} ({platform.system()})")
+    if device == "cuda":
+        from torch.utils._triton import has_triton
+
+        return None if has_triton() else "torch.compile (inductor) on CUDA needs Triton"
+    from torch._inductor.cpp_builder import get_cpp_compiler
+
+    try:
+        get_cpp_compiler()
+    except Exception as exc:  # noqa: BLE001 - inductor's own check; its message says why
+        return f"torch.compile (inductor) on the CPU needs a C++ compiler: {exc}"
+    return None
+
+
 def _compile_mode(model: TorchModel | None) -> str:
     """'torch.compile' for a module compiled in place (`nn.Module.compile`), else 'eager'."""
     compiled = model is not None and getattr(model.net, "_compiled_call_impl", None) is not None
@@ -276,6 +297,18 @@ class TorchBackend(Backend):
         from harness.backends.pytorch.inference import native_predictor
 
         return native_predictor(model, x, self._device)
+
+    def compiled(self, model: TorchModel) -> TorchModel:
+        """A twin of `model` whose forward (predict, native predictor) and logits (training,
+        evaluate) run through torch.compile's default backend, inductor."""
+        problem = _compiler_problem(self.device)
+        if problem:
+            raise BackendUnavailable(problem)
+        twin = self.build(model.spec)
+        self.set_weights(twin, self.get_weights(model))
+        twin.net.compile()  # in place: `net(...)` runs compiled, hooks included
+        twin.net.logits = torch.compile(twin.net.logits)
+        return twin
 
     def save(self, model: TorchModel, directory: Path) -> Path:
         directory = Path(directory)

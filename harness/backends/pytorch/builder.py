@@ -1,8 +1,9 @@
 """Build a torch module that computes the same function as the Keras model of a spec.
 
 The module takes inputs in the spec's layout, (N, 784) or channels-last (N, 28, 28, 1), so an
-exported model has the same interface as Keras'. Images are permuted to NCHW once and convs and
-pools then run natively in NCHW. Layout differences are absorbed by the weight conversion
+exported model has the same interface as Keras'. Images are permuted to NCHW once, a view whose
+memory stays channels-last; the memory layout the convolutions run in is the backend's choice
+(`TorchBackend(layout=...)`). Layout differences are absorbed by the weight conversion
 (`set_canonical` / `get_canonical`), never by transposes in the forward pass.
 """
 

@@ -10,11 +10,7 @@ and says so, rather than mixing old and new records. One `harness run` at a time
 folder (run_folder_lock); a second one on the same folder is refused.
 """
 
-from __future__ import annotations
-
 import fcntl
-import fnmatch
-import hashlib
 import json
 import os
 import shutil
@@ -29,174 +25,13 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from harness import layout
 from harness.env import utc_now
 from harness.errors import UsageError
-from harness.job import partial_dir
 from harness.results import RESULT_SCHEMA_VERSION, read_json, write_json_atomic
-from harness.spec import ModelSpec, SpecError, SpecProblem, list_specs, load_spec, spec_hash
+from harness.run import layout
+from harness.run.job_process import partial_dir
+from harness.run.plan import Plan, RunConfig, plan_jobs, resume_fields
 from harness.spec.loader import dump_spec
-from harness.sweeps import apply_point, grid, parse_set
-
-
-@dataclass(frozen=True)
-class SpecGroup:
-    """Specs that run with the same seeds (None: each spec's own train.seed)."""
-
-    specs: list[str]
-    seeds: list[int] | None = None
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    specs: list[str]
-    backends: list[str]
-    providers: list[str] = field(default_factory=lambda: ["cpu"])
-    batch_sizes: list[int] = field(default_factory=lambda: [1, 32, 256])
-    seeds: list[int] | None = None  # None: each spec's own train.seed
-    epochs: int | None = None
-    limit: int | None = None
-    limit_test: int | None = None
-    threads: int | None = None
-    device: str = "cpu"
-    sets: list[str] = field(default_factory=list)
-    data_dir: str | None = None
-    opset: int = 18
-    latency_warmup: int = 5
-    latency_min_runs: int = 20
-    latency_min_seconds: float = 0.5
-    strict_providers: bool = False  # a device ORT session with nodes on the CPU is not timed
-    groups: list[SpecGroup] = field(default_factory=list)  # a plan's groups: replace specs, seeds
-
-    def spec_groups(self) -> list[SpecGroup]:
-        return self.groups or [SpecGroup(self.specs, self.seeds)]
-
-
-STUDY_PREFIX = "study:"
-
-
-def _study(name: str, zoo: list[str]) -> list[str]:
-    """The zoo specs whose `reference.study` is `name`."""
-    studies: dict[str, list[str]] = {}
-    for spec_name in zoo:
-        reference = load_spec(spec_name).reference
-        if reference is not None and reference.study:
-            studies.setdefault(reference.study, []).append(spec_name)
-    if name not in studies:
-        raise UsageError(f"--specs: {STUDY_PREFIX}{name}: no such study; expected one of "
-                         f"{sorted(studies)}")
-    return studies[name]
-
-
-def resolve_specs(patterns: list[str]) -> list[str]:
-    """Names, globs over the zoo, `study:NAME`, `all`, or paths of YAML files -> references."""
-    zoo, chosen = list_specs(), []
-    for pattern in patterns:
-        if pattern == "all":
-            matches = zoo
-        elif pattern.startswith(STUDY_PREFIX):
-            matches = _study(pattern.removeprefix(STUDY_PREFIX), zoo)
-        elif any(ch in pattern for ch in "*?["):
-            matches = fnmatch.filter(zoo, pattern)
-        else:
-            matches = [pattern]
-        if not matches:
-            raise SpecError([SpecProblem("", f"--specs {pattern!r} matches no zoo spec")])
-        chosen.extend(m for m in matches if m not in chosen)
-    return chosen
-
-
-# Job fields that cannot change a job's result or its timings. Every other field is in the
-# resume key, so a field added to the job later is covered without anyone remembering to.
-NOT_IN_RESUME_KEY = frozenset({
-    "job_id",       # the name the key is looked up under
-    "study",        # a label from the spec's `reference`, which spec_hash leaves out too
-    "data_dir",     # where the data lies: every file is checked against its SHA-256 on load
-    "config_hash",  # the key itself
-})
-
-
-def resume_fields(job: dict[str, Any]) -> dict[str, Any]:
-    """The fields of a job that its result and timings depend on."""
-    return {key: value for key, value in job.items() if key not in NOT_IN_RESUME_KEY}
-
-
-def _config_hash(job: dict[str, Any]) -> str:
-    canonical = json.dumps(resume_fields(job), sort_keys=True, default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
-
-
-@dataclass(frozen=True)
-class Plan:
-    specs: dict[str, ModelSpec]  # by name; written to RUN_DIR/specs/<name>.yaml
-    jobs: list[dict[str, Any]]
-
-
-@dataclass(frozen=True)
-class _PlannedSpec:
-    source: str  # the --specs entry (and sweep point) it comes from, for messages
-    base_name: str
-    point: dict[str, Any]
-    spec: ModelSpec
-
-
-def _point_specs(ref: str, points: list[dict[str, Any]]) -> list[_PlannedSpec]:
-    base = load_spec(ref)
-    planned = []
-    for point in points:
-        spec = apply_point(base, point)
-        source = f"{ref} with --set {point}" if point else ref
-        planned.append(_PlannedSpec(source, base.name, point, spec))
-    return planned
-
-
-def _unique_specs(config: RunConfig) -> dict[str, tuple[_PlannedSpec, list[int]]]:
-    """Every spec to run by name (the start of its job ids), with its seeds (a spec in several
-    groups runs with all their seeds). Two sources of one name and different contents would
-    overwrite each other's spec file and jobs: refused."""
-    points = grid([parse_set(text) for text in config.sets])
-    chosen: dict[str, tuple[_PlannedSpec, list[int]]] = {}
-    for group in config.spec_groups():
-        for ref in resolve_specs(group.specs):
-            for planned in _point_specs(ref, points):
-                _add_planned(chosen, planned, group.seeds or [planned.spec.train.seed])
-    return chosen
-
-
-def _add_planned(chosen: dict[str, tuple[_PlannedSpec, list[int]]], planned: _PlannedSpec,
-                 seeds: list[int]) -> None:
-    name = planned.spec.name
-    if name not in chosen:
-        chosen[name] = (planned, list(dict.fromkeys(seeds)))
-        return
-    first, known = chosen[name]
-    if spec_hash(first.spec) != spec_hash(planned.spec):
-        raise UsageError(
-            f"--specs: spec name {name!r}: given by both {first.source!r} and "
-            f"{planned.source!r} with different contents: job ids must be unique; "
-            "rename one (its `name:` field) or leave one out")
-    known.extend(seed for seed in seeds if seed not in known)
-
-
-def plan_jobs(config: RunConfig) -> Plan:
-    """Expand the matrix (spec x sweep point x seed x backend); writes nothing."""
-    planned = _unique_specs(config)
-    jobs = []
-    for name, (item, seeds) in planned.items():
-        for seed in seeds:
-            for backend in dict.fromkeys(config.backends):
-                job = {"job_id": f"{name}--{backend}--seed{seed}", "spec": name,
-                       "base_spec": item.base_name, "spec_hash": spec_hash(item.spec),
-                       "overrides": item.point,
-                       "study": item.spec.reference.study if item.spec.reference else None,
-                       "backend": backend, "seed": seed,
-                       **{k: getattr(config, k) for k in (
-                           "epochs", "limit", "limit_test", "providers", "batch_sizes",
-                           "device", "threads", "data_dir", "opset", "latency_warmup",
-                           "latency_min_runs", "latency_min_seconds", "strict_providers")}}
-                job["config_hash"] = _config_hash(job)
-                jobs.append(job)
-    return Plan({name: item.spec for name, (item, _) in planned.items()}, jobs)
 
 
 def _display(value: Any) -> str:
@@ -280,9 +115,9 @@ def _run_one(run_dir: Path, job: dict[str, Any], prefix: str, show: Printer) -> 
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     with open(work / layout.JOB_LOG_FILE, "w", encoding="utf-8") as log:
-        child = subprocess.Popen([sys.executable, "-m", "harness.job", str(run_dir), job_id],
-                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                 bufsize=1, preexec_fn=_die_with_parent)
+        command = [sys.executable, "-m", "harness.run.job_process", str(run_dir), job_id]
+        child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                 text=True, bufsize=1, preexec_fn=_die_with_parent)
         try:
             for line in child.stdout:
                 log.write(line)

@@ -1,6 +1,6 @@
 """One job of a matrix run, in its own process: train -> evaluate -> export -> parity -> latency.
 
-    python -m harness.job RUN_DIR JOB_ID
+    python -m harness.run.job_process RUN_DIR JOB_ID
 
 The job works in a hidden partial folder and renames it to `jobs/<job_id>` only at the end,
 with job.json saying ok or failed: a job that is killed leaves no folder that looks finished.
@@ -16,9 +16,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from harness import layout
 from harness.env import utc_now
+from harness.memory import peak_of, track_memory
 from harness.results import RESULT_SCHEMA_VERSION, read_json, write_json_atomic
+from harness.run import layout
 
 STEPS = ("train", "export", "latency")
 
@@ -49,7 +50,8 @@ def _train(spec_file: Path, config: dict[str, Any], work: Path) -> None:
     train_and_evaluate(spec_file, TrainConfig(
         backend=config["backend"], device=config["device"], epochs=config["epochs"],
         seed=config["seed"], limit=config["limit"], limit_test=config["limit_test"],
-        threads=config["threads"], data_dir=_data_dir(config)), out_dir=work, on_epoch=show)
+        threads=config["threads"], data_dir=_data_dir(config), tf32=config["tf32"],
+        layout=config["layout"]), out_dir=work, on_epoch=show)
 
 
 def _export(config: dict[str, Any], work: Path) -> None:
@@ -66,21 +68,28 @@ def _latency(config: dict[str, Any], work: Path) -> None:
     """ONNX Runtime (the export above) and native latency per provider x batch size."""
     from harness.bench import bench_backend, input_batch, latency_result
     from harness.exporting import recorded_source, weights_source
+    from harness.variants import VariantBench, VariantSettings
 
     source = weights_source(None, work)
+    variants = VariantBench(VariantSettings(
+        ort_variants=tuple(config["ort_variants"]), compile_modes=tuple(config["compile_modes"]),
+        accuracy_gate=config["accuracy_gate"], data_dir=_data_dir(config),
+        limit_test=config["limit_test"]))
     settings = {"providers": config["providers"], "batch_sizes": config["batch_sizes"],
                 "threads": config["threads"], "warmup": config["latency_warmup"],
                 "min_runs": config["latency_min_runs"],
                 "min_seconds": config["latency_min_seconds"],
-                "strict_providers": config["strict_providers"]}
+                "strict_providers": config["strict_providers"], "tf32": config["tf32"],
+                "layout": config["layout"]}
     environments: dict[str, Any] = {}
     records = bench_backend(
         source, config["backend"], onnx_path=work / layout.ONNX_FILE,
         x=input_batch(source, max(config["batch_sizes"]), _data_dir(config)),
-        environments=environments, **settings)
-    write_json_atomic(work / layout.LATENCY_FILE, latency_result(
-        source.spec, {config["backend"]: recorded_source(source.description, work)}, settings,
-        records, environments))
+        environments=environments, variants=variants, **settings)
+    result = latency_result(source.spec, {config["backend"]: recorded_source(
+        source.description, work)}, {**settings, **variants.settings.as_dict()}, records,
+        environments)
+    write_json_atomic(work / layout.LATENCY_FILE, {**result, **variants.result()})
 
 
 def _job_relative(message: str, work: Path) -> str:
@@ -101,16 +110,21 @@ def run_job(run_dir: Path, job_id: str) -> dict[str, Any]:
                               "failed_step": None, "started_utc": utc_now(), "config": config}
     start = time.perf_counter()
     train = partial(_train, layout.spec_file(run_dir, config["spec"]))
+    memory: dict[str, Any] = {}  # per step: peak RSS of the job's process (harness.memory)
     for step, action in zip(STEPS, (train, _export, _latency), strict=True):
         print(f"step {step}", flush=True)
         try:
-            action(config, work)
+            with track_memory() as tracker:
+                action(config, work)
         except Exception as exc:  # noqa: BLE001 - a failed job is recorded; the run goes on
             traceback.print_exc()
             error = _job_relative(f"{type(exc).__name__}: {str(exc).strip()}", work)
             record.update(status="failed", failed_step=step, error=error[:2000])
             break
-    record.update(finished_utc=utc_now(), seconds=time.perf_counter() - start)
+        finally:
+            memory[step] = tracker.result()
+    record.update(finished_utc=utc_now(), seconds=time.perf_counter() - start,
+                  memory={"steps": memory, "peak": peak_of(list(memory.values()))})
     write_json_atomic(work / layout.JOB_FILE, record)
     return record
 

@@ -63,18 +63,21 @@ def parse_set(text: str) -> Override:
     return Override(match["path"], values)
 
 
+def _number(item: str) -> int | float | None:
+    for kind in (int, float):
+        try:
+            return kind(item)
+        except ValueError:
+            continue
+    return None
+
+
 def _scalar(text: str, item: str) -> Any:
     """Numbers as numbers (YAML 1.1 would read `1e-3` as a string), else a YAML scalar."""
     if not item:
         raise UsageError(f"--set {text!r}: an empty value; give VALUE[,VALUE...]")
-    value: Any = None
-    for kind in (int, float):
-        try:
-            value = kind(item)
-            break
-        except ValueError:
-            continue
-    else:
+    value = _number(item)
+    if value is None:
         try:
             value = load_yaml(item, source=f"--set {text!r}")
         except SpecError as exc:

@@ -1,0 +1,259 @@
+"""The report's answer, before any table: per study, generated from the study's tables.
+
+Does Keras reach PyTorch's accuracy (within seed noise)? Which framework trains faster, by how
+much? What does ONNX Runtime buy over each framework at batch 1 and 32? Did the models reach
+the accuracies their notebooks published? Every number is a `Figure`: its text, its value and
+where it comes from (table, column, statistic over which rows), so the page links it to its
+table and tables/findings.csv lets anyone check it against that table.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from harness.report.format import NOISY_MARK, NOISY_PREFIX, cell_text
+from harness.report.reproduction import (
+    ACCURACY_FLOOR_PP,
+    AGREE,
+    REPRODUCED,
+    is_within,
+    tolerance_pp,
+)
+from harness.report.speed import EPOCH_RATIO, speedup_column
+from harness.report.tables import DELTA_PAIR
+
+FINDINGS_BATCH_SIZES = (1, 32)
+NAMES = {"keras": "Keras", "torch": "PyTorch"}
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A number in the findings: `statistic` of `column` over `rows` (row labels) of `table`:
+    `value` (the one row's cell), `mean`, `median`, `min`, `max`, `count` (rows whose column
+    equals `match`) or `rows` (how many rows)."""
+
+    text: str
+    value: float
+    table: str  # CSV stem; the page's anchor is t-<table>
+    column: str
+    statistic: str
+    rows: tuple[str, ...]
+    match: str = ""
+
+
+Sentence = list[str | Figure]
+
+
+@dataclass
+class Bullets:
+    """A heading and sentences: the findings of one study (or, `code`, commands)."""
+
+    heading: str
+    sentences: list[Sentence] = field(default_factory=list)
+    code: bool = False
+
+    def figures(self) -> list[Figure]:
+        return [part for sentence in self.sentences for part in sentence
+                if isinstance(part, Figure)]
+
+
+def spec_word(rows: pd.DataFrame) -> str:
+    """' spec' or ' specs' after a count of `rows`."""
+    return " spec" if len(rows) == 1 else " specs"
+
+
+def row_label(spec: str, point: str) -> str:
+    return f"{spec} [{point}]" if point else spec
+
+
+def backend_name(backend: str) -> str:
+    return NAMES.get(backend, backend)
+
+
+class _Study:
+    """Figures over one study's tables."""
+
+    def __init__(self, repro_name: str, repro: pd.DataFrame, speed_name: str,
+                 speed: pd.DataFrame) -> None:
+        self.tables = {repro_name: repro.assign(label=[row_label(s, p) for s, p in zip(
+                           repro["spec"], repro["point"], strict=True)]),
+                       speed_name: speed.assign(label=[row_label(s, p) for s, p in zip(
+                           speed["spec"], speed["point"], strict=True)])}
+        self.repro, self.speed = repro_name, speed_name
+
+    def figure(self, table: str, rows: pd.DataFrame, column: str, statistic: str,
+               match: str = "", suffix: str = "") -> Figure:
+        values = rows[column]
+        value = {"value": lambda: values.iloc[0], "mean": values.mean,
+                 "median": values.median, "min": values.min, "max": values.max,
+                 "count": lambda: float((values == match).sum()),
+                 "rows": lambda: float(len(rows))}[statistic]()
+        text = (f"{int(value)}" if statistic in ("count", "rows")
+                else cell_text(float(value), column))
+        return Figure(text + suffix, float(value), table, column, statistic,
+                      tuple(rows["label"]), match)
+
+
+def _coverage(study: _Study, backends: list[str]) -> Sentence:
+    repro = study.tables[study.repro]
+    sentence: Sentence = [
+        study.figure(study.repro, repro, "not_run", "count", match=""), " of ",
+        study.figure(study.repro, repro, "spec", "rows"), spec_word(repro),
+        f" finished in {' and '.join(backend_name(b) for b in backends)}"]
+    missing = repro[repro["not_run"] != ""]
+    if not missing.empty:
+        sentence.append("; not run yet (the table gives the command): " + ", ".join(
+            f"{label} ({backends_missing})" for label, backends_missing in zip(
+                missing["label"], missing["not_run"], strict=True)))
+    return [*sentence, "."]
+
+
+def _frameworks(study: _Study) -> Sentence | None:
+    repro = study.tables[study.repro]
+    if "delta_pp_frameworks" not in repro:
+        return None
+    rows = repro[repro["delta_pp_frameworks"].notna()]
+    if rows.empty:
+        return None
+    first, second = (backend_name(b) for b in DELTA_PAIR)
+    fig = study.figure
+    mean = fig(study.repro, rows, "delta_pp_frameworks", "mean", suffix=" pp")
+    sentence: Sentence = [
+        f"Test accuracy, {first} − {second}: ", mean, " on average (from ",
+        fig(study.repro, rows, "delta_pp_frameworks", "min"), " to ",
+        fig(study.repro, rows, "delta_pp_frameworks", "max", suffix=" pp"), " over ",
+        fig(study.repro, rows, "spec", "rows"), spec_word(rows), "); ",
+        fig(study.repro, rows, "verdict_frameworks", "count", match=AGREE), " of ",
+        fig(study.repro, rows, "spec", "rows"),
+        f" agree within max({ACCURACY_FLOOR_PP:g} pp, 2 × seed std)"]
+    spread = rows[rows["seed_std_pp"].notna()]
+    if spread.empty:
+        sentence.append(f" (one seed each: no seed spread, the {ACCURACY_FLOOR_PP:g} pp floor "
+                        "decides).")
+        return sentence
+    largest = fig(study.repro, spread, "seed_std_pp", "max", suffix=" pp")
+    within = is_within(mean.value, tolerance_pp(largest.value))
+    return [*sentence, "; the largest seed std is ", largest, ", so the mean difference is ",
+            "within" if within else "beyond", " the seed spread."]
+
+
+def _training_speed(study: _Study) -> Sentence | None:
+    speed = study.tables[study.speed]
+    if EPOCH_RATIO not in speed:
+        return None
+    timed = speed[speed[EPOCH_RATIO].notna()]
+    if timed.empty:
+        return ["Training speed: no spec has a steady epoch time in both frameworks (a run of "
+                "one epoch has none)."] if not speed.empty else None
+    busy = timed[NOISY_PREFIX + EPOCH_RATIO].eq(True)
+    quiet, mark = timed[~busy], ""
+    if quiet.empty:
+        quiet, mark = timed, NOISY_MARK  # only busy figures: shown, and marked so
+    fig = study.figure
+    median = fig(study.speed, quiet, EPOCH_RATIO, "median", suffix=mark)
+    first, second = (backend_name(b) for b in DELTA_PAIR)
+    faster = second if median.value > 1 else first if median.value < 1 else "neither"
+    sentence: Sentence = [
+        f"Training: a steady {first} epoch takes ", median, f" the time of a {second} one "
+        "(median over ", fig(study.speed, quiet, "spec", "rows"), spec_word(quiet), ", from ",
+        fig(study.speed, quiet, EPOCH_RATIO, "min", suffix=mark), " to ",
+        fig(study.speed, quiet, EPOCH_RATIO, "max", suffix=mark), f"): {faster} trains faster"]
+    if mark:
+        sentence.append(f" — every one timed on a busy machine ({NOISY_MARK.strip()})")
+    elif busy.any():
+        sentence += ["; ", fig(study.speed, timed[busy], "spec", "rows"), spec_word(timed[busy]),
+                     f" timed on a busy machine left out ({NOISY_MARK.strip()} in the table)"]
+    return [*sentence, "."]
+
+
+def _onnx_runtime(study: _Study, backends: list[str]) -> Sentence | None:
+    speed = study.tables[study.speed]
+    parts: Sentence = []
+    for backend in backends:
+        figures: Sentence = []
+        for batch in FINDINGS_BATCH_SIZES:
+            column = speedup_column(backend, batch)
+            if column not in speed:
+                continue
+            quiet = speed[speed[column].notna() & ~speed[NOISY_PREFIX + column].eq(True)]
+            if quiet.empty:
+                continue
+            figures += [", " if figures else "", study.figure(study.speed, quiet, column,
+                                                              "median"), f" at batch {batch}"]
+        if figures:
+            parts += ["; " if parts else "", f"over {backend_name(backend)} ", *figures]
+    if not parts:
+        return None
+    return ["ONNX Runtime on the CPU (native p50 / ONNX Runtime p50, median over the specs "
+            "timed on a quiet machine): ", *parts, "."]
+
+
+def _published(study: _Study, backends: list[str]) -> list[Sentence]:
+    repro = study.tables[study.repro]
+    compared = repro[repro["published_test_accuracy"].notna() & (repro["not_run"] != ", ".join(
+        backends))]
+    sentences: list[Sentence] = []
+    for _, row in compared.iterrows():
+        one = compared[compared["label"] == row["label"]]
+        ambiguous = " (ambiguous)" if row["published_ambiguity"] else ""
+        sentence: Sentence = [f"{row['label']}: published ", study.figure(
+            study.repro, one, "published_test_accuracy", "value", suffix=ambiguous), ";"]
+        verdicts = {}
+        for backend in backends:
+            column = f"delta_pp_published_{backend}"
+            if math.isnan(row[column]):
+                continue
+            delta = study.figure(study.repro, one, column, "value", suffix=" pp")
+            within = is_within(delta.value, ACCURACY_FLOOR_PP)
+            sentence += ["," if verdicts else "", f" {backend_name(backend)} ", delta,
+                         f" ({'within' if within else 'beyond'} ±{ACCURACY_FLOOR_PP:g} pp)"]
+            verdicts[backend_name(backend)] = row[f"verdict_{backend}"]
+        if verdicts:
+            same = len(set(verdicts.values())) == 1
+            sentence.append("; verdict: " + (next(iter(verdicts.values())) if same else ", ".join(
+                f"{backend} {word}" for backend, word in verdicts.items())) + ".")
+            sentences.append(sentence)
+    missing = repro[repro["published_test_accuracy"].isna()]
+    if not missing.empty:
+        sentences.append(["No published test accuracy: " + ", ".join(missing["label"]) + "."])
+    return sentences
+
+
+def _reproduced(study: _Study, backends: list[str]) -> Sentence | None:
+    repro = study.tables[study.repro]
+    parts: Sentence = []
+    for backend in backends:
+        rows = repro[repro["published_test_accuracy"].notna()
+                     & repro[f"delta_pp_published_{backend}"].notna()]
+        if not rows.empty:
+            parts += ["; " if parts else "", f"{backend_name(backend)} ",
+                      study.figure(study.repro, rows, f"verdict_{backend}", "count",
+                                   match=REPRODUCED), " of ",
+                      study.figure(study.repro, rows, "spec", "rows")]
+    if not parts:
+        return None
+    return ["Published test accuracies reproduced (within max(0.5 pp, 2 × seed std)): ",
+            *parts, "."]
+
+
+def study_findings(study: str, repro_name: str, repro: pd.DataFrame, speed_name: str,
+                   speed: pd.DataFrame, backends: list[str]) -> Bullets:
+    """The findings of one study from its reproduction and speed tables."""
+    data = _Study(repro_name, repro, speed_name, speed)
+    sentences = [_coverage(data, backends), _frameworks(data), _training_speed(data),
+                 _onnx_runtime(data, backends), _reproduced(data, backends),
+                 *_published(data, backends)]
+    return Bullets(f"Study: {study}", [s for s in sentences if s])
+
+
+def figures_frame(findings: list[Bullets]) -> pd.DataFrame:
+    """Every figure with where it comes from: tables/findings.csv."""
+    return pd.DataFrame([{"study": bullets.heading.removeprefix("Study: "), "text": f.text,
+                          "value": f.value, "table": f.table, "column": f.column,
+                          "statistic": f.statistic, "match": f.match, "rows": "; ".join(f.rows)}
+                         for bullets in findings for f in bullets.figures()],
+                        columns=["study", "text", "value", "table", "column", "statistic",
+                                 "match", "rows"])

@@ -1,0 +1,175 @@
+"""The plan of a matrix run: the command's configuration (RunConfig) expanded into its jobs
+(spec x sweep point x seed x backend), each with its resume key. Writes nothing."""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any
+
+from harness.errors import UsageError
+from harness.run.job import Job, new_job
+from harness.run.sweeps import apply_point, grid, parse_set
+from harness.spec import ModelSpec, SpecError, SpecProblem, list_specs, load_spec, spec_hash
+from harness.training import EPOCH_TIMING
+
+
+@dataclass(frozen=True)
+class SpecGroup:
+    """Specs that run with the same seeds (None: each spec's own train.seed)."""
+
+    specs: list[str]
+    seeds: list[int] | None = None
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    specs: list[str]
+    backends: list[str]
+    providers: list[str] = field(default_factory=lambda: ["cpu"])
+    batch_sizes: list[int] = field(default_factory=lambda: [1, 32, 256])
+    seeds: list[int] | None = None  # None: each spec's own train.seed
+    epochs: int | None = None
+    limit: int | None = None
+    limit_test: int | None = None
+    threads: int | None = None
+    device: str = "cpu"
+    sets: list[str] = field(default_factory=list)
+    data_dir: str | None = None
+    opset: int = 18
+    latency_warmup: int = 5
+    latency_min_runs: int = 20
+    latency_min_seconds: float = 0.5
+    strict_providers: bool = False  # a device ORT session with nodes on the CPU is not timed
+    tf32: bool = False  # TF32 maths in both frameworks (harness.training.TrainConfig)
+    layout: str = "channels_last"  # PyTorch's CNN memory layout
+    # harness.variants, timed and scored in each job's latency step beside the float32 export
+    ort_variants: list[str] = field(default_factory=list)
+    compile_modes: list[str] = field(default_factory=lambda: ["eager"])
+    accuracy_gate: float = 0.99  # of the float32 model's accuracy, else `fails accuracy`
+    groups: list[SpecGroup] = field(default_factory=list)  # a plan's groups: replace specs, seeds
+
+    def spec_groups(self) -> list[SpecGroup]:
+        return self.groups or [SpecGroup(self.specs, self.seeds)]
+
+
+STUDY_PREFIX = "study:"
+
+
+def _study(name: str, zoo: list[str]) -> list[str]:
+    """The zoo specs whose `reference.study` is `name`."""
+    studies: dict[str, list[str]] = {}
+    for spec_name in zoo:
+        reference = load_spec(spec_name).reference
+        if reference is not None and reference.study:
+            studies.setdefault(reference.study, []).append(spec_name)
+    if name not in studies:
+        raise UsageError(f"--specs: {STUDY_PREFIX}{name}: no such study; expected one of "
+                         f"{sorted(studies)}")
+    return studies[name]
+
+
+def resolve_specs(patterns: list[str]) -> list[str]:
+    """Names, globs over the zoo, `study:NAME`, `all`, or paths of YAML files -> references."""
+    zoo, chosen = list_specs(), []
+    for pattern in patterns:
+        if pattern == "all":
+            matches = zoo
+        elif pattern.startswith(STUDY_PREFIX):
+            matches = _study(pattern.removeprefix(STUDY_PREFIX), zoo)
+        elif any(ch in pattern for ch in "*?["):
+            matches = fnmatch.filter(zoo, pattern)
+        else:
+            matches = [pattern]
+        if not matches:
+            raise SpecError([SpecProblem("", f"--specs {pattern!r} matches no zoo spec")])
+        chosen.extend(m for m in matches if m not in chosen)
+    return chosen
+
+
+@dataclass(frozen=True)
+class Plan:
+    specs: dict[str, ModelSpec]  # by name; written to RUN_DIR/specs/<name>.yaml
+    jobs: list[Job]
+
+
+@dataclass(frozen=True)
+class _PlannedSpec:
+    source: str  # the --specs entry (and sweep point) it comes from, for messages
+    base_name: str
+    point: dict[str, Any]
+    spec: ModelSpec
+
+
+def _point_specs(ref: str, points: list[dict[str, Any]]) -> list[_PlannedSpec]:
+    base = load_spec(ref)
+    planned = []
+    for point in points:
+        spec = apply_point(base, point)
+        source = f"{ref} with --set {point}" if point else ref
+        planned.append(_PlannedSpec(source, base.name, point, spec))
+    return planned
+
+
+def _unique_specs(config: RunConfig) -> dict[str, tuple[_PlannedSpec, list[int]]]:
+    """Every spec to run by name (the start of its job ids), with its seeds (a spec in several
+    groups runs with all their seeds). Two sources of one name and different contents would
+    overwrite each other's spec file and jobs: refused."""
+    points = grid([parse_set(text) for text in config.sets])
+    chosen: dict[str, tuple[_PlannedSpec, list[int]]] = {}
+    for group in config.spec_groups():
+        for ref in resolve_specs(group.specs):
+            for planned in _point_specs(ref, points):
+                _add_planned(chosen, planned, group.seeds or [planned.spec.train.seed])
+    return chosen
+
+
+def _add_planned(chosen: dict[str, tuple[_PlannedSpec, list[int]]], planned: _PlannedSpec,
+                 seeds: list[int]) -> None:
+    name = planned.spec.name
+    if name not in chosen:
+        chosen[name] = (planned, list(dict.fromkeys(seeds)))
+        return
+    first, known = chosen[name]
+    if spec_hash(first.spec) != spec_hash(planned.spec):
+        raise UsageError(
+            f"--specs: spec name {name!r}: given by both {first.source!r} and "
+            f"{planned.source!r} with different contents: job ids must be unique; "
+            "rename one (its `name:` field) or leave one out")
+    known.extend(seed for seed in seeds if seed not in known)
+
+
+def job_options(config: RunConfig) -> dict[str, Any]:
+    """The run options every job of `config` carries: RunConfig's fields that are Job fields."""
+    return {name: getattr(config, name) for name in sorted(_OPTION_NAMES)}
+
+
+def plan_jobs(config: RunConfig) -> Plan:
+    """Expand the matrix (spec x sweep point x seed x backend); writes nothing."""
+    planned = _unique_specs(config)
+    options = job_options(config)
+    jobs = []
+    for name, (item, seeds) in planned.items():
+        for seed in seeds:
+            for backend in dict.fromkeys(config.backends):
+                jobs.append(new_job(
+                    job_id=f"{name}--{backend}--seed{seed}", spec=name,
+                    base_spec=item.base_name, spec_hash=spec_hash(item.spec),
+                    overrides=item.point,
+                    study=item.spec.reference.study if item.spec.reference else None,
+                    backend=backend, seed=seed, **options, epoch_timing=EPOCH_TIMING))
+    return Plan({name: item.spec for name, (item, _) in planned.items()}, jobs)
+
+
+def option_defaults() -> dict[str, Any]:
+    """Each run option's default: the behaviour of a job recorded before the option existed.
+    (So a new option must default to what the harness did before it, which keeps long runs
+    resumable across versions; an option that changes old behaviour needs a new job field.)"""
+    return {item.name: item.default if item.default is not MISSING else item.default_factory()
+            for item in fields(RunConfig)
+            if item.default is not MISSING or item.default_factory is not MISSING}
+
+
+# RunConfig fields that say which jobs exist (their ids) rather than how each one runs.
+_NOT_OPTIONS = frozenset({"specs", "backends", "seeds", "sets", "groups"})
+_OPTION_NAMES = frozenset(item.name for item in fields(RunConfig)) - _NOT_OPTIONS
