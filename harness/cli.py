@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
@@ -18,6 +19,11 @@ from harness.env import utc_now
 from harness.errors import UsageError
 from harness.spec import SpecError, infer, list_specs, load_spec, spec_hash, zoo_dir
 from harness.spec.shapes import describe
+
+if TYPE_CHECKING:  # `harness run`'s types, imported when it runs
+    from harness.run.display import Display
+    from harness.run.executors import Executor
+    from harness.run.plan import RunConfig
 
 # Piped output (files, CI logs) gets room for whole tables rather than rich's 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -182,7 +188,25 @@ def _with_plan(parser: argparse.ArgumentParser, args: argparse.Namespace,
     return args
 
 
+def _executor(args: argparse.Namespace, config: RunConfig) -> Executor:
+    from harness.run.executors import ExecutorChoice, make_executor
+
+    return make_executor(ExecutorChoice(
+        args.executor, args.workers, args.ray_address, args.ray_retries, args.fetch_models),
+        threads=config.threads, needs_gpu=config.device == "cuda" or "cuda" in config.providers)
+
+
+def _run_display(verbose: bool) -> Display:
+    """Rich progress bars on a terminal, plain lines otherwise (logs, pipes, CI)."""
+    from harness.run.display import PlainDisplay, RichDisplay
+
+    if console.is_terminal:
+        return RichDisplay(console, verbose)
+    return PlainDisplay(lambda line: console.print(line, highlight=False, markup=False), verbose)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    from harness.run.executors import ExecutorUnavailable
     from harness.run.matrix import run_matrix
     from harness.run.plan import RunConfig, SpecGroup
 
@@ -200,7 +224,12 @@ def cmd_run(args: argparse.Namespace) -> int:
                        layout=args.layout,
                        data_dir=str(args.data_dir.resolve()) if args.data_dir else None)
     out = args.out or Path("results") / f"run-{utc_now().replace(':', '').replace('-', '')}"
-    summary = run_matrix(config, out, show=lambda line: console.print(line, highlight=False))
+    try:
+        summary = run_matrix(config, out, executor=_executor(args, config),
+                             display=_run_display(args.verbose))
+    except ExecutorUnavailable as exc:
+        print_error(str(exc))
+        return 3
     console.print(f"{summary['ok']}/{summary['jobs']} jobs ok in {out}")
     for failure in summary["failed"]:
         err_console.print(f"[red]failed:[/red] {failure['job_id']} at {failure['failed_step']}:"
@@ -322,6 +351,29 @@ def _add_framework_policy_options(parser: argparse.ArgumentParser) -> None:
                              "channels_last, as Keras' NHWC tensors; Keras has no choice)")
 
 
+def _add_executor_options(parser: argparse.ArgumentParser) -> None:
+    """Where and how many jobs of `harness run` run at once (harness.run.executors)."""
+    parser.add_argument("--executor", choices=["local", "ray"], default="local",
+                        help="local: jobs on this machine (default); ray: each job a Ray task "
+                             "on a cluster (pip install -e '.[ray]')")
+    parser.add_argument("--workers", type=opt.integer(1, opt.MAX_THREADS), default=1,
+                        help="local: N jobs at once, each pinned to its own cores (its threads) "
+                             "and, with CUDA, its own GPU (default 1: one job at a time, "
+                             "unpinned)")
+    parser.add_argument("--ray-address",
+                        help="ray: the cluster, auto or ray://HOST:PORT (default: $RAY_ADDRESS, "
+                             "else a local cluster for this run)")
+    parser.add_argument("--ray-retries", type=opt.integer(0, 100), default=2,
+                        help="ray: retries of a job whose worker is lost (default 2); then it "
+                             "is recorded as failed")
+    parser.add_argument("--fetch-models", action="store_true",
+                        help="ray: also bring back each job's framework model file and initial "
+                             "weights (default: records, ONNX file, final weights)")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show everything the jobs print (framework notices, TensorFlow's "
+                             "log lines), not only their progress; it is always in each job.log")
+
+
 def _add_strict_providers_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--strict-providers", action="store_true",
                         help="record a CUDA ONNX Runtime session that would run any node on the "
@@ -413,6 +465,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="seconds per latency figure, at least (default 0.5)")
     run.add_argument("--out", type=opt.folder,
                      help="run folder (default: results/run-<time>)")
+    _add_executor_options(run)
     _add_strict_providers_option(run)
     _add_framework_policy_options(run)
     _add_common_data_options(run)

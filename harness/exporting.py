@@ -7,6 +7,7 @@ in one framework can be exported through the other) or are the spec's initial we
 
 from __future__ import annotations
 
+import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,8 +150,11 @@ def export_model(spec_ref: str | Path | None, backend_name: str, out: Path,
     backend.set_weights(model, source.weights)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
     onnx_info = convert_to_onnx(backend, model, spec, out, opset)
+    converted = time.perf_counter()
     arrays = load_arrays(spec.input, data_dir=data_dir, limit=1, limit_test=limit_test)
+    parity = onnx_parity(backend, model, out, arrays.x_test, arrays.y_test, threads)
     record = {
         "schema_version": RESULT_SCHEMA_VERSION,
         "kind": "export",
@@ -161,7 +165,9 @@ def export_model(spec_ref: str | Path | None, backend_name: str, out: Path,
         "file": out.name,
         "weights": recorded_source(source.description, out.parent),
         "onnx": onnx_info,
-        "parity": onnx_parity(backend, model, out, arrays.x_test, arrays.y_test, threads),
+        "parity": parity,
+        # where an export's time goes (harness.run.job_process splits its phases by it)
+        "seconds": {"convert": converted - started, "parity": time.perf_counter() - converted},
         "created_utc": utc_now(),
         "environment": environment(backend.environment()),
     }

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from harness.run import layout
+from harness.run.job_process import PHASES
 from harness.run.matrix import run_matrix
 from harness.run.plan import RunConfig, plan_jobs, resolve_specs
 from harness.spec import SpecError
@@ -50,10 +51,10 @@ def test_plan_expands_specs_sweeps_seeds_backends() -> None:
     config = RunConfig(specs=["mlp2"], backends=["keras", "torch"], seeds=[0, 1],
                        sets=["layers[*].activation=relu,tanh"])
     plan = plan_jobs(config)
-    assert len(plan.jobs) == 8 and len({job["job_id"] for job in plan.jobs}) == 8
-    assert "mlp2--activation-tanh--torch--seed1" in {job["job_id"] for job in plan.jobs}
+    assert len(plan.jobs) == 8 and len({job.job_id for job in plan.jobs}) == 8
+    assert "mlp2--activation-tanh--torch--seed1" in {job.job_id for job in plan.jobs}
     assert sorted(plan.specs) == ["mlp2--activation-relu", "mlp2--activation-tanh"]
-    assert {job["spec"] for job in plan.jobs} == set(plan.specs)
+    assert {job.spec for job in plan.jobs} == set(plan.specs)
 
 
 def test_records_are_relative_so_a_moved_run_reports_and_resumes(tmp_path: Path) -> None:
@@ -72,6 +73,10 @@ def test_records_are_relative_so_a_moved_run_reports_and_resumes(tmp_path: Path)
         text = path.read_text()
         assert str(tmp_path) not in text and ".partial" not in text, path
     job = layout.job_dir(moved, "mlp2--torch--seed0")
+    record = json.loads((job / layout.JOB_FILE).read_text())
+    assert list(record["phases"]) == [*PHASES, "total"]  # each part of the job's time
+    assert all(seconds >= 0 for seconds in record["phases"].values())
+    assert record["placement"]["executor"] == "local" and record["placement"]["threads"] == 1
     metrics = json.loads((job / layout.METRICS_FILE).read_text())
     assert [e["path"] for e in metrics["exports"]] == [layout.ONNX_FILE]
     export = json.loads((job / layout.EXPORT_RECORD_FILE).read_text())

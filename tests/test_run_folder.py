@@ -23,36 +23,42 @@ from harness.cli import main
 from harness.errors import UsageError
 from harness.results import read_json, write_json_atomic
 from harness.run import layout
-from harness.run.matrix import run_folder_lock, run_matrix
-from harness.run.plan import NOT_IN_RESUME_KEY, RunConfig, plan_jobs, resume_fields
+from harness.run.executors.child import JOB_MODULE
+from harness.run.folder import run_folder_lock
+from harness.run.job import NOT_IN_RESUME_KEY, Job, resume_fields
+from harness.run.matrix import run_matrix
+from harness.run.plan import RunConfig, plan_jobs
 
 FAKE_JOB = '''\
-"""Stands in for `python -m harness.run.job_process RUN_DIR JOB_ID`: records ok."""
-import os, sys, time
+"""Stands in for `python -m harness.run.job_process WORK_DIR`: records ok with the job."""
+import json, os, sys, time
 from pathlib import Path
-from harness.run import layout
 from harness.env import utc_now
-from harness.run.job_process import job_config, partial_dir
 from harness.results import RESULT_SCHEMA_VERSION, write_json_atomic
+from harness.run import layout
+from harness.run.job import Job
 
-run_dir, job_id = Path(sys.argv[1]), sys.argv[2]
-config = job_config(run_dir, job_id)
+work, given = Path(sys.argv[1]), json.load(sys.stdin)
+job = Job.model_validate(given["job"])
 with open(os.environ["FAKE_JOB_CALLS"], "a", encoding="utf-8") as calls:
-    calls.write(job_id + "\\n")
+    calls.write(job.job_id + "\\n")
 gate, deadline = os.environ.get("FAKE_JOB_GATE"), time.monotonic() + 60
 while gate and not os.path.exists(gate) and time.monotonic() < deadline:
     time.sleep(0.02)  # held in flight until the test opens the gate
-write_json_atomic(partial_dir(run_dir, job_id) / layout.JOB_FILE, {
-    "schema_version": RESULT_SCHEMA_VERSION, "kind": "job", "job_id": job_id,
+print("step train", flush=True)
+write_json_atomic(work / layout.JOB_FILE, {
+    "schema_version": RESULT_SCHEMA_VERSION, "kind": "job", "job_id": job.job_id,
     "status": "ok", "error": None, "failed_step": None, "started_utc": utc_now(),
-    "config": config, "finished_utc": utc_now(), "seconds": 0.0})
+    "config": job.record(), "placement": {**given["placement"],
+                                          "affinity": sorted(os.sched_getaffinity(0))},
+    "finished_utc": utc_now(), "seconds": 0.0})
 '''
 
 # `harness run` in a process of its own whose jobs are the stand-in script.
 FAKE_RUN = '''\
 import subprocess, sys
 real_popen = subprocess.Popen
-def fake_job(command, **options):  # command: [python, -m, harness.run.job_process, RUN_DIR, JOB_ID]
+def fake_job(command, **options):  # command: [python, -m, harness.run.job_process, WORK_DIR]
     return real_popen([sys.executable, sys.argv[1], *command[3:]], **options)
 subprocess.Popen = fake_job
 from harness.cli import main
@@ -72,7 +78,7 @@ def fake_jobs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[], l
     real_popen = subprocess.Popen
 
     def popen(command: list[str], **options: object) -> subprocess.Popen:
-        if command[1:3] == ["-m", "harness.run.job_process"]:
+        if command[1:3] == ["-m", JOB_MODULE]:
             command = [sys.executable, str(script), *command[3:]]
         return real_popen(command, **options)
 
@@ -149,7 +155,7 @@ def test_held_folder_is_refused_before_anything_is_written(
 HOLD = '''\
 import sys, time
 from pathlib import Path
-from harness.run.matrix import run_folder_lock
+from harness.run.folder import run_folder_lock
 with run_folder_lock(Path(sys.argv[1])):
     print("held", flush=True)
     time.sleep(120)
@@ -205,21 +211,24 @@ def test_a_moved_data_dir_does_not_rerun(tmp_path: Path,
 CHANGED = {"providers": ["cpu", "cuda"], "batch_sizes": [1, 2], "epochs": 2, "limit": 300,
            "limit_test": 100, "threads": 3, "device": "cuda", "opset": 17, "latency_warmup": 1,
            "latency_min_runs": 3, "latency_min_seconds": 0.1, "strict_providers": True,
-           "tf32": True, "layout": "nchw", "ort_variants": ["int8-static"],
-           "compile_modes": ["eager", "compiled"], "accuracy_gate": 0.95}
+           "tf32": True, "layout": "nchw", "ort_variants": ["int8-dynamic"],
+           "compile_modes": ["eager", "compiled"], "accuracy_gate": 0.5}
 NAMES_JOBS = {"specs", "backends", "seeds", "sets", "groups"}  # which jobs exist: the job ids
 
 
 def test_every_setting_but_data_dir_is_in_the_resume_key() -> None:
     fields = {f.name for f in dataclasses.fields(RunConfig)}
     assert fields == set(CHANGED) | NAMES_JOBS | {"data_dir"}
+    assert fields - NAMES_JOBS <= set(Job.model_fields)  # every option reaches the job
     base = plan_jobs(_config()).jobs[0]
     for name, value in CHANGED.items():
         changed = plan_jobs(_config(**{name: value})).jobs[0]
-        assert changed["config_hash"] != base["config_hash"], name
+        expected = tuple(value) if isinstance(value, list) else value
+        assert getattr(changed, name) == expected, name
+        assert changed.config_hash != base.config_hash, name
     moved = plan_jobs(_config(data_dir="/elsewhere")).jobs[0]
-    assert moved["config_hash"] == base["config_hash"]
-    assert set(base) - set(resume_fields(base)) == NOT_IN_RESUME_KEY
+    assert moved.config_hash == base.config_hash
+    assert set(base.record()) - set(resume_fields(base.record())) == NOT_IN_RESUME_KEY
 
 
 def test_duplicate_job_ids_are_refused_naming_both_sources(
@@ -241,13 +250,13 @@ def test_duplicate_job_ids_are_refused_naming_both_sources(
     assert "spec name 'mlp2'" in err and str(other) in err and not out.exists()
     # the same spec twice (a copy, a repeated seed or backend) is one set of jobs
     plan = plan_jobs(_config(specs=["mlp2", str(same)], seeds=[0, 0], backends=["torch"] * 2))
-    assert [job["job_id"] for job in plan.jobs] == ["mlp2--torch--seed0"]
+    assert [job.job_id for job in plan.jobs] == ["mlp2--torch--seed0"]
 
 
 def test_job_errors_name_files_from_the_job_folder(tmp_path: Path) -> None:
-    from harness.run.job_process import _job_relative, partial_dir
+    from harness.run.job_process import _job_relative
 
-    work = partial_dir(tmp_path / "run", "mlp2--torch--seed0")
+    work = layout.partial_dir(tmp_path / "run", "mlp2--torch--seed0")
     message = f"ExportError: converter failed. Full traceback: {work / 'model.onnx.log'}"
     assert _job_relative(message, work) == \
         "ExportError: converter failed. Full traceback: model.onnx.log"

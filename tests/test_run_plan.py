@@ -31,7 +31,7 @@ def test_groups_give_each_spec_its_own_seeds() -> None:
     config = RunConfig(specs=[], backends=["torch"], groups=[
         SpecGroup(["mlp2", "mlp3"], [0, 1, 2]), SpecGroup(["mlp5"], None),
         SpecGroup(["mlp2"], [3])])  # a spec in two groups runs with both groups' seeds
-    ids = [job["job_id"] for job in plan_jobs(config).jobs]
+    ids = [job.job_id for job in plan_jobs(config).jobs]
     assert ids == [f"mlp2--torch--seed{s}" for s in (0, 1, 2, 3)] + \
         [f"mlp3--torch--seed{s}" for s in (0, 1, 2)] + \
         [f"mlp5--torch--seed{load_spec('mlp5').train.seed}"]
@@ -55,7 +55,7 @@ def captured(monkeypatch: pytest.MonkeyPatch) -> list[tuple[RunConfig, Path]]:
     """run_matrix records what it was asked to run instead of running it."""
     calls: list[tuple[RunConfig, Path]] = []
 
-    def fake_run(config: RunConfig, out: Path, show: object = None) -> dict:
+    def fake_run(config: RunConfig, out: Path, **options: object) -> dict:
         calls.append((config, out))
         return {"ok": 0, "jobs": 0, "failed": []}
 

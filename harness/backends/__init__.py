@@ -6,9 +6,12 @@ import importlib
 
 from harness.backends.base import Backend, BackendUnavailable, EpochResult
 
-# name -> (module, class, pip extra that installs the framework)
+# name -> (module, class, pip extra that installs the framework). The Keras backends each hold
+# Keras on one of its own backends; a process can hold only one of them (keras_common).
 REGISTRY: dict[str, tuple[str, str, str]] = {
     "keras": ("harness.backends.keras_tf", "KerasBackend", "keras"),
+    "keras-jax": ("harness.backends.keras_jax", "KerasJaxBackend", "keras-jax"),
+    "keras-torch": ("harness.backends.keras_torch", "KerasTorchBackend", "keras-torch"),
     "torch": ("harness.backends.pytorch", "TorchBackend", "torch"),
 }
 

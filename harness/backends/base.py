@@ -7,9 +7,10 @@ user with only one framework installed can use that backend.
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -35,6 +36,26 @@ class EpochResult:
     loss: float  # mean training loss over the epoch's batches (weighted by batch size)
     accuracy: float  # training accuracy over the epoch, in training mode (dropout on)
     seconds: float  # wall time of the epoch's training steps only (no validation)
+
+
+@dataclass
+class FirstSteps:
+    """The first train-step call of each batch shape, timed until it returns: tracing and
+    compilation (tf.function, XLA, torch.compile) happen there, so a backend's compile cost is
+    recorded apart from its steady epochs. On an eager backend it is the first step's warm-up;
+    on an asynchronous runtime (JAX, a GPU) the step itself may still be running."""
+
+    shapes: set[tuple[int, ...]] = field(default_factory=set)
+    seconds: float = 0.0
+
+    def call(self, shape: tuple[int, ...], step: Callable[..., Any], *args: Any) -> Any:
+        if shape in self.shapes:
+            return step(*args)
+        start = time.perf_counter()
+        result = step(*args)
+        self.seconds += time.perf_counter() - start
+        self.shapes.add(shape)
+        return result
 
 
 class Backend(ABC):
@@ -80,7 +101,8 @@ class Backend(ABC):
 
     @abstractmethod
     def to_native(self, x: np.ndarray, y: np.ndarray) -> Any:
-        """Move a whole dataset split (inputs in `dtype`, int64 labels) into framework memory once."""
+        """Move a whole dataset split (inputs in `dtype`, int64 labels) into framework memory
+        once."""
 
     @abstractmethod
     def train_epoch(self, model: Any, data: Any, order: np.ndarray, batch_size: int) -> EpochResult:

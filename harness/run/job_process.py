@@ -1,70 +1,123 @@
 """One job of a matrix run, in its own process: train -> evaluate -> export -> parity -> latency.
 
-    python -m harness.run.job_process RUN_DIR JOB_ID
+    python -m harness.run.job_process WORK_DIR  < {"job": ..., "spec": ..., "placement": ...}
 
-The job works in a hidden partial folder and renames it to `jobs/<job_id>` only at the end,
-with job.json saying ok or failed: a job that is killed leaves no folder that looks finished.
+The job (harness.run.job.Job), its spec's YAML text and its placement come on stdin, so the
+process needs no run folder: it writes its records into WORK_DIR (a run's partial folder, or a
+Ray worker's temporary folder) and ends with job.json saying ok or failed, how long each part
+took (`phases`, PHASES) and where it ran (`placement`). Its output is the job log; lines that
+start with `step `, `epoch ` or `progress ` tell the driver how far it is.
 """
 
 from __future__ import annotations
 
+import importlib
+import json
 import os
+import socket
 import sys
+import threading
 import time
 import traceback
-from functools import partial
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from harness.env import utc_now
+import psutil
+
+from harness.env import thread_budget, utc_now
 from harness.memory import peak_of, track_memory
 from harness.results import RESULT_SCHEMA_VERSION, read_json, write_json_atomic
 from harness.run import layout
+from harness.run.job import Job, Placement
+from harness.spec import ModelSpec
+from harness.spec.loader import parse_spec
 
 STEPS = ("train", "export", "latency")
+# job.json `phases`: seconds of each part of the job, in order; together about `total`.
+PHASES = {
+    "start": "process start: the interpreter and the harness's own imports",
+    "imports": "the framework, ONNX and ONNX Runtime imports",
+    "train_setup": "data, model build, initial weights and saving the trained model",
+    "epochs": "the training epochs as metrics.json times them (optimizer steps only)",
+    "evaluation": "validation and test-set passes of the train step",
+    "export": "ONNX conversion and its checks",
+    "parity": "native vs ONNX Runtime on the test set",
+    "latency": "ONNX Runtime and native latency: sessions, warm-up, timed runs",
+}
+PROGRESS_EVERY_S = 10.0  # a progress line within a long epoch (outside every timed region)
+# Modules each backend's steps import; importing them first times imports apart from the work.
+_IMPORTS = {"keras": ("harness.backends.keras_tf", "harness.backends.keras_tf.exporter"),
+            "torch": ("harness.backends.pytorch", "harness.backends.pytorch.exporter")}
 
 
-def partial_dir(run_dir: Path, job_id: str) -> Path:
-    return Path(run_dir) / layout.JOBS_DIR / f".{job_id}.partial"
+def _data_dir(job: Job) -> Path | None:
+    return Path(job.data_dir) if job.data_dir else None
 
 
-def job_config(run_dir: Path, job_id: str) -> dict[str, Any]:
-    plan = read_json(Path(run_dir) / layout.RUN_FILE)
-    for job in plan["jobs"]:
-        if job["job_id"] == job_id:
-            return job
-    raise KeyError(f"job {job_id!r} is not in {run_dir / layout.RUN_FILE}")
+class EpochProgress:
+    """`progress epoch E/N ...` lines every PROGRESS_EVERY_S from a thread that sleeps between
+    them, so the epochs' own timed loops carry nothing. Within the first epoch only the time so
+    far is known; later ones are measured against the epoch before."""
 
+    def __init__(self, epochs: int, every_s: float = PROGRESS_EVERY_S) -> None:
+        self.epochs, self._every = epochs, every_s
+        self._done, self._last_epoch_s = 0, None
+        self._epoch_start = time.perf_counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="harness-progress", daemon=True)
 
-def _data_dir(config: dict[str, Any]) -> Path | None:
-    return Path(config["data_dir"]) if config.get("data_dir") else None
-
-
-def _train(spec_file: Path, config: dict[str, Any], work: Path) -> None:
-    from harness.training import TrainConfig, train_and_evaluate
-
-    def show(record: Any, epochs: int) -> None:
+    def epoch_finished(self, record: Any, epochs: int) -> None:
+        now = time.perf_counter()
+        self._done, self._last_epoch_s = record.epoch, now - self._epoch_start
+        self._epoch_start = now
         print(f"epoch {record.epoch}/{epochs} loss {record.train_loss:.4f} "
               f"acc {record.train_accuracy:.4f} {record.seconds:.2f}s", flush=True)
 
-    train_and_evaluate(spec_file, TrainConfig(
-        backend=config["backend"], device=config["device"], epochs=config["epochs"],
-        seed=config["seed"], limit=config["limit"], limit_test=config["limit_test"],
-        threads=config["threads"], data_dir=_data_dir(config), tf32=config["tf32"],
-        layout=config["layout"]), out_dir=work, on_epoch=show)
+    def line(self) -> str:
+        elapsed = time.perf_counter() - self._epoch_start
+        text = f"progress epoch {min(self._done + 1, self.epochs)}/{self.epochs} {elapsed:.0f}s"
+        if self._last_epoch_s:
+            text += f" ~{min(elapsed / self._last_epoch_s, 0.99):.0%}"
+        return text
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._every):
+            print(self.line(), flush=True)
+
+    def __enter__(self) -> EpochProgress:
+        self._epoch_start = time.perf_counter()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
-def _export(config: dict[str, Any], work: Path) -> None:
+def _train(job: Job, spec: ModelSpec, work: Path) -> None:
+    from harness.training import TrainConfig, train_and_evaluate
+
+    with EpochProgress(job.epochs or spec.train.epochs) as progress:
+        train_and_evaluate(spec, TrainConfig(
+            backend=job.backend, device=job.device, epochs=job.epochs, seed=job.seed,
+            limit=job.limit, limit_test=job.limit_test, threads=job.threads,
+            data_dir=_data_dir(job), tf32=job.tf32, layout=job.layout),
+            out_dir=work, on_epoch=progress.epoch_finished)
+
+
+def _export(job: Job, spec: ModelSpec, work: Path) -> None:
     from harness.exporting import ExportError, export_model
 
-    record = export_model(None, config["backend"], work / layout.ONNX_FILE, run_dir=work,
-                          opset=config["opset"], limit_test=config["limit_test"],
-                          threads=config["threads"], data_dir=_data_dir(config))
+    record = export_model(None, job.backend, work / layout.ONNX_FILE, run_dir=work,
+                          opset=job.opset, limit_test=job.limit_test, threads=job.threads,
+                          data_dir=_data_dir(job))
     if not record["passed"]:
         raise ExportError(f"ONNX parity failed: max |diff| {record['parity']['max_abs_diff']:.2e}")
 
 
-def _latency(config: dict[str, Any], work: Path) -> None:
+def _latency(job: Job, spec: ModelSpec, work: Path) -> None:
     """ONNX Runtime (the export above) and native latency per provider x batch size."""
     from harness.bench import bench_backend, input_batch, latency_result
     from harness.exporting import recorded_source, weights_source
@@ -72,50 +125,87 @@ def _latency(config: dict[str, Any], work: Path) -> None:
 
     source = weights_source(None, work)
     variants = VariantBench(VariantSettings(
-        ort_variants=tuple(config["ort_variants"]), compile_modes=tuple(config["compile_modes"]),
-        accuracy_gate=config["accuracy_gate"], data_dir=_data_dir(config),
-        limit_test=config["limit_test"]))
-    settings = {"providers": config["providers"], "batch_sizes": config["batch_sizes"],
-                "threads": config["threads"], "warmup": config["latency_warmup"],
-                "min_runs": config["latency_min_runs"],
-                "min_seconds": config["latency_min_seconds"],
-                "strict_providers": config["strict_providers"], "tf32": config["tf32"],
-                "layout": config["layout"]}
+        ort_variants=job.ort_variants, compile_modes=job.compile_modes,
+        accuracy_gate=job.accuracy_gate, data_dir=_data_dir(job), limit_test=job.limit_test))
+    settings = {"providers": list(job.providers), "batch_sizes": list(job.batch_sizes),
+                "threads": job.threads, "warmup": job.latency_warmup,
+                "min_runs": job.latency_min_runs, "min_seconds": job.latency_min_seconds,
+                "strict_providers": job.strict_providers, "tf32": job.tf32,
+                "layout": job.layout}
     environments: dict[str, Any] = {}
     records = bench_backend(
-        source, config["backend"], onnx_path=work / layout.ONNX_FILE,
-        x=input_batch(source, max(config["batch_sizes"]), _data_dir(config)),
+        source, job.backend, onnx_path=work / layout.ONNX_FILE,
+        x=input_batch(source, max(job.batch_sizes), _data_dir(job)),
         environments=environments, variants=variants, **settings)
-    result = latency_result(source.spec, {config["backend"]: recorded_source(
+    result = latency_result(source.spec, {job.backend: recorded_source(
         source.description, work)}, {**settings, **variants.settings.as_dict()}, records,
         environments)
     write_json_atomic(work / layout.LATENCY_FILE, {**result, **variants.result()})
 
 
 def _job_relative(message: str, work: Path) -> str:
-    """Messages name files in the partial folder, which is renamed when the job ends: name
-    them as the job folder sees them (`model.onnx.log`, not `jobs/.<job>.partial/...`)."""
+    """Messages name files in the work folder, which is renamed when the job ends: name them as
+    the job folder sees them (`model.onnx.log`, not `jobs/.<job>.partial/...`)."""
     for folder in dict.fromkeys((str(work), str(work.resolve()))):
         message = message.replace(folder + os.sep, "")
     return message
 
 
-def run_job(run_dir: Path, job_id: str) -> dict[str, Any]:
-    """Run every step, recording the first failure; return the job record (also written)."""
-    config = job_config(run_dir, job_id)
-    work = partial_dir(run_dir, job_id)
-    work.mkdir(parents=True, exist_ok=True)
-    record: dict[str, Any] = {"schema_version": RESULT_SCHEMA_VERSION, "kind": "job",
-                              "job_id": job_id, "status": "ok", "error": None,
-                              "failed_step": None, "started_utc": utc_now(), "config": config}
+@contextmanager
+def _timed(phases: dict[str, float], name: str) -> Iterator[None]:
     start = time.perf_counter()
-    train = partial(_train, layout.spec_file(run_dir, config["spec"]))
+    try:
+        yield
+    finally:
+        phases[name] = time.perf_counter() - start
+
+
+def _affinity() -> tuple[int, ...] | None:
+    """The cores this process may run on (None where the OS does not say)."""
+    return tuple(sorted(os.sched_getaffinity(0))) if hasattr(os, "sched_getaffinity") else None
+
+
+def _import_frameworks(backend: str) -> None:
+    """Import what the steps will (a missing framework is the train step's error to report)."""
+    for module in (*_IMPORTS.get(backend, ()), "onnx", "onnxruntime"):
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            continue
+
+
+def _split_phases(steps: dict[str, float], work: Path) -> dict[str, float]:
+    """Each step's seconds split by what its records time: the epochs and evaluation inside
+    the train step (metrics.json), the parity check inside the export (model.onnx.json)."""
+    phases = {"train_setup": steps.get("train"), "export": steps.get("export"),
+              "latency": steps.get("latency")}
+    metrics_file, export_file = work / layout.METRICS_FILE, work / layout.EXPORT_RECORD_FILE
+    if "train" in steps and metrics_file.is_file():
+        metrics = read_json(metrics_file)
+        epochs = sum(epoch["seconds"] for epoch in metrics["history"])
+        phases.update(train_setup=steps["train"] - metrics["wall_seconds"], epochs=epochs,
+                      evaluation=metrics["wall_seconds"] - epochs)
+    if "export" in steps and export_file.is_file():
+        parity = (read_json(export_file).get("seconds") or {}).get("parity")
+        if parity is not None:
+            phases.update(export=steps["export"] - parity, parity=parity)
+    return {name: phases[name] for name in PHASES if phases.get(name) is not None}
+
+
+Step = Callable[[Job, ModelSpec, Path], None]
+
+
+def _run_steps(job: Job, spec: ModelSpec, work: Path,
+               record: dict[str, Any]) -> dict[str, float]:
+    """Run every step, recording the first failure in `record`; return each step's seconds."""
+    seconds: dict[str, float] = {}
     memory: dict[str, Any] = {}  # per step: peak RSS of the job's process (harness.memory)
-    for step, action in zip(STEPS, (train, _export, _latency), strict=True):
+    actions: tuple[Step, ...] = (_train, _export, _latency)
+    for step, action in zip(STEPS, actions, strict=True):
         print(f"step {step}", flush=True)
         try:
-            with track_memory() as tracker:
-                action(config, work)
+            with _timed(seconds, step), track_memory() as tracker:
+                action(job, spec, work)
         except Exception as exc:  # noqa: BLE001 - a failed job is recorded; the run goes on
             traceback.print_exc()
             error = _job_relative(f"{type(exc).__name__}: {str(exc).strip()}", work)
@@ -123,15 +213,40 @@ def run_job(run_dir: Path, job_id: str) -> dict[str, Any]:
             break
         finally:
             memory[step] = tracker.result()
+    record["memory"] = {"steps": memory, "peak": peak_of(list(memory.values()))}
+    return seconds
+
+
+def run_job(job: Job, spec: ModelSpec, work: Path, placement: Placement,
+            entered: float) -> dict[str, Any]:
+    """Run the job into `work`; return its record (also written as job.json). `entered`: the
+    wall-clock time this process reached its main function."""
+    work.mkdir(parents=True, exist_ok=True)
+    created = psutil.Process().create_time()
+    record: dict[str, Any] = {
+        "schema_version": RESULT_SCHEMA_VERSION, "kind": "job", "job_id": job.job_id,
+        "status": "ok", "error": None, "failed_step": None, "started_utc": utc_now(),
+        "config": job.record(), "placement": placement.model_copy(update={
+            "host": socket.gethostname(), "affinity": _affinity(),
+            "threads": thread_budget(job.threads)}).record()}
+    phases = {"start": max(entered - created, 0.0)}
+    start = time.perf_counter()
+    with _timed(phases, "imports"):
+        _import_frameworks(job.backend)
+    phases.update(_split_phases(_run_steps(job, spec, work, record), work))
     record.update(finished_utc=utc_now(), seconds=time.perf_counter() - start,
-                  memory={"steps": memory, "peak": peak_of(list(memory.values()))})
+                  phases={**phases, "total": time.time() - created})
     write_json_atomic(work / layout.JOB_FILE, record)
     return record
 
 
 def main(argv: list[str] | None = None) -> int:
-    run_dir, job_id = (argv or sys.argv[1:])[:2]
-    record = run_job(Path(run_dir), job_id)
+    entered = time.time()
+    work = Path((argv or sys.argv[1:])[0])
+    given = json.load(sys.stdin)
+    job = Job.model_validate(given["job"])
+    spec = parse_spec(given["spec"], source=layout.spec_file(Path("RUN_DIR"), job.spec))
+    record = run_job(job, spec, work, Placement.model_validate(given["placement"]), entered)
     return 0 if record["status"] == "ok" else 1
 
 

@@ -7,11 +7,16 @@
       run.json                 kind "run": the command's configuration and the job list
       specs/<spec>.yaml        each job's spec, sweep overrides applied
       summary.json             kind "summary": counts of ok / failed jobs, written at the end
-      jobs/<job_id>/           one folder per finished job (renamed into place when complete)
+      jobs/<job_id>/           one folder per finished job (renamed into place when complete
+                               from jobs/.<job_id>.partial, where it is written)
         job.json               kind "job": status ok|failed, error, times, the job's config
+                               (harness.run.job.Job), its placement (executor, host, cores,
+                               GPU, threads) and `phases`: seconds of each part of the job
         metrics.json           kind "train" (harness.training): history, test metrics, timing,
                                confusion_matrix, params, environment
         spec.yaml, initial_weights.npz, final_weights.npz
+                               (jobs run by Ray: the framework's model file and
+                               initial_weights.npz only with --fetch-models)
         model.onnx, model.onnx.json   kind "export" (harness.exporting): onnx info, parity
         latency.json           kind "latency" (harness.bench): ONNX Runtime and native records
         job.log                the job's own output (stdout and stderr)
@@ -46,6 +51,11 @@ def spec_file(run_dir: Path, spec_name: str) -> Path:
 
 def job_dir(run_dir: Path, job_id: str) -> Path:
     return Path(run_dir) / JOBS_DIR / job_id
+
+
+def partial_dir(run_dir: Path, job_id: str) -> Path:
+    """Where a job in flight is written, renamed to job_dir when complete."""
+    return Path(run_dir) / JOBS_DIR / f".{job_id}.partial"
 
 
 def finished_job_dirs(run_dir: Path) -> list[Path]:

@@ -294,7 +294,7 @@ def test_nadam_momentum_schedule_is_keras3s() -> None:
     (PyTorch NAdam matches with momentum_decay=1.0, not its default 0.004)."""
     import keras
 
-    from harness.backends.keras_tf.builder import make_optimizer
+    from harness.backends.keras_common.builder import make_optimizer
     from harness.spec.schema import Nadam
 
     lr, b1, b2, eps = 0.1, 0.9, 0.999, 1e-7

@@ -33,7 +33,7 @@ def test_run_puts_strict_providers_in_every_job(monkeypatch: pytest.MonkeyPatch,
                                                tmp_path: Path) -> None:
     configs: list[plan.RunConfig] = []
 
-    def fake_run_matrix(config: plan.RunConfig, out: Path, show: Any) -> dict[str, Any]:
+    def fake_run_matrix(config: plan.RunConfig, out: Path, **options: Any) -> dict[str, Any]:
         configs.append(config)
         return {"ok": 0, "jobs": 0, "failed": []}
 
@@ -45,6 +45,6 @@ def test_run_puts_strict_providers_in_every_job(monkeypatch: pytest.MonkeyPatch,
     strict_jobs = plan.plan_jobs(config).jobs
     plain_jobs = plan.plan_jobs(plan.RunConfig(specs=["mlp2"], backends=["torch"],
                                                    providers=["cpu", "cuda"])).jobs
-    assert [job["strict_providers"] for job in strict_jobs + plain_jobs] == [True, False]
+    assert [job.strict_providers for job in strict_jobs + plain_jobs] == [True, False]
     # a strict run does not reuse the results of a plain one, nor the other way round
-    assert strict_jobs[0]["config_hash"] != plain_jobs[0]["config_hash"]
+    assert strict_jobs[0].config_hash != plain_jobs[0].config_hash

@@ -29,7 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from harness.backends.base import BackendUnavailable
-from harness.backends.keras_tf.builder import compile_mode
+from harness.backends.keras_common.builder import compile_mode
 
 
 def native_predictor(model: keras.Model, x: np.ndarray, tf_device: str) -> Callable[[], Any]:

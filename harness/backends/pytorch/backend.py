@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
-from harness.backends.base import Backend, BackendUnavailable, EpochResult
+from harness.backends.base import Backend, BackendUnavailable, EpochResult, FirstSteps
 from harness.backends.pytorch.builder import SpecNet, build_module, get_canonical, set_canonical
 from harness.backends.pytorch.optimizers import make_optimizer
 from harness.env import thread_budget
@@ -50,6 +50,7 @@ class TorchModel:
     steps: int = 0  # optimizer steps taken (Keras' `iterations`)
     layout: str | None = None  # of the first convolution's last output; None without convs
     hooks: list[RemovableHandle] = field(default_factory=list)
+    first_steps: FirstSteps = field(default_factory=FirstSteps)  # compile/warm-up, apart
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ class TorchData:
         return int(self.y.shape[0])
 
 
-def _set_threads(threads: int) -> None:
+def set_threads(threads: int) -> None:
     """The harness's budget: `threads` intra-op, 1 inter-op (as every runtime gets)."""
     torch.set_num_threads(threads)
     # Fixed once torch ran any inter-op work; then the existing setting stays (and is recorded).
@@ -71,7 +72,7 @@ def _set_threads(threads: int) -> None:
         torch.set_num_interop_threads(1)
 
 
-def _set_tf32(enabled: bool) -> None:
+def set_tf32(enabled: bool) -> None:
     """Process-wide, for float32 matmuls and cuDNN convolutions alike (torch's own defaults
     differ: off for matmuls, on for convolutions)."""
     torch.backends.cuda.matmul.allow_tf32 = enabled
@@ -137,6 +138,36 @@ def _compiler_problem(device: str) -> str | None:
     return None
 
 
+def require_cuda() -> None:
+    """BackendUnavailable unless this torch can use a CUDA device."""
+    if not torch.cuda.is_available():
+        raise BackendUnavailable(
+            f"PyTorch sees no usable CUDA device: torch.cuda.is_available() is False "
+            f"(torch {torch.__version__}, built with CUDA {torch.version.cuda or 'none'}, "
+            f"{torch.cuda.device_count()} device(s) found). Install a CUDA build of torch "
+            "or use device='cpu'."
+        )
+
+
+def torch_environment(device: torch.device) -> dict[str, Any]:
+    """Versions, device, threads and TF32 as torch holds them (read back, not the options)."""
+    cuda = device.type == "cuda"
+    return {
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available()
+        else None,
+        "device_name": torch.cuda.get_device_name(device) if cuda else _cpu_name(),
+        "threads": torch.get_num_threads(),
+        "intra_op_threads": torch.get_num_threads(),
+        "inter_op_threads": torch.get_num_interop_threads(),
+        # TF32 (lower-precision fp32 maths on Ampere+ GPUs) changes results; record it.
+        "tf32": torch.backends.cuda.matmul.allow_tf32 or torch.backends.cudnn.allow_tf32,
+        "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
+        "tf32_cudnn": torch.backends.cudnn.allow_tf32,
+    }
+
+
 def _compile_mode(model: TorchModel | None) -> str:
     """'torch.compile' for a module compiled in place (`nn.Module.compile`), else 'eager'."""
     compiled = model is not None and getattr(model.net, "_compiled_call_impl", None) is not None
@@ -171,15 +202,10 @@ class TorchBackend(Backend):
                  dtype: str = "float32", tf32: bool = False,
                  layout: str = "channels_last") -> None:
         super().__init__(device, threads, dtype, tf32, layout)
-        if device == "cuda" and not torch.cuda.is_available():
-            raise BackendUnavailable(
-                f"PyTorch sees no usable CUDA device: torch.cuda.is_available() is False "
-                f"(torch {torch.__version__}, built with CUDA {torch.version.cuda or 'none'}, "
-                f"{torch.cuda.device_count()} device(s) found). Install a CUDA build of torch "
-                "or use device='cpu'."
-            )
-        _set_threads(thread_budget(threads))
-        _set_tf32(tf32)
+        if device == "cuda":
+            require_cuda()
+        set_threads(thread_budget(threads))
+        set_tf32(tf32)
         self._device = torch.device(device)
         self._dtype = getattr(torch, dtype)
         self._memory_format = _MEMORY_FORMATS[layout]
@@ -244,17 +270,22 @@ class TorchBackend(Backend):
                            strict=True))
         loss_sum = torch.zeros((), dtype=torch.float64, device=self._device)
         correct = torch.zeros((), dtype=torch.int64, device=self._device)
-        self._synchronize()  # the gather is not part of the epoch's time
-        start = time.perf_counter()
-        for xb, yb in batches:
+
+        def step(xb: torch.Tensor, yb: torch.Tensor) -> None:
             logits = net.logits(xb)
             loss = F.cross_entropy(logits, yb)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             # Accumulated on the device: no per-step host sync.
-            loss_sum += loss.detach().double() * len(yb)
-            correct += (logits.detach().argmax(dim=1) == yb).sum()
+            loss_sum.add_(loss.detach().double() * len(yb))
+            correct.add_((logits.detach().argmax(dim=1) == yb).sum())
+
+        first = model.first_steps
+        self._synchronize()  # the gather is not part of the epoch's time
+        start = time.perf_counter()
+        for xb, yb in batches:
+            first.call(tuple(xb.shape), step, xb, yb)
         self._synchronize()
         seconds = time.perf_counter() - start
         model.steps += len(batches)
@@ -318,23 +349,14 @@ class TorchBackend(Backend):
         return path
 
     def environment(self) -> dict[str, Any]:
-        cuda = self.device == "cuda"
+        first = self._model.first_steps if self._model is not None else None
         return {
             "framework": "torch",
-            "torch": torch.__version__,
-            "cuda": torch.version.cuda,
-            "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available()
-            else None,
             "device": self.device,
-            "device_name": torch.cuda.get_device_name(self._device) if cuda else _cpu_name(),
-            "threads": torch.get_num_threads(),
-            "intra_op_threads": torch.get_num_threads(),
-            "inter_op_threads": torch.get_num_interop_threads(),
+            **torch_environment(self._device),
             "compile_mode": _compile_mode(self._model),
-            # TF32 (lower-precision fp32 maths on Ampere+ GPUs) changes results; record it.
-            "tf32": torch.backends.cuda.matmul.allow_tf32 or torch.backends.cudnn.allow_tf32,
-            "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
-            "tf32_cudnn": torch.backends.cudnn.allow_tf32,
+            # FirstSteps: the first train-step call per batch shape (None: not trained yet)
+            "compile_seconds": first.seconds if first and first.shapes else None,
             "layout": self._model.layout if self._model is not None else None,
             "data_device": self._data_device,
         }

@@ -1,7 +1,8 @@
 """PyTorch -> ONNX through torch.onnx's dynamo exporter (needs onnxscript).
 
 The batch dimension is declared dynamic and traced at size 2: a dimension traced at size 1
-can be specialised (frozen) by the exporter.
+can be specialised (frozen) by the exporter. `export_module` serves any nn.Module taking one
+input, Keras 3 on PyTorch's models included (harness.backends.keras_torch).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import torch
@@ -18,7 +20,7 @@ from harness.onnx_io import BATCH_DIM, INPUT_NAME, OUTPUT_NAME, standardize_inte
 
 
 @contextlib.contextmanager
-def _quiet_exporter():
+def _quiet_exporter() -> Iterator[None]:
     """The exporter prints progress and logs warnings about optional packages (torchvision)."""
     logger = logging.getLogger("torch.onnx")
     level = logger.level
@@ -30,20 +32,26 @@ def _quiet_exporter():
         logger.setLevel(level)
 
 
-def export_onnx(model: TorchModel, path: Path, opset: int) -> None:
+def export_module(module: torch.nn.Module, input_shape: Sequence[int], device: torch.device,
+                  path: Path, opset: int) -> None:
+    """Write `module` (in eval mode for the export, its mode restored after) as ONNX with the
+    harness's interface: one input of shape (batch, *input_shape), one output."""
     import onnx
 
-    net = model.net
-    was_training = net.training
-    net.eval()
-    device = next(net.parameters()).device
-    example = torch.zeros(2, *model.spec.input.shape, device=device)
+    was_training = module.training
+    module.eval()
+    example = torch.zeros(2, *input_shape, device=device)
     try:
         with _quiet_exporter():
             program = torch.onnx.export(
-                net, (example,), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                module, (example,), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                 opset_version=opset, dynamo=True, verbose=False,
                 dynamic_shapes=({0: torch.export.Dim(BATCH_DIM)},))
     finally:
-        net.train(was_training)
+        module.train(was_training)
     onnx.save(standardize_interface(program.model_proto), str(path))
+
+
+def export_onnx(model: TorchModel, path: Path, opset: int) -> None:
+    net = model.net
+    export_module(net, model.spec.input.shape, next(net.parameters()).device, path, opset)

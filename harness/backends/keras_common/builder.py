@@ -1,8 +1,8 @@
 """Spec -> compiled keras.Sequential: one Keras layer per spec layer, named `l<index>_<type>`.
 
-Everything here is plain Keras: the spec's semantics *are* Keras', so each field maps to the
-Keras argument of the same name. Import through `harness.backends.keras_tf` (which selects the
-TensorFlow backend) rather than directly.
+Everything here is plain Keras, the same on every Keras backend: the spec's semantics *are*
+Keras', so each field maps to the Keras argument of the same name. Import through a harness
+backend package (`keras_tf`, `keras_jax`, `keras_torch`), which selects the Keras backend first.
 """
 
 from __future__ import annotations
@@ -135,7 +135,15 @@ def build_model(spec: ModelSpec, jit_compile: bool | str = "auto",
 
 
 def compile_mode(model: keras.Model) -> str:
-    """How `fit` runs the model: 'xla' (tf.function + XLA), 'graph' (tf.function) or 'eager'."""
+    """How `fit` runs the model's steps on this Keras backend: 'xla' (TensorFlow or JAX with
+    jit_compile), 'graph' (TensorFlow's tf.function without XLA), 'torch.compile' (PyTorch with
+    jit_compile) or 'eager' (op by op: run_eagerly, or JAX and PyTorch without jit_compile)."""
     if model.run_eagerly:
         return "eager"
-    return "xla" if model.jit_compile else "graph"
+    compiled, plain = _COMPILE_MODES[keras.backend.backend()]
+    return compiled if model.jit_compile else plain
+
+
+# Keras backend -> (mode with jit_compile=True, mode without)
+_COMPILE_MODES = {"tensorflow": ("xla", "graph"), "jax": ("xla", "eager"),
+                  "torch": ("torch.compile", "eager")}

@@ -1,0 +1,102 @@
+"""Cores for parallel jobs: disjoint sets, so jobs side by side do not steal each other's cores
+and each job's threads (harness.env.thread_budget: the cores it may use) match its set.
+
+Cores are handed out in topology order (package, physical core, logical CPU), so a set of two
+on a machine with SMT is one physical core's two threads rather than halves of two cores.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+from harness.env import gpus
+from harness.errors import UsageError
+
+_TOPOLOGY = Path("/sys/devices/system/cpu")
+
+
+def _topology_key(cpu: int) -> tuple[int, int, int]:
+    def read(name: str) -> int:
+        try:
+            return int((_TOPOLOGY / f"cpu{cpu}" / "topology" / name).read_text())
+        except (OSError, ValueError):
+            return cpu
+    return read("physical_package_id"), read("core_id"), cpu
+
+
+def usable_cpus() -> list[int]:
+    """The logical CPUs this process may run on, in topology order."""
+    if hasattr(os, "sched_getaffinity"):
+        return sorted(os.sched_getaffinity(0), key=_topology_key)
+    return list(range(os.cpu_count() or 1))
+
+
+def split_cores(workers: int, threads: int | None) -> list[tuple[int, ...]]:
+    """`workers` disjoint core sets of `threads` cores each (default: an equal share)."""
+    cpus = usable_cpus()
+    per_worker = threads or len(cpus) // workers
+    if per_worker == 0:
+        raise UsageError(f"--workers {workers}: more workers than the {len(cpus)} cores this "
+                         f"process may use; give --workers {len(cpus)} or fewer")
+    if per_worker * workers > len(cpus):
+        raise UsageError(f"--workers {workers} with --threads {threads}: {workers * threads} "
+                         f"cores, more than the {len(cpus)} this process may use; give fewer "
+                         "workers or threads")
+    return [tuple(cpus[i * per_worker:(i + 1) * per_worker]) for i in range(workers)]
+
+
+def visible_gpus() -> list[str]:
+    """GPU ids a job can be given in CUDA_VISIBLE_DEVICES: those already visible to this
+    process, else every GPU nvidia-smi lists."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return [item.strip() for item in visible.split(",") if item.strip()]
+    return [str(index) for index in range(len(gpus() or []))]
+
+
+def split_gpus(workers: int) -> list[str | None]:
+    """One GPU per worker; no GPU pinning where none is visible (jobs record CUDA as
+    unavailable, as they do without workers)."""
+    ids = visible_gpus()
+    if not ids:
+        return [None] * workers
+    if len(ids) < workers:
+        raise UsageError(f"--workers {workers}: the run uses CUDA (--device or --providers) and "
+                         f"{len(ids)} GPU(s) are visible; give --workers {len(ids)} or fewer, "
+                         "so each job has a GPU of its own")
+    return ids[:workers]
+
+
+def _lock_dir() -> Path:
+    folder = Path(tempfile.gettempdir()) / f"harness-cores-{os.getuid()}"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+@contextmanager
+def claim_cores(count: int) -> Iterator[tuple[int, ...] | None]:
+    """`count` cores of this machine no other job of this user holds (a flock per core, which
+    the kernel drops when the holder ends, however it ends); None when there are not enough
+    free ones (a scheduler that counts more CPUs than the machine has): the job is not
+    pinned."""
+    with ExitStack() as held:
+        claimed: list[int] = []
+        for cpu in usable_cpus():
+            if len(claimed) == count:
+                break
+            handle = held.enter_context(open(_lock_dir() / f"cpu{cpu}.lock", "a"))
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue
+            claimed.append(cpu)
+        if len(claimed) < count:
+            held.close()  # give back a partial claim at once
+            yield None
+        else:
+            yield tuple(claimed)

@@ -1,0 +1,87 @@
+"""The worker's side of a Ray job: run the job in its own process in a temporary folder and
+send the folder back as a tar.gz (records, job log, ONNX file; the framework's model file and
+the initial weights only when asked), so workers need no filesystem shared with the driver.
+
+Nothing here imports Ray: the driver (harness.run.executors.ray_cluster) wraps `run_job_task`
+as a task. The harness, its frameworks and the data must be installed on every worker.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import tarfile
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from harness.run import layout
+from harness.run.executors.child import start_job_process
+from harness.run.executors.cores import claim_cores
+from harness.run.job import Job, Placement
+
+FOLDER_PREFIX = "harness-job-"  # + the worker's pid: a folder whose worker is gone is stale
+
+
+def _clear_lost_folders() -> None:
+    """Remove the temporary folders of workers that were killed mid-job (nothing else would)."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{FOLDER_PREFIX}*-*"):
+        pid = folder.name.removeprefix(FOLDER_PREFIX).split("-", 1)[0]
+        if pid.isdigit() and not psutil.pid_exists(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _model_files(work: Path) -> set[str]:
+    """The framework's saved model and the initial weights (recomputable from spec and seed):
+    left on the worker unless asked for. final_weights.npz, which the report reads, comes."""
+    metrics_file = work / layout.METRICS_FILE
+    if not metrics_file.is_file():
+        return set()
+    metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
+    return {str(metrics.get(key)) for key in ("model_file", "initial_weights_file")
+            if metrics.get(key)}
+
+
+def pack(work: Path, keep_models: bool) -> bytes:
+    """The folder's files as tar.gz bytes (flat: a job folder has no subfolders)."""
+    leave = set() if keep_models else _model_files(work)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for path in sorted(work.iterdir()):
+            if path.is_file() and path.name not in leave:
+                tar.add(path, arcname=path.name)
+    return buffer.getvalue()
+
+
+def unpack(data: bytes, work: Path) -> None:
+    """Write the files of `pack` into `work`; only plain files with plain names are taken."""
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        for member in tar.getmembers():
+            name = Path(member.name).name
+            if not member.isfile() or name != member.name or name.startswith("."):
+                raise ValueError(f"unexpected entry {member.name!r} in a job's result")
+            source = tar.extractfile(member)
+            assert source is not None  # a regular file (checked above)
+            (work / name).write_bytes(source.read())
+
+
+def run_job_task(job_record: dict[str, Any], spec_text: str, cpus: int, keep_models: bool,
+                 command: Sequence[str] | None = None) -> tuple[str | None, bytes]:
+    """Run on a Ray worker: (why the job may have recorded nothing, or None; its folder)."""
+    job = Job.model_validate(job_record)
+    gpu = os.environ.get("CUDA_VISIBLE_DEVICES") or None  # Ray's, for a task with GPUs
+    _clear_lost_folders()
+    with tempfile.TemporaryDirectory(prefix=f"{FOLDER_PREFIX}{os.getpid()}-") as tmp, \
+            claim_cores(cpus) as claimed:
+        work = Path(tmp)
+        placement = Placement(executor="ray", cpus=claimed, gpu=gpu)
+        child = start_job_process(job, spec_text, placement, work, command)
+        for _ in child.lines():  # into the job log, which travels with the folder
+            pass
+        lost = child.wait()
+        return lost, pack(work, keep_models)

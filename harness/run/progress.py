@@ -1,0 +1,108 @@
+"""The ETA of a run from the work its jobs have left, not from their count.
+
+A job's work is epochs x training images x the model's multiply-accumulates per image (dense
+layers: their weights; convolutions: their weights at every output position). Its seconds are
+about a fixed part (process start, imports, export, latency) plus a rate times its work; both
+are learned per backend from the jobs that finish (least squares), so a run whose small jobs
+come first does not promise the big ones at the small ones' pace.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from harness.data import SPLIT_SIZES
+from harness.run.job import Job
+from harness.spec import ModelSpec, infer
+from harness.spec.layers import Conv2D
+
+
+def macs_per_image(spec: ModelSpec) -> int:
+    """Multiply-accumulates of one forward pass, about (at least the parameter count)."""
+    total = 0
+    for info in infer(spec).layers:
+        positions = 1
+        if isinstance(info.layer, Conv2D):
+            positions = info.output_shape[0] * info.output_shape[1]  # channels last: H, W, C
+        total += info.params * positions
+    return max(total, 1)
+
+
+def expected_work(job: Job, spec: ModelSpec) -> float:
+    images = job.limit or SPLIT_SIZES[spec.input.dataset]["training"]
+    return float((job.epochs or spec.train.epochs) * images * macs_per_image(spec))
+
+
+@dataclass(frozen=True)
+class _Fit:
+    overhead: float
+    rate: float  # seconds per unit of work
+
+    def predict(self, work: float) -> float:
+        return self.overhead + self.rate * work
+
+
+def _fit(points: list[tuple[float, float]]) -> _Fit | None:
+    """seconds = overhead + rate x work over (work, seconds) points, both at least 0."""
+    if not points:
+        return None
+    works = [w for w, _ in points]
+    mean_w, mean_s = sum(works) / len(points), sum(s for _, s in points) / len(points)
+    spread = sum((w - mean_w) ** 2 for w in works)
+    if spread == 0:  # one size of job seen: proportional to work
+        return _Fit(0.0, mean_s / mean_w if mean_w else 0.0)
+    rate = sum((w - mean_w) * (s - mean_s) for w, s in points) / spread
+    if rate < 0:
+        return _Fit(mean_s, 0.0)
+    overhead = mean_s - rate * mean_w
+    if overhead < 0:  # through the origin
+        return _Fit(0.0, sum(w * s for w, s in points) / sum(w * w for w in works))
+    return _Fit(overhead, rate)
+
+
+@dataclass
+class Eta:
+    """Learns job seconds from finished jobs; estimates the time the rest needs on `slots`
+    jobs at once."""
+
+    work: dict[str, float]  # job_id -> expected work
+    backend: dict[str, str]  # job_id -> backend
+    slots: int = 1
+    _seen: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    _started: dict[str, float] = field(default_factory=dict)
+
+    def started(self, job_id: str) -> None:
+        self._started[job_id] = time.monotonic()
+
+    def finished(self, job_id: str, recorded: float | None = None) -> None:
+        """The job's seconds as the driver saw them, else as its record says (`recorded`)."""
+        began = self._started.pop(job_id, None)
+        seconds = recorded if began is None else time.monotonic() - began
+        if seconds is not None:
+            self._seen.setdefault(self.backend[job_id], []).append((self.work[job_id], seconds))
+
+    def seconds_left(self, pending: list[str]) -> float | None:
+        """Seconds until the jobs in flight and `pending` are done; None before any job
+        finished."""
+        pooled = _fit([point for points in self._seen.values() for point in points])
+        if pooled is None:
+            return None
+        fits = {backend: _fit(points) for backend, points in self._seen.items()}
+        now = time.monotonic()
+
+        def predict(job_id: str) -> float:
+            return (fits.get(self.backend[job_id]) or pooled).predict(self.work[job_id])
+
+        total = sum(predict(job_id) for job_id in pending)
+        total += sum(max(predict(job_id) - (now - began), 0.0)
+                     for job_id, began in self._started.items())
+        return total / max(self.slots, 1)
+
+    def text(self, pending: list[str]) -> str:
+        seconds = self.seconds_left(pending)
+        if seconds is None:
+            return "ETA ?"
+        seconds = int(seconds)
+        hours, minutes = divmod(seconds // 60, 60)
+        return f"ETA {hours}h{minutes:02d}m" if hours else f"ETA {minutes}m{seconds % 60:02d}s"

@@ -1,0 +1,71 @@
+"""A stand-in for the job process (`python -m harness.run.job_process WORK_DIR`), so tests of
+the run machinery - executors, placement, retries, resume - take seconds, not training.
+
+It records ok with the job it was given, writes small stand-ins of a job's files (an ONNX
+file, final weights, a framework model file named in metrics.json), and notes each call.
+Its settings file (beside it) can make it kill its parent - the Ray worker running it - the
+first time it runs a job (`kill_once`) or every time (`kill_always`).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+SCRIPT = '''\
+import json, os, signal, sys, time
+from pathlib import Path
+from harness.env import utc_now
+from harness.results import RESULT_SCHEMA_VERSION, write_json_atomic
+from harness.run import layout
+from harness.run.job import Job
+
+settings = json.loads(Path(__file__).with_suffix(".json").read_text())
+work, given = Path(sys.argv[1]), json.load(sys.stdin)
+job = Job.model_validate(given["job"])
+with open(settings["calls"], "a", encoding="utf-8") as calls:
+    calls.write(job.job_id + "\\n")
+print("step train", flush=True)
+print("a framework notice the terminal does not show", flush=True)
+marker = Path(settings["calls"]).with_name(job.job_id + ".killed")
+if job.job_id in settings["kill_always"] or (job.job_id in settings["kill_once"]
+                                              and not marker.exists()):
+    marker.touch()
+    os.kill(os.getppid(), signal.SIGKILL)  # the worker is lost mid-job
+    time.sleep(60)  # the kernel ends this process with its parent (PR_SET_PDEATHSIG)
+time.sleep(settings["seconds"])
+(work / layout.ONNX_FILE).write_bytes(b"onnx")
+(work / "final_weights.npz").write_bytes(b"weights")
+(work / "model.pt").write_bytes(b"model")
+write_json_atomic(work / layout.METRICS_FILE, {"kind": "train", "model_file": "model.pt",
+                                               "initial_weights_file": "initial_weights.npz"})
+write_json_atomic(work / layout.JOB_FILE, {
+    "schema_version": RESULT_SCHEMA_VERSION, "kind": "job", "job_id": job.job_id,
+    "status": "ok", "error": None, "failed_step": None, "started_utc": utc_now(),
+    "config": job.record(), "placement": {**given["placement"],
+                                          "affinity": sorted(os.sched_getaffinity(0))},
+    "phases": {"total": settings["seconds"]}, "finished_utc": utc_now(), "seconds": 0.0})
+'''
+
+
+class StandIn:
+    """The stand-in script in `folder`, and what it was asked to run."""
+
+    def __init__(self, folder: Path, seconds: float = 0.0) -> None:
+        self.script, self.calls_file = folder / "stand_in_job.py", folder / "calls.txt"
+        self.script.write_text(SCRIPT, encoding="utf-8")
+        self.configure(seconds=seconds)
+
+    def configure(self, seconds: float = 0.0, kill_once: tuple[str, ...] = (),
+                  kill_always: tuple[str, ...] = ()) -> None:
+        self.script.with_suffix(".json").write_text(json.dumps({
+            "calls": str(self.calls_file), "seconds": seconds, "kill_once": list(kill_once),
+            "kill_always": list(kill_always)}), encoding="utf-8")
+
+    @property
+    def command(self) -> list[str]:
+        return [sys.executable, str(self.script)]
+
+    def calls(self) -> list[str]:
+        return self.calls_file.read_text().split() if self.calls_file.is_file() else []

@@ -1,0 +1,93 @@
+"""What a user watches: an ETA from the work left (not the job count), progress within an
+epoch, and each part of a job's time in its record."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from rich.console import Console
+
+from harness.run import layout
+from harness.run.display import PlainDisplay, RichDisplay
+from harness.run.job_process import PHASES, EpochProgress, _split_phases
+from harness.run.plan import RunConfig, plan_jobs
+from harness.run.progress import Eta, expected_work, macs_per_image
+from harness.spec import infer, load_spec
+
+
+def test_work_counts_a_convolution_at_every_output_position() -> None:
+    mlp, cnn = load_spec("mlp2"), load_spec("cnn3_k3")
+    assert macs_per_image(mlp) == infer(mlp).total_params
+    assert macs_per_image(cnn) > 10 * infer(cnn).total_params
+    plan = plan_jobs(RunConfig(specs=["mlp2"], backends=["torch"], epochs=2, limit=500))
+    assert expected_work(plan.jobs[0], plan.specs["mlp2"]) == 2 * 500 * macs_per_image(mlp)
+
+
+def test_eta_learns_seconds_per_work_and_overhead_per_backend() -> None:
+    work = {"a": 1.0, "b": 3.0, "c": 10.0, "k": 10.0}
+    eta = Eta(work=work, backend={"a": "torch", "b": "torch", "c": "torch", "k": "keras"})
+    assert eta.text(["a", "b", "c", "k"]) == "ETA ?"
+    eta.finished("a", 12.0)  # 10 s of overhead + 2 s per unit of work
+    eta.finished("b", 16.0)
+    assert eta.seconds_left(["c"]) == pytest.approx(30.0)  # not the mean job's 14 s
+    assert eta.seconds_left(["k"]) == pytest.approx(30.0)  # keras: nothing seen, the pooled fit
+    eta.finished("k", 50.0)
+    assert eta.seconds_left(["k"]) == pytest.approx(50.0)  # one keras job: proportional
+    two = Eta(work=work, backend={"a": "torch", "b": "torch", "c": "torch"}, slots=2)
+    two.finished("a", 12.0)
+    two.finished("b", 16.0)
+    assert two.seconds_left(["c", "c"]) == pytest.approx(30.0)
+    assert two.text(["c"] * 300) == "ETA 1h15m"
+
+
+def test_progress_within_an_epoch_measures_against_the_epoch_before(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    with EpochProgress(3, every_s=0.01) as progress:
+        assert progress.line().startswith("progress epoch 1/3 ") and "%" not in progress.line()
+        progress.epoch_finished(SimpleNamespace(epoch=1, train_loss=0.5, train_accuracy=0.9,
+                                                seconds=1.0), 3)
+        assert progress.line().startswith("progress epoch 2/3 ") and "%" in progress.line()
+        printed, deadline = "", time.monotonic() + 30
+        while "\nprogress epoch 2/3 " not in printed and time.monotonic() < deadline:
+            time.sleep(0.02)  # until its thread has printed a line
+            printed += capsys.readouterr().out
+    assert "epoch 1/3 loss 0.5000 acc 0.9000 1.00s\n" in printed
+    assert "\nprogress epoch 2/3 " in printed
+
+
+def test_phases_split_each_step_by_what_its_records_time(tmp_path: Path) -> None:
+    (tmp_path / layout.METRICS_FILE).write_text(json.dumps({
+        "history": [{"seconds": 2.0}, {"seconds": 3.0}], "wall_seconds": 6.0}))
+    (tmp_path / layout.EXPORT_RECORD_FILE).write_text(json.dumps({
+        "seconds": {"convert": 1.5, "parity": 0.5}}))
+    phases = _split_phases({"train": 10.0, "export": 2.5, "latency": 4.0}, tmp_path)
+    assert phases == {"train_setup": 4.0, "epochs": 5.0, "evaluation": 1.0, "export": 2.0,
+                      "parity": 0.5, "latency": 4.0}
+    assert list(phases) == [name for name in PHASES if name in phases]
+    assert _split_phases({"train": 1.0}, tmp_path / "nothing") == {"train_setup": 1.0}
+
+
+def test_displays_show_progress_lines_and_keep_the_rest_in_the_log() -> None:
+    lines: list[str] = []
+    plain = PlainDisplay(lines.append)
+    plain.job_started("job", "[1/2 ETA ?]")
+    plain.job_line("job", "I0000 cudart_stub.cc:31] Could not find cuda drivers\n")
+    plain.job_line("job", "progress epoch 1/3 10s\n")
+    plain.job_finished("job", "[1/2 ETA ?] job: ok")
+    assert lines == ["[1/2 ETA ?] job: progress epoch 1/3 10s", "[1/2 ETA ?] job: ok"]
+
+    output = io.StringIO()
+    rich = RichDisplay(Console(file=output, force_terminal=True, width=120))
+    rich.overall(0, 2, "ETA ?")
+    rich.job_started("job", "[1/2 ETA ?]")
+    rich.job_line("job", "I0000 cudart_stub.cc:31] Could not find cuda drivers\n")
+    rich.job_line("job", "step train\n")
+    rich.job_finished("job", "[1/2 ETA 1m00s] job: ok")
+    rich.close()
+    shown = output.getvalue()
+    assert "[1/2 ETA 1m00s] job: ok" in shown and "cudart" not in shown

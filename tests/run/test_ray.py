@@ -1,0 +1,98 @@
+"""`harness run --executor ray` on a local Ray cluster (2 CPUs) started here: every job exactly
+once, a lost worker retried and, past its retries, recorded as failed; the folders come back
+to the driver, and the run reports as a local one does."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+from harness.results import read_json
+from harness.run import layout
+from harness.run.executors.local import LocalExecutor
+from harness.run.matrix import run_matrix
+from harness.run.plan import RunConfig
+
+from .stand_in import StandIn
+
+CONFIG = RunConfig(specs=["mlp2", "mlp3"], backends=["keras", "torch"], batch_sizes=[1])
+LOST_ONCE, LOST_ALWAYS = "mlp2--torch--seed0", "mlp3--keras--seed0"
+
+
+def test_without_ray_the_executor_says_how_to_install_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` fails as if not installed
+    out = tmp_path / "run"
+    assert main(["run", "--specs", "mlp2", "--executor", "ray", "--out", str(out)]) == 3
+    err = " ".join(capsys.readouterr().err.split())
+    assert 'Ray is not installed; install it with: pip install -e ".[ray]"' in err
+    assert "Traceback" not in err and not out.exists()
+
+
+@pytest.fixture(scope="module")
+def ray_cluster() -> object:
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def _jobs(run_dir: Path) -> dict[str, dict]:
+    return {p.name: read_json(p / layout.JOB_FILE) for p in layout.finished_job_dirs(run_dir)}
+
+
+def _table(run_dir: Path) -> list[tuple]:
+    """The report's view of the jobs, less where and when they ran."""
+    from harness.report.load import load_run
+
+    jobs = load_run(run_dir).jobs.drop(columns=["job_dir", "started_utc", "finished_utc",
+                                                "weights_file"])
+    return sorted(tuple(str(value) for value in row) for row in jobs.itertuples(index=False))
+
+
+def test_ray_runs_every_job_once_retries_lost_workers_and_reports_like_local(
+        tmp_path: Path, ray_cluster: object) -> None:
+    from harness.run.executors.ray_cluster import RayExecutor
+
+    stand_in = StandIn(tmp_path)
+    stand_in.configure(kill_once=(LOST_ONCE,), kill_always=(LOST_ALWAYS,))
+    out, lines = tmp_path / "ray", []
+    executor = RayExecutor(max_retries=1, command=stand_in.command)
+    summary = run_matrix(CONFIG, out, show=lines.append, executor=executor)
+
+    jobs = _jobs(out)
+    assert sorted(jobs) == sorted(p.name for p in (out / layout.JOBS_DIR).iterdir())  # no partial
+    assert len(jobs) == 4 and summary["ok"] == 3
+    calls = stand_in.calls()
+    assert calls.count(LOST_ONCE) == 2 and calls.count(LOST_ALWAYS) == 2  # 1 retry each
+    assert {c for c in calls if c not in (LOST_ONCE, LOST_ALWAYS)} == set(jobs) - {
+        LOST_ONCE, LOST_ALWAYS} and len(calls) == 6
+    lost = jobs[LOST_ALWAYS]
+    assert lost["status"] == "failed" and "lost on Ray after 2 attempt(s)" in lost["error"]
+    assert lost["placement"]["executor"] == "ray"
+    done = layout.job_dir(out, LOST_ONCE)
+    assert jobs[LOST_ONCE]["status"] == "ok" and jobs[LOST_ONCE]["placement"]["executor"] == "ray"
+    assert {p.name for p in done.iterdir()} == {  # no model file unless asked for
+        layout.JOB_FILE, layout.METRICS_FILE, layout.ONNX_FILE, "final_weights.npz",
+        layout.JOB_LOG_FILE}
+    assert "step train" in (done / layout.JOB_LOG_FILE).read_text()
+    assert any(line.endswith(f"{LOST_ALWAYS}: FAILED at None: " + lost["error"])
+               for line in lines)
+
+    stand_in.configure()  # the cluster is healthy again: the failed job alone re-runs
+    lines.clear()
+    summary = run_matrix(CONFIG, out, show=lines.append,
+                         executor=RayExecutor(keep_models=True, command=stand_in.command))
+    assert summary["ok"] == 4 and "4 jobs: 3 already finished, 1 to run" in lines
+    assert stand_in.calls().count(LOST_ALWAYS) == 3
+    assert (layout.job_dir(out, LOST_ALWAYS) / "model.pt").is_file()  # asked for
+
+    local = tmp_path / "local"
+    run_matrix(CONFIG, local, show=lambda line: None,
+               executor=LocalExecutor(command=stand_in.command))
+    assert _table(local) == [tuple(item.replace(str(out), str(local)) for item in row)
+                             for row in _table(out)]
