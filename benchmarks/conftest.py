@@ -52,8 +52,11 @@ def machine_load_in_extra_info(request: pytest.FixtureRequest) -> Iterator[None]
 
 @pytest.fixture(scope="session")
 def bench_threads() -> int:
-    """The same CPU thread count for every framework ($HARNESS_BENCH_THREADS, default: all)."""
-    return bench_int("HARNESS_BENCH_THREADS", os.cpu_count() or 1)
+    """The same CPU thread count for every framework ($HARNESS_BENCH_THREADS, default: the
+    harness's thread budget, every core this process may use)."""
+    from harness.env import thread_budget
+
+    return bench_int("HARNESS_BENCH_THREADS", thread_budget(None))
 
 
 def bench_list(name: str, default: list[str]) -> list[str]:
@@ -120,7 +123,7 @@ class BenchModels:
         """(backend, model with the weights) on `device`; BackendUnavailable (cached) when the
         framework or the device cannot run. Device models are built before the CPU one: Keras'
         CPU backend hides the GPUs from TensorFlow unless its runtime already started."""
-        from harness.bench import build_model
+        from harness.bench_native import build_model
 
         if device == "cpu":
             for other in self.providers:

@@ -26,7 +26,7 @@ import pytest
 from conftest import BenchModels, bench_list, bench_providers, bench_specs
 
 from harness.backends import BackendUnavailable, backend_names
-from harness.bench import on_gpu, result_device
+from harness.bench_native import on_gpu, result_device
 from harness.env import package_versions
 from harness.machine_load import load_mark, load_since
 from harness.ort.timing import modes

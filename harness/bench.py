@@ -11,42 +11,30 @@ from __future__ import annotations
 
 import hashlib
 import math
-import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from harness.backends import Backend, BackendUnavailable, get_backend
+from harness.backends import Backend
+from harness.bench_native import _native_records, _natives
+from harness.bench_records import _failure, _noisy, _record
 from harness.env import environment, utc_now
 from harness.exporting import WeightsSource, convert_to_onnx, recorded_source, weights_source
-from harness.machine_load import is_noisy, noisy_note
+from harness.machine_load import is_noisy
 from harness.memory import track_memory
-from harness.onnx_io import DEFAULT_OPSET, check_file
+from harness.onnx_io import DEFAULT_OPSET
 from harness.ort.providers import PROVIDERS  # no onnxruntime import: harness.ort is lazy
 from harness.ort.timing import modes
 from harness.results import RESULT_SCHEMA_VERSION, read_json, write_json_atomic
 from harness.spec import ModelSpec, spec_hash
-from harness.timing import measure, validate_measure_args
+from harness.timing import validate_measure_args
 
 if TYPE_CHECKING:  # harness.variants imports this module
     from harness.variants import VariantBench
 
 LATENCY_SUFFIX = ".latency.json"
-BUSY_MARK = " (busy)"  # beside figures timed while other processes loaded the CPU
-
-
-def _record(runtime: str, backend: str, provider: str, mode: str, batch_size: int,
-            threads: int | None, **fields: Any) -> dict[str, Any]:
-    """One latency record; the fields every record has, in a fixed order."""
-    record = {"runtime": runtime, "backend": backend, "provider": provider,
-              "provider_used": None, "mode": mode, "batch_size": batch_size, "status": "ok",
-              "reason": None, "threads": threads, "graph_optimization_level": None,
-              "stats": None, "placement": None, "mixed": False}
-    record.update(fields)
-    return record
 
 
 def _sha256(path: Path) -> str:
@@ -70,15 +58,10 @@ def _reusable_onnx(onnx_path: Path, source: WeightsSource, backend_name: str) ->
 
 
 def export_checked(backend: Backend, model: Any, source: WeightsSource, onnx_path: Path) -> None:
-    """Export `model` to `onnx_path` and run the ONNX checks (no parity: that is export's)."""
+    """Export `model` to `onnx_path`; convert_to_onnx runs the ONNX checks (a broken file is
+    not worth timing). No parity: that is export's."""
     onnx_path.parent.mkdir(parents=True, exist_ok=True)
     convert_to_onnx(backend, model, source.spec, onnx_path, DEFAULT_OPSET)
-    check_file(onnx_path, tuple(source.spec.input.shape))  # a broken file is not worth timing
-
-
-def _failure(exc: BaseException) -> str:
-    first = (str(exc).strip().splitlines() or [""])[0][:300]
-    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
 def _ort_records(onnx_path: Path, backend_name: str, provider: str, batch_sizes: Sequence[int],
@@ -114,82 +97,6 @@ def _ort_records(onnx_path: Path, backend_name: str, provider: str, batch_sizes:
     return records
 
 
-def result_device(output: Any) -> str:
-    """Where the framework really put the result: torch 'cpu' / 'cuda:0', TF 'CPU:0' / 'GPU:0'
-    (from '/job:localhost/replica:0/task:0/device:GPU:0')."""
-    return str(getattr(output, "device", "unknown")).rsplit("device:", 1)[-1]
-
-
-def on_gpu(device: str) -> bool:
-    return "cuda" in device.lower() or "gpu" in device.lower()
-
-
-def _native_batch(backend: Backend, model: Any, name: str, provider: str, batch: int,
-                  x: np.ndarray, threads: int | None, timing: dict[str, Any]) -> dict[str, Any]:
-    try:
-        with track_memory() as memory:
-            started = time.perf_counter()  # the first call traces and compiles: timed apart
-            predictor = backend.native_predictor(model, np.ascontiguousarray(x[:batch]))
-            device = result_device(predictor())
-            first_call = time.perf_counter() - started
-            if on_gpu(device) != (provider == "cuda"):
-                # e.g. TF soft placement after an earlier CPU backend hid the GPUs
-                return _record("native", name, provider, "native", batch, threads,
-                               provider_used=device, status="unavailable",
-                               reason=f"{name} ran on {device}, not on {provider}")
-            stats = measure(predictor, batch_size=batch, **timing)
-    except BackendUnavailable as exc:  # e.g. the result was not on the requested device
-        return _record("native", name, provider, "native", batch, threads,
-                       status="unavailable", reason=str(exc))
-    except Exception as exc:  # noqa: BLE001 - recorded, the other combinations still run
-        return _record("native", name, provider, "native", batch, threads, status="failed",
-                       reason=_failure(exc))
-    return _record("native", name, provider, "native", batch, threads, provider_used=device,
-                   stats=stats.as_dict(), first_call_seconds=first_call,
-                   memory=memory.result())
-
-
-@dataclass
-class _Native:
-    """A backend on one device with the model built, or why not: (status, reason)."""
-
-    backend: Backend | None = None
-    model: Any = None
-    problem: tuple[str, str] | None = None
-
-
-def _native_on(source: WeightsSource, name: str, device: str, threads: int | None,
-               tf32: bool = False, layout: str = "channels_last") -> _Native:
-    try:
-        backend = get_backend(name, device=device, threads=threads, tf32=tf32, layout=layout)
-    except BackendUnavailable as exc:
-        return _Native(problem=("unavailable", str(exc)))
-    try:
-        return _Native(backend, build_model(backend, source))
-    except Exception as exc:  # noqa: BLE001 - e.g. out of GPU memory: recorded, others run
-        return _Native(problem=("failed", _failure(exc)))
-
-
-def _native_records(native: _Native, name: str, provider: str, batch_sizes: Sequence[int],
-                    x: np.ndarray, threads: int | None, timing: dict[str, Any],
-                    environments: dict[str, Any] | None) -> list[dict[str, Any]]:
-    if native.problem is not None:
-        status, reason = native.problem
-        return [_record("native", name, provider, "native", batch, threads, status=status,
-                        reason=reason) for batch in batch_sizes]
-    if environments is not None:
-        environments.setdefault(name, {})[provider] = native.backend.environment()
-    return [_native_batch(native.backend, native.model, name, provider, batch, x, threads,
-                          timing) for batch in batch_sizes]
-
-
-def build_model(backend: Backend, source: WeightsSource) -> Any:
-    """The backend's model of the source's spec, holding the source's weights."""
-    model = backend.build(source.spec)
-    backend.set_weights(model, source.weights)
-    return model
-
-
 def validate_lists(backends: Iterable[str], providers: Iterable[str],
                    batch_sizes: Iterable[int]) -> None:
     """ValueError naming the first unknown backend/provider or non-positive batch size."""
@@ -209,18 +116,6 @@ def validate_lists(backends: Iterable[str], providers: Iterable[str],
     for size in sizes:
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
             raise ValueError(f"batch sizes must be positive integers, got {size!r}")
-
-
-def _natives(source: WeightsSource, name: str, providers: Sequence[str],
-             threads: int | None, tf32: bool = False,
-             layout: str = "channels_last") -> dict[str, _Native]:
-    """The backend on every device, CPU always (it exports). Device backends first: Keras' CPU
-    backend hides the GPUs from TensorFlow unless its runtime already started, and a CUDA
-    predictor made after that would run on the CPU (caught, but then never measured)."""
-    natives = {p: _native_on(source, name, p, threads, tf32, layout)
-               for p in providers if p != "cpu"}
-    natives["cpu"] = _native_on(source, name, "cpu", threads, tf32, layout)
-    return natives
 
 
 def bench_backend(source: WeightsSource, backend_name: str, *, providers: Sequence[str],
@@ -391,52 +286,3 @@ def bench_spec(spec_ref: str | Path | None, *, backends: Sequence[str],
     return result
 
 
-def _noisy(record: dict[str, Any]) -> bool:
-    """Whether a latency record's timings were taken on a busy machine."""
-    return is_noisy((record.get("stats") or {}).get("machine_load"))
-
-
-LATENCY_COLUMNS = ("spec", "backend", "runtime", "provider (used)", "mode", "batch", "p50 ms",
-                   "p90 ms", "throughput/s", "speed-up vs native")
-
-
-def summary_rows(result: dict[str, Any]) -> list[list[str]]:
-    """Table cells: spec, backend, runtime, provider (used), mode, batch, p50 ms, p90 ms,
-    throughput/s, speed-up vs native; unavailable/failed rows say so in the p50 column, and
-    figures timed on a busy machine are marked BUSY_MARK."""
-    spec = result["spec"]["name"]
-    speedup = {(s["backend"], s["provider"], s["batch_size"], s["mode"]): s
-               for s in result["speedups"]}
-    rows = []
-    for r in result["records"]:
-        used = f"{r['provider']} ({r['provider_used']})" if r["provider_used"] else r["provider"]
-        used += ", mixed" if r.get("mixed") else ""  # compute nodes also ran on the CPU
-        head = [spec, r["backend"], r["runtime"], used, r["mode"], str(r["batch_size"])]
-        if r["status"] != "ok":
-            rows.append([*head, r["status"], "", "", ""])
-            continue
-        stats = r["stats"]
-        busy = BUSY_MARK if _noisy(r) else ""
-        pair = speedup.get((r["backend"], r["provider"], r["batch_size"], r["mode"]))
-        ratio = "" if pair is None else (
-            f"{pair['speedup']:.2f}x" + (BUSY_MARK if pair.get("noisy") else ""))
-        rows.append([*head, f"{stats['p50_ms']:.3f}{busy}", f"{stats['p90_ms']:.3f}{busy}",
-                     f"{stats['throughput']:,.0f}{busy}", ratio])
-    return rows
-
-
-def problems(result: dict[str, Any]) -> list[str]:
-    """One line per distinct reason a record did not run (unavailable or failed), and one
-    saying how many records were timed on a busy machine, if any."""
-    lines: dict[str, None] = {}
-    for r in result["records"]:
-        if r["status"] != "ok":
-            lines[f"{r['backend']} {r['runtime']} on {r['provider']}: {r['status']}: "
-                  f"{r['reason']}"] = None
-        elif r.get("mixed"):
-            lines[f"{r['backend']} {r['runtime']} on {r['provider']}: mixed: compute nodes ran "
-                  f"on the CPU: {', '.join(r['placement']['fallback_compute_nodes'])}"] = None
-    busy = sum(1 for r in result["records"] if r["status"] == "ok" and _noisy(r))
-    if busy:
-        lines[f"{busy} measurement(s) marked{BUSY_MARK}: {noisy_note()}"] = None
-    return list(lines)

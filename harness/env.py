@@ -18,8 +18,8 @@ import harness
 from harness.machine_load import load_average
 
 # Distributions whose versions decide the numbers; recorded when installed.
-TRACKED_PACKAGES = ("numpy", "tensorflow", "keras", "torch", "onnx", "onnxruntime",
-                    "onnxruntime-gpu", "tf2onnx", "onnxscript", "pydantic")
+TRACKED_PACKAGES = ("numpy", "tensorflow", "keras", "jax", "jaxlib", "torch", "onnx",
+                    "onnxruntime", "onnxruntime-gpu", "tf2onnx", "onnxscript", "pydantic")
 
 
 def utc_now() -> str:

@@ -33,39 +33,59 @@ class ParityRow:
         return self.max_abs_diff <= PARITY_TOLERANCE
 
 
-def _outputs(source: WeightsSource, x: np.ndarray, work_dir: Path, opset: int,
-             threads: int | None) -> dict[str, np.ndarray]:
+def _backend_outputs(name: str, source: WeightsSource, x: np.ndarray, work_dir: Path,
+                     opset: int, threads: int | None) -> dict[str, np.ndarray]:
+    """One backend's native and ONNX Runtime outputs (module level: it may run in a worker)."""
     from harness.ort import create_session, run_batched
 
+    backend = get_backend(name, threads=threads)
+    model = backend.build(source.spec)
+    backend.set_weights(model, source.weights)
+    native = backend.predict(model, x)
+    path = work_dir / f"{source.spec.name}.{name}.onnx"
+    # work_dir is deleted at the end: a failure's log goes where the user can still read it
+    log = Path(tempfile.gettempdir()) / f"harness-parity-{path.name}.log"
+    convert_to_onnx(backend, model, source.spec, path, opset, log=log)
+    return {f"{name} native": native,
+            f"{name} onnx": run_batched(create_session(path, "cpu", threads=threads), x)}
+
+
+def _outputs(source: WeightsSource, x: np.ndarray, work_dir: Path, opset: int,
+             threads: int | None, backends: list[str]) -> dict[str, np.ndarray]:
+    """Each backend's outputs; a Keras backend this process cannot hold (one Keras backend
+    per process) runs in a worker process of its own."""
+    from harness.backends.isolation import BackendProcess, conflict
+
     outputs = {}
-    for name in backend_names():
-        backend = get_backend(name, threads=threads)
-        model = backend.build(source.spec)
-        backend.set_weights(model, source.weights)
-        outputs[f"{name} native"] = backend.predict(model, x)
-        path = work_dir / f"{source.spec.name}.{name}.onnx"
-        # work_dir is deleted at the end: a failure's log goes where the user can still read it
-        log = Path(tempfile.gettempdir()) / f"harness-parity-{path.name}.log"
-        convert_to_onnx(backend, model, source.spec, path, opset, log=log)
-        outputs[f"{name} onnx"] = run_batched(create_session(path, "cpu", threads=threads), x)
+    for name in backends:
+        if conflict(name) is None:
+            outputs.update(_backend_outputs(name, source, x, work_dir, opset, threads))
+            continue
+        with BackendProcess() as worker:
+            outputs.update(worker.call(__name__, _backend_outputs.__name__, name, source, x,
+                                       work_dir, opset, threads))
     return outputs
 
 
 def cross_parity(spec_ref: str | Path | None, run_dirs: list[Path] | None = None,
                  data_dir: Path | None = None, limit_test: int | None = None,
-                 opset: int = DEFAULT_OPSET, threads: int | None = None) -> list[ParityRow]:
-    """Rows for every weights source x implementation (native and ONNX of every backend)."""
+                 opset: int = DEFAULT_OPSET, threads: int | None = None,
+                 backends: list[str] | None = None) -> list[ParityRow]:
+    """Rows for every weights source x implementation (native and ONNX of each of `backends`,
+    default every backend); the reference is the training backend's native output, else the
+    first backend's."""
+    backends = list(backends or backend_names())
     sources = ([weights_source(spec_ref, run) for run in run_dirs] if run_dirs
                else [weights_source(spec_ref, None)])
     rows = []
     for source in sources:
         trained = source.description.get("trained_backend")
         label = f"{trained}-trained ({source.description['run_dir']})" if trained else "initial"
-        reference = f"{trained or backend_names()[0]} native"
+        reference = f"{trained if trained in backends else backends[0]} native"
         arrays = load_arrays(source.spec.input, data_dir=data_dir, limit=1,
                              limit_test=limit_test)
         with tempfile.TemporaryDirectory(prefix="harness-parity-") as work_dir:
-            outputs = _outputs(source, arrays.x_test, Path(work_dir), opset, threads)
+            outputs = _outputs(source, arrays.x_test, Path(work_dir), opset, threads, backends)
         for implementation, probs in outputs.items():
             rows.append(ParityRow(
                 weights=label, implementation=implementation,

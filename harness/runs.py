@@ -11,6 +11,9 @@ from harness.training import METRICS_FILE
 
 TRAINING_COLUMNS = ("run", "spec", "backend", "device", "threads", "epochs",
                     "first epoch s", "steady epoch s", "samples/s")
+# A figure a run has none of (the steady epoch of a one-epoch run), as the report shows it
+# (harness.report.format.MISSING, which this module cannot import: it needs pandas).
+MISSING = "–"
 
 
 def training_speed(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -34,7 +37,7 @@ def training_speed(metrics: dict[str, Any]) -> dict[str, Any]:
 def training_rows(speeds: Sequence[dict[str, Any]]) -> list[list[str]]:
     """Table cells for `training_speed` results (with their run_dir), as TRAINING_COLUMNS."""
     def num(value: Any, fmt: str) -> str:
-        return "" if value is None else format(value, fmt)
+        return MISSING if value is None else format(value, fmt)
 
     return [[str(s.get("run_dir", "")), str(s["spec"]), str(s["backend"]), str(s["device"]),
              "default" if not s["threads"] else str(s["threads"]), str(s["epochs"]),

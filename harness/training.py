@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from harness import data as data_module
-from harness.backends import Backend, get_backend
+from harness.backends import Backend, BackendUnavailable, get_backend
 from harness.env import environment, utc_now
 from harness.machine_load import load_mark, load_since
 from harness.memory import track_memory
@@ -33,6 +33,10 @@ FINAL_WEIGHTS_FILE = "final_weights.npz"  # canonical layout: loads into any bac
 # epoch over batches already on the device (no data set-up, no validation), and the steady
 # figure the median of the epochs after the first.
 EPOCH_TIMING = "optimizer-steps-only; steady=median(epochs 2..N)"
+# How the framework runs the model (`--compile`): eager, or compiled (Backend.compiled:
+# torch.compile with inductor, Keras jit_compile=True); for training and native inference.
+EAGER, COMPILED = "eager", "compiled"
+COMPILE_MODES = (EAGER, COMPILED)
 
 
 @dataclass(frozen=True)
@@ -52,7 +56,24 @@ class TrainConfig:
     layout: str = "channels_last"  # memory layout of image activations where it is a choice
     # "compiled": torch.compile / Keras XLA (Backend.compiled); the first epoch holds the
     # compilation, which epoch_timing keeps apart from the steady epochs
-    compile: str = "eager"
+    compile: str = EAGER
+
+
+class CompileUnavailable(BackendUnavailable):
+    """The compiled mode cannot run on this platform (no compiler, a backend that already
+    compiles every step): a matrix job records it as `unavailable`, not as a failure."""
+
+
+def compiled_model(backend: Backend, model: Any, mode: str) -> Any:
+    """`model` in the training mode `mode` (COMPILE_MODES)."""
+    if mode not in COMPILE_MODES:
+        raise ValueError(f"compile mode must be one of {list(COMPILE_MODES)}, got {mode!r}")
+    if mode == EAGER:
+        return model
+    try:
+        return backend.compiled(model)
+    except BackendUnavailable as exc:
+        raise CompileUnavailable(f"{backend.name} --compile {mode}: {exc}") from exc
 
 
 @dataclass
@@ -121,8 +142,7 @@ def train_and_evaluate(spec_ref: str | Path | ModelSpec, config: TrainConfig,
     model = backend.build(spec)
     start_weights = initial_weights(spec, seed)
     backend.set_weights(model, start_weights)
-    if config.compile == "compiled":
-        model = backend.compiled(model)
+    model = compiled_model(backend, model, config.compile)
 
     started = utc_now()
     wall = time.perf_counter()
@@ -168,7 +188,8 @@ def train_and_evaluate(spec_ref: str | Path | ModelSpec, config: TrainConfig,
         "timing": epoch_timing(history, len(arrays.y_train)),
         # what was asked for; what the frameworks ran with is read back into
         # environment.backend (threads, compile_mode, tf32, layout, data_device)
-        "requested": {"threads": config.threads, "tf32": config.tf32, "layout": config.layout},
+        "requested": {"threads": config.threads, "tf32": config.tf32, "layout": config.layout,
+                      "compile": config.compile},
         "wall_seconds": wall,
         "memory": memory.result(),
         "model_file": model_file.name,

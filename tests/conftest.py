@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,3 +35,30 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.get_closest_marker("gpu"):
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def backend_call() -> Iterator[Callable[..., Any]]:
+    """`backend_call(name, function, *args, **kwargs)`: `function(*args, **kwargs)` here when
+    backend `name` can run in this process, else in a worker process holding it (one per
+    backend, kept for the session): a process holds one Keras backend. `function` must be a
+    module-level function (the worker imports it by name); skips when the backend's framework
+    is not installed."""
+    from harness.backends import not_installed
+    from harness.backends.isolation import BackendProcess, conflict
+
+    workers: dict[str, BackendProcess] = {}
+
+    def call(name: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        missing = not_installed(name)
+        if missing:
+            pytest.skip(missing)
+        if conflict(name) is None:
+            return function(*args, **kwargs)
+        if name not in workers:
+            workers[name] = BackendProcess()
+        return workers[name].call(function.__module__, function.__qualname__, *args, **kwargs)
+
+    yield call
+    for worker in workers.values():
+        worker.close()

@@ -16,7 +16,7 @@ import pytest
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
-from harness import bench, env, runs  # noqa: E402
+from harness import bench, bench_native, env, runs  # noqa: E402
 from harness.backends import BackendUnavailable  # noqa: E402
 from harness.cli import main  # noqa: E402
 from harness.exporting import export_model, weights_source  # noqa: E402
@@ -126,7 +126,7 @@ def test_missing_framework_gives_unavailable_records(tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     if "torch" not in _installed():
         pytest.skip("torch is not installed")
-    real = bench.get_backend
+    real = bench_native.get_backend
 
     def fake(name: str, device: str = "cpu", threads: int | None = None, **options: Any) -> Any:
         if name == "keras":
@@ -134,7 +134,7 @@ def test_missing_framework_gives_unavailable_records(tmp_path: Path,
                                      "(tensorflow); install it with: pip install -e '.[keras]'")
         return real(name, device=device, threads=threads, **options)
 
-    monkeypatch.setattr(bench, "get_backend", fake)
+    monkeypatch.setattr(bench_native, "get_backend", fake)
     result = bench.bench_spec("mlp2", backends=["keras", "torch"], providers=["cpu"],
                               batch_sizes=[2], out_dir=tmp_path, **FAST)
     keras = [r for r in result["records"] if r["backend"] == "keras"]
@@ -161,7 +161,7 @@ def test_an_export_of_the_same_weights_is_reused(tmp_path: Path,
         raise BackendUnavailable("torch is not installed")
 
     # without the framework the earlier export still runs in ONNX Runtime
-    monkeypatch.setattr(bench, "get_backend", unavailable)
+    monkeypatch.setattr(bench_native, "get_backend", unavailable)
     records = bench.bench_backend(source, "torch", providers=["cpu"], batch_sizes=[2],
                                   onnx_path=path, x=x, **FAST)
     status = {r["runtime"]: r["status"] for r in records}
@@ -233,6 +233,20 @@ def test_training_speed_keeps_the_first_epoch_apart() -> None:
         "keras", "cpu", 2, 3)
     row = runs.training_rows([speed])[0]
     assert len(row) == len(runs.TRAINING_COLUMNS) and row[-1] == "667"
+
+
+def test_a_one_epoch_run_shows_no_steady_figure() -> None:
+    history = [EpochRecord(1, 1.0, 0.5, None, None, 3.0)]
+    metrics = {
+        "spec": {"name": "mlp2"}, "backend": "torch", "device": "cpu", "n_train": 1000,
+        "batch_size": 100, "environment": {"backend": {"intra_op_threads": None}},
+        "history": [vars(record) for record in history],
+        "timing": epoch_timing(history, 1000),
+    }
+    speed = runs.training_speed(metrics)
+    assert speed["steady_epoch_seconds"] is None and speed["samples_per_second"] is None
+    row = dict(zip(runs.TRAINING_COLUMNS, runs.training_rows([speed])[0], strict=True))
+    assert (row["first epoch s"], row["steady epoch s"], row["samples/s"]) == ("3.00", "–", "–")
 
 
 def test_speedups_pair_native_and_onnxruntime_p50() -> None:

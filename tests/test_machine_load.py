@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from harness import bench, machine_load
+from harness import bench, bench_records, machine_load
 from harness.machine_load import CpuTicks, is_noisy, judge, load_mark, load_since, parse_ticks
 from harness.timing import measure
 
@@ -184,10 +184,10 @@ def test_bench_output_marks_busy_figures() -> None:
                latency_record("onnxruntime", "session_run", 0.5, noisy=True)]
     result = {"spec": {"name": "mlp2"}, "records": records, "speedups": bench.speedups(records)}
     assert [s["noisy"] for s in result["speedups"]] == [True]  # either side noisy
-    native, ort = bench.summary_rows(result)
-    assert not any(bench.BUSY_MARK in cell for cell in native)
+    native, ort = bench_records.summary_rows(result)
+    assert not any(bench_records.BUSY_MARK in cell for cell in native)
     assert ort[-4:] == ["0.500 (busy)", "0.500 (busy)", "2,000 (busy)", "4.00x (busy)"]
-    (line,) = bench.problems(result)
+    (line,) = bench_records.problems(result)
     assert line.startswith("1 measurement(s) marked (busy)") and "0.25" in line
     quiet = [latency_record("native", "native", 2.0, noisy=False)]
-    assert bench.problems({"records": quiet}) == []
+    assert bench_records.problems({"records": quiet}) == []

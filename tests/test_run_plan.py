@@ -57,7 +57,7 @@ def captured(monkeypatch: pytest.MonkeyPatch) -> list[tuple[RunConfig, Path]]:
 
     def fake_run(config: RunConfig, out: Path, **options: object) -> dict:
         calls.append((config, out))
-        return {"ok": 0, "jobs": 0, "failed": []}
+        return {"ok": 0, "jobs": 0, "failed": [], "unavailable": []}
 
     monkeypatch.setattr(matrix, "run_matrix", fake_run)
     return calls

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
-from harness.backends import REGISTRY, get_backend
+from harness.backends import REGISTRY, get_backend, not_installed
 from harness.data import load_arrays
 from harness.results import write_json_atomic
 from harness.run import layout
@@ -24,17 +25,28 @@ from harness.training import (
 
 
 def _require(backend: str) -> None:
-    pytest.importorskip({"torch": "torch", "keras": "tensorflow"}[backend])
+    missing = not_installed(backend)
+    if missing:
+        pytest.skip(missing)
 
 
-@pytest.mark.parametrize("backend", list(REGISTRY))
-@pytest.mark.parametrize(("spec", "limit", "min_accuracy"),
-                         [("mlp2", 3000, 0.5), ("cnn2_k3_keras_example", 3000, 0.6)])
+# The CNN on Keras' JAX and PyTorch backends is slow (their own processes, XLA compilations);
+# their model and training maths are checked on every zoo spec in tests/backends.
+LEARNING_CASES = [
+    pytest.param(backend, spec, limit, accuracy, id=f"{spec}-{limit}-{accuracy}-{backend}",
+                 marks=[pytest.mark.slow] if spec.startswith("cnn")
+                 and backend in ("keras-jax", "keras-torch") else [])
+    for spec, limit, accuracy in [("mlp2", 3000, 0.5), ("cnn2_k3_keras_example", 3000, 0.6)]
+    for backend in REGISTRY]
+
+
+@pytest.mark.parametrize(("backend", "spec", "limit", "min_accuracy"), LEARNING_CASES)
 def test_one_epoch_learns_well_above_chance(backend: str, spec: str, limit: int,
-                                            min_accuracy: float, tmp_path: Path) -> None:
+                                            min_accuracy: float, tmp_path: Path,
+                                            backend_call: Any) -> None:
     _require(backend)
     config = TrainConfig(backend=backend, epochs=1, limit=limit, limit_test=2000, threads=2)
-    outcome = train_and_evaluate(spec, config, out_dir=tmp_path)
+    outcome = backend_call(backend, train_and_evaluate, spec, config, out_dir=tmp_path)
     metrics = outcome.metrics
     assert metrics["test_accuracy"] > min_accuracy  # chance is 0.1
     assert metrics["n_train"] == limit and metrics["n_test"] == 2000
@@ -47,11 +59,13 @@ def test_one_epoch_learns_well_above_chance(backend: str, spec: str, limit: int,
 
 
 @pytest.mark.parametrize("backend", list(REGISTRY))
-def test_metrics_record_spec_environment_and_history(backend: str, tmp_path: Path) -> None:
+def test_metrics_record_spec_environment_and_history(backend: str, tmp_path: Path,
+                                                     backend_call: Any) -> None:
     _require(backend)
     # TensorFlow fixes its thread pools once per process: use the count the other tests use
     config = TrainConfig(backend=backend, epochs=2, limit=512, limit_test=256, seed=3, threads=2)
-    metrics = train_and_evaluate("lenet5_bn_hidden", config, out_dir=tmp_path).metrics
+    metrics = backend_call(backend, train_and_evaluate, "lenet5_bn_hidden", config,
+                           out_dir=tmp_path).metrics
     assert metrics["schema_version"] == 1
     assert metrics["spec"]["name"] == "lenet5_bn_hidden" and len(metrics["spec"]["hash"]) == 16
     assert (metrics["backend"], metrics["device"], metrics["seed"]) == (backend, "cpu", 3)
@@ -155,7 +169,8 @@ def test_framework_settings_reach_the_record_and_the_report(tmp_path: Path) -> N
                                      out_dir=layout.job_dir(run, job)).metrics
     finally:  # process-wide switches: leave them as the default backend sets them
         get_backend("torch", threads=2)
-    assert metrics["requested"] == {"threads": 2, "tf32": True, "layout": "nchw"}
+    assert metrics["requested"] == {"threads": 2, "tf32": True, "layout": "nchw",
+                                    "compile": "eager"}
     ran = metrics["environment"]["backend"]
     assert (ran["tf32"], ran["layout"], ran["compile_mode"]) == (True, "nchw", "eager")
     assert (ran["intra_op_threads"], ran["data_device"]) == (2, "cpu")

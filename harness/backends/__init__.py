@@ -3,21 +3,45 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
+from typing import NamedTuple
 
-from harness.backends.base import Backend, BackendUnavailable, EpochResult
+from harness.backends.base import Backend, BackendUnavailable, EpochResult, KerasBackendConflict
 
-# name -> (module, class, pip extra that installs the framework). The Keras backends each hold
-# Keras on one of its own backends; a process can hold only one of them (keras_common).
-REGISTRY: dict[str, tuple[str, str, str]] = {
-    "keras": ("harness.backends.keras_tf", "KerasBackend", "keras"),
-    "keras-jax": ("harness.backends.keras_jax", "KerasJaxBackend", "keras-jax"),
-    "keras-torch": ("harness.backends.keras_torch", "KerasTorchBackend", "keras-torch"),
-    "torch": ("harness.backends.pytorch", "TorchBackend", "torch"),
+
+class Entry(NamedTuple):
+    module: str  # the backend's package
+    cls: str  # its Backend class
+    extra: str  # the pip extra that installs its framework
+    frameworks: tuple[str, ...]  # the modules it needs (checked without importing them)
+
+
+# The Keras backends each hold Keras on one of its own backends; a process can hold only one of
+# them (harness.backends.keras_common, harness.backends.isolation).
+REGISTRY: dict[str, Entry] = {
+    "keras": Entry("harness.backends.keras_tf", "KerasBackend", "keras",
+                   ("keras", "tensorflow")),
+    "keras-jax": Entry("harness.backends.keras_jax", "KerasJaxBackend", "keras-jax",
+                       ("keras", "jax")),
+    "keras-torch": Entry("harness.backends.keras_torch", "KerasTorchBackend", "keras-torch",
+                         ("keras", "torch")),
+    "torch": Entry("harness.backends.pytorch", "TorchBackend", "torch", ("torch",)),
 }
 
 
 def backend_names() -> list[str]:
     return list(REGISTRY)
+
+
+def not_installed(name: str) -> str | None:
+    """What backend `name` lacks and the command that installs it, or None when its
+    frameworks are installed (found, not imported)."""
+    entry = REGISTRY[name]
+    missing = [module for module in entry.frameworks if importlib.util.find_spec(module) is None]
+    if not missing:
+        return None
+    return (f"backend {name!r} needs {' and '.join(missing)}, not installed; install it with: "
+            f"pip install -e '.[{entry.extra}]'")
 
 
 def get_backend(name: str, device: str = "cpu", threads: int | None = None,
@@ -26,17 +50,22 @@ def get_backend(name: str, device: str = "cpu", threads: int | None = None,
     """Instantiate a backend by name, importing its framework only now."""
     if name not in REGISTRY:
         raise ValueError(f"unknown backend {name!r}; expected one of {backend_names()}")
-    module_name, class_name, extra = REGISTRY[name]
+    entry = REGISTRY[name]
+    # before any import: a keras import that fails half-way on a missing framework would leave
+    # this process unable to load keras at all
+    missing = not_installed(name)
+    if missing:
+        raise BackendUnavailable(missing)
     try:
-        module = importlib.import_module(module_name)
+        module = importlib.import_module(entry.module)
     except ImportError as exc:
         raise BackendUnavailable(
             f"backend {name!r} needs a framework that is not installed ({exc.name or exc}); "
-            f"install it with: pip install -e '.[{extra}]'"
+            f"install it with: pip install -e '.[{entry.extra}]'"
         ) from None
-    return getattr(module, class_name)(device=device, threads=threads, dtype=dtype, tf32=tf32,
-                                       layout=layout)
+    return getattr(module, entry.cls)(device=device, threads=threads, dtype=dtype, tf32=tf32,
+                                      layout=layout)
 
 
-__all__ = ["REGISTRY", "Backend", "BackendUnavailable", "EpochResult", "backend_names",
-           "get_backend"]
+__all__ = ["REGISTRY", "Backend", "BackendUnavailable", "Entry", "EpochResult",
+           "KerasBackendConflict", "backend_names", "get_backend", "not_installed"]

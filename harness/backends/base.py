@@ -31,6 +31,11 @@ class BackendUnavailable(RuntimeError):
     """The framework is not installed, or the requested device cannot be used."""
 
 
+class KerasBackendConflict(BackendUnavailable):
+    """Keras is already loaded on another of its backends in this process: the backend can run
+    only in a process of its own (harness.backends.isolation)."""
+
+
 @dataclass(frozen=True)
 class EpochResult:
     loss: float  # mean training loss over the epoch's batches (weighted by batch size)

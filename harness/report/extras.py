@@ -8,8 +8,9 @@ import json
 
 import pandas as pd
 
-from harness.report.load import RunData
+from harness.report.load import PHASE_COLUMNS, RunData
 from harness.report.tables import trained
+from harness.run import layout
 
 JOB_COLUMNS = ["job_id", "spec", "point", "backend", "seed", "status", "trained_epochs",
                "job_seconds", "started_utc", "finished_utc"]
@@ -47,18 +48,20 @@ def threads_text(run: RunData) -> str:
 
 
 def wall_time_text(jobs: pd.DataFrame) -> str:
-    """Jobs run one at a time: their sum, and the span from the first start to the last
-    finish (which includes any pause between interrupted and resumed runs)."""
+    """The run's wall time, from the first start to the last finish (any pause between an
+    interrupted and a resumed run included), and the sum of the job times: jobs that ran at
+    once (`--workers N`, Ray) overlap, so the sum can exceed the wall time."""
     if jobs.empty:
         return "–"
     starts = pd.to_datetime(jobs["started_utc"], errors="coerce", utc=True)
     finishes = pd.to_datetime(jobs["finished_utc"], errors="coerce", utc=True)
-    text = f"{duration(jobs['job_seconds'].sum())} in {len(jobs)} jobs (sum of job times)"
-    if starts.notna().any() and finishes.notna().any():
-        span = (finishes.max() - starts.min()).total_seconds()
-        text += (f"; first start {starts.min():%Y-%m-%d %H:%M} UTC, last finish "
-                 f"{finishes.max():%Y-%m-%d %H:%M} UTC ({duration(span)}, pauses included)")
-    return text
+    job_sum = (f"{duration(jobs['job_seconds'].sum())} sum of job times in {len(jobs)} jobs "
+               "(jobs run at once overlap)")
+    if not (starts.notna().any() and finishes.notna().any()):
+        return job_sum
+    span = (finishes.max() - starts.min()).total_seconds()
+    return (f"{duration(span)} run wall time, first start {starts.min():%Y-%m-%d %H:%M} UTC "
+            f"to last finish {finishes.max():%Y-%m-%d %H:%M} UTC (pauses included); {job_sum}")
 
 
 def machine_rows(run: RunData) -> dict[str, str]:
@@ -81,6 +84,23 @@ def _epochs_text(jobs: pd.DataFrame) -> str:
     done = trained(jobs)
     counts = sorted({int(n) for n in done["trained_epochs"].dropna()})
     return ", ".join(str(n) for n in counts) or "–"
+
+
+def phases_table(jobs: pd.DataFrame) -> pd.DataFrame:
+    """Where a finished job's time goes, per backend: mean seconds of each part (job.json
+    `phases`), and the jobs that recorded them."""
+    columns = [c for c in PHASE_COLUMNS if c in jobs.columns]
+    done = jobs[(jobs["status"] == "ok") & jobs["phase_total_s"].notna()]
+    if done.empty:
+        return pd.DataFrame(columns=["backend", "jobs", *columns])
+    table = done.groupby("backend")[columns].mean().reset_index()
+    table.insert(1, "jobs", done.groupby("backend").size().to_numpy())
+    return table
+
+
+PHASES_CAPTION = ("Mean seconds of each part of a finished job, per backend: "
+                  + "; ".join(f"{name}: {text}" for name, text in layout.JOB_PHASES.items())
+                  + "; total: from the job's process start to its record.")
 
 
 def jobs_table(jobs: pd.DataFrame) -> pd.DataFrame:

@@ -1,10 +1,12 @@
 """The report's answer, before any table: per study, generated from the study's tables.
 
 Does Keras reach PyTorch's accuracy (within seed noise)? Which framework trains faster, by how
-much? What does ONNX Runtime buy over each framework at batch 1 and 32? Did the models reach
-the accuracies their notebooks published? Every number is a `Figure`: its text, its value and
-where it comes from (table, column, statistic over which rows), so the page links it to its
-table and tables/findings.csv lets anyone check it against that table.
+much? What does ONNX Runtime buy over each framework at batch 1 and 32, and which runtime x
+variant (graph optimisation, int8, float16, compiled framework) is best within the accuracy
+gate? Did the models reach the accuracies their notebooks published? Every number is a
+`Figure`: its text, its value and where it comes from (table, column, statistic over which
+rows), so the page links it to its table and tables/findings.csv lets anyone check it against
+that table.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from harness.report.format import NOISY_MARK, NOISY_PREFIX, cell_text
+from harness.report.format import NOISY_MARK, NOISY_PREFIX, cell_text, flag_set
 from harness.report.reproduction import (
     ACCURACY_FLOOR_PP,
     AGREE,
@@ -27,6 +29,7 @@ from harness.report.tables import DELTA_PAIR
 
 FINDINGS_BATCH_SIZES = (1, 32)
 NAMES = {"keras": "Keras", "torch": "PyTorch"}
+VARIANT_STUDIES = "variants_studies"  # harness.report.variants.study_table: its CSV stem
 
 
 @dataclass(frozen=True)
@@ -239,13 +242,58 @@ def _reproduced(study: _Study, backends: list[str]) -> Sentence | None:
             *parts, "."]
 
 
+def _runtime_text(row: pd.Series) -> str:
+    """A runtime x variant as the findings name it."""
+    if row["runtime"] == "onnxruntime":
+        return (f"ONNX Runtime {row['variant']} of the {backend_name(row['backend'])} export "
+                f"({row['provider']}, {row['mode']})")
+    return f"{backend_name(row['backend'])} {row['variant']} ({row['provider']})"
+
+
+def _variant_figure(row: pd.Series, column: str, suffix: str = "") -> Figure:
+    """One cell of the study's row in VARIANT_STUDIES; counts as whole numbers."""
+    value = float(row[column])
+    text = cell_text(value, column) if column.startswith("median") else f"{int(value)}"
+    return Figure(text + suffix, value, VARIANT_STUDIES, column, "value", (row["label"],))
+
+
+def _best_variants(variants: pd.DataFrame | None) -> Sentence | None:
+    """Per batch size, the runtime x variant of the study's `variants_studies` rows that is
+    `best`: within the accuracy gate in every spec, the fastest in the most."""
+    if variants is None or variants.empty:
+        return None
+    parts: Sentence = []
+    for batch in FINDINGS_BATCH_SIZES:
+        rows = variants[variants["batch_size"] == batch]
+        if rows.empty:
+            continue
+        parts.append("; " if parts else "")
+        chosen = rows[rows["best"].eq(True)]
+        if chosen.empty:
+            parts.append(f"at batch {batch} none passes the gate in every spec")
+            continue
+        row = chosen.iloc[0]
+        busy = NOISY_MARK if flag_set(row[f"{NOISY_PREFIX}median_speedup_vs_eager"]) else ""
+        parts += [f"at batch {batch}, {_runtime_text(row)}: the fastest in ",
+                  _variant_figure(row, "fastest"), " of ", _variant_figure(row, "specs"),
+                  " spec" if row["specs"] == 1 else " specs", ", ",
+                  _variant_figure(row, "median_speedup_vs_eager", busy),
+                  " the eager framework's speed (median)"]
+    if not parts:
+        return None
+    return ["Best within the accuracy gate (passing it in every spec of the study, the "
+            "fastest in the most): ", *parts, "."]
+
+
 def study_findings(study: str, repro_name: str, repro: pd.DataFrame, speed_name: str,
-                   speed: pd.DataFrame, backends: list[str]) -> Bullets:
-    """The findings of one study from its reproduction and speed tables."""
+                   speed: pd.DataFrame, backends: list[str],
+                   variants: pd.DataFrame | None = None) -> Bullets:
+    """The findings of one study from its reproduction and speed tables, and its rows of
+    VARIANT_STUDIES when the run timed variants."""
     data = _Study(repro_name, repro, speed_name, speed)
     sentences = [_coverage(data, backends), _frameworks(data), _training_speed(data),
-                 _onnx_runtime(data, backends), _reproduced(data, backends),
-                 *_published(data, backends)]
+                 _onnx_runtime(data, backends), _best_variants(variants),
+                 _reproduced(data, backends), *_published(data, backends)]
     return Bullets(f"Study: {study}", [s for s in sentences if s])
 
 

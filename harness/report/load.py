@@ -20,7 +20,7 @@ import yaml
 from harness.machine_load import is_noisy
 from harness.run import layout
 from harness.spec import SpecError, load_spec, spec_hash, zoo_dir
-from harness.training import FINAL_WEIGHTS_FILE, SPEC_FILE
+from harness.training import EAGER, FINAL_WEIGHTS_FILE, SPEC_FILE
 
 # The columns every latency frame has, whatever its source (run or pytest-benchmark).
 LATENCY_COLUMNS = [
@@ -32,6 +32,8 @@ LATENCY_COLUMNS = [
 # What each framework ran with, read back from it (metrics.json environment.backend).
 FRAMEWORK_SETTINGS = ["compile_mode", "tf32", "layout", "intra_op_threads", "inter_op_threads",
                       "data_device"]
+# Seconds of each part of a job (job.json `phases`, harness.run.layout.JOB_PHASES).
+PHASE_COLUMNS = [f"phase_{name}_s" for name in (*layout.JOB_PHASES, "total")]
 # Fixed columns, so a run whose jobs all failed early still gives frames the tables can read.
 JOB_NUMERIC = [
     "job_seconds", "seed", "published_test_accuracy", "published_test_loss", "test_accuracy",
@@ -40,10 +42,11 @@ JOB_NUMERIC = [
     "trained_epochs", "parity_max_abs_diff", "parity_native_accuracy", "parity_onnx_accuracy",
     "parity_argmax_agreement", "onnx_opset", "onnx_nodes", "onnx_bytes",
     "load_unknown_epochs",
+    *PHASE_COLUMNS,
 ]
 JOB_COLUMNS = [
     "job_id", "status", "failed_step", "error", "spec", "spec_hash", "backend", "point",
-    "overrides", "device", "study", "published_ambiguity", "config", "started_utc",
+    "overrides", "device", "compile", "study", "published_ambiguity", "config", "started_utc",
     "finished_utc", "has_metrics", "has_export", "parity_passed",
     "parity_provider", "job_dir", "weights_file", "noisy_first_epoch_s",
     "noisy_steady_epoch_s", *JOB_NUMERIC, *FRAMEWORK_SETTINGS,
@@ -128,13 +131,14 @@ def study_of(reference: dict[str, Any]) -> str:
 
 
 def _epoch_load_fields(history: list[dict[str, Any]]) -> dict[str, Any]:
-    """Whether the first epoch, and any epoch counted as steady (all after the first, or the
-    only one), trained on a busy machine; and how many epochs have no known load."""
+    """Whether the first epoch, and any epoch counted as steady (all after the first; a run of
+    one epoch has no steady figure, so nothing to mark), trained on a busy machine; and how
+    many epochs have no known load."""
     noisy = [is_noisy(epoch.get("machine_load")) for epoch in history]
     unknown = [(epoch.get("machine_load") or {}).get("others_cores") is None
                for epoch in history]
     return {"noisy_first_epoch_s": bool(noisy[:1] and noisy[0]),
-            "noisy_steady_epoch_s": any(noisy[1:] or noisy),
+            "noisy_steady_epoch_s": any(noisy[1:]),
             "load_unknown_epochs": sum(unknown)}
 
 
@@ -209,6 +213,7 @@ def _job_row(folder: Path, job: dict[str, Any], metrics: dict[str, Any] | None,
         "point": point_label(overrides),
         "overrides": json.dumps(overrides, sort_keys=True),
         "device": config.get("device") or (metrics or {}).get("device"),
+        "compile": config.get("compile") or EAGER,  # the job's --compile mode
         "study": config.get("study") or study_of(reference),
         "published_test_accuracy": reference.get("published_test_accuracy"),
         "published_test_loss": reference.get("published_test_loss"),
@@ -218,6 +223,8 @@ def _job_row(folder: Path, job: dict[str, Any], metrics: dict[str, Any] | None,
         "finished_utc": job.get("finished_utc"),
         **_metric_fields(metrics),
         **_export_fields(export),
+        **{f"phase_{name}_s": (job.get("phases") or {}).get(name)
+           for name in (*layout.JOB_PHASES, "total")},
         "job_dir": str(folder),
         "weights_file": str(weights) if weights.is_file() else "",
     }
@@ -269,9 +276,10 @@ def _read_job(folder: Path, data: dict[str, Any], notes: list[str]) -> None:
     latency = read_json_or_none(folder / layout.LATENCY_FILE, notes)
     row = _job_row(folder, job, metrics, export)
     data["jobs"].append(row)
-    data["history"].extend(_history_rows(row, metrics))
-    keys = {k: row[k] for k in ("job_id", "spec", "point", "backend", "seed")}
-    data["latency"].extend(latency_rows((latency or {}).get("records") or [], keys, "run"))
+    if row["compile"] == EAGER:  # a compiled job's epochs and latency: the variants section
+        data["history"].extend(_history_rows(row, metrics))
+        keys = {k: row[k] for k in ("job_id", "spec", "point", "backend", "seed")}
+        data["latency"].extend(latency_rows((latency or {}).get("records") or [], keys, "run"))
     if metrics and metrics.get("confusion_matrix"):
         data["confusion"].append((row["job_id"], np.asarray(metrics["confusion_matrix"])))
     if metrics and metrics.get("environment"):

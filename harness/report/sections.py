@@ -14,7 +14,7 @@ from harness.machine_load import MIN_INTERVAL_SECONDS, NOISY_OTHERS_CORES, noisy
 from harness.report import facts, plots
 from harness.report import tables as T
 from harness.report.commands import report_command, reproduce_commands
-from harness.report.extras import jobs_table, machine_rows
+from harness.report.extras import PHASES_CAPTION, jobs_table, machine_rows, phases_table
 from harness.report.findings import Bullets, study_findings
 from harness.report.format import (
     MISSING,
@@ -33,6 +33,7 @@ from harness.report.reproduction import (
     zoo_studies,
 )
 from harness.report.speed import shown_speed, speed_table
+from harness.run.layout import UNAVAILABLE
 
 LATENCY_ROW_KEYS = ["source", "spec", "point", "backend", "runtime", "provider", "mode"]
 BUSY_LEGEND = (f"{NOISY_MARK.strip()} marks a figure timed on a busy machine (other processes "
@@ -79,12 +80,14 @@ def _by_batch(frame: pd.DataFrame, keys: list[str], values: list[str]) -> pd.Dat
 
 def overview(run: RunData, commands: list[str]) -> Section:
     jobs, env = run.jobs, run.environment
+    unavailable = int((jobs["status"] == UNAVAILABLE).sum())  # compile modes not run here
     machine = env.get("machine") or {}
     gpus = ", ".join(g.get("name", "?") for g in env.get("gpu") or []) or "none seen"
     rows = {
         "run directory": str(run.run_dir),
         "jobs": f"{len(jobs)} ({(jobs['status'] == 'ok').sum()} ok, "
-                f"{(jobs['status'] != 'ok').sum()} failed)",
+                f"{len(T.failed_table(jobs))} failed"
+                f"{f', {unavailable} unavailable' if unavailable else ''})",
         "specs": jobs["spec"].nunique(),
         "backends": ", ".join(sorted(jobs["backend"].dropna().unique())),
         "seeds": ", ".join(str(int(s)) for s in sorted(jobs["seed"].dropna().unique())),
@@ -184,9 +187,11 @@ SPEED_CAPTION = (
     f"the same weights and batch size (above 1: ONNX Runtime is faster). {BUSY_LEGEND}")
 
 
-def study_sections(run: RunData, tables: dict[str, pd.DataFrame]
+def study_sections(run: RunData, tables: dict[str, pd.DataFrame],
+                   variant_studies: pd.DataFrame | None = None
                    ) -> tuple[list[Section], list[Bullets]]:
-    """A section per study (reproduction and speed tables, plots) and its findings."""
+    """A section per study (reproduction and speed tables, plots) and its findings, with the
+    best variants where `variant_studies` (harness.report.variants.study_table) has them."""
     sections, findings = [], []
     done = T.trained(run.jobs)
     ran = set(zip(done["spec"], done["point"], strict=True))
@@ -212,7 +217,10 @@ def study_sections(run: RunData, tables: dict[str, pd.DataFrame]
             if png:
                 section.items.append(Plot(f"{stem}_{name}", png, caption))
         sections.append(section)
-        findings.append(study_findings(study, stem, repro, f"{stem}_speed", speed, backends))
+        variants = (None if variant_studies is None
+                    else variant_studies[variant_studies["study"] == study])
+        findings.append(study_findings(study, stem, repro, f"{stem}_speed", speed, backends,
+                                       variants))
     return sections, findings
 
 
@@ -232,7 +240,8 @@ def load_warnings(run: RunData, latency: pd.DataFrame) -> list[str]:
     done = T.trained(run.jobs)
     ok = latency[latency["status"] == "ok"]
     busy = int(done[T.NOISY_EPOCHS].to_numpy().sum()) + int(ok[NOISY].eq(True).sum())
-    total = 2 * len(done) + len(ok)  # per job: first and steady epoch time; latency loops
+    # per job: first and steady epoch time (a one-epoch job has no steady one); latency loops
+    total = int(done[["first_epoch_s", "steady_epoch_s"]].notna().to_numpy().sum()) + len(ok)
     lines = []
     if busy:
         lines.append(f"{busy} of {total} timings (first and steady epoch time of each job, each "
@@ -255,9 +264,11 @@ def build_sections(run: RunData, latency: pd.DataFrame, benchmark_jsons: list[st
     out = str(run.run_dir)
     commands = [*reproduce_commands(run.jobs, out, zoo_studies()),
                 report_command(out, benchmark_jsons or [])]
-    studies, findings = study_sections(run, tables)
-    jobs = jobs_table(run.jobs)
-    from harness.report.variants import variant_sections  # it builds on this module's types
+    from harness.report.variants import variant_sections, variant_tables  # builds on this
+
+    variants = variant_tables(run)
+    studies, findings = study_sections(run, tables, variants.studies)
+    jobs, phases = jobs_table(run.jobs), phases_table(run.jobs)
 
     return [
         findings_section(findings, commands),
@@ -268,10 +279,12 @@ def build_sections(run: RunData, latency: pd.DataFrame, benchmark_jsons: list[st
         facts_section(run),
         parity_section(tables["parity"]),
         latency_section(run, latency, tables),
-        *variant_sections(run.run_dir),
+        *variant_sections(variants),
         *studies,
         Section("Failed jobs", "failed", f"{len(failed)} job(s) did not finish.",
                 [Table("failed", failed, display(failed))]),
         Section("Jobs", "jobs", "Every job with its wall time (train, export, parity and "
-                "latency), in the order they started.", [Table("jobs", jobs, display(jobs))]),
+                "latency), in the order they started.", [
+                    Table("jobs", jobs, display(jobs)),
+                    Table("job_phases", phases, display(phases), PHASES_CAPTION)]),
     ]

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import pandas as pd
 
+from harness.run.layout import UNAVAILABLE
+from harness.training import EAGER
+
 KEYS = ["spec", "point"]
 FRAMEWORK_METRICS = ["test_accuracy", "test_loss", "final_train_loss", "first_epoch_s",
                      "steady_epoch_s"]
@@ -24,8 +27,10 @@ MIXED = "mixed"  # `placement` of a device ONNX Runtime figure whose compute par
 
 
 def trained(jobs: pd.DataFrame) -> pd.DataFrame:
-    """Jobs with a metrics.json (a job that failed after training still counts here)."""
-    done = jobs[jobs["has_metrics"].fillna(False).astype(bool)]
+    """Jobs with a metrics.json (a job that failed after training still counts here), eager
+    ones: compiled jobs (`harness run --compile`) are the variants section's."""
+    done = jobs[jobs["has_metrics"].fillna(False).astype(bool)
+                & jobs["compile"].fillna(EAGER).eq(EAGER)]
     return done.assign(**{flag: done[flag].eq(True) for flag in NOISY_EPOCHS})
 
 
@@ -171,9 +176,10 @@ def _pair_flags(pairs: pd.DataFrame, latency: pd.DataFrame, keys: list[str]) -> 
 
 
 def failed_table(jobs: pd.DataFrame) -> pd.DataFrame:
-    """Jobs whose status is not ok: where they stopped and the error they reported."""
+    """Jobs whose status is not ok: where they stopped and the error they reported (a compile
+    mode the platform cannot run is no failure: the variants section says why)."""
     columns = ["job_id", "spec", "point", "backend", "seed", "failed_step", "error"]
-    failed = jobs[jobs["status"] != "ok"]
+    failed = jobs[~jobs["status"].isin(["ok", UNAVAILABLE])]
     return failed[columns].sort_values("job_id", ignore_index=True)
 
 

@@ -115,9 +115,13 @@ def write_summary(run_dir: Path, jobs: list[Job]) -> dict[str, Any]:
         path = layout.job_dir(run_dir, job.job_id) / layout.JOB_FILE
         records[job.job_id] = read_json(path) if path.is_file() else {"status": "missing"}
     failed = [{"job_id": job_id, "failed_step": r.get("failed_step"), "error": r.get("error")}
-              for job_id, r in records.items() if r.get("status") != "ok"]
+              for job_id, r in records.items() if r.get("status") not in ("ok", layout.UNAVAILABLE)]
+    # a compile mode this platform cannot run: recorded with its reason, not a failure
+    unavailable = [{"job_id": job_id, "reason": r.get("error")}
+                   for job_id, r in records.items() if r.get("status") == layout.UNAVAILABLE]
     summary = {"schema_version": RESULT_SCHEMA_VERSION, "kind": "summary",
-               "finished_utc": utc_now(), "jobs": len(jobs), "ok": len(jobs) - len(failed),
-               "failed": failed}
+               "finished_utc": utc_now(), "jobs": len(jobs),
+               "ok": len(jobs) - len(failed) - len(unavailable), "failed": failed,
+               "unavailable": unavailable}
     write_json_atomic(Path(run_dir) / layout.SUMMARY_FILE, summary)
     return summary

@@ -26,11 +26,12 @@ NOT_IN_RESUME_KEY = frozenset({
 
 
 class Job(BaseModel):
-    """What a job is. The fields after `seed` are `harness run` options (RunConfig)."""
+    """What a job is. The fields after `compile` are `harness run` options (RunConfig)."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")  # ignore: records of other versions
 
-    job_id: str  # <spec>--<backend>--seed<seed>: the job's folder under RUN_DIR/jobs
+    # <spec>--<backend>--seed<seed>[--<compile>]: the job's folder under RUN_DIR/jobs
+    job_id: str
     spec: str  # the spec's name: RUN_DIR/specs/<spec>.yaml, sweep overrides applied
     base_spec: str  # the spec the sweep point was applied to
     spec_hash: str
@@ -38,6 +39,9 @@ class Job(BaseModel):
     study: str | None
     backend: str
     seed: int
+    # how the framework trains and infers (harness.training.COMPILE_MODES): one of the run's
+    # --compile modes; its native latency is timed in it, beside the eager reference
+    compile: str  # `harness run --compile`, as TrainConfig.compile
     epochs: int | None
     limit: int | None
     limit_test: int | None
@@ -54,7 +58,6 @@ class Job(BaseModel):
     tf32: bool
     layout: str
     ort_variants: tuple[str, ...]
-    compile_modes: tuple[str, ...]
     accuracy_gate: float
     epoch_timing: str  # not an option: what an epoch's time means; jobs timed otherwise re-run
     config_hash: str  # the resume key: a digest of resume_fields
@@ -98,6 +101,7 @@ class Placement(BaseModel):
     slot: int | None = None  # the local worker (0..N-1); None: one job at a time, or Ray
     cpus: tuple[int, ...] | None = None  # the cores it was pinned to; None: not pinned
     gpu: str | None = None  # CUDA_VISIBLE_DEVICES it was given; None: left as it was
+    warm: bool = False  # forked from a warm job server (harness.run.job_server)
     host: str | None = None  # filled in by the job's process, with what it saw:
     affinity: tuple[int, ...] | None = None  # the cores it could run on
     threads: int | None = None  # the compute threads each runtime got (harness.env)

@@ -1,6 +1,6 @@
 """One job of a matrix run, in its own process: train -> evaluate -> export -> parity -> latency.
 
-    python -m harness.run.job_process WORK_DIR  < {"job": ..., "spec": ..., "placement": ...}
+    python -m harness.run.job_process WORK_DIR  < job_input(job, spec_text, placement)
 
 The job (harness.run.job.Job), its spec's YAML text and its placement come on stdin, so the
 process needs no run folder: it writes its records into WORK_DIR (a run's partial folder, or a
@@ -24,8 +24,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 from harness.env import thread_budget, utc_now
 from harness.memory import peak_of, track_memory
 from harness.results import RESULT_SCHEMA_VERSION, read_json, write_json_atomic
@@ -35,21 +33,19 @@ from harness.spec import ModelSpec
 from harness.spec.loader import parse_spec
 
 STEPS = ("train", "export", "latency")
-# job.json `phases`: seconds of each part of the job, in order; together about `total`.
-PHASES = {
-    "start": "process start: the interpreter and the harness's own imports",
-    "imports": "the framework, ONNX and ONNX Runtime imports",
-    "train_setup": "data, model build, initial weights and saving the trained model",
-    "epochs": "the training epochs as metrics.json times them (optimizer steps only)",
-    "evaluation": "validation and test-set passes of the train step",
-    "export": "ONNX conversion and its checks",
-    "parity": "native vs ONNX Runtime on the test set",
-    "latency": "ONNX Runtime and native latency: sessions, warm-up, timed runs",
-}
+PHASES = layout.JOB_PHASES
 PROGRESS_EVERY_S = 10.0  # a progress line within a long epoch (outside every timed region)
-# Modules each backend's steps import; importing them first times imports apart from the work.
-_IMPORTS = {"keras": ("harness.backends.keras_tf", "harness.backends.keras_tf.exporter"),
-            "torch": ("harness.backends.pytorch", "harness.backends.pytorch.exporter")}
+# Modules each backend's steps import; importing them first times imports apart from the work
+# (and a warm job server imports them once for many jobs).
+_IMPORTS = {"keras": ("harness.backends.keras_tf", "harness.backends.keras_tf.exporter",
+                      "tf2onnx"),
+            "torch": ("harness.backends.pytorch", "harness.backends.pytorch.exporter",
+                      "torch.onnx", "onnxscript", "onnxscript.function_libs.torch_lib.ops",
+                      "torch._dynamo"),  # torch.optim imports _dynamo on first use
+            # converts in a Keras-on-TensorFlow child process: nothing more to import here
+            "keras-jax": ("harness.backends.keras_jax", "harness.backends.keras_jax.exporter"),
+            "keras-torch": ("harness.backends.keras_torch", "harness.backends.keras_torch.exporter",
+                            "torch.onnx", "onnxscript")}
 
 
 def _data_dir(job: Job) -> Path | None:
@@ -103,7 +99,8 @@ def _train(job: Job, spec: ModelSpec, work: Path) -> None:
         train_and_evaluate(spec, TrainConfig(
             backend=job.backend, device=job.device, epochs=job.epochs, seed=job.seed,
             limit=job.limit, limit_test=job.limit_test, threads=job.threads,
-            data_dir=_data_dir(job), tf32=job.tf32, layout=job.layout),
+            data_dir=_data_dir(job), tf32=job.tf32, layout=job.layout,
+            compile=job.compile),
             out_dir=work, on_epoch=progress.epoch_finished)
 
 
@@ -118,14 +115,16 @@ def _export(job: Job, spec: ModelSpec, work: Path) -> None:
 
 
 def _latency(job: Job, spec: ModelSpec, work: Path) -> None:
-    """ONNX Runtime (the export above) and native latency per provider x batch size."""
+    """ONNX Runtime (the export above) and native latency per provider x batch size; the
+    native predictor in the job's compile mode, and eager: the reference of every speed-up."""
     from harness.bench import bench_backend, input_batch, latency_result
     from harness.exporting import recorded_source, weights_source
+    from harness.training import EAGER
     from harness.variants import VariantBench, VariantSettings
 
     source = weights_source(None, work)
     variants = VariantBench(VariantSettings(
-        ort_variants=job.ort_variants, compile_modes=job.compile_modes,
+        ort_variants=job.ort_variants, compile_modes=(EAGER, job.compile),
         accuracy_gate=job.accuracy_gate, data_dir=_data_dir(job), limit_test=job.limit_test))
     settings = {"providers": list(job.providers), "batch_sizes": list(job.batch_sizes),
                 "threads": job.threads, "warmup": job.latency_warmup,
@@ -165,7 +164,7 @@ def _affinity() -> tuple[int, ...] | None:
     return tuple(sorted(os.sched_getaffinity(0))) if hasattr(os, "sched_getaffinity") else None
 
 
-def _import_frameworks(backend: str) -> None:
+def import_frameworks(backend: str) -> None:
     """Import what the steps will (a missing framework is the train step's error to report)."""
     for module in (*_IMPORTS.get(backend, ()), "onnx", "onnxruntime"):
         try:
@@ -195,6 +194,20 @@ def _split_phases(steps: dict[str, float], work: Path) -> dict[str, float]:
 Step = Callable[[Job, ModelSpec, Path], None]
 
 
+def _failure(exc: Exception, step: str, work: Path) -> dict[str, Any]:
+    """The record's status, step and error: `unavailable` and the reason for a compile mode
+    this platform cannot run (not a failure: the run's summary lists it apart), else `failed`
+    with the exception (its traceback goes to the job log)."""
+    from harness.training import CompileUnavailable
+
+    if isinstance(exc, CompileUnavailable):
+        print(f"unavailable: {exc}", flush=True)
+        return {"status": layout.UNAVAILABLE, "failed_step": step, "error": str(exc)[:2000]}
+    traceback.print_exc()
+    error = _job_relative(f"{type(exc).__name__}: {str(exc).strip()}", work)
+    return {"status": "failed", "failed_step": step, "error": error[:2000]}
+
+
 def _run_steps(job: Job, spec: ModelSpec, work: Path,
                record: dict[str, Any]) -> dict[str, float]:
     """Run every step, recording the first failure in `record`; return each step's seconds."""
@@ -207,9 +220,7 @@ def _run_steps(job: Job, spec: ModelSpec, work: Path,
             with _timed(seconds, step), track_memory() as tracker:
                 action(job, spec, work)
         except Exception as exc:  # noqa: BLE001 - a failed job is recorded; the run goes on
-            traceback.print_exc()
-            error = _job_relative(f"{type(exc).__name__}: {str(exc).strip()}", work)
-            record.update(status="failed", failed_step=step, error=error[:2000])
+            record.update(_failure(exc, step, work))
             break
         finally:
             memory[step] = tracker.result()
@@ -217,37 +228,49 @@ def _run_steps(job: Job, spec: ModelSpec, work: Path,
     return seconds
 
 
-def run_job(job: Job, spec: ModelSpec, work: Path, placement: Placement,
+def run_job(job: Job, spec: ModelSpec, work: Path, placement: Placement, spawned: float,
             entered: float) -> dict[str, Any]:
-    """Run the job into `work`; return its record (also written as job.json). `entered`: the
-    wall-clock time this process reached its main function."""
+    """Run the job into `work`; return its record (also written as job.json). `spawned`: the
+    wall-clock time its process was asked for (by an executor on this host); `entered`: when
+    the process reached its main function."""
     work.mkdir(parents=True, exist_ok=True)
-    created = psutil.Process().create_time()
     record: dict[str, Any] = {
         "schema_version": RESULT_SCHEMA_VERSION, "kind": "job", "job_id": job.job_id,
         "status": "ok", "error": None, "failed_step": None, "started_utc": utc_now(),
         "config": job.record(), "placement": placement.model_copy(update={
             "host": socket.gethostname(), "affinity": _affinity(),
             "threads": thread_budget(job.threads)}).record()}
-    phases = {"start": max(entered - created, 0.0)}
+    phases = {"start": max(entered - spawned, 0.0)}
     start = time.perf_counter()
     with _timed(phases, "imports"):
-        _import_frameworks(job.backend)
+        import_frameworks(job.backend)
     phases.update(_split_phases(_run_steps(job, spec, work, record), work))
     record.update(finished_utc=utc_now(), seconds=time.perf_counter() - start,
-                  phases={**phases, "total": time.time() - created})
+                  phases={**phases, "total": time.time() - spawned})
     write_json_atomic(work / layout.JOB_FILE, record)
     return record
+
+
+def run_given(given: dict[str, Any], work: Path, entered: float) -> int:
+    """Run the job an executor gave (job_input); the process's exit status."""
+    job = Job.model_validate(given["job"])
+    spec = parse_spec(given["spec"], source=layout.spec_file(Path("RUN_DIR"), job.spec))
+    record = run_job(job, spec, work, Placement.model_validate(given["placement"]),
+                     given["spawned"], entered)
+    return 0 if record["status"] == "ok" else 1
+
+
+def job_input(job: Job, spec_text: str, placement: Placement) -> dict[str, Any]:
+    """What a job process is given: the job, its spec's YAML, where it runs, and when it was
+    asked for (the start of its `start` phase)."""
+    return {"job": job.record(), "spec": spec_text, "placement": placement.record(),
+            "spawned": time.time()}
 
 
 def main(argv: list[str] | None = None) -> int:
     entered = time.time()
     work = Path((argv or sys.argv[1:])[0])
-    given = json.load(sys.stdin)
-    job = Job.model_validate(given["job"])
-    spec = parse_spec(given["spec"], source=layout.spec_file(Path("RUN_DIR"), job.spec))
-    record = run_job(job, spec, work, Placement.model_validate(given["placement"]), entered)
-    return 0 if record["status"] == "ok" else 1
+    return run_given(json.load(sys.stdin), work, entered)
 
 
 if __name__ == "__main__":

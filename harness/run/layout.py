@@ -6,11 +6,14 @@
                                its pid, host and start time
       run.json                 kind "run": the command's configuration and the job list
       specs/<spec>.yaml        each job's spec, sweep overrides applied
-      summary.json             kind "summary": counts of ok / failed jobs, written at the end
+      summary.json             kind "summary": counts of ok / failed / unavailable jobs,
+                               written at the end
       jobs/<job_id>/           one folder per finished job (renamed into place when complete
-                               from jobs/.<job_id>.partial, where it is written)
-        job.json               kind "job": status ok|failed, error, times, the job's config
-                               (harness.run.job.Job), its placement (executor, host, cores,
+                               from jobs/.<job_id>.partial, where it is written); the id is
+                               <spec>--<backend>--seed<S>, plus --compiled for a compiled job
+        job.json               kind "job": status ok|failed|unavailable (a compile mode this
+                               platform cannot run: `error` says why), error, times, the job's
+                               config (harness.run.job.Job), its placement (executor, host, cores,
                                GPU, threads) and `phases`: seconds of each part of the job
         metrics.json           kind "train" (harness.training): history, test metrics, timing,
                                confusion_matrix, params, environment
@@ -18,8 +21,17 @@
                                (jobs run by Ray: the framework's model file and
                                initial_weights.npz only with --fetch-models)
         model.onnx, model.onnx.json   kind "export" (harness.exporting): onnx info, parity
-        latency.json           kind "latency" (harness.bench): ONNX Runtime and native records
+        test_data_set_0/       input_0.pb, output_0.pb: test images and the framework's outputs
+                               for them (ONNX TensorProto, the ONNX backend test data layout),
+                               so the export can be replayed outside the harness
+        model.variants/<variant>/   with --ort-variants: each quantised or float16 file
+                               (harness.variants), model.onnx with its own test_data_set_0/
+        latency.json           kind "latency" (harness.bench): ONNX Runtime and native records;
+                               with variants also `variants` (files, accuracy, the gate) and
+                               `variant_records`
         job.log                the job's own output (stdout and stderr)
+      servers/<backend>-worker<N>.log   what each warm job server printed (framework
+                               import notices); its jobs' own output is in their job.log
       report/                  written by `harness report`
 
 Every path a record gives to a file of the run is relative to the folder that holds the record
@@ -43,6 +55,23 @@ EXPORT_RECORD_FILE = "model.onnx.json"
 LATENCY_FILE = "latency.json"
 JOB_LOG_FILE = "job.log"
 REPORT_DIR = "report"
+SERVERS_DIR = "servers"  # what the warm job servers printed (harness.run.job_server)
+# job.json `status` of a job whose compile mode this platform cannot run: recorded, not failed
+UNAVAILABLE = "unavailable"
+# job.json `phases`: seconds of each part of a job, in order, with their `total` (from the
+# job's process start to its record); harness.run.job_process measures them.
+JOB_PHASES = {
+    "start": "from asking for the job's process to its first line of work: the interpreter "
+             "and the harness's imports, or a fork of a warm job server (whose first job "
+             "waits for the server's imports)",
+    "imports": "the framework, ONNX and ONNX Runtime imports",
+    "train_setup": "data, model build, initial weights and saving the trained model",
+    "epochs": "the training epochs as metrics.json times them (optimizer steps only)",
+    "evaluation": "validation and test-set passes of the train step",
+    "export": "ONNX conversion and its checks",
+    "parity": "native vs ONNX Runtime on the test set",
+    "latency": "ONNX Runtime and native latency: sessions, warm-up, timed runs",
+}
 
 
 def spec_file(run_dir: Path, spec_name: str) -> Path:

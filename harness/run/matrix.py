@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from harness.run import layout
 from harness.run.display import Display, PlainDisplay
 from harness.run.executors import Executor
 from harness.run.folder import run_folder_lock, write_plan, write_summary
@@ -28,6 +29,8 @@ Printer = Callable[[str], None]
 def status_text(record: dict[str, Any]) -> str:
     if record["status"] == "ok":
         return "ok"
+    if record["status"] == layout.UNAVAILABLE:
+        return f"unavailable: {record['error']}"
     return f"FAILED at {record.get('failed_step')}: {record['error']}"
 
 
@@ -80,10 +83,10 @@ def run_matrix(config: RunConfig, run_dir: Path, show: Printer = print, *,
     from harness.run.executors.local import LocalExecutor
 
     run_dir = Path(run_dir)
-    plan = plan_jobs(config)
     executor = executor or LocalExecutor()
     display = display or PlainDisplay(show)
     try:
+        plan = plan_jobs(config)
         with run_folder_lock(run_dir):
             write_plan(plan, config, run_dir)
             todo = jobs_to_run(run_dir, plan.jobs, display.message)

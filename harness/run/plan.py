@@ -1,5 +1,6 @@
 """The plan of a matrix run: the command's configuration (RunConfig) expanded into its jobs
-(spec x sweep point x seed x backend), each with its resume key. Writes nothing."""
+(spec x sweep point x seed x backend x compile mode), each with its resume key. Writes
+nothing."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from harness.errors import UsageError
 from harness.run.job import Job, new_job
 from harness.run.sweeps import apply_point, grid, parse_set
 from harness.spec import ModelSpec, SpecError, SpecProblem, list_specs, load_spec, spec_hash
-from harness.training import EPOCH_TIMING
+from harness.training import COMPILE_MODES, EAGER, EPOCH_TIMING
+from harness.variants.catalog import check_compile_modes
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,8 @@ class RunConfig:
     layout: str = "channels_last"  # PyTorch's CNN memory layout
     # harness.variants, timed and scored in each job's latency step beside the float32 export
     ort_variants: list[str] = field(default_factory=list)
-    compile_modes: list[str] = field(default_factory=lambda: ["eager"])
+    # a job per mode (harness.training.COMPILE_MODES): training and native latency in it
+    compile_modes: list[str] = field(default_factory=lambda: [EAGER])
     accuracy_gate: float = 0.99  # of the float32 model's accuracy, else `fails accuracy`
     groups: list[SpecGroup] = field(default_factory=list)  # a plan's groups: replace specs, seeds
 
@@ -144,32 +147,56 @@ def job_options(config: RunConfig) -> dict[str, Any]:
     return {name: getattr(config, name) for name in sorted(_OPTION_NAMES)}
 
 
+def _compile_modes(config: RunConfig) -> list[str]:
+    try:
+        modes = check_compile_modes(config.compile_modes)
+    except ValueError as exc:
+        raise UsageError(f"--compile: {exc}") from None
+    if not modes:
+        raise UsageError(f"--compile: no mode given; expected some of {list(COMPILE_MODES)}")
+    return modes
+
+
+def job_id(spec_name: str, backend: str, seed: int, compile_mode: str) -> str:
+    """The job's folder name; the mode only when not eager, so the ids of runs made before
+    compile modes existed stay the same."""
+    mode = "" if compile_mode == EAGER else f"--{compile_mode}"
+    return f"{spec_name}--{backend}--seed{seed}{mode}"
+
+
 def plan_jobs(config: RunConfig) -> Plan:
-    """Expand the matrix (spec x sweep point x seed x backend); writes nothing."""
+    """Expand the matrix (spec x sweep point x seed x backend x compile mode); writes
+    nothing."""
     planned = _unique_specs(config)
-    options = job_options(config)
+    options, modes = job_options(config), _compile_modes(config)
     jobs = []
     for name, (item, seeds) in planned.items():
         for seed in seeds:
             for backend in dict.fromkeys(config.backends):
-                jobs.append(new_job(
-                    job_id=f"{name}--{backend}--seed{seed}", spec=name,
+                jobs += [new_job(
+                    job_id=job_id(name, backend, seed, mode), spec=name,
                     base_spec=item.base_name, spec_hash=spec_hash(item.spec),
                     overrides=item.point,
                     study=item.spec.reference.study if item.spec.reference else None,
-                    backend=backend, seed=seed, **options, epoch_timing=EPOCH_TIMING))
+                    backend=backend, seed=seed, compile=mode, **options,
+                    epoch_timing=EPOCH_TIMING) for mode in modes]
     return Plan({name: item.spec for name, (item, _) in planned.items()}, jobs)
 
 
 def option_defaults() -> dict[str, Any]:
-    """Each run option's default: the behaviour of a job recorded before the option existed.
-    (So a new option must default to what the harness did before it, which keeps long runs
-    resumable across versions; an option that changes old behaviour needs a new job field.)"""
-    return {item.name: item.default if item.default is not MISSING else item.default_factory()
-            for item in fields(RunConfig)
-            if item.default is not MISSING or item.default_factory is not MISSING}
+    """Each run option's default, and each job field of a matrix dimension added later: the
+    behaviour of a job recorded before the option or dimension existed. (So a new option must
+    default to what the harness did before it, which keeps long runs resumable across
+    versions; an option that changes old behaviour needs a new job field.)"""
+    defaults = {item.name: item.default if item.default is not MISSING
+                else item.default_factory()
+                for item in fields(RunConfig)
+                if item.default is not MISSING or item.default_factory is not MISSING}
+    return {**defaults, **_DIMENSION_DEFAULTS}
 
 
 # RunConfig fields that say which jobs exist (their ids) rather than how each one runs.
-_NOT_OPTIONS = frozenset({"specs", "backends", "seeds", "sets", "groups"})
+_NOT_OPTIONS = frozenset({"specs", "backends", "seeds", "sets", "groups", "compile_modes"})
+# Job fields of dimensions added after runs were recorded: a job without one ran in this value.
+_DIMENSION_DEFAULTS = {"compile": EAGER}
 _OPTION_NAMES = frozenset(item.name for item in fields(RunConfig)) - _NOT_OPTIONS

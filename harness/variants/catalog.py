@@ -13,6 +13,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from harness.ort.sessions import GRAPH_OPTIMIZATION_LEVELS
+from harness.training import COMPILE_MODES
+
+# the native modes are training's (`--compile`), named here beside the ONNX Runtime variants
+from harness.training import COMPILED as COMPILED
+from harness.training import EAGER as EAGER
 
 
 @dataclass(frozen=True)
@@ -42,8 +47,6 @@ ORT_VARIANTS: dict[str, OrtVariant] = {
                        "float16 weights and arithmetic, float32 interface; for the CUDA "
                        "provider"),
 }
-EAGER, COMPILED = "eager", "compiled"
-COMPILE_MODES = (EAGER, COMPILED)
 DEFAULT_ACCURACY_GATE = 0.99  # of the float32 model's accuracy, as MLPerf's 99% target
 FAILS_ACCURACY = "fails accuracy"
 

@@ -16,7 +16,9 @@ from typing import Any
 import numpy as np
 
 from harness.backends import BackendUnavailable
-from harness.bench import _failure, _native_batch, _ort_records, _record
+from harness.bench import _ort_records
+from harness.bench_native import _native_batch
+from harness.bench_records import _failure, _record
 from harness.data import Arrays, load_arrays
 from harness.onnx_io import check_file
 from harness.ort.providers import ProviderUnavailable

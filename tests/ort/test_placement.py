@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("onnxruntime")
 
-from harness.bench import problems, summary_rows  # noqa: E402
+from harness.bench_records import problems, summary_rows  # noqa: E402
 from harness.ort import ProviderUnavailable, create_session  # noqa: E402
 from harness.ort.sessions import (  # noqa: E402
     DISABLE_CPU_EP_FALLBACK,

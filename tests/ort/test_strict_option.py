@@ -20,7 +20,8 @@ def test_bench_passes_strict_providers(monkeypatch: pytest.MonkeyPatch, tmp_path
 
     def fake_bench_spec(spec: str, **kwargs: Any) -> dict[str, Any]:
         calls.append(kwargs)
-        return {"spec": {"name": "mlp2"}, "records": [], "speedups": []}
+        return {"spec": {"name": "mlp2"}, "records": [], "speedups": [], "variants": [],
+                "variant_records": []}  # as bench_spec's result: no variants asked for
 
     monkeypatch.setattr(bench, "bench_spec", fake_bench_spec)
     code = main(["bench", "--spec", "mlp2", "--providers", "cuda", "--out", str(tmp_path),
@@ -35,7 +36,7 @@ def test_run_puts_strict_providers_in_every_job(monkeypatch: pytest.MonkeyPatch,
 
     def fake_run_matrix(config: plan.RunConfig, out: Path, **options: Any) -> dict[str, Any]:
         configs.append(config)
-        return {"ok": 0, "jobs": 0, "failed": []}
+        return {"ok": 0, "jobs": 0, "failed": [], "unavailable": []}
 
     monkeypatch.setattr(matrix, "run_matrix", fake_run_matrix)
     assert main(["run", "--specs", "mlp2", "--backends", "torch", "--providers", "cpu,cuda",

@@ -126,15 +126,16 @@ def write_benchmark_json(path: Path, noisy: bool = False) -> Path:
 def write_metrics_only_job(run_dir: Path, spec: str, backend: str, seed: int, accuracy: float,
                            epoch_s: float, p50_ms: float | None = None,
                            noisy: tuple[bool, bool] = (False, False)) -> None:
-    """A job with hand-set numbers (no training): for comparisons with many seeds. `noisy`:
-    whether its (one) epoch and its latency were timed on a busy machine."""
+    """A job with hand-set numbers (no training): for comparisons with many seeds. Two epochs
+    of `epoch_s` each, so the steady figure (the median of the epochs after the first) is
+    `epoch_s` too. `noisy`: whether its epochs and its latency were timed on a busy machine."""
     out = layout.job_dir(run_dir, job_id(spec, backend, seed))
     write_json_atomic(out / layout.METRICS_FILE, {
         "schema_version": 1, "kind": "train", "spec": {"name": spec}, "backend": backend,
         "seed": seed, "test_accuracy": accuracy, "test_loss": 1 - accuracy,
-        "history": [{"epoch": 1, "train_loss": 0.5, "train_accuracy": 0.9, "val_loss": 0.4,
+        "history": [{"epoch": epoch, "train_loss": 0.5, "train_accuracy": 0.9, "val_loss": 0.4,
                      "val_accuracy": 0.9, "seconds": epoch_s,
-                     "machine_load": machine_load(noisy[0])}],
+                     "machine_load": machine_load(noisy[0])} for epoch in (1, 2)],
         "timing": {"first_epoch_seconds": epoch_s, "mean_epoch_seconds": epoch_s,
                    "steady_epoch_seconds": epoch_s, "samples_per_second": 1000 / epoch_s},
         "params": {"total": 100}})

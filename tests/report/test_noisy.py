@@ -54,7 +54,7 @@ def test_busy_figures_are_marked_and_counted_at_the_top(tmp_path: Path) -> None:
     out = write_report(run, tmp_path / "report", benchmark_jsons=[bench])
     markdown, html = (out / "report.md").read_text(), (out / "report.html").read_text()
     # 2 jobs x (first, steady epoch) + 2 run latencies + 2 benchmarks = 8 timings; busy: the
-    # keras epoch (first and steady: its only epoch), torch's ORT figure and the benchmark's
+    # keras epochs (first and steady), torch's ORT figure and the benchmark's
     warning = next(line for line in markdown.splitlines() if line.startswith("> **Warning:**"))
     assert "4 of 8 timings" in warning and "0.25" in warning
     assert markdown.index(warning) < markdown.index("## Overview")
@@ -100,6 +100,23 @@ def test_only_the_busy_epoch_marks_its_figure(tmp_path: Path) -> None:
     assert "1 of 6 timings" in markdown  # torch's first epoch only
 
 
+def test_a_one_epoch_run_has_no_steady_figure_to_mark_busy(tmp_path: Path) -> None:
+    run = synthetic_run(tmp_path / "run", keras_noisy=(True, False))
+
+    def one_busy_epoch(metrics: dict) -> dict:  # steady: none with fewer than two epochs
+        metrics["history"] = metrics["history"][:1]
+        metrics["timing"].update(steady_epoch_seconds=None, samples_per_second=None)
+        return metrics
+
+    edit_job(run, "keras", layout.METRICS_FILE, one_busy_epoch)
+    out = write_report(run, tmp_path / "report")
+    framework = pd.read_csv(out / "tables" / "framework.csv").iloc[0]
+    assert framework["noisy_first_epoch_s_keras"]
+    assert not framework["noisy_steady_epoch_s_keras"]
+    # 2 first epochs + torch's steady one + 2 run latencies; busy: keras' first epoch only
+    assert "1 of 5 timings" in (out / "report.md").read_text()
+
+
 def test_timings_without_a_load_record_are_counted_as_unknown(tmp_path: Path) -> None:
     run = synthetic_run(tmp_path / "run")
 
@@ -111,7 +128,7 @@ def test_timings_without_a_load_record_are_counted_as_unknown(tmp_path: Path) ->
     for name in (layout.METRICS_FILE, layout.LATENCY_FILE):
         edit_job(run, "keras", name, without_load)
     markdown = (write_report(run, tmp_path / "report") / "report.md").read_text()
-    assert "load is unknown for 1 training epoch(s) and 1 latency measurement(s)" in markdown
+    assert "load is unknown for 2 training epoch(s) and 1 latency measurement(s)" in markdown
     assert not [line for line in table_lines(markdown) if MARK in line]
 
 

@@ -2,7 +2,7 @@
 the run machinery - executors, placement, retries, resume - take seconds, not training.
 
 It records ok with the job it was given, writes small stand-ins of a job's files (an ONNX
-file, final weights, a framework model file named in metrics.json), and notes each call.
+file, weights, a framework model file named in metrics.json), and notes each call.
 Its settings file (beside it) can make it kill its parent - the Ray worker running it - the
 first time it runs a job (`kill_once`) or every time (`kill_always`).
 """
@@ -20,6 +20,9 @@ from harness.env import utc_now
 from harness.results import RESULT_SCHEMA_VERSION, write_json_atomic
 from harness.run import layout
 from harness.run.job import Job
+from harness.spec import initial_weights
+from harness.spec.initializers import save_weights
+from harness.spec.loader import parse_spec
 
 settings = json.loads(Path(__file__).with_suffix(".json").read_text())
 work, given = Path(sys.argv[1]), json.load(sys.stdin)
@@ -36,7 +39,8 @@ if job.job_id in settings["kill_always"] or (job.job_id in settings["kill_once"]
     time.sleep(60)  # the kernel ends this process with its parent (PR_SET_PDEATHSIG)
 time.sleep(settings["seconds"])
 (work / layout.ONNX_FILE).write_bytes(b"onnx")
-(work / "final_weights.npz").write_bytes(b"weights")
+save_weights(initial_weights(parse_spec(given["spec"]), job.seed),
+             str(work / "final_weights.npz"))  # as a trained job's weights look
 (work / "model.pt").write_bytes(b"model")
 write_json_atomic(work / layout.METRICS_FILE, {"kind": "train", "model_file": "model.pt",
                                                "initial_weights_file": "initial_weights.npz"})

@@ -63,12 +63,19 @@ def test_a_run_folder_from_before_resumes_and_reports(tmp_path: Path) -> None:
     row = load_run(out).jobs.iloc[0]
     assert (row["job_id"], row["backend"], row["seed"]) == (old["job_id"], "torch", 0)
 
-    lines.clear()  # an option the old record lacks, now set otherwise: the job runs again
+    lines.clear()  # a dimension the old record lacks: it ran eager, a compiled job is new
     run_matrix(RunConfig(specs=["mlp2"], backends=["torch"], batch_sizes=[1],
                          compile_modes=["eager", "compiled"]), out, show=lines.append,
                executor=LocalExecutor(command=stand_in.command))
-    assert ('1 finished job re-run: compile_modes changed ["eager"] -> ["eager", "compiled"]'
-            in lines) and stand_in.calls() == [old["job_id"]]
+    assert "2 jobs: 1 already finished, 1 to run" in lines
+    assert stand_in.calls() == [f"{old['job_id']}--compiled"]
+
+    lines.clear()  # an option the old record lacks, now set otherwise: the job runs again
+    run_matrix(RunConfig(specs=["mlp2"], backends=["torch"], batch_sizes=[1],
+                         accuracy_gate=0.5), out, show=lines.append,
+               executor=LocalExecutor(command=stand_in.command))
+    assert "1 finished job re-run: accuracy_gate changed 0.99 -> 0.5" in lines
+    assert stand_in.calls()[-1] == old["job_id"]
 
 
 def test_the_job_is_stored_with_the_keys_and_resume_key_records_have_always_had() -> None:

@@ -114,8 +114,13 @@ def test_bad_executor_options_are_one_line_and_exit_2(
     assert not out.exists()
 
 
-def test_make_executor_gives_each_job_its_threads_on_ray_or_the_cores_locally() -> None:
+def test_local_jobs_fork_from_warm_servers_unless_fresh_or_cuda() -> None:
     local = make_executor(ExecutorChoice(), threads=None, needs_gpu=False)
-    assert isinstance(local, LocalExecutor) and local.slots == 1 and local.description == ""
+    assert isinstance(local, LocalExecutor) and local.slots == 1 and local.warm
+    assert local.description.startswith("Each job forked from a warm process per framework")
+    fresh = make_executor(ExecutorChoice(fresh_processes=True), threads=None, needs_gpu=False)
+    assert not fresh.warm and fresh.description == ""
+    cuda = make_executor(ExecutorChoice(), threads=None, needs_gpu=True)
+    assert not cuda.warm  # a process forked after CUDA's start cannot use it: fresh ones
     with pytest.raises(UsageError, match="--executor nope: expected one of"):
         make_executor(ExecutorChoice(name="nope"), threads=None, needs_gpu=False)

@@ -4,7 +4,10 @@ to the driver, and the run reports as a local one does."""
 
 from __future__ import annotations
 
+import io
+import os
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -96,3 +99,55 @@ def test_ray_runs_every_job_once_retries_lost_workers_and_reports_like_local(
                executor=LocalExecutor(command=stand_in.command))
     assert _table(local) == [tuple(item.replace(str(out), str(local)) for item in row)
                              for row in _table(out)]
+
+
+def test_a_real_job_on_ray_comes_back_whole_and_trains_as_locally(
+        tmp_path: Path, ray_cluster: object) -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("onnxruntime")
+    if not (Path(os.environ.get("HARNESS_DATA_DIR", "")) / "mnist").is_dir():
+        pytest.skip("needs the MNIST files (HARNESS_DATA_DIR)")
+    from harness.report.load import load_run
+    from harness.run.executors.ray_cluster import RayExecutor
+
+    config = RunConfig(specs=["mlp2"], backends=["torch"], batch_sizes=[1], epochs=1,
+                       limit=200, limit_test=100, threads=1, latency_warmup=0,
+                       latency_min_runs=2, latency_min_seconds=0.0)
+    on_ray, local = tmp_path / "ray", tmp_path / "local"
+    assert run_matrix(config, on_ray, show=lambda line: None,
+                      executor=RayExecutor())["ok"] == 1
+    assert run_matrix(config, local, show=lambda line: None)["ok"] == 1
+    job = "mlp2--torch--seed0"
+    files = {p.name for p in layout.job_dir(local, job).iterdir()}
+    assert {p.name for p in layout.job_dir(on_ray, job).iterdir()} == \
+        files - {"model.pt", "initial_weights.npz"}  # model files stay on the worker
+    record = read_json(layout.job_dir(on_ray, job) / layout.JOB_FILE)
+    assert record["placement"]["executor"] == "ray" and record["placement"]["threads"] == 1
+    columns = ["job_id", "status", "test_accuracy", "test_loss", "final_train_loss",
+               "parity_passed", "n_test"]
+    assert load_run(on_ray).jobs[columns].to_dict("records") == \
+        load_run(local).jobs[columns].to_dict("records")
+
+
+def test_a_job_folder_travels_whole_and_nothing_outside_it(tmp_path: Path) -> None:
+    from harness.run.executors.ray_task import pack, unpack
+
+    work, back = tmp_path / "work", tmp_path / "back"
+    (work / "test_data_set_0").mkdir(parents=True)
+    (work / "test_data_set_0" / "input_0.pb").write_bytes(b"tensor")
+    (work / layout.METRICS_FILE).write_text('{"model_file": "model.pt"}')
+    (work / "model.pt").write_bytes(b"model")
+    back.mkdir()
+    unpack(pack(work, keep_models=False), back)
+    assert sorted(p.relative_to(back).as_posix() for p in back.rglob("*") if p.is_file()) == [
+        layout.METRICS_FILE, "test_data_set_0/input_0.pb"]
+    assert (back / "test_data_set_0" / "input_0.pb").read_bytes() == b"tensor"
+
+    evil = io.BytesIO()
+    with tarfile.open(fileobj=evil, mode="w:gz") as tar:
+        info = tarfile.TarInfo("../outside.txt")
+        info.size = 1
+        tar.addfile(info, io.BytesIO(b"x"))
+    with pytest.raises(ValueError, match="unexpected entry '../outside.txt'"):
+        unpack(evil.getvalue(), back)
+    assert not (tmp_path / "outside.txt").exists()

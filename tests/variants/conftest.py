@@ -52,7 +52,8 @@ def exports(spec_files: dict[str, Path], tmp_path_factory: pytest.TempPathFactor
     pytest.importorskip("torch")
     pytest.importorskip("onnxruntime")
     from harness.backends import get_backend
-    from harness.bench import build_model, export_checked
+    from harness.bench import export_checked
+    from harness.bench_native import build_model
     from harness.exporting import weights_source
 
     folder = tmp_path_factory.mktemp("exports")

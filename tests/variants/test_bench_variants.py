@@ -31,10 +31,10 @@ def every_variant(trained_run: Path, tmp_path_factory: pytest.TempPathFactory
     out = tmp_path_factory.mktemp("bench")
     with pytest.MonkeyPatch.context() as patch:
         patch.setitem(files.BUILDERS, "int8-dynamic", always_class_zero)
-        from harness import cli
+        from harness.commands import common
 
         lines: list[str] = []
-        patch.setattr(cli.console, "print", lambda *a, **k: lines.append(_text(a)))
+        patch.setattr(common.console, "print", lambda *a, **k: lines.append(_text(a)))
         code = main(["bench", "--from", str(trained_run), *COMMON, "--compile",
                      "eager,compiled", "--ort-variants", "all", "--out", str(out)])
     return code, "\n".join(lines), read_json(out / "tiny_mlp.latency.json")

@@ -107,14 +107,15 @@ def test_the_report_shows_the_section_and_the_pareto_plot(report) -> None:
 
 
 def test_a_run_without_variants_has_no_variant_section(tmp_path: Path) -> None:
-    from harness.report.variants import variant_sections
+    from harness.report.load import load_run
+    from harness.report.variants import variant_sections, variant_tables
 
     work = layout.job_dir(tmp_path, JOB)
     write_json_atomic(work / layout.JOB_FILE, {"job_id": JOB, "status": "ok", "config": {}})
     write_json_atomic(work / layout.LATENCY_FILE, {"kind": "latency", "records": [
         {"runtime": "native", "backend": "torch", "provider": "cpu", "mode": "native",
          "batch_size": 1, "status": "ok", "stats": {"p50_ms": 1.0}}]})
-    assert variant_sections(tmp_path) == []
+    assert variant_sections(variant_tables(load_run(tmp_path))) == []
 
 
 def test_the_pareto_front_is_strict() -> None:

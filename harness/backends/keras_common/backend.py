@@ -27,9 +27,15 @@ from typing import Any, ClassVar
 import keras
 import numpy as np
 
-from harness.backends.base import Backend, BackendUnavailable, EpochResult, FirstSteps
+from harness.backends.base import (
+    Backend,
+    BackendUnavailable,
+    EpochResult,
+    FirstSteps,
+    KerasBackendConflict,
+)
 from harness.backends.keras_common.builder import build_model, compile_mode, spec_index
-from harness.spec import ModelSpec, Weights
+from harness.spec import ModelSpec, Weights, initial_weights
 from harness.spec.schema import NUM_CLASSES
 
 
@@ -60,7 +66,7 @@ class KerasBackendBase(Backend):
                  layout: str = "channels_last") -> None:
         super().__init__(device, threads, dtype, tf32, layout)
         if keras.backend.backend() != self.keras_backend:  # the package selects it; say so
-            raise BackendUnavailable(
+            raise KerasBackendConflict(
                 f"the {self.name!r} harness backend needs Keras on {self.keras_backend!r}, but "
                 f"keras runs on {keras.backend.backend()!r} in this process")
         self._model: keras.Model | None = None  # the last one built or compiled
@@ -88,6 +94,11 @@ class KerasBackendBase(Backend):
         """A callable taking the epoch's optimizer steps and waiting for them to finish
         (the timed region); whatever the step needs before or after is done outside it."""
 
+    def _build_for_training(self, model: keras.Model, batch: tuple[Any, Any]) -> None:
+        """Build what the step needs (optimizer and metric variables) from a batch's shapes,
+        as `fit` does before its first step on JAX and PyTorch."""
+        model._symbolic_build(data_batch=batch)
+
     def _end_epoch(self, model: keras.Model) -> None:
         """What `fit` does after an epoch's steps, outside the timed region (also after a
         failed step)."""
@@ -114,6 +125,9 @@ class KerasBackendBase(Backend):
     def build(self, spec: ModelSpec) -> keras.Sequential:
         with self._scope():
             model = build_model(spec, jit_compile=self.jit_compile, dtype=self.dtype)
+        # The spec's initial weights, as every backend starts (a caller's set_weights only
+        # overrides them); the builder leaves the variables at zero.
+        self.set_weights(model, initial_weights(spec))
         self._model = model
         return model
 
@@ -165,8 +179,11 @@ class KerasBackendBase(Backend):
     def train_epoch(self, model: keras.Model, data: KerasData, order: np.ndarray,
                     batch_size: int) -> EpochResult:
         batches = self._epoch_batches(data, order, batch_size)
-        # What `fit` does per epoch around its steps: the compiled step function (made once
-        # per model) and metrics reset, so loss and accuracy cover this epoch only.
+        # What `fit` does per epoch around its steps: the model, optimizer and metrics built,
+        # the compiled step function (made once per model) and metrics reset, so loss and
+        # accuracy cover this epoch only.
+        if batches:
+            self._build_for_training(model, batches[0])
         model.make_train_function()
         model.reset_metrics()
         steps = self._steps(model, batches, self._first_steps.setdefault(model, FirstSteps()))

@@ -54,12 +54,19 @@ def make_initializer(init: L.Initializer) -> keras.initializers.Initializer:
 
 
 def _weighted_kwargs(layer: L.Dense | L.Conv2D) -> dict[str, Any]:
-    return {
-        "activation": layer.activation,
-        "use_bias": layer.use_bias,
-        "kernel_initializer": make_initializer(layer.kernel_initializer),
-        "bias_initializer": make_initializer(layer.bias_initializer),
-    }
+    # Variables start at zero; `build_model` then names the spec's initializers on the layer.
+    return {"activation": layer.activation, "use_bias": layer.use_bias,
+            "kernel_initializer": "zeros", "bias_initializer": "zeros"}
+
+
+def _name_spec_initializers(keras_layer: keras.layers.Layer, layer: L.Layer) -> None:
+    """The spec's initializers on a built layer: its config (and a saved model) names them,
+    though the numbers come from `harness.spec.initial_weights`, drawn once in numpy. Keras'
+    own draw at build would be overwritten anyway, and on JAX each new shape's draw is an XLA
+    compilation of its own (about a second each)."""
+    if isinstance(layer, (L.Dense, L.Conv2D)):
+        keras_layer.kernel_initializer = make_initializer(layer.kernel_initializer)
+        keras_layer.bias_initializer = make_initializer(layer.bias_initializer)
 
 
 def make_layer(index: int, layer: L.Layer, dtype: str = "float32") -> keras.layers.Layer:
@@ -119,13 +126,14 @@ _LOSSES = {"categorical_crossentropy": keras.losses.CategoricalCrossentropy}
 
 def build_model(spec: ModelSpec, jit_compile: bool | str = "auto",
                 dtype: str = "float32") -> keras.Sequential:
-    """Build and compile `spec`. Shapes are checked first by `infer` (clear errors, no Keras)."""
+    """Build and compile `spec`, its variables zero until the caller loads weights (see
+    `_name_spec_initializers`). Shapes are checked first by `infer` (clear errors, no Keras)."""
     infer(spec)
-    model = keras.Sequential(
-        [keras.Input(shape=tuple(spec.input.shape), dtype=dtype)]
-        + [make_layer(i, layer, dtype) for i, layer in enumerate(spec.layers)],
-        name=spec.name.replace(".", "_").replace("-", "_"),
-    )
+    layers = [make_layer(i, layer, dtype) for i, layer in enumerate(spec.layers)]
+    model = keras.Sequential([keras.Input(shape=tuple(spec.input.shape), dtype=dtype), *layers],
+                             name=spec.name.replace(".", "_").replace("-", "_"))
+    for keras_layer, layer in zip(layers, spec.layers, strict=True):
+        _name_spec_initializers(keras_layer, layer)
     # One-hot labels + the softmax output: Keras computes the loss from the cached logits.
     # The loss computes in the model's dtype (a Keras loss defaults to floatx, float32).
     loss = _LOSSES[spec.train.loss](dtype=dtype)

@@ -117,7 +117,7 @@ class KerasJaxBackend(KerasBackendBase):
         # the step donates its state), go through every step.
         start = model._get_jax_state(**dict.fromkeys(_STATE, True), purge_model_variables=True)
         model._jax_state_synced = False
-        model._jax_state = dict(zip(_STATE, start, strict=True))  # written back even if a step fails
+        model._jax_state = dict(zip(_STATE, start, strict=True))  # synced back whatever happens
         feeds = [batch_shape(batch) for batch in batches]
 
         def run() -> None:

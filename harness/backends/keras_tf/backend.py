@@ -123,6 +123,10 @@ class KerasBackend(KerasBackendBase):
     def _tensor_device(self, tensor: tf.Tensor) -> str:
         return tensor.device.rsplit("device:", 1)[-1]  # 'CPU:0', 'GPU:0'
 
+    def _build_for_training(self, model: keras.Model, batch: tuple[Any, Any]) -> None:
+        """Nothing: on TensorFlow `fit` leaves building to the first traced step (without a
+        distribution strategy), and so does the harness."""
+
     def _steps(self, model: keras.Model, batches: list[tuple[Any, Any]],
                first: FirstSteps) -> Callable[[], None]:
         feed = iter(batches)  # a Python iterator: `train_function` takes one batch per call

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from harness.backends.base import BackendUnavailable
+from harness.backends.keras_common import differs_on_torch
 from harness.backends.keras_common.backend import (
     FirstSteps,
     KerasBackendBase,
@@ -29,6 +30,7 @@ from harness.backends.keras_common.backend import (
 )
 from harness.backends.pytorch import backend as torch_backend
 from harness.env import thread_budget
+from harness.spec import ModelSpec
 
 
 class KerasTorchBackend(KerasBackendBase):
@@ -46,6 +48,18 @@ class KerasTorchBackend(KerasBackendBase):
         torch_backend.set_threads(thread_budget(threads))
         torch_backend.set_tf32(tf32)
         self._torch_device = torch.device("cuda:0" if device == "cuda" else "cpu")
+
+    def build(self, spec: ModelSpec) -> keras.Sequential:
+        """The spec's model; BackendUnavailable where Keras on PyTorch would compute another
+        function than the spec means (`differs_on_torch`), never a silent different model."""
+        unfaithful = differs_on_torch(spec)
+        if unfaithful:
+            raise BackendUnavailable(
+                f"backend {self.name!r} cannot build spec {spec.name!r} as it is meant: Keras "
+                f"{keras.__version__} on PyTorch computes the last row or column of windows of "
+                f"{', '.join(unfaithful)} otherwise than Keras on TensorFlow and JAX; use "
+                "padding 'valid', an input size that pads evenly, or another backend")
+        return super().build(spec)
 
     def _scope(self) -> contextlib.AbstractContextManager[Any]:
         return keras.device(str(self._torch_device))

@@ -56,6 +56,7 @@ class ExecutorChoice:
     ray_address: str | None = None  # ray: None = $RAY_ADDRESS, else a new local cluster
     ray_retries: int = 2  # ray: retries of a job whose worker was lost
     fetch_models: bool = False  # ray: bring the framework's model files back too
+    fresh_processes: bool = False  # local: a new interpreter per job, not a warm fork
 
 
 def make_executor(choice: ExecutorChoice, threads: int | None, needs_gpu: bool) -> Executor:
@@ -71,7 +72,8 @@ def make_executor(choice: ExecutorChoice, threads: int | None, needs_gpu: bool) 
             raise UsageError(f"{given[0]}: only with --executor ray")
         from harness.run.executors.local import LocalExecutor
 
-        return LocalExecutor(choice.workers, threads, needs_gpu)
+        return LocalExecutor(choice.workers, threads, needs_gpu,
+                             warm=not choice.fresh_processes)
     if choice.workers != 1:
         raise UsageError(f"--workers {choice.workers}: only with --executor local; Ray runs "
                          "as many jobs at once as its cluster has CPUs (each job asks for "

@@ -13,10 +13,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import TextIO
+from typing import Protocol, TextIO
 
 from harness.run import layout
 from harness.run.job import Job, Placement
+from harness.run.job_process import job_input
 
 JOB_MODULE = "harness.run.job_process"
 # Lines of a job's output that say how far it is (the rest stays in the job log unless the
@@ -29,15 +30,36 @@ def job_command() -> list[str]:
     return [sys.executable, "-m", JOB_MODULE]
 
 
-def _prepare_child(cpus: Sequence[int] | None) -> None:
-    """In the child, before exec: die with the parent (Linux only); pin to `cpus`."""
+def die_with_parent() -> None:
+    """Have the kernel kill this process when its parent ends (Linux only)."""
     if sys.platform.startswith("linux"):
         import ctypes
         import signal
 
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def prepare_child(cpus: Sequence[int] | None) -> None:
+    """In a child, before exec: die with the parent; pin to `cpus`."""
+    die_with_parent()
     if cpus:
         os.sched_setaffinity(0, cpus)
+
+
+class RunningJob(Protocol):
+    """A job's process in flight, however it was started."""
+
+    job: Job
+    placement: Placement
+    work: Path
+
+    def lines(self) -> Iterator[str]:
+        """Its output lines as they come, each also written to the job log."""
+
+    def wait(self) -> str | None:
+        """Wait for the end; None, or why the job may have recorded nothing."""
+
+    def kill(self) -> None: ...
 
 
 @dataclass
@@ -78,12 +100,12 @@ def start_job_process(job: Job, spec_text: str, placement: Placement, work: Path
     env = None
     if placement.gpu is not None:
         env = {**os.environ, "CUDA_VISIBLE_DEVICES": placement.gpu}
+    payload = job_input(job, spec_text, placement)  # its time is the job's start
     log = open(work / layout.JOB_LOG_FILE, "w", encoding="utf-8")  # noqa: SIM115 - JobProcess
     process = subprocess.Popen(
         [*(command or job_command()), str(work)], stdin=subprocess.PIPE,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, env=env,
-        preexec_fn=partial(_prepare_child, placement.cpus))
-    payload = {"job": job.record(), "spec": spec_text, "placement": placement.record()}
+        preexec_fn=partial(prepare_child, placement.cpus))
     try:
         assert process.stdin is not None  # started with stdin=PIPE
         process.stdin.write(json.dumps(payload))

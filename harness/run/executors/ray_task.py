@@ -15,7 +15,7 @@ import shutil
 import tarfile
 import tempfile
 from collections.abc import Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import psutil
@@ -48,26 +48,30 @@ def _model_files(work: Path) -> set[str]:
 
 
 def pack(work: Path, keep_models: bool) -> bytes:
-    """The folder's files as tar.gz bytes (flat: a job folder has no subfolders)."""
+    """The folder's files (subfolders too: ONNX test data) as tar.gz bytes."""
     leave = set() if keep_models else _model_files(work)
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for path in sorted(work.iterdir()):
-            if path.is_file() and path.name not in leave:
-                tar.add(path, arcname=path.name)
+        for path in sorted(work.rglob("*")):
+            name = path.relative_to(work).as_posix()
+            if path.is_file() and not path.is_symlink() and name not in leave:
+                tar.add(path, arcname=name, recursive=False)
     return buffer.getvalue()
 
 
 def unpack(data: bytes, work: Path) -> None:
-    """Write the files of `pack` into `work`; only plain files with plain names are taken."""
+    """Write the files of `pack` into `work`; only plain files inside it are taken."""
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
         for member in tar.getmembers():
-            name = Path(member.name).name
-            if not member.isfile() or name != member.name or name.startswith("."):
+            parts = PurePosixPath(member.name).parts
+            if not member.isfile() or not parts or member.name.startswith("/") \
+                    or ".." in parts:
                 raise ValueError(f"unexpected entry {member.name!r} in a job's result")
             source = tar.extractfile(member)
             assert source is not None  # a regular file (checked above)
-            (work / name).write_bytes(source.read())
+            target = work.joinpath(*parts)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(source.read())
 
 
 def run_job_task(job_record: dict[str, Any], spec_text: str, cpus: int, keep_models: bool,

@@ -1,0 +1,65 @@
+"""What several subcommands share: the consoles, the error line, and common options."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from rich.console import Console
+from rich.markup import escape
+
+from harness import cli_args as opt
+
+# Piped output (files, CI logs) gets room for whole tables rather than rich's 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 160)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+
+# The one thread budget (harness.env.thread_budget), as every runtime applies it.
+THREADS_HELP = ("compute threads for every runtime: N intra-op, 1 inter-op (TensorFlow, "
+                "PyTorch, ONNX Runtime alike; default: every core this process may use)")
+
+
+def print_error(message: str) -> None:
+    """`error: ...` on stderr, one line per line of `message`, never wrapped (scripts and
+    logs read it), user text never taken for rich markup."""
+    for line in message.splitlines() or [""]:
+        err_console.print(f"[red]error:[/red] {escape(line)}", highlight=False, soft_wrap=True)
+
+
+def add_common_data_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", type=opt.folder,
+                        help="dataset folder (default: $HARNESS_DATA_DIR or a user cache folder)")
+    parser.add_argument("--limit-test", type=opt.limit("test"),
+                        help="use the first N test images (default: all 10,000)")
+    parser.add_argument("--threads", type=opt.threads, help=THREADS_HELP)
+
+
+def add_framework_policy_options(parser: argparse.ArgumentParser) -> None:
+    """Maths and memory layout, chosen once for every framework and recorded."""
+    parser.add_argument("--tf32", action="store_true",
+                        help="let float32 matmuls and convolutions round to TF32 on GPUs that "
+                             "have it, in both frameworks (default: off in both; TensorFlow's "
+                             "own default is on, PyTorch's off for matmuls)")
+    parser.add_argument("--layout", choices=["channels_last", "nchw"], default="channels_last",
+                        help="memory layout of PyTorch's CNN activations and kernels (default: "
+                             "channels_last, as Keras' NHWC tensors; Keras has no choice)")
+
+
+def add_variant_options(parser: argparse.ArgumentParser) -> None:
+    """ONNX Runtime variants of each export and the accuracy gate (harness.variants)."""
+    from harness.variants.catalog import ALL, DEFAULT_ACCURACY_GATE, ORT_VARIANTS
+
+    parser.add_argument("--ort-variants", type=opt.csv(str, [ALL, *ORT_VARIANTS]), default=[],
+                        help=f"ONNX Runtime variants of each export, or {ALL}: "
+                             f"{', '.join(ORT_VARIANTS)}")
+    parser.add_argument("--accuracy-gate", type=opt.number(0, 1),
+                        default=DEFAULT_ACCURACY_GATE,
+                        help="mark a variant below this fraction of the float32 model's "
+                             f"accuracy `fails accuracy` (default {DEFAULT_ACCURACY_GATE})")
+
+
+def add_strict_providers_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--strict-providers", action="store_true",
+                        help="record a CUDA ONNX Runtime session that would run any node on the "
+                             "CPU as unavailable instead of timing it (ORT's "
+                             "session.disable_cpu_ep_fallback)")

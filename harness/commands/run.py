@@ -1,0 +1,191 @@
+"""`harness run`: the resumable matrix of jobs, from options or a run plan."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from harness import cli_args as opt
+from harness.commands.common import (
+    add_common_data_options,
+    add_framework_policy_options,
+    add_strict_providers_option,
+    add_variant_options,
+    console,
+    err_console,
+    print_error,
+)
+from harness.env import utc_now
+from harness.errors import UsageError
+
+if TYPE_CHECKING:  # `harness run`'s types, imported when it runs
+    from harness.run.display import Display
+    from harness.run.executors import Executor
+    from harness.run.plan import RunConfig
+
+
+def _option_kind(action: argparse.Action) -> str:
+    if action.nargs == 0:
+        return "switch"
+    return "repeatable" if isinstance(action, argparse._AppendAction) else "value"
+
+
+def with_plan(parser: argparse.ArgumentParser, args: argparse.Namespace,
+              argv: list[str]) -> argparse.Namespace:
+    """`harness run --plan FILE`: the plan's options become the defaults of the command line
+    (parsed, so checked, like typed ones), then the command line is parsed again over them."""
+    from harness.run.plan_file import read_plan
+
+    run_parser = args.run_parser
+    if args.specs is not None or args.seeds is not None:
+        raise UsageError("--plan: give the specs and seeds in the plan's groups, not with "
+                         "--specs / --seeds")
+    flags = {action.dest: _option_kind(action) for action in run_parser._actions
+             if action.option_strings and action.dest != "help"}
+    plan = read_plan(args.plan, flags)
+    prog = run_parser.prog
+    run_parser.prog = f"{prog} --plan {args.plan}"  # errors name the file
+    try:
+        given = run_parser.parse_args(plan.options)
+        groups = [run_parser.parse_args([token for key, text in group.items()
+                                         for token in (f"--{key}", text)])
+                  for group in plan.groups]
+    finally:
+        run_parser.prog = prog
+    in_plan = {token.removeprefix("--").replace("-", "_") for token in plan.options
+               if token.startswith("--")}
+    run_parser.set_defaults(**{dest: getattr(given, dest) for dest in in_plan})
+    args = parser.parse_args(argv)
+    args.groups = [(group.specs, group.seeds) for group in groups]
+    return args
+
+
+def _executor(args: argparse.Namespace, config: RunConfig) -> Executor:
+    from harness.run.executors import ExecutorChoice, make_executor
+
+    return make_executor(ExecutorChoice(
+        args.executor, args.workers, args.ray_address, args.ray_retries, args.fetch_models,
+        args.fresh_processes),
+        threads=config.threads, needs_gpu=config.device == "cuda" or "cuda" in config.providers)
+
+
+def _run_display(verbose: bool) -> Display:
+    """Rich progress bars on a terminal, plain lines otherwise (logs, pipes, CI)."""
+    from harness.run.display import PlainDisplay, RichDisplay
+
+    if console.is_terminal:
+        return RichDisplay(console, verbose)
+    return PlainDisplay(lambda line: console.print(line, highlight=False, markup=False), verbose)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from harness.run.executors import ExecutorUnavailable
+    from harness.run.matrix import run_matrix
+    from harness.run.plan import RunConfig, SpecGroup
+
+    groups = [SpecGroup(specs, seeds) for specs, seeds in getattr(args, "groups", [])]
+    if not groups and args.specs is None:
+        raise UsageError("harness run: give --specs or --plan")
+    config = RunConfig(specs=args.specs or [], groups=groups, backends=args.backends,
+                       providers=args.providers,
+                       batch_sizes=args.batch_sizes, seeds=args.seeds, epochs=args.epochs,
+                       limit=args.limit, limit_test=args.limit_test, threads=args.threads,
+                       device=args.device, sets=args.set or [], opset=args.opset,
+                       latency_min_runs=args.latency_min_runs,
+                       latency_min_seconds=args.latency_min_seconds,
+                       strict_providers=args.strict_providers, tf32=args.tf32,
+                       layout=args.layout, compile_modes=args.compile,
+                       ort_variants=args.ort_variants, accuracy_gate=args.accuracy_gate,
+                       data_dir=str(args.data_dir.resolve()) if args.data_dir else None)
+    out = args.out or Path("results") / f"run-{utc_now().replace(':', '').replace('-', '')}"
+    try:
+        summary = run_matrix(config, out, executor=_executor(args, config),
+                             display=_run_display(args.verbose))
+    except ExecutorUnavailable as exc:
+        print_error(str(exc))
+        return 3
+    console.print(f"{summary['ok']}/{summary['jobs']} jobs ok in {out}")
+    for failure in summary["failed"]:
+        err_console.print(f"[red]failed:[/red] {failure['job_id']} at {failure['failed_step']}:"
+                          f" {failure['error']}", highlight=False)
+    for job in summary["unavailable"]:  # a compile mode this platform cannot run
+        err_console.print(f"unavailable: {job['job_id']}: {job['reason']}", highlight=False,
+                          markup=False)
+    if summary["failed"]:
+        err_console.print("re-run the same command to retry the failed jobs")
+    return 0 if not summary["failed"] else 1
+
+
+def _add_executor_options(parser: argparse.ArgumentParser) -> None:
+    """Where and how many jobs of `harness run` run at once (harness.run.executors)."""
+    parser.add_argument("--executor", choices=["local", "ray"], default="local",
+                        help="local: jobs on this machine (default); ray: each job a Ray task "
+                             "on a cluster (pip install -e '.[ray]')")
+    parser.add_argument("--workers", type=opt.integer(1, opt.MAX_THREADS), default=1,
+                        help="local: N jobs at once, each pinned to its own cores (its threads) "
+                             "and, with CUDA, its own GPU (default 1: one job at a time, "
+                             "unpinned)")
+    parser.add_argument("--fresh-processes", action="store_true",
+                        help="local: start every job in a new interpreter (default: fork it from "
+                             "a warm process per framework that imported it once; runs using "
+                             "CUDA always start new ones)")
+    parser.add_argument("--ray-address",
+                        help="ray: the cluster, auto or ray://HOST:PORT (default: $RAY_ADDRESS, "
+                             "else a local cluster for this run)")
+    parser.add_argument("--ray-retries", type=opt.integer(0, 100), default=2,
+                        help="ray: retries of a job whose worker is lost (default 2); then it "
+                             "is recorded as failed")
+    parser.add_argument("--fetch-models", action="store_true",
+                        help="ray: also bring back each job's framework model file and initial "
+                             "weights (default: records, ONNX file, final weights)")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show everything the jobs print (framework notices, TensorFlow's "
+                             "log lines), not only their progress; it is always in each job.log")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from harness.backends import backend_names
+    from harness.training import COMPILE_MODES, EAGER
+
+    run = sub.add_parser("run", help="the matrix: train, export, parity, latency per job; "
+                                     "resumable")
+    run.add_argument("--specs", type=opt.csv(str),
+                     help="names, globs (cnn*), study:NAME (a study of the zoo), YAML paths, "
+                          "or all")
+    run.add_argument("--plan", type=opt.existing_file,
+                     help="a YAML run plan: groups of specs with their seeds, and run options "
+                          "(options given here override the plan's); instead of --specs")
+    run.add_argument("--backends", type=opt.csv(str, backend_names()), default=backend_names(),
+                     help=f"comma-separated (default: {','.join(backend_names())})")
+    run.add_argument("--providers", type=opt.csv(str, ["cpu", "cuda"]), default=["cpu"],
+                     help="ONNX Runtime providers for latency, comma-separated (default: cpu)")
+    run.add_argument("--batch-sizes", type=opt.csv(opt.batch_size), default=[1, 32, 256],
+                     help="latency batch sizes (default: 1,32,256)")
+    run.add_argument("--seeds", type=opt.csv(opt.seed),
+                     help="repeat every job with these seeds (default: the spec's seed)")
+    run.add_argument("--epochs", type=opt.positive_int, help="default: each spec's")
+    run.add_argument("--limit", type=opt.limit("training"), help="train on the first N images")
+    run.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                     help="where the frameworks train")
+    run.add_argument("--set", type=opt.set_override, action="append", metavar="PATH=V1[,V2...]",
+                     help="override a spec field; lists expand into a grid (repeatable)")
+    run.add_argument("--opset", type=opt.opset, default=opt.DEFAULT_OPSET,
+                     help=f"ONNX opset (default: {opt.DEFAULT_OPSET})")
+    run.add_argument("--latency-min-runs", type=opt.runs, default=20,
+                     help="timed runs per latency figure, at least (default 20)")
+    run.add_argument("--latency-min-seconds", type=opt.seconds, default=0.5,
+                     help="seconds per latency figure, at least (default 0.5)")
+    # the default as text: a report's reproduce commands leave out the value of an eager job
+    run.add_argument("--compile", type=opt.csv(str, list(COMPILE_MODES)), default=EAGER,
+                     help="a job per framework mode, comma-separated: eager (default), compiled "
+                          "(torch.compile/inductor, Keras XLA) for training and native latency; "
+                          "a mode this platform cannot run is recorded unavailable")
+    add_variant_options(run)
+    run.add_argument("--out", type=opt.folder,
+                     help="run folder (default: results/run-<time>)")
+    _add_executor_options(run)
+    add_strict_providers_option(run)
+    add_framework_policy_options(run)
+    add_common_data_options(run)
+    run.set_defaults(func=cmd_run, run_parser=run)

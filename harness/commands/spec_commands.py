@@ -1,0 +1,62 @@
+"""`harness list` and `harness show`: the model zoo and one spec."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.table import Table
+
+from harness.commands.common import console
+from harness.spec import infer, list_specs, load_spec, spec_hash, zoo_dir
+from harness.spec.shapes import describe
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    table = Table(title=f"Model zoo: {len(list_specs())} specs in {zoo_dir()}", box=None,
+                  header_style="bold", title_justify="left")
+    table.add_column("spec", no_wrap=True)
+    for column in ("input", "layers", "params", "optimizer", "batch", "epochs"):
+        table.add_column(column, no_wrap=True,
+                         justify="left" if column in ("input", "optimizer") else "right")
+    for name in list_specs():
+        spec = load_spec(name)
+        shape = "x".join(str(d) for d in spec.input.shape)
+        table.add_row(name, shape, str(len(spec.layers)), f"{infer(spec).total_params:,}",
+                      spec.train.optimizer.name, str(spec.train.batch_size),
+                      str(spec.train.epochs))
+    console.print(table)
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    spec = load_spec(args.spec)
+    summary = infer(spec)
+    table = Table(title=f'Model: "{spec.name}"  (hash {spec_hash(spec)})')
+    table.add_column("#", justify="right")
+    table.add_column("Layer (type)")
+    table.add_column("Output Shape")
+    table.add_column("Param #", justify="right")
+    table.add_row("", "input", str((None, *summary.input_shape)), "0")
+    for info in summary.layers:
+        table.add_row(str(info.index), describe(info.layer), str((None, *info.output_shape)),
+                      f"{info.params:,}")
+    console.print(table)
+    console.print(f" Total params: {summary.total_params:,}")
+    console.print(f" Trainable params: {summary.trainable_params:,}")
+    console.print(f" Non-trainable params: {summary.non_trainable_params:,}")
+    train = spec.train
+    hyper = ", ".join(f"{k}={v}" for k, v in train.optimizer.model_dump().items() if k != "name")
+    console.print(f" Optimizer: {train.optimizer.name}({hyper})")
+    console.print(f" Loss: {train.loss}; batch {train.batch_size}; {train.epochs} epochs; "
+                  f"seed {train.seed}; validation: {train.validation}")
+    if spec.description:
+        console.print(f" {spec.description}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    sub.add_parser("list", help="list the model zoo").set_defaults(func=cmd_list)
+
+    show = sub.add_parser("show", help="print a spec's layers, output shapes and parameters")
+    show.add_argument("spec", help="zoo name or path of a YAML spec")
+    show.set_defaults(func=cmd_show)
