@@ -53,17 +53,20 @@ def _runtime_started() -> bool:
 
 def _set_threads(threads: int) -> None:
     """Give XLA's CPU runtime `threads` threads: narrow this process's CPU affinity to that many
-    of its cores before the runtime starts; warn if it started already."""
+    of its cores before the runtime starts; warn when that cannot be done (the runtime started
+    already, or fewer cores than threads)."""
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    if not cores or threads >= len(cores):
+    if not _runtime_started() and threads < len(cores):
+        os.sched_setaffinity(0, cores[:threads])
         return
-    if _runtime_started():
+    pool = len(cores) or usable_cores()
+    if threads != pool:
+        why = ("is already initialised in this process" if _runtime_started()
+               else "uses one thread per core this process may run on")
         warnings.warn(
-            f"JAX's CPU runtime is already initialised in this process with {len(cores)} "
-            f"threads; cannot change it to {threads}. Timings will use the existing setting; "
-            "run in a fresh process to change it.", RuntimeWarning, stacklevel=3)
-        return
-    os.sched_setaffinity(0, cores[:threads])
+            f"JAX's CPU runtime {why}, {pool} threads; cannot change it to {threads}. Timings "
+            "will use the existing setting; run in a fresh process to change it.",
+            RuntimeWarning, stacklevel=3)
 
 
 def _device(device: str) -> jax.Device:
