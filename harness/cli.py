@@ -11,7 +11,7 @@ import argparse
 import sys
 
 from harness import cli_args as opt
-from harness.commands import bench, export, report, run, spec_commands, train
+from harness.commands import bench, export, report, retime, run, spec_commands, train
 from harness.commands.common import err_console, print_error
 from harness.errors import UsageError
 from harness.spec import SpecError
@@ -22,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="harness", description="Compare Keras and PyTorch honestly: one framework-neutral "
         "spec, the same weights, batches and maths in both, ONNX Runtime latency, one report.")
     sub = parser.add_subparsers(dest="command", required=True)
-    for command_group in (spec_commands, train, export, run, report, bench):
+    for command_group in (spec_commands, train, export, run, retime, report, bench):
         command_group.register(sub)
     return parser
 

@@ -137,6 +137,17 @@ def training_run(text: str) -> Path:
     return path
 
 
+def matrix_run(text: str) -> Path:
+    """RUN_DIR of `harness retime`: a folder written by `harness run`."""
+    path = Path(text)
+    if _kind(path, text) != "folder":
+        raise argparse.ArgumentTypeError(f"{text}: no such folder")
+    if not (path / "run.json").is_file():
+        raise argparse.ArgumentTypeError(f"{text}: not a `harness run` folder (run.json is "
+                                         "missing)")
+    return path
+
+
 def _creatable(path: Path, text: str) -> None:
     """The nearest existing folder above `path` must be a folder, so `path` can be made."""
     for parent in path.parents:

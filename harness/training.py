@@ -126,6 +126,18 @@ def _run_epochs(backend: Backend, model: Any, spec: ModelSpec, arrays: Any, test
     return history
 
 
+def _test_metrics(backend: Backend, model: Any, spec: ModelSpec, test_data: Any,
+                  history: list[EpochRecord], batch_size: int) -> tuple[float, float]:
+    """Test loss and accuracy of the trained model. Validating on the test set (as the
+    notebooks did), the last epoch's validation pass already computed them: the same model in
+    evaluation mode, the same data and batches, so the same numbers without another pass."""
+    last = history[-1] if history else None
+    if (spec.train.validation == "test" and last is not None and last.val_loss is not None
+            and last.val_accuracy is not None):
+        return last.val_loss, last.val_accuracy
+    return backend.evaluate(model, test_data, batch_size)
+
+
 def train_and_evaluate(spec_ref: str | Path | ModelSpec, config: TrainConfig,
                        out_dir: Path | None = None,
                        on_epoch: ProgressCallback | None = None) -> TrainOutcome:
@@ -150,7 +162,8 @@ def train_and_evaluate(spec_ref: str | Path | ModelSpec, config: TrainConfig,
     with track_memory() as memory:  # peak RSS while training (harness.memory)
         history = _run_epochs(backend, model, spec, arrays, test_data, epochs, seed,
                               batch_size, on_epoch)
-    test_loss, test_accuracy = backend.evaluate(model, test_data, batch_size)
+    test_loss, test_accuracy = _test_metrics(backend, model, spec, test_data, history,
+                                             batch_size)
     predicted = backend.predict(model, arrays.x_test, batch_size).argmax(axis=1)
     wall = time.perf_counter() - wall
 

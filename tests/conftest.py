@@ -39,13 +39,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session")
 def backend_call() -> Iterator[Callable[..., Any]]:
-    """`backend_call(name, function, *args, **kwargs)`: `function(*args, **kwargs)` here when
-    backend `name` can run in this process, else in a worker process holding it (one per
-    backend, kept for the session): a process holds one Keras backend. `function` must be a
-    module-level function (the worker imports it by name); skips when the backend's framework
-    is not installed."""
-    from harness.backends import not_installed
-    from harness.backends.isolation import BackendProcess, conflict
+    """`backend_call(name, function, *args, **kwargs)`: `function(*args, **kwargs)` here, or
+    in a worker process holding backend `name` (one per backend, kept for the session) for a
+    Keras backend other than `keras`: a process holds one Keras backend, and this one keeps
+    Keras on TensorFlow for the tests that use it directly, whatever runs first. `function`
+    must be a module-level function (the worker imports it by name); skips when the backend's
+    framework is not installed."""
+    from harness.backends import REGISTRY, not_installed
+    from harness.backends.isolation import BackendProcess
 
     workers: dict[str, BackendProcess] = {}
 
@@ -53,7 +54,7 @@ def backend_call() -> Iterator[Callable[..., Any]]:
         missing = not_installed(name)
         if missing:
             pytest.skip(missing)
-        if conflict(name) is None:
+        if name == "keras" or "keras" not in REGISTRY[name].frameworks:
             return function(*args, **kwargs)
         if name not in workers:
             workers[name] = BackendProcess()

@@ -131,6 +131,10 @@ BAD_ARGUMENTS = [  # (argv, what the one line must name)
     (["report", "y" * 5000], "no such folder"),
     (["report", "FOLDER", "--benchmark-json", "MISSING"], "--benchmark-json: MISSING"),
     (["report", "FOLDER", "--out", "FILE"], "--out: FILE"),
+    (["retime"], "RUN_DIR"),
+    (["retime", "MISSING"], "RUN_DIR: MISSING: no such folder"),
+    (["retime", "FOLDER"], "FOLDER: not a `harness run` folder (run.json is missing)"),
+    (["retime", "--epochs", "1", "FOLDER"], "--epochs: 1: expected an integer >= 2"),
     (["compare", "FOLDER"], "RUN_B"),
     (["compare", "FOLDER", "MISSING"], "MISSING: no such folder"),
     (["compare", "FOLDER", "FOLDER", "--threshold-sigma", "0"], "--threshold-sigma: 0: expected "

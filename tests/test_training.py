@@ -90,6 +90,35 @@ def test_metrics_record_spec_environment_and_history(backend: str, tmp_path: Pat
     assert metrics["timing"]["definition"] == EPOCH_TIMING
 
 
+@pytest.mark.parametrize("backend", ["torch", "keras"])
+def test_test_metrics_are_those_of_a_fresh_pass_over_the_test_set(backend: str,
+                                                                   tmp_path: Path) -> None:
+    """Validating on the test set, the last epoch's validation pass gives the test metrics
+    (no second pass): they must be what evaluating the trained weights gives."""
+    _require(backend)
+    from harness.spec import load_spec
+    from harness.spec.initializers import load_weights
+
+    config = TrainConfig(backend=backend, epochs=2, limit=512, limit_test=300, threads=2)
+    metrics = train_and_evaluate("mlp2_bn", config, out_dir=tmp_path).metrics
+    spec = load_spec("mlp2_bn")
+    assert spec.train.validation == "test"
+    last = metrics["history"][-1]
+    assert (metrics["test_loss"], metrics["test_accuracy"]) == (last["val_loss"],
+                                                                last["val_accuracy"])
+    fresh = get_backend(backend, threads=2)
+    model = fresh.build(spec)
+    fresh.set_weights(model, load_weights(str(tmp_path / "final_weights.npz")))
+    arrays = load_arrays(spec.input, limit=1, limit_test=300)
+    loss, accuracy = fresh.evaluate(model, fresh.to_native(arrays.x_test, arrays.y_test),
+                                    spec.train.batch_size)
+    assert accuracy == metrics["test_accuracy"]
+    # the same float32 maths; only a summation order could differ: n x float32 eps bounds it
+    assert loss == pytest.approx(metrics["test_loss"], rel=300 * float(np.finfo(np.float32).eps))
+    confusion = np.asarray(metrics["confusion_matrix"])
+    assert np.trace(confusion) / confusion.sum() == pytest.approx(accuracy)
+
+
 def _epochs(*seconds: float) -> list[EpochRecord]:
     return [EpochRecord(i + 1, 1.0, 0.5, None, None, s) for i, s in enumerate(seconds)]
 

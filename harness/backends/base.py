@@ -138,15 +138,17 @@ class Backend(ABC):
 
     def compiled(self, model: Any) -> Any:
         """A new model with `model`'s weights that runs compiled (PyTorch: torch.compile with
-        inductor; Keras: jit_compile=True, XLA) in `predict`, `native_predictor` and training;
-        compilation happens at its first call. BackendUnavailable where this platform cannot
-        compile, with the reason."""
+        inductor; Keras: jit_compile=True, XLA on TensorFlow, torch.compile on PyTorch) in
+        `predict`, `native_predictor` and training; compilation happens at its first call.
+        BackendUnavailable where this platform cannot compile, or the backend already compiles
+        by default (Keras on JAX: XLA), with the reason."""
         raise BackendUnavailable(f"backend {self.name!r} has no compiled mode")
 
     @abstractmethod
     def environment(self) -> dict[str, Any]:
         """Versions, device description and the switches that decide speed, each read back
         from the framework: `intra_op_threads` / `inter_op_threads`, `compile_mode` (eager,
-        graph, xla), `tf32` (may float32 maths round to TF32), `layout` (memory layout of the
-        first convolution's output, None without one), `data_device` (where `to_native` put
-        the data last)."""
+        graph, xla, torch.compile), `compile_seconds` (FirstSteps of the last model built; None
+        before it trained), `tf32` (may float32 maths round to TF32), `layout` (memory layout of
+        the first convolution's output, None without one), `data_device` (where `to_native` put
+        the data last); a Keras backend also `keras_backend`, keras.backend.backend()."""

@@ -70,7 +70,7 @@ def _executor(args: argparse.Namespace, config: RunConfig) -> Executor:
         threads=config.threads, needs_gpu=config.device == "cuda" or "cuda" in config.providers)
 
 
-def _run_display(verbose: bool) -> Display:
+def run_display(verbose: bool) -> Display:
     """Rich progress bars on a terminal, plain lines otherwise (logs, pipes, CI)."""
     from harness.run.display import PlainDisplay, RichDisplay
 
@@ -101,7 +101,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = args.out or Path("results") / f"run-{utc_now().replace(':', '').replace('-', '')}"
     try:
         summary = run_matrix(config, out, executor=_executor(args, config),
-                             display=_run_display(args.verbose))
+                             display=run_display(args.verbose))
     except ExecutorUnavailable as exc:
         print_error(str(exc))
         return 3

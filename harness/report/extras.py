@@ -9,11 +9,12 @@ import json
 import pandas as pd
 
 from harness.report.load import PHASE_COLUMNS, RunData
+from harness.report.retimed import TIMED
 from harness.report.tables import trained
 from harness.run import layout
 
 JOB_COLUMNS = ["job_id", "spec", "point", "backend", "seed", "status", "trained_epochs",
-               "job_seconds", "started_utc", "finished_utc"]
+               "job_seconds", "started_utc", "finished_utc", TIMED]
 
 
 def duration(seconds: float) -> str:

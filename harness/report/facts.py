@@ -28,6 +28,12 @@ FACTS = (
     "loss from the logits it caches; PyTorch's step stops at the logits (cross_entropy).",
     "Dropout: each framework draws its masks from its own random stream, so specs with dropout "
     "train on different masks from the same seed; their curves differ by more than rounding.",
+    "Keras on JAX and on PyTorch (keras-jax, keras-torch) run the same Keras model, optimizers "
+    "and train step as Keras on TensorFlow, each in a process of its own, with their backend's "
+    "default compile mode: XLA for JAX (the first epoch holds the compilations: compile column),"
+    " eager for PyTorch. Their cross-entropy comes from the softmax's probabilities clipped to "
+    "[1e-7, 1 − 1e-7], not from cached logits; Keras on PyTorch refuses a 'same' average pool "
+    "that pads asymmetrically, whose border windows it computes otherwise.",
     "Compile mode, math mode (TF32: float32 matmuls and convolutions rounded to TF32 on GPUs "
     "that have it), memory layout (Keras' tensors are NHWC; PyTorch's CNN layout is chosen "
     "with --layout) and threads (N intra-op, 1 inter-op in every runtime): as each job "

@@ -23,12 +23,14 @@ from harness.report.reproduction import (
     REPRODUCED,
     is_within,
     tolerance_pp,
+    versus_column,
 )
-from harness.report.speed import EPOCH_RATIO, speedup_column
-from harness.report.tables import DELTA_PAIR
+from harness.report.speed import EPOCH_RATIO, epoch_ratio_column, speedup_column
+from harness.report.tables import DELTA_PAIR, others_vs_reference
 
 FINDINGS_BATCH_SIZES = (1, 32)
-NAMES = {"keras": "Keras", "torch": "PyTorch"}
+NAMES = {"keras": "Keras", "keras-jax": "Keras on JAX", "keras-torch": "Keras on PyTorch",
+         "torch": "PyTorch"}
 VARIANT_STUDIES = "variants_studies"  # harness.report.variants.study_table: its CSV stem
 
 
@@ -100,12 +102,17 @@ class _Study:
                       tuple(rows["label"]), match)
 
 
+def _listed(names: list[str]) -> str:
+    """'A', 'A and B', 'A, B and C'."""
+    return " and ".join(names) if len(names) < 3 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
 def _coverage(study: _Study, backends: list[str]) -> Sentence:
     repro = study.tables[study.repro]
     sentence: Sentence = [
         study.figure(study.repro, repro, "not_run", "count", match=""), " of ",
         study.figure(study.repro, repro, "spec", "rows"), spec_word(repro),
-        f" finished in {' and '.join(backend_name(b) for b in backends)}"]
+        f" finished in {_listed([backend_name(b) for b in backends])}"]
     missing = repro[repro["not_run"] != ""]
     if not missing.empty:
         sentence.append("; not run yet (the table gives the command): " + ", ".join(
@@ -170,6 +177,34 @@ def _training_speed(study: _Study) -> Sentence | None:
         sentence += ["; ", fig(study.speed, timed[busy], "spec", "rows"), spec_word(timed[busy]),
                      f" timed on a busy machine left out ({NOISY_MARK.strip()} in the table)"]
     return [*sentence, "."]
+
+
+def _versus_reference(study: _Study, backend: str) -> Sentence | None:
+    """A backend beyond Keras and PyTorch (Keras on JAX, on PyTorch) against PyTorch: its
+    accuracy difference and agreement within seed noise, and its steady epoch ratio."""
+    repro, speed, fig = study.tables[study.repro], study.tables[study.speed], study.figure
+    delta, agreed = versus_column("delta_pp", backend), versus_column("verdict", backend)
+    name, reference = backend_name(backend), backend_name(DELTA_PAIR[1])
+    sentence: Sentence = []
+    rows = repro[repro[delta].notna()] if delta in repro else repro.iloc[0:0]
+    if not rows.empty:
+        sentence += [f"{name} − {reference}: test accuracy ",
+                     fig(study.repro, rows, delta, "mean", suffix=" pp"), " on average over ",
+                     fig(study.repro, rows, "spec", "rows"), spec_word(rows), ", ",
+                     fig(study.repro, rows, agreed, "count", match=AGREE), " of ",
+                     fig(study.repro, rows, "spec", "rows"),
+                     f" agree within max({ACCURACY_FLOOR_PP:g} pp, 2 × seed std)"]
+    ratio = epoch_ratio_column(backend)
+    timed = speed[speed[ratio].notna()] if ratio in speed else speed.iloc[0:0]
+    quiet = timed[~timed[NOISY_PREFIX + ratio].eq(True)] if not timed.empty else timed
+    mark = "" if not quiet.empty else NOISY_MARK
+    quiet = quiet if not quiet.empty else timed  # only busy figures: shown, and marked so
+    if not quiet.empty:
+        sentence += ["; " if sentence else f"{name}: ", f"a steady {name} epoch takes ",
+                     fig(study.speed, quiet, ratio, "median", suffix=mark),
+                     f" the time of a {reference} one (median over ",
+                     fig(study.speed, quiet, "spec", "rows"), spec_word(quiet), ")"]
+    return [*sentence, "."] if sentence else None
 
 
 def _onnx_runtime(study: _Study, backends: list[str]) -> Sentence | None:
@@ -292,6 +327,7 @@ def study_findings(study: str, repro_name: str, repro: pd.DataFrame, speed_name:
     VARIANT_STUDIES when the run timed variants."""
     data = _Study(repro_name, repro, speed_name, speed)
     sentences = [_coverage(data, backends), _frameworks(data), _training_speed(data),
+                 *(_versus_reference(data, other) for other in others_vs_reference(backends)),
                  _onnx_runtime(data, backends), _best_variants(variants),
                  _reproduced(data, backends), *_published(data, backends)]
     return Bullets(f"Study: {study}", [s for s in sentences if s])

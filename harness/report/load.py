@@ -18,6 +18,7 @@ import pandas as pd
 import yaml
 
 from harness.machine_load import is_noisy
+from harness.report.retimed import apply_retimes, no_retimes
 from harness.run import layout
 from harness.spec import SpecError, load_spec, spec_hash, zoo_dir
 from harness.training import EAGER, FINAL_WEIGHTS_FILE, SPEC_FILE
@@ -37,7 +38,8 @@ PHASE_COLUMNS = [f"phase_{name}_s" for name in (*layout.JOB_PHASES, "total")]
 # Fixed columns, so a run whose jobs all failed early still gives frames the tables can read.
 JOB_NUMERIC = [
     "job_seconds", "seed", "published_test_accuracy", "published_test_loss", "test_accuracy",
-    "test_loss", "final_train_loss", "final_val_loss", "first_epoch_s", "steady_epoch_s",
+    "test_loss", "final_train_loss", "final_val_loss", "first_epoch_s", "compile_s",
+    "steady_epoch_s",
     "mean_epoch_s", "samples_per_second", "params_total", "params_trainable", "n_test",
     "trained_epochs", "parity_max_abs_diff", "parity_native_accuracy", "parity_onnx_accuracy",
     "parity_argmax_agreement", "onnx_opset", "onnx_nodes", "onnx_bytes",
@@ -156,6 +158,9 @@ def _metric_fields(metrics: dict[str, Any] | None) -> dict[str, Any]:
         "final_train_loss": last.get("train_loss"),
         "final_val_loss": last.get("val_loss"),
         "first_epoch_s": timing.get("first_epoch_seconds"),
+        # the first step of each batch shape, inside the first epoch: tracing and compilation
+        "compile_s": ((metrics.get("environment") or {}).get("backend") or {}).get(
+            "compile_seconds"),
         "steady_epoch_s": timing.get("steady_epoch_seconds"),
         "mean_epoch_s": timing.get("mean_epoch_seconds"),
         "samples_per_second": timing.get("samples_per_second"),
@@ -288,8 +293,9 @@ def _read_job(folder: Path, data: dict[str, Any], notes: list[str]) -> None:
         notes.append(f"job {row['job_id']}: status ok but no {layout.METRICS_FILE}")
 
 
-def load_run(run_dir: Path | str) -> RunData:
-    """Every job folder of `run_dir` with its metrics, export record and latency records."""
+def load_run(run_dir: Path | str, *, with_retimes: bool = True) -> RunData:
+    """Every job folder of `run_dir` with its metrics, export record and latency records; busy
+    timings replaced by the quiet re-timings of RUN_DIR/retime (harness.report.retimed)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"{run_dir} is not a directory")
@@ -303,7 +309,7 @@ def load_run(run_dir: Path | str) -> RunData:
     jobs = _numeric(pd.DataFrame(data["jobs"], columns=JOB_COLUMNS), JOB_NUMERIC)
     latency = _numeric(pd.DataFrame(data["latency"], columns=LATENCY_COLUMNS),
                        ["seed", "batch_size", "threads", "others_cores", *_STAT_KEYS])
-    return RunData(
+    run = RunData(
         run_dir=run_dir,
         run=read_json_or_none(run_dir / layout.RUN_FILE, notes),
         summary=read_json_or_none(run_dir / layout.SUMMARY_FILE, notes),
@@ -315,3 +321,9 @@ def load_run(run_dir: Path | str) -> RunData:
         environments=data["environment"],
         notes=notes,
     )
+    retimes = run_dir / layout.RETIME_DIR
+    if with_retimes and (retimes / layout.JOBS_DIR).is_dir():
+        apply_retimes(run, load_run(retimes, with_retimes=False))
+    else:
+        no_retimes(run)
+    return run

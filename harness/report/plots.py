@@ -27,7 +27,8 @@ from harness.spec.initializers import load_weights  # noqa: E402
 
 DPI = 100
 PANEL = (3.0, 2.3)  # inches per small-multiple panel
-BACKEND_COLORS = {"keras": "#d62728", "torch": "#1f77b4"}
+BACKEND_COLORS = {"keras": "#d62728", "keras-jax": "#2ca02c", "keras-torch": "#9467bd",
+                  "torch": "#1f77b4"}
 STYLE = {"font.size": 8, "axes.titlesize": 9, "axes.labelsize": 8, "legend.fontsize": 8,
          "xtick.labelsize": 7, "ytick.labelsize": 7, "axes.spines.top": False,
          "axes.spines.right": False, "figure.facecolor": "white"}

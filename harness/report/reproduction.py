@@ -24,7 +24,7 @@ import pandas as pd
 from harness.report.commands import missing_job_settings, option_tokens, run_command
 from harness.report.format import MISSING, cell_text
 from harness.report.load import RunData, spec_reference, study_of
-from harness.report.tables import DELTA_PAIR
+from harness.report.tables import DELTA_PAIR, others_vs_reference
 from harness.spec import list_specs
 
 ACCURACY_FLOOR_PP = 0.5
@@ -113,6 +113,18 @@ def _stats(seeds: pd.DataFrame, key: tuple[str, str], backend: str) -> dict[str,
     return {column: float(rows.iloc[0][column]) for column in columns}
 
 
+def versus_column(name: str, backend: str) -> str:
+    """`<name>_<backend>_vs_<PyTorch>`: a backend beyond DELTA_PAIR against PyTorch."""
+    return f"{name}_{backend}_vs_{DELTA_PAIR[1]}"
+
+
+def _versus(row: dict[str, Any], first: str, second: str) -> tuple[float, float]:
+    """Mean test accuracy of `first` − `second` in pp, and the larger seed std of the two."""
+    stds = [row[f"test_accuracy_std_{b}"] * PP for b in (first, second)]
+    spread = max((s for s in stds if not math.isnan(s)), default=math.nan)
+    return (row[f"test_accuracy_mean_{first}"] - row[f"test_accuracy_mean_{second}"]) * PP, spread
+
+
 def _row(run: RunData, seeds: pd.DataFrame, key: tuple[str, str], backends: list[str],
          out: str) -> dict[str, Any]:
     row: dict[str, Any] = {"spec": key[0], "point": key[1], **_published(run, *key)}
@@ -131,12 +143,15 @@ def _row(run: RunData, seeds: pd.DataFrame, key: tuple[str, str], backends: list
                     f"verdict_{backend}": verdict(delta, std_pp)})
     first, second = DELTA_PAIR
     if first in backends and second in backends:
-        stds = [row[f"test_accuracy_std_{b}"] * PP for b in DELTA_PAIR]
-        spread = max((s for s in stds if not math.isnan(s)), default=math.nan)
-        delta = (row[f"test_accuracy_mean_{first}"] - row[f"test_accuracy_mean_{second}"]) * PP
+        delta, spread = _versus(row, first, second)
         row.update({"delta_pp_frameworks": delta, "seed_std_pp": spread,
                     "tolerance_pp_frameworks": _tolerance_if(delta, spread),
                     "verdict_frameworks": verdict(delta, spread, AGREE)})
+    for other in others_vs_reference(backends):  # Keras on JAX, on PyTorch: against PyTorch
+        delta, spread = _versus(row, other, second)
+        row.update({versus_column("delta_pp", other): delta,
+                    versus_column("tolerance_pp", other): _tolerance_if(delta, spread),
+                    versus_column("verdict", other): verdict(delta, spread, AGREE)})
     row["not_run"] = ", ".join(missing) if not key[1] else ""
     row["command"] = _not_run_command(run, key[0], missing, out) if row["not_run"] else ""
     return row
@@ -206,6 +221,13 @@ def shown_reproduction(table: pd.DataFrame, backends: list[str]) -> pd.DataFrame
         shown[(pair, "tolerance (pp)")] = [cell_text(v, "tolerance_pp")
                                            for v in table["tolerance_pp_frameworks"]]
         shown[(pair, "verdict")] = table["verdict_frameworks"].tolist()
+    for other in others_vs_reference(backends):
+        pair = f"{other} − {DELTA_PAIR[1]}"
+        shown[(pair, "Δ (pp)")] = [cell_text(v, "delta_pp")
+                                   for v in table[versus_column("delta_pp", other)]]
+        shown[(pair, "tolerance (pp)")] = [cell_text(v, "tolerance_pp")
+                                           for v in table[versus_column("tolerance_pp", other)]]
+        shown[(pair, "verdict")] = table[versus_column("verdict", other)].tolist()
     if (table["not_run"] != "").any():
         shown[(NOT_RUN, "")] = table["not_run"].tolist()
         shown[("command", "")] = table["command"].tolist()
@@ -219,8 +241,9 @@ def reproduction_caption(table: pd.DataFrame) -> str:
     notes = "".join(f" {spec}: {text}" for spec, text in zip(
         ambiguous["spec"], ambiguous["published_ambiguity"], strict=True))
     return (f"Test accuracy and loss: mean ± sample std over seeds. Verdict: {REPRODUCED} "
-            f"(against the published accuracy) or {AGREE} (Keras against PyTorch) when the "
-            f"difference is within max({ACCURACY_FLOOR_PP:g} pp, {SPREAD_FACTOR:g} × seed std), "
+            f"(against the published accuracy) or {AGREE} (a Keras backend against PyTorch) "
+            f"when the difference is within max({ACCURACY_FLOOR_PP:g} pp, {SPREAD_FACTOR:g} × "
+            "seed std), "
             f"{DIFFERS} beyond; with one seed the {ACCURACY_FLOOR_PP:g} pp floor alone decides. "
             f"\"{NOT_RUN}\": no job has trained yet (or it failed before: see Failed jobs), "
             "with the command that runs it."

@@ -32,6 +32,7 @@ from harness.report.reproduction import (
     shown_reproduction,
     zoo_studies,
 )
+from harness.report.retimed import retime_note
 from harness.report.speed import shown_speed, speed_table
 from harness.run.layout import UNAVAILABLE
 
@@ -114,7 +115,9 @@ def framework_section(framework: pd.DataFrame, seeds: pd.DataFrame,
     intro = ("Each row is one spec (and sweep point), trained from the same initial weights in "
              "every backend; values are means over seeds. Epoch times: the first epoch "
              "(tracing, compilation, warm-up) apart from the steady epoch, the median of the "
-             f"epochs after the first ({MISSING} for a run of one epoch: it has none). "
+             f"epochs after the first ({MISSING} for a run of one epoch: it has none); compile = "
+             "the first step of each batch shape within the first epoch, where tracing and "
+             "compilation happen (XLA on Keras on JAX, its default). "
              f"{steady_note + ' ' if steady_note else ''}"
              f"delta = keras − torch. {BUSY_LEGEND}")
     spread = ("Mean ± sample standard deviation over the seeds of each spec x backend "
@@ -242,7 +245,7 @@ def load_warnings(run: RunData, latency: pd.DataFrame) -> list[str]:
     busy = int(done[T.NOISY_EPOCHS].to_numpy().sum()) + int(ok[NOISY].eq(True).sum())
     # per job: first and steady epoch time (a one-epoch job has no steady one); latency loops
     total = int(done[["first_epoch_s", "steady_epoch_s"]].notna().to_numpy().sum()) + len(ok)
-    lines = []
+    lines = [note] if (note := retime_note(run.jobs)) else []
     if busy:
         lines.append(f"{busy} of {total} timings (first and steady epoch time of each job, each "
                      f"latency measurement) are marked {NOISY_MARK.strip()}: {noisy_note()}.")

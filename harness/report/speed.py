@@ -2,8 +2,9 @@
 ONNX Runtime buys over each framework's own predictor at inference (CPU, per batch size).
 
 Steady epoch times are means over seeds; the ratio is Keras / PyTorch (above 1: PyTorch's
-epochs are shorter). ONNX Runtime speed-up = native p50 / ONNX Runtime p50 on the CPU (above 1:
-ONNX Runtime is faster). Every figure keeps its busy flag (`noisy_<column>`): a ratio or a
+epochs are shorter), and so for every other backend that ran (Keras on JAX / PyTorch, ...).
+ONNX Runtime speed-up = native p50 / ONNX Runtime p50 on the CPU (above 1: ONNX Runtime is
+faster). Every figure keeps its busy flag (`noisy_<column>`): a ratio or a
 speed-up is busy when either side was timed on a busy machine.
 """
 
@@ -12,9 +13,15 @@ from __future__ import annotations
 import pandas as pd
 
 from harness.report.format import NOISY_PREFIX, display
-from harness.report.tables import DELTA_PAIR, KEYS
+from harness.report.tables import DELTA_PAIR, KEYS, others_vs_reference
 
-EPOCH_RATIO = f"{DELTA_PAIR[0]}_over_{DELTA_PAIR[1]}_epoch_ratio"
+
+def epoch_ratio_column(backend: str) -> str:
+    """Steady epoch time of `backend` / that of DELTA_PAIR's second (PyTorch)."""
+    return f"{backend}_over_{DELTA_PAIR[1]}_epoch_ratio"
+
+
+EPOCH_RATIO = epoch_ratio_column(DELTA_PAIR[0])
 ORT_PROVIDER, ORT_MODE = "cpu", "session_run"
 
 
@@ -27,10 +34,13 @@ def _epochs(framework: pd.DataFrame, backends: list[str]) -> pd.DataFrame:
                                                f"{NOISY_PREFIX}steady_epoch_s_{b}")]
     table = framework.reindex(columns=[*KEYS, *columns]).copy()
     first, second = DELTA_PAIR
-    if first in backends and second in backends:
-        table[EPOCH_RATIO] = table[f"steady_epoch_s_{first}"] / table[f"steady_epoch_s_{second}"]
-        table[NOISY_PREFIX + EPOCH_RATIO] = (
-            table[f"{NOISY_PREFIX}steady_epoch_s_{first}"].eq(True)
+    compared = ([first] if first in backends and second in backends else []) + \
+        others_vs_reference(backends)
+    for backend in compared:
+        ratio = epoch_ratio_column(backend)
+        table[ratio] = table[f"steady_epoch_s_{backend}"] / table[f"steady_epoch_s_{second}"]
+        table[NOISY_PREFIX + ratio] = (
+            table[f"{NOISY_PREFIX}steady_epoch_s_{backend}"].eq(True)
             | table[f"{NOISY_PREFIX}steady_epoch_s_{second}"].eq(True))
     return table
 
@@ -66,8 +76,9 @@ def _header(column: str, backends: list[str]) -> tuple[str, str]:
         prefix = f"ort speedup {backend} batch"
         if column.startswith(prefix):
             return (f"ONNX Runtime speed-up, batch {column.removeprefix(prefix)}", backend)
-    if column == EPOCH_RATIO.replace("_", " "):
-        return ("epoch time", " / ".join(DELTA_PAIR))
+    for backend in backends:
+        if column == epoch_ratio_column(backend).replace("_", " "):
+            return ("epoch time", f"{backend} / {DELTA_PAIR[1]}")
     return (column, "")
 
 

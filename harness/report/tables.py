@@ -16,9 +16,15 @@ from harness.training import EAGER
 
 KEYS = ["spec", "point"]
 FRAMEWORK_METRICS = ["test_accuracy", "test_loss", "final_train_loss", "first_epoch_s",
-                     "steady_epoch_s"]
+                     "compile_s", "steady_epoch_s"]
 DELTA_METRICS = ["test_accuracy", "test_loss", "final_train_loss", "steady_epoch_s"]
 DELTA_PAIR = ("keras", "torch")  # delta = first - second, when both backends ran
+
+
+def others_vs_reference(backends: list[str]) -> list[str]:
+    """The backends beyond DELTA_PAIR (Keras on JAX, on PyTorch), each compared with the pair's
+    second (PyTorch) like the pair's first, when that ran."""
+    return ([b for b in backends if b not in DELTA_PAIR] if DELTA_PAIR[1] in backends else [])
 LATENCY_KEYS = ["source", "spec", "point", "backend", "runtime", "provider", "mode",
                 "batch_size"]
 SEED_METRICS = ["test_accuracy", "test_loss", "steady_epoch_s"]

@@ -32,6 +32,9 @@
         job.log                the job's own output (stdout and stderr)
       servers/<backend>-worker<N>.log   what each warm job server printed (framework
                                import notices); its jobs' own output is in their job.log
+      retime/                  written by `harness retime` (harness.run.retime): a run folder
+                               of quiet re-timings (run.json of kind "retime", specs/, jobs/)
+                               whose timings `harness report` shows in place of busy ones
       report/                  written by `harness report`
 
 Every path a record gives to a file of the run is relative to the folder that holds the record
@@ -55,6 +58,7 @@ EXPORT_RECORD_FILE = "model.onnx.json"
 LATENCY_FILE = "latency.json"
 JOB_LOG_FILE = "job.log"
 REPORT_DIR = "report"
+RETIME_DIR = "retime"  # harness.run.retime
 SERVERS_DIR = "servers"  # what the warm job servers printed (harness.run.job_server)
 # job.json `status` of a job whose compile mode this platform cannot run: recorded, not failed
 UNAVAILABLE = "unavailable"

@@ -20,7 +20,7 @@ from harness.run.executors import Executor
 from harness.run.folder import run_folder_lock, write_plan, write_summary
 from harness.run.job import Job, Placement
 from harness.run.plan import Plan, RunConfig, plan_jobs
-from harness.run.progress import Eta, expected_work
+from harness.run.progress import Eta, expected_work, model_kind
 from harness.run.resume import jobs_to_run
 
 Printer = Callable[[str], None]
@@ -34,7 +34,7 @@ def status_text(record: dict[str, Any]) -> str:
     return f"FAILED at {record.get('failed_step')}: {record['error']}"
 
 
-class _Tracker:
+class ProgressTracker:
     """The executor's JobEvents: numbers the jobs, learns the ETA, tells the display."""
 
     def __init__(self, plan: Plan, todo: list[Job], slots: int, display: Display) -> None:
@@ -43,7 +43,9 @@ class _Tracker:
         self.pending = [job.job_id for job in todo]
         self.eta = Eta(work={job.job_id: expected_work(job, plan.specs[job.spec])
                              for job in todo},
-                       backend={job.job_id: job.backend for job in todo}, slots=slots)
+                       backend={job.job_id: job.backend for job in todo},
+                       kind={job.job_id: model_kind(plan.specs[job.spec]) for job in todo},
+                       slots=slots)
         self.number: dict[str, int] = {}
         self.started_count = self.done
         display.overall(self.done, self.total, self.eta.text(self.pending))
@@ -93,7 +95,7 @@ def run_matrix(config: RunConfig, run_dir: Path, show: Printer = print, *,
             if todo:
                 if executor.description:
                     display.message(executor.description)
-                executor.run(run_dir, todo, _Tracker(plan, todo, executor.slots, display))
+                executor.run(run_dir, todo, ProgressTracker(plan, todo, executor.slots, display))
             return write_summary(run_dir, plan.jobs)
     finally:
         display.close()

@@ -3,8 +3,11 @@
 A job's work is epochs x training images x the model's multiply-accumulates per image (dense
 layers: their weights; convolutions: their weights at every output position). Its seconds are
 about a fixed part (process start, imports, export, latency) plus a rate times its work; both
-are learned per backend from the jobs that finish (least squares), so a run whose small jobs
-come first does not promise the big ones at the small ones' pace.
+are learned per backend and kind of model from the jobs that finish (least squares), so a run
+whose small jobs come first does not promise the big ones at the small ones' pace, and
+convolutions, which do many more multiply-accumulates per second than small dense layers, are
+not estimated at an MLP's rate once one has finished (until then, another backend's CNNs, then
+every finished job).
 """
 
 from __future__ import annotations
@@ -27,6 +30,11 @@ def macs_per_image(spec: ModelSpec) -> int:
             positions = info.output_shape[0] * info.output_shape[1]  # channels last: H, W, C
         total += info.params * positions
     return max(total, 1)
+
+
+def model_kind(spec: ModelSpec) -> str:
+    """'conv' for a model with a convolution, else 'dense': their seconds per work differ."""
+    return "conv" if any(isinstance(layer, Conv2D) for layer in spec.layers) else "dense"
 
 
 def expected_work(job: Job, spec: ModelSpec) -> float:
@@ -68,8 +76,9 @@ class Eta:
 
     work: dict[str, float]  # job_id -> expected work
     backend: dict[str, str]  # job_id -> backend
+    kind: dict[str, str] = field(default_factory=dict)  # job_id -> model_kind (default dense)
     slots: int = 1
-    _seen: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    _seen: dict[tuple[str, str], list[tuple[float, float]]] = field(default_factory=dict)
     _started: dict[str, float] = field(default_factory=dict)
 
     def started(self, job_id: str) -> None:
@@ -80,7 +89,10 @@ class Eta:
         began = self._started.pop(job_id, None)
         seconds = recorded if began is None else time.monotonic() - began
         if seconds is not None:
-            self._seen.setdefault(self.backend[job_id], []).append((self.work[job_id], seconds))
+            self._seen.setdefault(self._group(job_id), []).append((self.work[job_id], seconds))
+
+    def _group(self, job_id: str) -> tuple[str, str]:
+        return self.backend[job_id], self.kind.get(job_id, "dense")
 
     def seconds_left(self, pending: list[str]) -> float | None:
         """Seconds until the jobs in flight and `pending` are done; None before any job
@@ -88,11 +100,15 @@ class Eta:
         pooled = _fit([point for points in self._seen.values() for point in points])
         if pooled is None:
             return None
-        fits = {backend: _fit(points) for backend, points in self._seen.items()}
+        fits = {group: _fit(points) for group, points in self._seen.items()}
+        kinds = {kind: _fit([p for (_, seen), points in self._seen.items() if seen == kind
+                             for p in points]) for _, kind in self._seen}
         now = time.monotonic()
 
         def predict(job_id: str) -> float:
-            return (fits.get(self.backend[job_id]) or pooled).predict(self.work[job_id])
+            backend, kind = self._group(job_id)
+            fit = fits.get((backend, kind)) or kinds.get(kind) or pooled
+            return fit.predict(self.work[job_id])
 
         total = sum(predict(job_id) for job_id in pending)
         total += sum(max(predict(job_id) - (now - began), 0.0)

@@ -16,7 +16,7 @@ from harness.run import layout
 from harness.run.display import PlainDisplay, RichDisplay
 from harness.run.job_process import PHASES, EpochProgress, _split_phases
 from harness.run.plan import RunConfig, plan_jobs
-from harness.run.progress import Eta, expected_work, macs_per_image
+from harness.run.progress import Eta, expected_work, macs_per_image, model_kind
 from harness.spec import infer, load_spec
 
 
@@ -43,6 +43,23 @@ def test_eta_learns_seconds_per_work_and_overhead_per_backend() -> None:
     two.finished("b", 16.0)
     assert two.seconds_left(["c", "c"]) == pytest.approx(30.0)
     assert two.text(["c"] * 300) == "ETA 1h15m"
+
+
+def test_eta_learns_convolutions_apart_from_dense_models() -> None:
+    """A CNN's multiply-accumulates run faster than a small MLP's: once a CNN has finished,
+    the CNNs left are estimated at its rate, not at the MLPs'."""
+    assert model_kind(load_spec("cnn3_k3")) == "conv" and model_kind(load_spec("mlp2")) == "dense"
+    work = {"m1": 1.0, "m2": 2.0, "c1": 100.0, "c2": 100.0, "k": 100.0}
+    kind = {"m1": "dense", "m2": "dense", "c1": "conv", "c2": "conv", "k": "conv"}
+    eta = Eta(work=work, backend={"m1": "torch", "m2": "torch", "c1": "torch", "c2": "torch",
+                                  "k": "keras"}, kind=kind)
+    eta.finished("m1", 10.0)  # dense: 10 s per unit of work
+    eta.finished("m2", 20.0)
+    assert eta.seconds_left(["c2"]) == pytest.approx(1000.0)  # no CNN seen: the MLPs' rate
+    eta.finished("c1", 50.0)  # 0.5 s per unit
+    assert eta.seconds_left(["c2"]) == pytest.approx(50.0)
+    assert eta.seconds_left(["k"]) == pytest.approx(50.0)  # keras CNN: torch's CNN rate
+    assert eta.seconds_left(["m2"]) == pytest.approx(20.0)
 
 
 def test_progress_within_an_epoch_measures_against_the_epoch_before(

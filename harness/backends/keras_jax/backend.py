@@ -119,6 +119,10 @@ class KerasJaxBackend(KerasBackendBase):
         # As JAXTrainer.fit: the variables' values, taken once (and the variables emptied:
         # the step donates its state), go through every step.
         start = model._get_jax_state(**dict.fromkeys(_STATE, True), purge_model_variables=True)
+        # Committed to the device, as the state every step returns: values the variables got
+        # from numpy are not, and a step's first call with each kind compiles anew (the
+        # second epoch would recompile every shape).
+        start = jax.device_put(start, self._jax_device)
         model._jax_state_synced = False
         model._jax_state = dict(zip(_STATE, start, strict=True))  # synced back whatever happens
         feeds = [batch_shape(batch) for batch in batches]
