@@ -222,7 +222,7 @@ def write_report(run_dir: Path | str, out_dir: Path | str | None = None,
     warnings = load_warnings(run, latency)
     write_files(out, sections)
     title = f"harness report: {Path(run_dir).resolve().name}"
-    meta = f"Generated {utc_now()} from {Path(run_dir).resolve()}."
+    meta = f"Generated {utc_now()} from {Path(run_dir)}."
     (out / REPORT_MD).write_text(render_markdown(title, meta, sections, notes, warnings),
                                  encoding="utf-8")
     (out / REPORT_HTML).write_text(render_html(title, meta, sections, notes, warnings),

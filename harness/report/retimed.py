@@ -8,6 +8,7 @@ job's `timed` column says where its timings come from: "run", or "re-timed: N ep
 
 from __future__ import annotations
 
+import shlex
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -87,3 +88,18 @@ def retime_note(jobs: pd.DataFrame) -> str | None:
             "from a quiet re-timing (`harness retime`: the same job, a couple of full epochs, "
             "on a quiet machine), since the run's own were taken on a busy machine; accuracies "
             f"and curves are the run's. The Jobs table's `{TIMED}` column says which.")
+
+
+def retime_command(out: str, jobs: pd.DataFrame) -> list[str]:
+    """`harness retime OUT` (with its --epochs when not the default) when the report shows
+    re-timed timings, else nothing."""
+    from harness.run.retime import DEFAULT_EPOCHS
+
+    if TIMED not in jobs.columns:
+        return []
+    labels = jobs[TIMED].dropna()
+    epochs = sorted({int(label.split()[1]) for label in labels if label.startswith("re-timed:")})
+    if not epochs:
+        return []
+    options = [] if epochs == [DEFAULT_EPOCHS] else ["--epochs", str(epochs[-1])]
+    return [shlex.join(["harness", "retime", out, *options])]

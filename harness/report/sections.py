@@ -32,7 +32,7 @@ from harness.report.reproduction import (
     shown_reproduction,
     zoo_studies,
 )
-from harness.report.retimed import retime_note
+from harness.report.retimed import retime_command, retime_note
 from harness.report.speed import shown_speed, speed_table
 from harness.run.layout import UNAVAILABLE
 
@@ -266,7 +266,7 @@ def build_sections(run: RunData, latency: pd.DataFrame, benchmark_jsons: list[st
     failed = tables["failed"]
     out = str(run.run_dir)
     commands = [*reproduce_commands(run.jobs, out, zoo_studies()),
-                report_command(out, benchmark_jsons or [])]
+                *retime_command(out, run.jobs), report_command(out, benchmark_jsons or [])]
     from harness.report.variants import variant_sections, variant_tables  # builds on this
 
     variants = variant_tables(run)

@@ -113,6 +113,7 @@ def test_retimed_quiet_timings_replace_busy_ones_in_the_report(run_dir: Path) ->
 
     report = (write_report(run_dir, run_dir / "report") / "report.md").read_text()
     assert "come from a quiet re-timing" in report and "re-timed: 2 epochs" in report
+    assert f"`harness retime {run_dir}`" in report  # among the commands that reproduce it
 
 
 def test_a_busy_retiming_is_not_used_and_runs_again(run_dir: Path) -> None:
