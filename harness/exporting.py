@@ -23,7 +23,14 @@ from harness.results import RESULT_SCHEMA_VERSION, read_json, relative_path, wri
 from harness.spec import ModelSpec, SpecError, SpecProblem, initial_weights, load_spec, spec_hash
 from harness.spec.initializers import Weights, load_weights
 from harness.spec.loader import parse_spec
-from harness.training import FINAL_WEIGHTS_FILE, METRICS_FILE, SPEC_FILE
+from harness.training import (
+    EAGER,
+    FINAL_WEIGHTS_FILE,
+    METRICS_FILE,
+    SPEC_FILE,
+    TEST_OUTPUTS_FILE,
+    load_test_outputs,
+)
 
 PARITY_TOLERANCE = 1e-4  # max |probability difference| native vs ONNX Runtime on the test set
 CHECK_BATCH_SIZES = (1, 7)  # a batch dimension traced at 1 and frozen shows up at 7
@@ -111,13 +118,36 @@ def _export_failure(what: str, exc: Exception, details: tuple[str, str], out: Pa
     return ExportError(f"{what}: {type(exc).__name__}: {message}. {label}: {log}")
 
 
+def recorded_native_outputs(run_dir: Path | None, backend: str,
+                            y: np.ndarray) -> np.ndarray | None:
+    """The trained model's own test-set probabilities, where its run recorded them
+    (TEST_OUTPUTS_FILE) on the labels `y`, computed as `backend` rebuilding the model here
+    computes them: in that framework, on the CPU, eager, without TF32. None otherwise."""
+    if run_dir is None:
+        return None
+    metrics = read_json(Path(run_dir) / METRICS_FILE)
+    requested = metrics.get("requested") or {}
+    if (metrics.get("backend") != backend or metrics.get("device") != "cpu"
+            or requested.get("tf32")
+            or requested.get("compile", EAGER) != EAGER):
+        return None
+    recorded = load_test_outputs(Path(run_dir) / metrics.get("test_outputs_file",
+                                                             TEST_OUTPUTS_FILE))
+    if recorded is None or not np.array_equal(recorded[1], y):
+        return None
+    return recorded[0]
+
+
 def onnx_parity(backend: Backend, model: Any, path: Path, x: np.ndarray, y: np.ndarray,
-                threads: int | None = None) -> dict[str, Any]:
-    """Native vs ONNX Runtime (CPU EP) on `x`: max |difference|, both accuracies, batch checks."""
+                threads: int | None = None, native: np.ndarray | None = None) -> dict[str, Any]:
+    """Native vs ONNX Runtime (CPU EP) on `x`: max |difference|, both accuracies, batch checks.
+    `native`: the model's outputs on `x` as its training run recorded them (else predicted)."""
     from harness.ort import create_session, run_batched, session_info
 
     session = create_session(path, "cpu", threads=threads)
-    native = backend.predict(model, x)
+    native_source = "training run" if native is not None else "predicted"
+    if native is None:
+        native = backend.predict(model, x)
     onnx_out = run_batched(session, x)
     batch_checks = {}
     for size in CHECK_BATCH_SIZES:
@@ -127,6 +157,7 @@ def onnx_parity(backend: Backend, model: Any, path: Path, x: np.ndarray, y: np.n
     return {
         "provider": session_info(session)["providers"][0],
         "n": int(len(x)),
+        "native_outputs": native_source,
         "max_abs_diff": max_diff,
         "batch_max_abs_diff": batch_checks,
         "native_accuracy": float((native.argmax(1) == y).mean()),
@@ -154,7 +185,8 @@ def export_model(spec_ref: str | Path | None, backend_name: str, out: Path,
     onnx_info = convert_to_onnx(backend, model, spec, out, opset)
     converted = time.perf_counter()
     arrays = load_arrays(spec.input, data_dir=data_dir, limit=1, limit_test=limit_test)
-    parity = onnx_parity(backend, model, out, arrays.x_test, arrays.y_test, threads)
+    parity = onnx_parity(backend, model, out, arrays.x_test, arrays.y_test, threads,
+                         native=recorded_native_outputs(run_dir, backend_name, arrays.y_test))
     record = {
         "schema_version": RESULT_SCHEMA_VERSION,
         "kind": "export",

@@ -18,6 +18,7 @@ import numpy as np
 
 from harness import data as data_module
 from harness.backends import Backend, BackendUnavailable, get_backend
+from harness.backends.base import Evaluation
 from harness.env import environment, utc_now
 from harness.machine_load import load_mark, load_since
 from harness.memory import track_memory
@@ -29,6 +30,10 @@ from harness.spec.loader import dump_spec
 METRICS_FILE = "metrics.json"
 SPEC_FILE = "spec.yaml"  # the exact spec trained, so a run can be exported or re-run later
 FINAL_WEIGHTS_FILE = "final_weights.npz"  # canonical layout: loads into any backend
+# The trained model's class probabilities on the test set, with its labels: the confusion
+# matrix's source, and the native side of the export's parity check (harness.exporting), so the
+# test set is not run through the framework again.
+TEST_OUTPUTS_FILE = "test_outputs.npz"
 # What an epoch's time is, named in every record and matrix job: the optimizer steps of one
 # epoch over batches already on the device (no data set-up, no validation), and the steady
 # figure the median of the epochs after the first.
@@ -106,36 +111,41 @@ def default_out_dir(spec: ModelSpec, config: TrainConfig, seed: int) -> Path:
 
 def _run_epochs(backend: Backend, model: Any, spec: ModelSpec, arrays: Any, test_data: Any,
                 epochs: int, seed: int, batch_size: int,
-                on_epoch: ProgressCallback | None) -> list[EpochRecord]:
+                on_epoch: ProgressCallback | None
+                ) -> tuple[list[EpochRecord], Evaluation | None]:
+    """Every epoch's record, and the last epoch's validation (None without one)."""
     train_data = backend.to_native(arrays.x_train, arrays.y_train)
     val_data = test_data if spec.train.validation == "test" else None  # as the notebooks did
-    history = []
+    history: list[EpochRecord] = []
+    validation = None
     for epoch in range(epochs):
         order = data_module.epoch_order(len(arrays.y_train), epoch, seed, spec.train.shuffle)
         mark = load_mark()
         result = backend.train_epoch(model, train_data, order, batch_size)
         load = load_since(mark)
-        val_loss = val_accuracy = None
         if val_data is not None:
-            val_loss, val_accuracy = backend.evaluate(model, val_data, batch_size)
-        record = EpochRecord(epoch + 1, result.loss, result.accuracy, val_loss, val_accuracy,
-                             result.seconds, load)
+            validation = backend.evaluate(model, val_data, batch_size)
+        record = EpochRecord(epoch + 1, result.loss, result.accuracy,
+                             validation.loss if validation else None,
+                             validation.accuracy if validation else None, result.seconds, load)
         history.append(record)
         if on_epoch is not None:
             on_epoch(record, epochs)
-    return history
+    return history, validation
 
 
-def _test_metrics(backend: Backend, model: Any, spec: ModelSpec, test_data: Any,
-                  history: list[EpochRecord], batch_size: int) -> tuple[float, float]:
-    """Test loss and accuracy of the trained model. Validating on the test set (as the
-    notebooks did), the last epoch's validation pass already computed them: the same model in
-    evaluation mode, the same data and batches, so the same numbers without another pass."""
-    last = history[-1] if history else None
-    if (spec.train.validation == "test" and last is not None and last.val_loss is not None
-            and last.val_accuracy is not None):
-        return last.val_loss, last.val_accuracy
-    return backend.evaluate(model, test_data, batch_size)
+def _test_evaluation(backend: Backend, model: Any, arrays: Any, test_data: Any,
+                     validation: Evaluation | None, batch_size: int
+                     ) -> tuple[Evaluation, np.ndarray]:
+    """The trained model on the test set, and its class probabilities. Validating on the test
+    set (as the notebooks did), the last epoch's validation pass already computed them: the
+    same model in evaluation mode, the same data and batches, so the same numbers without
+    another pass; probabilities are predicted only where the evaluation did not give them."""
+    evaluation = validation or backend.evaluate(model, test_data, batch_size)
+    probabilities = evaluation.probabilities
+    if probabilities is None:
+        probabilities = backend.predict(model, arrays.x_test, batch_size)
+    return evaluation, probabilities
 
 
 def train_and_evaluate(spec_ref: str | Path | ModelSpec, config: TrainConfig,
@@ -160,11 +170,10 @@ def train_and_evaluate(spec_ref: str | Path | ModelSpec, config: TrainConfig,
     wall = time.perf_counter()
     test_data = backend.to_native(arrays.x_test, arrays.y_test)  # once: validation and test
     with track_memory() as memory:  # peak RSS while training (harness.memory)
-        history = _run_epochs(backend, model, spec, arrays, test_data, epochs, seed,
-                              batch_size, on_epoch)
-    test_loss, test_accuracy = _test_metrics(backend, model, spec, test_data, history,
-                                             batch_size)
-    predicted = backend.predict(model, arrays.x_test, batch_size).argmax(axis=1)
+        history, validation = _run_epochs(backend, model, spec, arrays, test_data, epochs,
+                                          seed, batch_size, on_epoch)
+    evaluation, probabilities = _test_evaluation(backend, model, arrays, test_data,
+                                                 validation, batch_size)
     wall = time.perf_counter() - wall
 
     out_dir = out_dir or default_out_dir(spec, config, seed)
@@ -172,6 +181,7 @@ def train_and_evaluate(spec_ref: str | Path | ModelSpec, config: TrainConfig,
     model_file = backend.save(model, out_dir)
     save_weights(start_weights, str(out_dir / "initial_weights.npz"))
     save_weights(backend.get_weights(model), str(out_dir / FINAL_WEIGHTS_FILE))
+    save_test_outputs(out_dir / TEST_OUTPUTS_FILE, probabilities, arrays.y_test)
     (out_dir / SPEC_FILE).write_text(dump_spec(spec), encoding="utf-8")
     summary = infer(spec)
     trainable, non_trainable = backend.count_params(model)
@@ -194,10 +204,11 @@ def train_and_evaluate(spec_ref: str | Path | ModelSpec, config: TrainConfig,
                    "non_trainable": summary.non_trainable_params,
                    "backend_trainable": trainable, "backend_non_trainable": non_trainable},
         "history": [vars(record) for record in history],
-        "test_loss": test_loss,
-        "test_accuracy": test_accuracy,
+        "test_loss": evaluation.loss,
+        "test_accuracy": evaluation.accuracy,
         # rows: true class, columns: predicted class (test set)
-        "confusion_matrix": confusion_matrix(arrays.y_test, predicted).tolist(),
+        "confusion_matrix": confusion_matrix(arrays.y_test,
+                                             probabilities.argmax(axis=1)).tolist(),
         "timing": epoch_timing(history, len(arrays.y_train)),
         # what was asked for; what the frameworks ran with is read back into
         # environment.backend (threads, compile_mode, tf32, layout, data_device)
@@ -208,6 +219,7 @@ def train_and_evaluate(spec_ref: str | Path | ModelSpec, config: TrainConfig,
         "model_file": model_file.name,
         "initial_weights_file": "initial_weights.npz",
         "final_weights_file": FINAL_WEIGHTS_FILE,
+        "test_outputs_file": TEST_OUTPUTS_FILE,
         "spec_file": SPEC_FILE,
         "started_utc": started,
         "finished_utc": utc_now(),
@@ -215,6 +227,21 @@ def train_and_evaluate(spec_ref: str | Path | ModelSpec, config: TrainConfig,
     }
     write_json_atomic(out_dir / METRICS_FILE, metrics)
     return TrainOutcome(metrics, out_dir, history)
+
+
+def save_test_outputs(path: Path, probabilities: np.ndarray, labels: np.ndarray) -> None:
+    np.savez_compressed(path, probabilities=probabilities.astype(np.float32, copy=False),
+                        labels=labels)
+
+
+def load_test_outputs(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """(probabilities, labels) a run recorded; None where the file is missing or unreadable
+    (a run written before the harness kept them, a damaged file)."""
+    try:
+        with np.load(path) as outputs:
+            return outputs["probabilities"], outputs["labels"]
+    except (OSError, KeyError, ValueError):
+        return None
 
 
 def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, classes: int = 10) -> np.ndarray:

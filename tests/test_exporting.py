@@ -175,6 +175,36 @@ def test_parity_failure_exits_non_zero(tmp_path: Path, monkeypatch,
     assert json.loads(out.with_name("m.onnx.json").read_text())["passed"] is False
 
 
+def test_export_from_a_run_checks_onnx_against_the_runs_own_outputs(tmp_path: Path) -> None:
+    """The run's recorded test-set probabilities are the native side of the parity check (no
+    second pass), and the check fails when they disagree with the exported file; a damaged
+    record, or an export through another backend, predicts them again."""
+    pytest.importorskip("torch")
+    pytest.importorskip("tensorflow")
+    run = tmp_path / "run"
+    train_and_evaluate("mlp2", TrainConfig(backend="torch", epochs=1, limit=500,
+                                           limit_test=200, threads=1), out_dir=run)
+    outputs = run / "test_outputs.npz"
+
+    def export() -> dict[str, Any]:
+        return export_model(None, "torch", tmp_path / "m.onnx", run_dir=run, limit_test=200,
+                            threads=1)
+
+    record = export()
+    assert record["passed"] and record["parity"]["native_outputs"] == "training run"
+    with np.load(outputs) as recorded:
+        probabilities, labels = recorded["probabilities"], recorded["labels"]
+    np.savez(outputs, probabilities=probabilities + np.float32(1e-3), labels=labels)
+    drifted = export()
+    assert not drifted["passed"] and drifted["parity"]["max_abs_diff"] >= 9e-4
+    outputs.write_bytes(b"not an npz file")
+    damaged = export()
+    assert damaged["passed"] and damaged["parity"]["native_outputs"] == "predicted"
+    np.savez(outputs, probabilities=probabilities, labels=labels)
+    assert export_model(None, "keras", tmp_path / "k.onnx", run_dir=run, limit_test=200,
+                        threads=1)["parity"]["native_outputs"] == "predicted"
+
+
 def test_cross_framework_parity_table(keras_run: Path, capsys: pytest.CaptureFixture[str]
                                       ) -> None:
     pytest.importorskip("torch")

@@ -19,6 +19,7 @@ from harness.training import (
     EpochRecord,
     TrainConfig,
     _run_epochs,
+    confusion_matrix,
     epoch_timing,
     train_and_evaluate,
 )
@@ -110,13 +111,21 @@ def test_test_metrics_are_those_of_a_fresh_pass_over_the_test_set(backend: str,
     model = fresh.build(spec)
     fresh.set_weights(model, load_weights(str(tmp_path / "final_weights.npz")))
     arrays = load_arrays(spec.input, limit=1, limit_test=300)
-    loss, accuracy = fresh.evaluate(model, fresh.to_native(arrays.x_test, arrays.y_test),
-                                    spec.train.batch_size)
-    assert accuracy == metrics["test_accuracy"]
+    evaluation = fresh.evaluate(model, fresh.to_native(arrays.x_test, arrays.y_test),
+                                spec.train.batch_size)
+    assert evaluation.accuracy == metrics["test_accuracy"]
     # the same float32 maths; only a summation order could differ: n x float32 eps bounds it
-    assert loss == pytest.approx(metrics["test_loss"], rel=300 * float(np.finfo(np.float32).eps))
+    assert evaluation.loss == pytest.approx(metrics["test_loss"],
+                                            rel=300 * float(np.finfo(np.float32).eps))
     confusion = np.asarray(metrics["confusion_matrix"])
-    assert np.trace(confusion) / confusion.sum() == pytest.approx(accuracy)
+    assert np.trace(confusion) / confusion.sum() == pytest.approx(evaluation.accuracy)
+    # the recorded test-set probabilities (the export's native side) are the trained model's
+    with np.load(tmp_path / metrics["test_outputs_file"]) as outputs:
+        np.testing.assert_array_equal(outputs["labels"], arrays.y_test)
+        np.testing.assert_array_equal(
+            confusion_matrix(arrays.y_test, outputs["probabilities"].argmax(1)), confusion)
+        np.testing.assert_allclose(outputs["probabilities"], fresh.predict(model, arrays.x_test),
+                                   rtol=0, atol=1e-6)
 
 
 def _epochs(*seconds: float) -> list[EpochRecord]:
@@ -247,7 +256,8 @@ def test_timed_epochs_receive_the_same_batches_in_both_frameworks() -> None:
         backend = get_backend(name, dtype="float64")
         model = backend.build(spec)
         backend.set_weights(model, initial_weights(spec))
-        history = _run_epochs(backend, model, spec, arrays, None, 3, spec.train.seed, 40, None)
+        history, _ = _run_epochs(backend, model, spec, arrays, None, 3, spec.train.seed, 40,
+                                 None)
         final[name], losses[name] = backend.get_weights(model), [e.train_loss for e in history]
     start = initial_weights(spec)
     assert not np.allclose(final["keras"]["3.kernel"], start["3.kernel"])

@@ -43,6 +43,15 @@ class EpochResult:
     seconds: float  # wall time of the epoch's training steps only (no validation)
 
 
+@dataclass(frozen=True)
+class Evaluation:
+    loss: float  # mean categorical cross-entropy, as the framework computes it
+    accuracy: float
+    # class probabilities (float32, one row per sample) where the backend has them from the
+    # same pass; None where getting them takes another (the caller predicts if it needs them)
+    probabilities: np.ndarray | None = None
+
+
 @dataclass
 class FirstSteps:
     """The first train-step call of each batch shape, timed until it returns: tracing and
@@ -114,8 +123,8 @@ class Backend(ABC):
         """One pass over `data` in exactly the given sample order; the last batch may be partial."""
 
     @abstractmethod
-    def evaluate(self, model: Any, data: Any, batch_size: int) -> tuple[float, float]:
-        """(mean categorical cross-entropy, accuracy) in inference mode."""
+    def evaluate(self, model: Any, data: Any, batch_size: int) -> Evaluation:
+        """Loss and accuracy (and probabilities where free) in inference mode."""
 
     @abstractmethod
     def predict(self, model: Any, x: np.ndarray, batch_size: int = 256) -> np.ndarray:

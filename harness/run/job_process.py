@@ -11,6 +11,7 @@ start with `step `, `epoch ` or `progress ` tell the driver how far it is.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
@@ -26,6 +27,7 @@ from typing import Any
 
 from harness.env import thread_budget, utc_now
 from harness.memory import peak_of, track_memory
+from harness.onnx_io import DEFAULT_OPSET
 from harness.results import RESULT_SCHEMA_VERSION, read_json, write_json_atomic
 from harness.run import layout
 from harness.run.job import Job, Placement
@@ -46,6 +48,10 @@ _IMPORTS = {"keras": ("harness.backends.keras_tf", "harness.backends.keras_tf.ex
             "keras-jax": ("harness.backends.keras_jax", "harness.backends.keras_jax.exporter"),
             "keras-torch": ("harness.backends.keras_torch", "harness.backends.keras_torch.exporter",
                             "torch.onnx", "onnxscript")}
+
+
+# Backends whose converter a warm job server warms up before forking jobs (warm_up).
+_WARM_UPS = {"torch": "harness.backends.pytorch.exporter"}
 
 
 def _data_dir(job: Job) -> Path | None:
@@ -171,6 +177,15 @@ def import_frameworks(backend: str) -> None:
             importlib.import_module(module)
         except ImportError:
             continue
+
+
+def warm_up(backend: str, opset: int = DEFAULT_OPSET) -> None:
+    """For a process that forks many jobs: do once what each job's first use would do again
+    (torch.onnx's first export). A failure here is left for the job's own step to report."""
+    if backend not in _WARM_UPS:
+        return
+    with contextlib.suppress(Exception):  # the job's own step reports what fails here
+        importlib.import_module(_WARM_UPS[backend]).warm_up(opset)
 
 
 def _split_phases(steps: dict[str, float], work: Path) -> dict[str, float]:

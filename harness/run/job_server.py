@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from harness.run.executors.child import die_with_parent
-from harness.run.job_process import import_frameworks, run_given
+from harness.run.job_process import import_frameworks, run_given, warm_up
 
 MAX_REQUEST_BYTES = 1 << 22  # a job and its spec's YAML
 # Backends whose framework imports leave a process that forks cleanly (checked: a forked child
@@ -53,6 +53,7 @@ def _job(request: dict[str, Any], output: int, driver: socket.socket) -> NoRetur
 def serve(backend: str, driver: socket.socket) -> None:
     """Import `backend`'s framework, then run the driver's jobs until it closes the socket."""
     import_frameworks(backend)
+    warm_up(backend)
     print(f"job server for {backend}: ready", flush=True)
     while True:
         try:

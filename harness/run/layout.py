@@ -17,7 +17,8 @@
                                GPU, threads) and `phases`: seconds of each part of the job
         metrics.json           kind "train" (harness.training): history, test metrics, timing,
                                confusion_matrix, params, environment
-        spec.yaml, initial_weights.npz, final_weights.npz
+        spec.yaml, initial_weights.npz, final_weights.npz, test_outputs.npz (the trained
+                               model's test-set probabilities: the export's native side)
                                (jobs run by Ray: the framework's model file and
                                initial_weights.npz only with --fetch-models)
         model.onnx, model.onnx.json   kind "export" (harness.exporting): onnx info, parity

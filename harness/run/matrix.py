@@ -76,6 +76,12 @@ class ProgressTracker:
         self.display.overall(self.done, self.total, self.eta.text(self.pending))
 
 
+def longest_first(todo: list[Job], plan: Plan) -> list[Job]:
+    """With several jobs at once a run ends with its last job: start the largest expected
+    work first, so no long job starts late and runs alone at the end (plan order on ties)."""
+    return sorted(todo, key=lambda job: -expected_work(job, plan.specs[job.spec]))
+
+
 def run_matrix(config: RunConfig, run_dir: Path, show: Printer = print, *,
                executor: Executor | None = None,
                display: Display | None = None) -> dict[str, Any]:
@@ -95,6 +101,8 @@ def run_matrix(config: RunConfig, run_dir: Path, show: Printer = print, *,
             if todo:
                 if executor.description:
                     display.message(executor.description)
+                if executor.slots > 1:  # one at a time: the plan's order, as it reads
+                    todo = longest_first(todo, plan)
                 executor.run(run_dir, todo, ProgressTracker(plan, todo, executor.slots, display))
             return write_summary(run_dir, plan.jobs)
     finally:

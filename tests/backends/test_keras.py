@@ -218,7 +218,7 @@ def test_loss_is_cross_entropy_from_logits_without_clipping(backend: KerasBacken
     assert expected > 55  # far beyond -log(1e-7) = 16.1
     train = backend.train_epoch(model, data, np.arange(8), batch_size=8)
     assert train.loss == pytest.approx(expected, rel=1e-5)
-    assert backend.evaluate(model, data, batch_size=8)[0] == pytest.approx(expected, rel=1e-5)
+    assert backend.evaluate(model, data, batch_size=8).loss == pytest.approx(expected, rel=1e-5)
 
 
 def _replay_sgd(w: np.ndarray, b: np.ndarray, x: np.ndarray, y: np.ndarray, order: np.ndarray,
@@ -324,11 +324,11 @@ def test_training_lowers_the_loss_on_separable_data(backend: KerasBackend) -> No
     for label in range(10):  # class k lights up row band k: trivially separable
         x[y == label, 2 * label + 4: 2 * label + 6, :, 0] += 1.0
     data = backend.to_native(x, y)
-    before = backend.evaluate(model, data, batch_size=128)[0]
+    before = backend.evaluate(model, data, batch_size=128).loss
     losses = [backend.train_epoch(model, data, rng.permutation(256), 32).loss for _ in range(3)]
-    after, accuracy = backend.evaluate(model, data, batch_size=128)
-    assert losses[-1] < losses[0] and after < before
-    assert accuracy > 0.5
+    after = backend.evaluate(model, data, batch_size=128)
+    assert losses[-1] < losses[0] and after.loss < before
+    assert after.accuracy > 0.5
 
 
 # --------------------------------------------------------------------------- process-level setup

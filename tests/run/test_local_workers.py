@@ -46,6 +46,18 @@ def test_two_workers_pin_each_job_to_its_own_cores(tmp_path: Path) -> None:
     assert "framework notice" in log.read_text()
 
 
+@needs_two_cores
+def test_parallel_workers_start_the_largest_jobs_first(tmp_path: Path) -> None:
+    """The run ends with its last job: a convolutional job started last would run alone."""
+    stand_in = StandIn(tmp_path)
+    config = RunConfig(specs=["mlp2", "softmax_sgd", "mlp3", "cnn3_k3"], backends=["torch"],
+                       batch_sizes=[1])
+    run_matrix(config, tmp_path / "run", show=lambda line: None,
+               executor=LocalExecutor(workers=2, command=stand_in.command))
+    calls = stand_in.calls()  # two start together: either may note itself first
+    assert "cnn3_k3--torch--seed0" in calls[:2] and "softmax_sgd--torch--seed0" in calls[2:]
+
+
 def test_one_worker_is_left_unpinned(tmp_path: Path) -> None:
     stand_in = StandIn(tmp_path)
     config = RunConfig(specs=["mlp2"], backends=["torch"], batch_sizes=[1])

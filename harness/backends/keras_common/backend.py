@@ -31,6 +31,7 @@ from harness.backends.base import (
     Backend,
     BackendUnavailable,
     EpochResult,
+    Evaluation,
     FirstSteps,
     KerasBackendConflict,
 )
@@ -200,11 +201,13 @@ class KerasBackendBase(Backend):
         return EpochResult(loss=float(metrics["loss"]), accuracy=float(metrics["accuracy"]),
                            seconds=seconds)
 
-    def evaluate(self, model: keras.Model, data: KerasData, batch_size: int) -> tuple[float, float]:
+    def evaluate(self, model: keras.Model, data: KerasData, batch_size: int) -> Evaluation:
+        """Keras' own `evaluate` (the loss `fit` validates with; on TensorFlow computed from
+        the softmax's logits), which gives no probabilities."""
         with self._scope():
             result = model.evaluate(data.x, data.y_onehot, batch_size=batch_size, verbose=0,
                                     return_dict=True)
-        return float(result["loss"]), float(result["accuracy"])
+        return Evaluation(float(result["loss"]), float(result["accuracy"]))
 
     def predict(self, model: keras.Model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         with self._scope():

@@ -29,7 +29,13 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
-from harness.backends.base import Backend, BackendUnavailable, EpochResult, FirstSteps
+from harness.backends.base import (
+    Backend,
+    BackendUnavailable,
+    EpochResult,
+    Evaluation,
+    FirstSteps,
+)
 from harness.backends.pytorch.builder import SpecNet, build_module, get_canonical, set_canonical
 from harness.backends.pytorch.optimizers import make_optimizer
 from harness.env import thread_budget
@@ -186,6 +192,13 @@ def _layout_hooks_removed(model: TorchModel,
         _attach_layout_hooks(model, memory_format)
 
 
+def _to_numpy(probabilities: list[torch.Tensor]) -> np.ndarray:
+    """Batches of class probabilities as one float32 array on the host."""
+    if not probabilities:
+        return np.zeros((0, NUM_CLASSES), np.float32)
+    return torch.cat(probabilities).cpu().numpy().astype(np.float32, copy=False)
+
+
 def _cpu_name() -> str:
     with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as info:
         for line in info:
@@ -293,19 +306,22 @@ class TorchBackend(Backend):
         return EpochResult(loss=loss_sum.item() / count, accuracy=correct.item() / count,
                            seconds=seconds)
 
-    def evaluate(self, model: TorchModel, data: TorchData, batch_size: int) -> tuple[float, float]:
+    def evaluate(self, model: TorchModel, data: TorchData, batch_size: int) -> Evaluation:
         net = model.net
         net.eval()
         loss_sum = torch.zeros((), dtype=torch.float64, device=self._device)
         correct = torch.zeros((), dtype=torch.int64, device=self._device)
+        probabilities = []
         with torch.inference_mode():
             for first in range(0, len(data), batch_size):
                 xb, yb = data.x[first:first + batch_size], data.y[first:first + batch_size]
                 logits = net.logits(xb)
                 loss_sum += F.cross_entropy(logits, yb, reduction="sum").double()
                 correct += (logits.argmax(dim=1) == yb).sum()
+                probabilities.append(torch.softmax(logits, dim=-1))  # as forward() ends
         count = max(len(data), 1)
-        return loss_sum.item() / count, correct.item() / count
+        return Evaluation(loss_sum.item() / count, correct.item() / count,
+                          _to_numpy(probabilities))
 
     def predict(self, model: TorchModel, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         net = model.net
@@ -314,9 +330,7 @@ class TorchBackend(Backend):
         with torch.inference_mode():
             probs = [net(inputs[first:first + batch_size])
                      for first in range(0, len(inputs), batch_size)]
-        if not probs:
-            return np.zeros((0, NUM_CLASSES), np.float32)
-        return torch.cat(probs).cpu().numpy().astype(np.float32, copy=False)
+        return _to_numpy(probs)
 
     def export_onnx(self, model: TorchModel, path: Path, opset: int) -> None:
         from harness.backends.pytorch.exporter import export_onnx

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -50,6 +51,14 @@ def export_module(module: torch.nn.Module, input_shape: Sequence[int], device: t
     finally:
         module.train(was_training)
     onnx.save(standardize_interface(program.model_proto), str(path))
+
+
+def warm_up(opset: int) -> None:
+    """Export a one-layer module: the first export in a process loads and builds what later
+    ones reuse (about 2 s on a CPU core), so a warm job server pays it once for its jobs."""
+    with tempfile.TemporaryDirectory(prefix="harness-warm-up-") as folder:
+        export_module(torch.nn.Linear(4, 2), (4,), torch.device("cpu"),
+                      Path(folder) / "warm_up.onnx", opset)
 
 
 def export_onnx(model: TorchModel, path: Path, opset: int) -> None:
