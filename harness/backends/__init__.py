@@ -7,6 +7,7 @@ import importlib.util
 from typing import NamedTuple
 
 from harness.backends.base import Backend, BackendUnavailable, EpochResult, KerasBackendConflict
+from harness.backends.native_output import native_output_to_log
 
 
 class Entry(NamedTuple):
@@ -56,15 +57,19 @@ def get_backend(name: str, device: str = "cpu", threads: int | None = None,
     missing = not_installed(name)
     if missing:
         raise BackendUnavailable(missing)
-    try:
-        module = importlib.import_module(entry.module)
-    except ImportError as exc:
-        raise BackendUnavailable(
-            f"backend {name!r} needs a framework that is not installed ({exc.name or exc}); "
-            f"install it with: pip install -e '.[{entry.extra}]'"
-        ) from None
-    return getattr(module, entry.cls)(device=device, threads=threads, dtype=dtype, tf32=tf32,
-                                      layout=layout)
+    # importing and constructing load the framework and find its devices: what its native
+    # code prints meanwhile stays off a terminal (harness.backends.native_output)
+    with native_output_to_log(name) as log:
+        try:
+            module = importlib.import_module(entry.module)
+        except ImportError as exc:
+            where = f"; its own output is in {log}" if log else ""
+            raise BackendUnavailable(
+                f"backend {name!r} needs a framework that is not installed ({exc.name or exc}); "
+                f"install it with: pip install -e '.[{entry.extra}]'{where}"
+            ) from None
+        return getattr(module, entry.cls)(device=device, threads=threads, dtype=dtype,
+                                          tf32=tf32, layout=layout)
 
 
 __all__ = ["REGISTRY", "Backend", "BackendUnavailable", "Entry", "EpochResult",

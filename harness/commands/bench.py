@@ -10,7 +10,7 @@ from rich.table import Table
 
 from harness import cli_args as opt
 from harness.commands.common import (
-    THREADS_HELP,
+    add_common_data_options,
     add_strict_providers_option,
     add_variant_options,
     console,
@@ -95,16 +95,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="timed seconds per figure, at least (default 1.0)")
     bench.add_argument("--graph-optimization", default="all",
                        choices=["disable", "basic", "extended", "all"])
-    bench.add_argument("--threads", type=opt.threads, help=THREADS_HELP)
     bench.add_argument("--compile", type=opt.csv(str, list(COMPILE_MODES)), default=["eager"],
                        help="framework modes: eager (always timed: the reference of every "
                             "speed-up), compiled (torch.compile/inductor, Keras XLA)")
     add_variant_options(bench)
-    bench.add_argument("--limit-test", type=opt.limit("test"),
-                       help="score variants on the first N test images (default: all)")
     add_strict_providers_option(bench)
-    bench.add_argument("--data-dir", type=opt.folder,
-                       help="dataset folder (default: $HARNESS_DATA_DIR or a user cache folder)")
+    add_common_data_options(bench, "score variants on the first N test images")
     bench.add_argument("--out", type=opt.folder,
                        help="default: results/bench/<spec>-<time>")
     bench.set_defaults(func=cmd_bench)

@@ -26,11 +26,13 @@ def print_error(message: str) -> None:
         err_console.print(f"[red]error:[/red] {escape(line)}", highlight=False, soft_wrap=True)
 
 
-def add_common_data_options(parser: argparse.ArgumentParser) -> None:
+def add_common_data_options(parser: argparse.ArgumentParser,
+                            limit_test_help: str = "use the first N test images") -> None:
+    """--data-dir, --limit-test (what the command does with them: `limit_test_help`), --threads."""
     parser.add_argument("--data-dir", type=opt.folder,
                         help="dataset folder (default: $HARNESS_DATA_DIR or a user cache folder)")
     parser.add_argument("--limit-test", type=opt.limit("test"),
-                        help="use the first N test images (default: all 10,000)")
+                        help=f"{limit_test_help} (default: all 10,000)")
     parser.add_argument("--threads", type=opt.threads, help=THREADS_HELP)
 
 

@@ -5,7 +5,11 @@ from __future__ import annotations
 import argparse
 
 from harness import cli_args as opt
-from harness.commands.common import THREADS_HELP, add_framework_policy_options, console
+from harness.commands.common import (
+    add_common_data_options,
+    add_framework_policy_options,
+    console,
+)
 from harness.spec import load_spec
 
 
@@ -46,17 +50,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--batch-size", type=opt.batch_size, help="default: the spec's")
     train.add_argument("--limit", type=opt.limit("training"),
                        help="train on the first N images")
-    train.add_argument("--limit-test", type=opt.limit("test"),
-                       help="test on the first N test images (default: all 10,000)")
     train.add_argument("--seed", type=opt.seed, help="default: the spec's train.seed")
     train.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    train.add_argument("--threads", type=opt.threads, help=THREADS_HELP)
     train.add_argument("--compile", choices=COMPILE_MODES, default=EAGER,
                        help="eager (default), or compiled: torch.compile (inductor), Keras "
                             "jit_compile=True (XLA); the first epoch holds the compilation")
     add_framework_policy_options(train)
-    train.add_argument("--data-dir", type=opt.folder,
-                       help="dataset folder (default: $HARNESS_DATA_DIR or a user cache folder)")
+    add_common_data_options(train, "test on the first N test images")
     train.add_argument("--out", type=opt.folder,
                        help="output folder (default: under results/train/)")
     train.set_defaults(func=cmd_train)
