@@ -135,6 +135,18 @@ class Backend(ABC):
         """Save the trained model in the framework's own format; return the file written."""
 
     @abstractmethod
+    def save_training_state(self, model: Any, path: Path) -> None:
+        """Write to `path` everything that decides the rest of training: all the model's
+        variables (BatchNorm statistics included), the optimizer's state and step count, and
+        the framework RNG state that draws dropout masks, so `load_training_state` in a new
+        process continues exactly where this one stopped (harness.checkpoint)."""
+
+    @abstractmethod
+    def load_training_state(self, model: Any, path: Path) -> None:
+        """Restore what `save_training_state` wrote into a model freshly built (and seeded)
+        from the same spec; ValueError when the file does not fit the model."""
+
+    @abstractmethod
     def export_onnx(self, model: Any, path: Path, opset: int) -> None:
         """Write `model` as ONNX: one float32 input named `input` of shape (batch, *spec input
         shape) in the spec's layout, one output `probabilities` (batch, 10); batch is dynamic."""

@@ -31,7 +31,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                          compile=args.compile)
     spec = load_spec(args.spec)
     console.print(f"training {spec.name} with {args.backend} ({args.compile}) on {args.device}")
-    outcome = train_and_evaluate(spec, config, out_dir=args.out, on_epoch=_print_epoch)
+    outcome = train_and_evaluate(spec, config, out_dir=args.out, on_epoch=_print_epoch,
+                                 checkpoint_dir=args.checkpoint)
     metrics = outcome.metrics
     console.print(f"test_loss {metrics['test_loss']:.4f}  test_accuracy "
                   f"{metrics['test_accuracy']:.4f}  ({metrics['n_test']} test images)")
@@ -59,4 +60,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_common_data_options(train, "test on the first N test images")
     train.add_argument("--out", type=opt.folder,
                        help="output folder (default: under results/train/)")
+    train.add_argument("--checkpoint", type=opt.folder, metavar="DIR",
+                       help="save the training state in DIR after every epoch; after an "
+                            "interruption the same command continues from the last finished "
+                            "epoch (DIR is removed when the training ends)")
     train.set_defaults(func=cmd_train)

@@ -210,7 +210,7 @@ def _job_row(folder: Path, job: dict[str, Any], metrics: dict[str, Any] | None,
         "status": job.get("status", "unknown"),
         "failed_step": job.get("failed_step"),
         "error": job.get("error"),
-        "job_seconds": job.get("seconds"),
+        "job_seconds": _job_seconds(job),
         "spec": spec_name,
         "spec_hash": job_hash,
         "backend": config.get("backend") or (metrics or {}).get("backend"),
@@ -233,6 +233,15 @@ def _job_row(folder: Path, job: dict[str, Any], metrics: dict[str, Any] | None,
         "job_dir": str(folder),
         "weights_file": str(weights) if weights.is_file() else "",
     }
+
+
+def _job_seconds(job: dict[str, Any]) -> float | None:
+    """The job's time: its process's, plus the training time of the processes before it when
+    it resumed from a checkpoint."""
+    seconds = job.get("seconds")
+    if seconds is None:
+        return None
+    return seconds + ((job.get("resumed") or {}).get("earlier_seconds") or 0.0)
 
 
 def _history_rows(row: dict[str, Any], metrics: dict[str, Any] | None) -> list[dict[str, Any]]:

@@ -1,12 +1,14 @@
 """One job of a matrix run, in its own process: train -> evaluate -> export -> parity -> latency.
 
-    python -m harness.run.job_process WORK_DIR  < job_input(job, spec_text, placement)
+    python -m harness.run.job_process WORK_DIR  < job_input(job, spec_text, placement, checkpoint)
 
 The job (harness.run.job.Job), its spec's YAML text and its placement come on stdin, so the
 process needs no run folder: it writes its records into WORK_DIR (a run's partial folder, or a
 Ray worker's temporary folder) and ends with job.json saying ok or failed, how long each part
-took (`phases`, PHASES) and where it ran (`placement`). Its output is the job log; lines that
-start with `step `, `epoch ` or `progress ` tell the driver how far it is.
+took (`phases`, PHASES) and where it ran (`placement`). Given a checkpoint folder, its training
+saves its state there after each epoch and resumes from it (harness.training.checkpoint). Its
+output is the job log; lines that start with `step `, `epoch ` or `progress ` tell the driver
+how far it is.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +101,7 @@ class EpochProgress:
         self._thread.join()
 
 
-def _train(job: Job, spec: ModelSpec, work: Path) -> None:
+def _train(job: Job, spec: ModelSpec, work: Path, checkpoint: Path | None = None) -> None:
     from harness.training import TrainConfig, train_and_evaluate
 
     with EpochProgress(job.epochs or spec.train.epochs) as progress:
@@ -107,7 +110,7 @@ def _train(job: Job, spec: ModelSpec, work: Path) -> None:
             limit=job.limit, limit_test=job.limit_test, threads=job.threads,
             data_dir=_data_dir(job), tf32=job.tf32, layout=job.layout,
             compile=job.compile),
-            out_dir=work, on_epoch=progress.epoch_finished)
+            out_dir=work, on_epoch=progress.epoch_finished, checkpoint_dir=checkpoint)
 
 
 def _export(job: Job, spec: ModelSpec, work: Path) -> None:
@@ -190,20 +193,36 @@ def warm_up(backend: str, opset: int = DEFAULT_OPSET) -> None:
 
 def _split_phases(steps: dict[str, float], work: Path) -> dict[str, float]:
     """Each step's seconds split by what its records time: the epochs and evaluation inside
-    the train step (metrics.json), the parity check inside the export (model.onnx.json)."""
+    the train step (metrics.json), the parity check inside the export (model.onnx.json). A
+    training resumed from a checkpoint counts this process's epochs and seconds only."""
     phases = {"train_setup": steps.get("train"), "export": steps.get("export"),
               "latency": steps.get("latency")}
     metrics_file, export_file = work / layout.METRICS_FILE, work / layout.EXPORT_RECORD_FILE
     if "train" in steps and metrics_file.is_file():
         metrics = read_json(metrics_file)
-        epochs = sum(epoch["seconds"] for epoch in metrics["history"])
-        phases.update(train_setup=steps["train"] - metrics["wall_seconds"], epochs=epochs,
-                      evaluation=metrics["wall_seconds"] - epochs)
+        checkpoint = metrics.get("checkpoint") or {}
+        resumes = checkpoint.get("resumes") or [{"after_epoch": 0}]
+        epochs = sum(epoch["seconds"] for epoch in metrics["history"][resumes[-1]["after_epoch"]:])
+        wall = metrics["wall_seconds"] - checkpoint.get("wall_seconds_before", 0.0)
+        phases.update(train_setup=steps["train"] - wall, epochs=epochs, evaluation=wall - epochs)
     if "export" in steps and export_file.is_file():
         parity = (read_json(export_file).get("seconds") or {}).get("parity")
         if parity is not None:
             phases.update(export=steps["export"] - parity, parity=parity)
     return {name: phases[name] for name in PHASES if phases.get(name) is not None}
+
+
+def _resumed(work: Path) -> dict[str, Any] | None:
+    """Where the job's training resumed from a checkpoint: after which epoch, how many times,
+    and the training seconds of the processes before (not in this record's `seconds`)."""
+    metrics_file = work / layout.METRICS_FILE
+    checkpoint = (read_json(metrics_file).get("checkpoint") if metrics_file.is_file()
+                  else None) or {}
+    resumes = checkpoint.get("resumes")
+    if not resumes:
+        return None
+    return {"after_epoch": resumes[-1]["after_epoch"], "times": len(resumes),
+            "earlier_seconds": checkpoint["wall_seconds_before"]}
 
 
 Step = Callable[[Job, ModelSpec, Path], None]
@@ -223,12 +242,12 @@ def _failure(exc: Exception, step: str, work: Path) -> dict[str, Any]:
     return {"status": "failed", "failed_step": step, "error": error[:2000]}
 
 
-def _run_steps(job: Job, spec: ModelSpec, work: Path,
-               record: dict[str, Any]) -> dict[str, float]:
+def _run_steps(job: Job, spec: ModelSpec, work: Path, record: dict[str, Any],
+               checkpoint: Path | None) -> dict[str, float]:
     """Run every step, recording the first failure in `record`; return each step's seconds."""
     seconds: dict[str, float] = {}
     memory: dict[str, Any] = {}  # per step: peak RSS of the job's process (harness.memory)
-    actions: tuple[Step, ...] = (_train, _export, _latency)
+    actions: tuple[Step, ...] = (partial(_train, checkpoint=checkpoint), _export, _latency)
     for step, action in zip(STEPS, actions, strict=True):
         print(f"step {step}", flush=True)
         try:
@@ -244,10 +263,10 @@ def _run_steps(job: Job, spec: ModelSpec, work: Path,
 
 
 def run_job(job: Job, spec: ModelSpec, work: Path, placement: Placement, spawned: float,
-            entered: float) -> dict[str, Any]:
+            entered: float, checkpoint: Path | None = None) -> dict[str, Any]:
     """Run the job into `work`; return its record (also written as job.json). `spawned`: the
     wall-clock time its process was asked for (by an executor on this host); `entered`: when
-    the process reached its main function."""
+    the process reached its main function; `checkpoint`: its training's checkpoint folder."""
     work.mkdir(parents=True, exist_ok=True)
     record: dict[str, Any] = {
         "schema_version": RESULT_SCHEMA_VERSION, "kind": "job", "job_id": job.job_id,
@@ -259,9 +278,9 @@ def run_job(job: Job, spec: ModelSpec, work: Path, placement: Placement, spawned
     start = time.perf_counter()
     with _timed(phases, "imports"):
         import_frameworks(job.backend)
-    phases.update(_split_phases(_run_steps(job, spec, work, record), work))
+    phases.update(_split_phases(_run_steps(job, spec, work, record, checkpoint), work))
     record.update(finished_utc=utc_now(), seconds=time.perf_counter() - start,
-                  phases={**phases, "total": time.time() - spawned})
+                  phases={**phases, "total": time.time() - spawned}, resumed=_resumed(work))
     write_json_atomic(work / layout.JOB_FILE, record)
     return record
 
@@ -270,15 +289,18 @@ def run_given(given: dict[str, Any], work: Path, entered: float) -> int:
     """Run the job an executor gave (job_input); the process's exit status."""
     job = Job.model_validate(given["job"])
     spec = parse_spec(given["spec"], source=layout.spec_file(Path("RUN_DIR"), job.spec))
+    checkpoint = given.get("checkpoint")
     record = run_job(job, spec, work, Placement.model_validate(given["placement"]),
-                     given["spawned"], entered)
+                     given["spawned"], entered, Path(checkpoint) if checkpoint else None)
     return 0 if record["status"] == "ok" else 1
 
 
-def job_input(job: Job, spec_text: str, placement: Placement) -> dict[str, Any]:
-    """What a job process is given: the job, its spec's YAML, where it runs, and when it was
-    asked for (the start of its `start` phase)."""
+def job_input(job: Job, spec_text: str, placement: Placement,
+              checkpoint: Path | None = None) -> dict[str, Any]:
+    """What a job process is given: the job, its spec's YAML, where it runs, its training
+    checkpoint folder (None: none), and when it was asked for (its `start` phase's start)."""
     return {"job": job.record(), "spec": spec_text, "placement": placement.record(),
+            "checkpoint": None if checkpoint is None else str(checkpoint),
             "spawned": time.time()}
 
 

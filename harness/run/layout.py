@@ -14,7 +14,10 @@
         job.json               kind "job": status ok|failed|unavailable (a compile mode this
                                platform cannot run: `error` says why), error, times, the job's
                                config (harness.run.job.Job), its placement (executor, host, cores,
-                               GPU, threads) and `phases`: seconds of each part of the job
+                               GPU, threads), `phases`: seconds of each part of the job (this
+                               process's), and `resumed` (None, or after which epoch its
+                               training resumed from its checkpoint and the earlier
+                               processes' training seconds)
         metrics.json           kind "train" (harness.training): history, test metrics, timing,
                                confusion_matrix, params, environment
         spec.yaml, initial_weights.npz, final_weights.npz, test_outputs.npz (the trained
@@ -31,6 +34,11 @@
                                with variants also `variants` (files, accuracy, the gate) and
                                `variant_records`
         job.log                the job's own output (stdout and stderr)
+      jobs/.<job_id>.checkpoint/   a job's training state after its last finished epoch
+                               (harness.training.checkpoint): a job cut short (a stopped run,
+                               a killed process) resumes there when the run is started again;
+                               removed once its training ends (jobs run by Ray keep theirs on
+                               the worker for the task's life only)
       servers/<backend>-worker<N>.log   what each warm job server printed (framework
                                import notices); its jobs' own output is in their job.log
       retime/                  written by `harness retime` (harness.run.retime): a run folder
@@ -90,6 +98,11 @@ def job_dir(run_dir: Path, job_id: str) -> Path:
 def partial_dir(run_dir: Path, job_id: str) -> Path:
     """Where a job in flight is written, renamed to job_dir when complete."""
     return Path(run_dir) / JOBS_DIR / f".{job_id}.partial"
+
+
+def checkpoint_dir(run_dir: Path, job_id: str) -> Path:
+    """The job's training checkpoint, kept across restarts of the run (not a partial folder)."""
+    return Path(run_dir) / JOBS_DIR / f".{job_id}.checkpoint"
 
 
 def finished_job_dirs(run_dir: Path) -> list[Path]:

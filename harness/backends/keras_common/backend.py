@@ -35,6 +35,7 @@ from harness.backends.base import (
     FirstSteps,
     KerasBackendConflict,
 )
+from harness.backends.keras_common import checkpoint
 from harness.backends.keras_common.builder import build_model, compile_mode, spec_index
 from harness.spec import ModelSpec, Weights, initial_weights
 from harness.spec.schema import NUM_CLASSES
@@ -103,6 +104,15 @@ class KerasBackendBase(Backend):
     def _end_epoch(self, model: keras.Model) -> None:
         """What `fit` does after an epoch's steps, outside the timed region (also after a
         failed step)."""
+
+    def _framework_rng(self) -> dict[str, np.ndarray]:
+        """The framework's global RNG states where Keras draws from them: a training
+        checkpoint keeps them. None here: on TensorFlow and JAX dropout draws from the
+        layers' seed generators, which are model variables."""
+        return {}
+
+    def _restore_framework_rng(self, states: dict[str, np.ndarray]) -> None:
+        """Put back what `_framework_rng` returned."""
 
     @abstractmethod
     def _synchronize(self) -> None:
@@ -241,6 +251,14 @@ class KerasBackendBase(Backend):
         path = directory / "model.keras"
         model.save(path)
         return path
+
+    def save_training_state(self, model: keras.Model, path: Path) -> None:
+        checkpoint.save_training_state(model, path, self._framework_rng())
+
+    def load_training_state(self, model: keras.Model, path: Path) -> None:
+        with self._scope():
+            rng = checkpoint.load_training_state(model, path)
+        self._restore_framework_rng(rng)
 
     def compile_mode(self, model: keras.Model | None = None) -> str | None:
         """How `fit` runs `model`'s steps (default: the last model built), None before any

@@ -29,6 +29,7 @@ from harness.backends.keras_common.backend import (
     batch_shape,
 )
 from harness.backends.pytorch import backend as torch_backend
+from harness.backends.pytorch import checkpoint as torch_checkpoint
 from harness.env import thread_budget
 from harness.spec import ModelSpec
 
@@ -48,6 +49,13 @@ class KerasTorchBackend(KerasBackendBase):
         torch_backend.set_threads(thread_budget(threads))
         torch_backend.set_tf32(tf32)
         self._torch_device = torch.device("cuda:0" if device == "cuda" else "cpu")
+
+    def _framework_rng(self) -> dict[str, np.ndarray]:
+        # Keras on PyTorch draws the masks of dropout layers without a seed from torch's RNG
+        return torch_checkpoint.rng_arrays()
+
+    def _restore_framework_rng(self, states: dict[str, np.ndarray]) -> None:
+        torch_checkpoint.restore_rng_arrays(states)
 
     def build(self, spec: ModelSpec) -> keras.Sequential:
         """The spec's model; BackendUnavailable where Keras on PyTorch would compute another

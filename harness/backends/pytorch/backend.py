@@ -36,6 +36,7 @@ from harness.backends.base import (
     Evaluation,
     FirstSteps,
 )
+from harness.backends.pytorch import checkpoint
 from harness.backends.pytorch.builder import SpecNet, build_module, get_canonical, set_canonical
 from harness.backends.pytorch.optimizers import make_optimizer
 from harness.env import thread_budget
@@ -361,6 +362,12 @@ class TorchBackend(Backend):
         path = directory / "model.pt"
         torch.save(model.net.state_dict(), path)
         return path
+
+    def save_training_state(self, model: TorchModel, path: Path) -> None:
+        checkpoint.save_training_state(model, path)
+
+    def load_training_state(self, model: TorchModel, path: Path) -> None:
+        checkpoint.load_training_state(model, path)
 
     def environment(self) -> dict[str, Any]:
         first = self._model.first_steps if self._model is not None else None

@@ -95,12 +95,14 @@ class JobProcess:
 
 
 def start_job_process(job: Job, spec_text: str, placement: Placement, work: Path,
-                      command: Sequence[str] | None = None) -> JobProcess:
-    """Start the job into `work` (which must exist)."""
+                      command: Sequence[str] | None = None,
+                      checkpoint: Path | None = None) -> JobProcess:
+    """Start the job into `work` (which must exist); its training checkpoints in `checkpoint`
+    (none without)."""
     env = None
     if placement.gpu is not None:
         env = {**os.environ, "CUDA_VISIBLE_DEVICES": placement.gpu}
-    payload = job_input(job, spec_text, placement)  # its time is the job's start
+    payload = job_input(job, spec_text, placement, checkpoint)  # its time is the job's start
     log = open(work / layout.JOB_LOG_FILE, "w", encoding="utf-8")  # noqa: SIM115 - JobProcess
     process = subprocess.Popen(
         [*(command or job_command()), str(work)], stdin=subprocess.PIPE,

@@ -51,8 +51,9 @@ class JobServer:
             return None
         return json.loads(data) if data else None
 
-    def start(self, job: Job, spec_text: str, placement: Placement, work: Path) -> WarmJob:
-        request = {**job_input(job, spec_text, placement), "work": str(work)}
+    def start(self, job: Job, spec_text: str, placement: Placement, work: Path,
+              checkpoint: Path) -> WarmJob:
+        request = {**job_input(job, spec_text, placement, checkpoint), "work": str(work)}
         read_end, write_end = os.pipe()
         log = open(work / layout.JOB_LOG_FILE, "w", encoding="utf-8")  # noqa: SIM115 - WarmJob
         try:
@@ -126,7 +127,8 @@ class ServerPool:
                 server.close()
             log_file = self.run_dir / layout.SERVERS_DIR / f"{job.backend}-worker{slot}.log"
             server = self.servers[key] = JobServer(job.backend, placement, log_file)
-        return server.start(job, spec_text, placement.model_copy(update={"warm": True}), work)
+        return server.start(job, spec_text, placement.model_copy(update={"warm": True}), work,
+                            layout.checkpoint_dir(self.run_dir, job.job_id))
 
     def close(self) -> None:
         for server in self.servers.values():

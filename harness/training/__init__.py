@@ -10,7 +10,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from harness.results import RESULT_SCHEMA_VERSION, write_json_atomic
 from harness.spec import ModelSpec, infer, initial_weights, load_spec, spec_hash
 from harness.spec.initializers import save_weights
 from harness.spec.loader import dump_spec
+from harness.training.checkpoint import Progress, TrainingCheckpoint
 
 METRICS_FILE = "metrics.json"
 SPEC_FILE = "spec.yaml"  # the exact spec trained, so a run can be exported or re-run later
@@ -110,15 +111,18 @@ def default_out_dir(spec: ModelSpec, config: TrainConfig, seed: int) -> Path:
 
 
 def _run_epochs(backend: Backend, model: Any, spec: ModelSpec, arrays: Any, test_data: Any,
-                epochs: int, seed: int, batch_size: int,
-                on_epoch: ProgressCallback | None
+                epochs: int, seed: int, batch_size: int, on_epoch: ProgressCallback | None,
+                history: list[EpochRecord] | None = None,
+                after_epoch: Callable[[], None] | None = None
                 ) -> tuple[list[EpochRecord], Evaluation | None]:
-    """Every epoch's record, and the last epoch's validation (None without one)."""
+    """Train the epochs after those in `history` (restored from a checkpoint), appending each
+    one's record and calling `after_epoch`; every epoch's record, and the last epoch's
+    validation (None without one)."""
+    history = [] if history is None else history
     train_data = backend.to_native(arrays.x_train, arrays.y_train)
     val_data = test_data if spec.train.validation == "test" else None  # as the notebooks did
-    history: list[EpochRecord] = []
     validation = None
-    for epoch in range(epochs):
+    for epoch in range(len(history), epochs):
         order = data_module.epoch_order(len(arrays.y_train), epoch, seed, spec.train.shuffle)
         mark = load_mark()
         result = backend.train_epoch(model, train_data, order, batch_size)
@@ -129,6 +133,8 @@ def _run_epochs(backend: Backend, model: Any, spec: ModelSpec, arrays: Any, test
                              validation.loss if validation else None,
                              validation.accuracy if validation else None, result.seconds, load)
         history.append(record)
+        if after_epoch is not None:
+            after_epoch()
         if on_epoch is not None:
             on_epoch(record, epochs)
     return history, validation
@@ -148,10 +154,23 @@ def _test_evaluation(backend: Backend, model: Any, arrays: Any, test_data: Any,
     return evaluation, probabilities
 
 
+def _training_identity(spec: ModelSpec, config: TrainConfig, seed: int, epochs: int,
+                       batch_size: int) -> dict[str, Any]:
+    """What a checkpoint must match to be resumed from: everything that decides the numbers
+    (the data folder aside: the data sets are checked by their checksums)."""
+    return {"spec_hash": spec_hash(spec), "spec": spec.name, "backend": config.backend,
+            "device": config.device, "seed": seed, "epochs": epochs, "batch_size": batch_size,
+            "limit": config.limit, "limit_test": config.limit_test, "threads": config.threads,
+            "tf32": config.tf32, "layout": config.layout, "compile": config.compile}
+
+
 def train_and_evaluate(spec_ref: str | Path | ModelSpec, config: TrainConfig,
                        out_dir: Path | None = None,
-                       on_epoch: ProgressCallback | None = None) -> TrainOutcome:
-    """Build, train and test `spec` in `config.backend`; write metrics.json and the model."""
+                       on_epoch: ProgressCallback | None = None,
+                       checkpoint_dir: Path | None = None) -> TrainOutcome:
+    """Build, train and test `spec` in `config.backend`; write metrics.json and the model.
+    With `checkpoint_dir`, the training state is saved there after every epoch, a training
+    cut short resumes from it (harness.training.checkpoint), and it is removed once done."""
     spec = spec_ref if isinstance(spec_ref, ModelSpec) else load_spec(spec_ref)
     seed = spec.train.seed if config.seed is None else config.seed
     epochs = config.epochs or spec.train.epochs
@@ -165,16 +184,25 @@ def train_and_evaluate(spec_ref: str | Path | ModelSpec, config: TrainConfig,
     start_weights = initial_weights(spec, seed)
     backend.set_weights(model, start_weights)
     model = compiled_model(backend, model, config.compile)
-
-    started = utc_now()
+    checkpoint = (TrainingCheckpoint(checkpoint_dir, _training_identity(
+        spec, config, seed, epochs, batch_size)) if checkpoint_dir is not None else None)
+    progress = (checkpoint and checkpoint.restore(backend, model)) or Progress(utc_now())
+    history = [EpochRecord(**record) for record in progress.history]
     wall = time.perf_counter()
+
+    def after_epoch() -> None:
+        if checkpoint is not None:
+            progress.history = [asdict(record) for record in history]
+            checkpoint.save(backend, model, progress,
+                            progress.wall_seconds + time.perf_counter() - wall)
+
     test_data = backend.to_native(arrays.x_test, arrays.y_test)  # once: validation and test
     with track_memory() as memory:  # peak RSS while training (harness.memory)
-        history, validation = _run_epochs(backend, model, spec, arrays, test_data, epochs,
-                                          seed, batch_size, on_epoch)
+        _, validation = _run_epochs(backend, model, spec, arrays, test_data, epochs, seed,
+                                    batch_size, on_epoch, history, after_epoch)
     evaluation, probabilities = _test_evaluation(backend, model, arrays, test_data,
                                                  validation, batch_size)
-    wall = time.perf_counter() - wall
+    wall = progress.wall_seconds + time.perf_counter() - wall
 
     out_dir = out_dir or default_out_dir(spec, config, seed)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -183,7 +211,6 @@ def train_and_evaluate(spec_ref: str | Path | ModelSpec, config: TrainConfig,
     save_weights(backend.get_weights(model), str(out_dir / FINAL_WEIGHTS_FILE))
     save_test_outputs(out_dir / TEST_OUTPUTS_FILE, probabilities, arrays.y_test)
     (out_dir / SPEC_FILE).write_text(dump_spec(spec), encoding="utf-8")
-    summary = infer(spec)
     trainable, non_trainable = backend.count_params(model)
     metrics = {
         "schema_version": RESULT_SCHEMA_VERSION,
@@ -200,10 +227,8 @@ def train_and_evaluate(spec_ref: str | Path | ModelSpec, config: TrainConfig,
         "limit_test": config.limit_test,
         "n_train": int(len(arrays.y_train)),
         "n_test": int(len(arrays.y_test)),
-        "params": {"total": summary.total_params, "trainable": summary.trainable_params,
-                   "non_trainable": summary.non_trainable_params,
-                   "backend_trainable": trainable, "backend_non_trainable": non_trainable},
-        "history": [vars(record) for record in history],
+        "params": _params(spec, trainable, non_trainable),
+        "history": [asdict(record) for record in history],
         "test_loss": evaluation.loss,
         "test_accuracy": evaluation.accuracy,
         # rows: true class, columns: predicted class (test set)
@@ -214,19 +239,36 @@ def train_and_evaluate(spec_ref: str | Path | ModelSpec, config: TrainConfig,
         # environment.backend (threads, compile_mode, tf32, layout, data_device)
         "requested": {"threads": config.threads, "tf32": config.tf32, "layout": config.layout,
                       "compile": config.compile},
+        # all processes' wall time, from the first epoch's start to the test set's end
         "wall_seconds": wall,
-        "memory": memory.result(),
+        "memory": memory.result(),  # this process's: since the last resume
+        # None without checkpoints; else the resumes (after which epoch, when, where), the
+        # wall seconds of the processes before this one, and the seconds this process spent
+        # writing checkpoints (outside the epochs' time)
+        "checkpoint": None if checkpoint is None else {
+            "resumes": progress.resumes, "wall_seconds_before": progress.wall_seconds,
+            "save_seconds": checkpoint.save_seconds},
         "model_file": model_file.name,
         "initial_weights_file": "initial_weights.npz",
         "final_weights_file": FINAL_WEIGHTS_FILE,
         "test_outputs_file": TEST_OUTPUTS_FILE,
         "spec_file": SPEC_FILE,
-        "started_utc": started,
+        "started_utc": progress.started_utc,
         "finished_utc": utc_now(),
         "environment": environment(backend.environment()),
     }
     write_json_atomic(out_dir / METRICS_FILE, metrics)
+    if checkpoint is not None:
+        checkpoint.clear()
     return TrainOutcome(metrics, out_dir, history)
+
+
+def _params(spec: ModelSpec, trainable: int, non_trainable: int) -> dict[str, int]:
+    """The spec's parameter counts and the framework's own (BN statistics non-trainable)."""
+    summary = infer(spec)
+    return {"total": summary.total_params, "trainable": summary.trainable_params,
+            "non_trainable": summary.non_trainable_params,
+            "backend_trainable": trainable, "backend_non_trainable": non_trainable}
 
 
 def save_test_outputs(path: Path, probabilities: np.ndarray, labels: np.ndarray) -> None:

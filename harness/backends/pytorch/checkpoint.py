@@ -1,0 +1,54 @@
+"""A PyTorch model's training state as one file, for resuming training in a new process: the
+module's state dict (BatchNorm statistics included), the optimizer's (step counts, moments),
+the harness's step count and the RNG states that draw dropout masks (the CPU generator and,
+where CUDA is in use, each GPU's)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+if TYPE_CHECKING:
+    from harness.backends.pytorch.backend import TorchModel
+
+
+def save_training_state(model: TorchModel, path: Path) -> None:
+    torch.save({
+        "net": model.net.state_dict(),
+        "optimizer": model.optimizer.state_dict(),
+        "steps": model.steps,
+        "cpu_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
+    }, path)
+
+
+def rng_arrays() -> dict[str, np.ndarray]:
+    """torch's RNG states as arrays (for Keras on PyTorch, whose unseeded dropout draws from
+    them): the CPU generator's and, where CUDA is in use, each GPU's."""
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else []
+    return {"cpu": torch.get_rng_state().numpy(),
+            **{f"cuda{index}": state.numpy() for index, state in enumerate(cuda)}}
+
+
+def restore_rng_arrays(arrays: dict[str, np.ndarray]) -> None:
+    torch.set_rng_state(torch.from_numpy(arrays["cpu"]))
+    cuda = [torch.from_numpy(arrays[f"cuda{i}"]) for i in range(len(arrays) - 1)]
+    if cuda:
+        torch.cuda.set_rng_state_all(cuda)
+
+
+def load_training_state(model: TorchModel, path: Path) -> None:
+    """Into a model built from the same spec; ValueError when the file does not fit it."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        model.net.load_state_dict(state["net"])
+        model.optimizer.load_state_dict(state["optimizer"])  # moves state to the params' device
+    except (RuntimeError, KeyError, ValueError) as exc:
+        raise ValueError(f"{path.name}: does not fit the model: {exc}") from exc
+    model.steps = int(state["steps"])
+    torch.set_rng_state(state["cpu_rng"])
+    if state["cuda_rng"]:
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
