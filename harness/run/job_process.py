@@ -80,6 +80,12 @@ class EpochProgress:
         print(f"epoch {record.epoch}/{epochs} loss {record.train_loss:.4f} "
               f"acc {record.train_accuracy:.4f} {record.seconds:.2f}s", flush=True)
 
+    def resumed(self, epochs_done: int) -> None:
+        """The training continues from a checkpoint after `epochs_done` epochs."""
+        self._done = epochs_done
+        print(f"progress resumed from its checkpoint after epoch {epochs_done}/{self.epochs}",
+              flush=True)
+
     def line(self) -> str:
         elapsed = time.perf_counter() - self._epoch_start
         text = f"progress epoch {min(self._done + 1, self.epochs)}/{self.epochs} {elapsed:.0f}s"
@@ -110,7 +116,8 @@ def _train(job: Job, spec: ModelSpec, work: Path, checkpoint: Path | None = None
             limit=job.limit, limit_test=job.limit_test, threads=job.threads,
             data_dir=_data_dir(job), tf32=job.tf32, layout=job.layout,
             compile=job.compile),
-            out_dir=work, on_epoch=progress.epoch_finished, checkpoint_dir=checkpoint)
+            out_dir=work, on_epoch=progress.epoch_finished, checkpoint_dir=checkpoint,
+            on_resume=progress.resumed)
 
 
 def _export(job: Job, spec: ModelSpec, work: Path) -> None:

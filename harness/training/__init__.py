@@ -167,10 +167,12 @@ def _training_identity(spec: ModelSpec, config: TrainConfig, seed: int, epochs: 
 def train_and_evaluate(spec_ref: str | Path | ModelSpec, config: TrainConfig,
                        out_dir: Path | None = None,
                        on_epoch: ProgressCallback | None = None,
-                       checkpoint_dir: Path | None = None) -> TrainOutcome:
+                       checkpoint_dir: Path | None = None,
+                       on_resume: Callable[[int], None] | None = None) -> TrainOutcome:
     """Build, train and test `spec` in `config.backend`; write metrics.json and the model.
     With `checkpoint_dir`, the training state is saved there after every epoch, a training
-    cut short resumes from it (harness.training.checkpoint), and it is removed once done."""
+    cut short resumes from it (harness.training.checkpoint; `on_resume` is told how many
+    epochs it restored), and it is removed once done."""
     spec = spec_ref if isinstance(spec_ref, ModelSpec) else load_spec(spec_ref)
     seed = spec.train.seed if config.seed is None else config.seed
     epochs = config.epochs or spec.train.epochs
@@ -188,6 +190,8 @@ def train_and_evaluate(spec_ref: str | Path | ModelSpec, config: TrainConfig,
         spec, config, seed, epochs, batch_size)) if checkpoint_dir is not None else None)
     progress = (checkpoint and checkpoint.restore(backend, model)) or Progress(utc_now())
     history = [EpochRecord(**record) for record in progress.history]
+    if history and on_resume is not None:
+        on_resume(len(history))
     wall = time.perf_counter()
 
     def after_epoch() -> None:

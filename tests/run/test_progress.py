@@ -77,6 +77,14 @@ def test_progress_within_an_epoch_measures_against_the_epoch_before(
     assert "\nprogress epoch 2/3 " in printed
 
 
+def test_a_resumed_training_shows_the_epoch_it_continues_with(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    with EpochProgress(12, every_s=60) as progress:
+        progress.resumed(7)
+        assert progress.line().startswith("progress epoch 8/12 ")
+    assert "progress resumed from its checkpoint after epoch 7/12\n" in capsys.readouterr().out
+
+
 def test_phases_split_each_step_by_what_its_records_time(tmp_path: Path) -> None:
     (tmp_path / layout.METRICS_FILE).write_text(json.dumps({
         "history": [{"seconds": 2.0}, {"seconds": 3.0}], "wall_seconds": 6.0}))

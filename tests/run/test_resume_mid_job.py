@@ -59,7 +59,9 @@ def test_a_run_killed_mid_training_resumes_the_job_from_its_checkpoint(tmp_path:
     assert [e["epoch"] for e in metrics["history"]] == list(range(1, EPOCHS + 1))
     resumed_after = metrics["checkpoint"]["resumes"][0]["after_epoch"]
     assert done <= resumed_after < EPOCHS  # a later epoch may have landed before the kill
-    assert f"{resumed_after} epoch(s) done" in (job / layout.JOB_LOG_FILE).read_text()
+    log = (job / layout.JOB_LOG_FILE).read_text()
+    assert f"{resumed_after} epoch(s) done" in log
+    assert f"progress resumed from its checkpoint after epoch {resumed_after}/{EPOCHS}" in log
     phases = json.loads((job / layout.JOB_FILE).read_text())["phases"]
     assert all(seconds >= 0 for seconds in phases.values()), phases  # this process's share
     assert metrics["wall_seconds"] > metrics["checkpoint"]["wall_seconds_before"] > 0
