@@ -168,6 +168,9 @@ def test_killed_holder_frees_the_folder_and_stale_partials_go_only_under_the_loc
     out = tmp_path / "run"
     stale = out / layout.JOBS_DIR / ".mlp2--torch--seed0.partial"
     stale.mkdir(parents=True)
+    # another command's job cut short on the same folder: its training resumes from it later
+    checkpoint = layout.checkpoint_dir(out, "cnn7_k7--keras--seed0")
+    checkpoint.mkdir()
     holder = subprocess.Popen([sys.executable, "-c", HOLD, str(out)], stdout=subprocess.PIPE,
                               text=True)
     try:
@@ -180,7 +183,7 @@ def test_killed_holder_frees_the_folder_and_stale_partials_go_only_under_the_loc
         holder.wait()
     summary = run_matrix(_config(), out, show=lambda line: None)
     assert summary["ok"] == 2 and sorted(fake_jobs()) == sorted(_records(out))
-    assert not list((out / layout.JOBS_DIR).glob(".*"))
+    assert list((out / layout.JOBS_DIR).glob(".*")) == [checkpoint]
 
 
 def test_changed_threads_reruns_the_jobs_and_says_so(

@@ -61,8 +61,8 @@ def run_folder_lock(run_dir: Path) -> Iterator[None]:
 
 def write_plan(plan: Plan, config: RunConfig, run_dir: Path) -> None:
     """Specs, run.json; and away with the partial folders of a killed run (under the lock, no
-    other run can be writing them) and with checkpoints of jobs no longer planned. Checkpoints
-    of planned jobs stay: their training resumes from them."""
+    other run can be writing them). Training checkpoints stay, this command's and others' on
+    the same folder alike: a job resumes from its own (harness.training.checkpoint)."""
     for name, spec in plan.specs.items():
         spec_file = layout.spec_file(run_dir, name)
         spec_file.parent.mkdir(parents=True, exist_ok=True)
@@ -72,10 +72,6 @@ def write_plan(plan: Plan, config: RunConfig, run_dir: Path) -> None:
         "config": asdict(config), "jobs": [job.record() for job in plan.jobs]})
     for stale in (run_dir / layout.JOBS_DIR).glob(".*.partial"):
         shutil.rmtree(stale, ignore_errors=True)
-    planned = {layout.checkpoint_dir(run_dir, job.job_id) for job in plan.jobs}
-    for checkpoint in (run_dir / layout.JOBS_DIR).glob(".*.checkpoint"):
-        if checkpoint not in planned:
-            shutil.rmtree(checkpoint, ignore_errors=True)
 
 
 def spec_text(run_dir: Path, job: Job) -> str:
