@@ -22,6 +22,7 @@ from harness.run.job import Job, Placement
 from harness.run.plan import Plan, RunConfig, plan_jobs
 from harness.run.progress import Eta, expected_work, model_kind
 from harness.run.resume import jobs_to_run
+from harness.training.checkpoint import epochs_done
 
 Printer = Callable[[str], None]
 
@@ -37,12 +38,14 @@ def status_text(record: dict[str, Any]) -> str:
 class ProgressTracker:
     """The executor's JobEvents: numbers the jobs, learns the ETA, tells the display."""
 
-    def __init__(self, plan: Plan, todo: list[Job], slots: int, display: Display) -> None:
+    def __init__(self, plan: Plan, todo: list[Job], slots: int, display: Display,
+                 work: dict[str, float] | None = None) -> None:
+        """`work`: each job's work left (default: all of it; see `work_left`)."""
         self.display, self.total = display, len(plan.jobs)
         self.done = self.total - len(todo)
         self.pending = [job.job_id for job in todo]
-        self.eta = Eta(work={job.job_id: expected_work(job, plan.specs[job.spec])
-                             for job in todo},
+        self.eta = Eta(work=work or {job.job_id: expected_work(job, plan.specs[job.spec])
+                                     for job in todo},
                        backend={job.job_id: job.backend for job in todo},
                        kind={job.job_id: model_kind(plan.specs[job.spec]) for job in todo},
                        slots=slots)
@@ -76,10 +79,22 @@ class ProgressTracker:
         self.display.overall(self.done, self.total, self.eta.text(self.pending))
 
 
-def longest_first(todo: list[Job], plan: Plan) -> list[Job]:
+def work_left(run_dir: Path, todo: list[Job], plan: Plan, show: Printer) -> dict[str, float]:
+    """Each job's expected work less the epochs its training checkpoint already holds; says
+    which jobs continue from one."""
+    done = {job.job_id: epochs_done(layout.checkpoint_dir(run_dir, job.job_id)) for job in todo}
+    resumed = [f"{job.job_id} after epoch {done[job.job_id]}" for job in todo
+               if done[job.job_id]]
+    if resumed:
+        show(f"{len(resumed)} job(s) continue from their checkpoints: {', '.join(resumed)}")
+    return {job.job_id: expected_work(job, plan.specs[job.spec], done[job.job_id])
+            for job in todo}
+
+
+def longest_first(todo: list[Job], work: dict[str, float]) -> list[Job]:
     """With several jobs at once a run ends with its last job: start the largest expected
     work first, so no long job starts late and runs alone at the end (plan order on ties)."""
-    return sorted(todo, key=lambda job: -expected_work(job, plan.specs[job.spec]))
+    return sorted(todo, key=lambda job: -work[job.job_id])
 
 
 def run_matrix(config: RunConfig, run_dir: Path, show: Printer = print, *,
@@ -101,9 +116,11 @@ def run_matrix(config: RunConfig, run_dir: Path, show: Printer = print, *,
             if todo:
                 if executor.description:
                     display.message(executor.description)
+                work = work_left(run_dir, todo, plan, display.message)
                 if executor.slots > 1:  # one at a time: the plan's order, as it reads
-                    todo = longest_first(todo, plan)
-                executor.run(run_dir, todo, ProgressTracker(plan, todo, executor.slots, display))
+                    todo = longest_first(todo, work)
+                executor.run(run_dir, todo,
+                             ProgressTracker(plan, todo, executor.slots, display, work))
             return write_summary(run_dir, plan.jobs)
     finally:
         display.close()

@@ -37,9 +37,11 @@ def model_kind(spec: ModelSpec) -> str:
     return "conv" if any(isinstance(layer, Conv2D) for layer in spec.layers) else "dense"
 
 
-def expected_work(job: Job, spec: ModelSpec) -> float:
+def expected_work(job: Job, spec: ModelSpec, epochs_done: int = 0) -> float:
+    """The job's work; `epochs_done`: epochs its checkpoint already holds (not to do again)."""
     images = job.limit or SPLIT_SIZES[spec.input.dataset]["training"]
-    return float((job.epochs or spec.train.epochs) * images * macs_per_image(spec))
+    epochs = max((job.epochs or spec.train.epochs) - epochs_done, 0)
+    return float(epochs * images * macs_per_image(spec))
 
 
 @dataclass(frozen=True)

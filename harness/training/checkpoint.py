@@ -42,6 +42,15 @@ class Progress:
     resumes: list[dict[str, Any]] = field(default_factory=list)
 
 
+def epochs_done(directory: Path) -> int:
+    """How many epochs the checkpoint in `directory` holds (0: none, or unreadable), for
+    estimates; whether it is resumed from is decided when the training starts."""
+    try:
+        return int(read_json(Path(directory) / PROGRESS_FILE)["epochs_done"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+
+
 def _state_name(epoch: int) -> str:
     return f"state-epoch{epoch:04d}.bin"
 

@@ -26,6 +26,8 @@ def test_work_counts_a_convolution_at_every_output_position() -> None:
     assert macs_per_image(cnn) > 10 * infer(cnn).total_params
     plan = plan_jobs(RunConfig(specs=["mlp2"], backends=["torch"], epochs=2, limit=500))
     assert expected_work(plan.jobs[0], plan.specs["mlp2"]) == 2 * 500 * macs_per_image(mlp)
+    # the epochs a checkpoint holds are not work left
+    assert expected_work(plan.jobs[0], plan.specs["mlp2"], 1) == 500 * macs_per_image(mlp)
 
 
 def test_eta_learns_seconds_per_work_and_overhead_per_backend() -> None:

@@ -54,6 +54,7 @@ def test_a_run_killed_mid_training_resumes_the_job_from_its_checkpoint(tmp_path:
 
     second = subprocess.run(_command(out), capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stdout + second.stderr
+    assert f"1 job(s) continue from their checkpoints: {JOB} after epoch {done}" in second.stdout
     job = layout.job_dir(out, JOB)
     metrics = json.loads((job / layout.METRICS_FILE).read_text())
     assert [e["epoch"] for e in metrics["history"]] == list(range(1, EPOCHS + 1))
