@@ -40,7 +40,7 @@ class ProgressTracker:
 
     def __init__(self, plan: Plan, todo: list[Job], slots: int, display: Display,
                  work: dict[str, float] | None = None) -> None:
-        """`work`: each job's work left (default: all of it; see `work_left`)."""
+        """`work`: each job's work left (default: all of it)."""
         self.display, self.total = display, len(plan.jobs)
         self.done = self.total - len(todo)
         self.pending = [job.job_id for job in todo]
@@ -79,22 +79,22 @@ class ProgressTracker:
         self.display.overall(self.done, self.total, self.eta.text(self.pending))
 
 
-def work_left(run_dir: Path, todo: list[Job], plan: Plan, show: Printer) -> dict[str, float]:
-    """Each job's expected work less the epochs its training checkpoint already holds; says
-    which jobs continue from one."""
+def checkpointed(run_dir: Path, todo: list[Job], show: Printer) -> dict[str, int]:
+    """The jobs whose training continues from a checkpoint, with its epochs; says which."""
     done = {job.job_id: epochs_done(layout.checkpoint_dir(run_dir, job.job_id)) for job in todo}
-    resumed = [f"{job.job_id} after epoch {done[job.job_id]}" for job in todo
-               if done[job.job_id]]
-    if resumed:
-        show(f"{len(resumed)} job(s) continue from their checkpoints: {', '.join(resumed)}")
-    return {job.job_id: expected_work(job, plan.specs[job.spec], done[job.job_id])
-            for job in todo}
+    done = {job_id: epochs for job_id, epochs in done.items() if epochs}
+    if done:
+        show(f"{len(done)} job(s) continue from their checkpoints: "
+             + ", ".join(f"{job_id} after epoch {epochs}" for job_id, epochs in done.items()))
+    return done
 
 
-def longest_first(todo: list[Job], work: dict[str, float]) -> list[Job]:
-    """With several jobs at once a run ends with its last job: start the largest expected
-    work first, so no long job starts late and runs alone at the end (plan order on ties)."""
-    return sorted(todo, key=lambda job: -work[job.job_id])
+def order_jobs(todo: list[Job], work: dict[str, float], resumed: dict[str, int]) -> list[Job]:
+    """With several jobs at once: first the jobs that continue from a checkpoint (their
+    results land first, and a run stopped again and again never leaves them behind), then
+    the largest expected work first, so no long job starts late and runs alone at the end
+    (plan order on ties)."""
+    return sorted(todo, key=lambda job: (job.job_id not in resumed, -work[job.job_id]))
 
 
 def run_matrix(config: RunConfig, run_dir: Path, show: Printer = print, *,
@@ -116,9 +116,12 @@ def run_matrix(config: RunConfig, run_dir: Path, show: Printer = print, *,
             if todo:
                 if executor.description:
                     display.message(executor.description)
-                work = work_left(run_dir, todo, plan, display.message)
+                resumed = checkpointed(run_dir, todo, display.message)
+                # the work left: the epochs a checkpoint holds are done
+                work = {job.job_id: expected_work(job, plan.specs[job.spec],
+                                                  resumed.get(job.job_id, 0)) for job in todo}
                 if executor.slots > 1:  # one at a time: the plan's order, as it reads
-                    todo = longest_first(todo, work)
+                    todo = order_jobs(todo, work, resumed)
                 executor.run(run_dir, todo,
                              ProgressTracker(plan, todo, executor.slots, display, work))
             return write_summary(run_dir, plan.jobs)

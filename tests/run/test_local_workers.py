@@ -3,6 +3,7 @@ executor options checked before anything runs."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from harness.run.executors.cores import claim_cores, split_cores, split_gpus
 from harness.run.executors.local import LocalExecutor
 from harness.run.matrix import run_matrix
 from harness.run.plan import RunConfig
+from harness.training.checkpoint import PROGRESS_FILE
 
 from .stand_in import StandIn
 
@@ -56,6 +58,22 @@ def test_parallel_workers_start_the_largest_jobs_first(tmp_path: Path) -> None:
                executor=LocalExecutor(workers=2, command=stand_in.command))
     calls = stand_in.calls()  # two start together: either may note itself first
     assert "cnn3_k3--torch--seed0" in calls[:2] and "softmax_sgd--torch--seed0" in calls[2:]
+
+
+@needs_two_cores
+def test_jobs_continuing_from_a_checkpoint_start_before_the_largest(tmp_path: Path) -> None:
+    stand_in, lines = StandIn(tmp_path), []
+    checkpoint = layout.checkpoint_dir(tmp_path / "run", "softmax_sgd--torch--seed0")
+    checkpoint.mkdir(parents=True)
+    (checkpoint / PROGRESS_FILE).write_text(json.dumps({"epochs_done": 4}))
+    config = RunConfig(specs=["mlp2", "softmax_sgd", "mlp3", "cnn3_k3"], backends=["torch"],
+                       batch_sizes=[1])
+    run_matrix(config, tmp_path / "run", show=lines.append,
+               executor=LocalExecutor(workers=2, command=stand_in.command))
+    assert ("1 job(s) continue from their checkpoints: softmax_sgd--torch--seed0 after epoch 4"
+            in lines)
+    calls = stand_in.calls()
+    assert set(calls[:2]) == {"softmax_sgd--torch--seed0", "cnn3_k3--torch--seed0"}
 
 
 def test_one_worker_is_left_unpinned(tmp_path: Path) -> None:
