@@ -68,7 +68,8 @@ class TrainingCheckpoint:
     def restore(self, backend: Backend, model: Any) -> Progress | None:
         """The saved progress of this training with its state loaded into `model` (built and
         seeded from the same spec), or None (the folder cleared) when there is none, it is
-        another training's, or it cannot be read. Says on stderr what it did."""
+        another training's, or it cannot be read. Says on stderr what it did, naming the folder by
+        its name only (a job's log is a committed record: no machine's paths in it)."""
         progress_file = self.directory / PROGRESS_FILE
         if not progress_file.is_file():
             return None
@@ -86,12 +87,12 @@ class TrainingCheckpoint:
         done = len(progress.history)
         progress.resumes.append({"after_epoch": done, "utc": utc_now(),
                                  "host": socket.gethostname()})
-        print(f"resuming from checkpoint {self.directory}: {done} epoch(s) done",
+        print(f"resuming from checkpoint {self.directory.name}: {done} epoch(s) done",
               file=sys.stderr, flush=True)
         return progress
 
     def _start_over(self, why: str) -> None:
-        print(f"checkpoint {self.directory} not used, training from the first epoch: {why}",
+        print(f"checkpoint {self.directory.name} not used, training from the first epoch: {why}",
               file=sys.stderr, flush=True)
         self.clear()
         return None
