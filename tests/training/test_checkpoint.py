@@ -91,14 +91,13 @@ def test_a_stopped_training_resumes_and_ends_where_an_uninterrupted_one_does(
 def test_resuming_differs_from_restarting_the_rng(tmp_path: Path) -> None:
     """Control: epoch 3 trained from epoch 2's weights with freshly seeded dropout masks ends
     elsewhere, so the equality above does rest on the restored RNG and optimizer state."""
+    torch = pytest.importorskip("torch")
     reference = straight("torch", str(tmp_path))
     checkpoint = tmp_path / "checkpoint"
     with pytest.raises(_Stopped):
         train_and_evaluate(SPEC, _config("torch"), out_dir=tmp_path / "a",
                            checkpoint_dir=checkpoint, on_epoch=_stop_after(2))
     state = next(checkpoint.glob("state-epoch*.bin"))
-    import torch
-
     saved = torch.load(state, weights_only=True)
     saved["cpu_rng"] = torch.manual_seed(123).get_state()
     torch.save(saved, state)
@@ -111,6 +110,7 @@ def test_resuming_differs_from_restarting_the_rng(tmp_path: Path) -> None:
 @pytest.mark.parametrize("damage", ["another seed", "truncated state", "garbled progress"])
 def test_a_checkpoint_that_does_not_fit_is_not_resumed_from(
         damage: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("torch")
     reference = straight("torch", str(tmp_path))
     checkpoint = tmp_path / "checkpoint"
     first = _config("torch", seed=1) if damage == "another seed" else _config("torch")
@@ -137,6 +137,7 @@ def test_harness_train_continues_from_its_checkpoint_folder(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from harness.cli import main
 
+    pytest.importorskip("torch")
     checkpoint = tmp_path / "checkpoint"
     argv = ["train", "--spec", SPEC, "--backend", "torch", "--epochs", str(EPOCHS), "--limit",
             "600", "--limit-test", "200", "--threads", "1", "--out", str(tmp_path / "out"),
