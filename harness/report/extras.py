@@ -14,6 +14,7 @@ from harness.report.tables import trained
 from harness.run import layout
 
 JOB_COLUMNS = ["job_id", "spec", "point", "backend", "seed", "status", "trained_epochs",
+               "resumed_after_epoch",
                "job_seconds", "started_utc", "finished_utc", TIMED]
 
 

@@ -43,7 +43,7 @@ JOB_NUMERIC = [
     "mean_epoch_s", "samples_per_second", "params_total", "params_trainable", "n_test",
     "trained_epochs", "parity_max_abs_diff", "parity_native_accuracy", "parity_onnx_accuracy",
     "parity_argmax_agreement", "onnx_opset", "onnx_nodes", "onnx_bytes",
-    "load_unknown_epochs",
+    "load_unknown_epochs", "resumed_after_epoch",
     *PHASE_COLUMNS,
 ]
 JOB_COLUMNS = [
@@ -211,6 +211,8 @@ def _job_row(folder: Path, job: dict[str, Any], metrics: dict[str, Any] | None,
         "failed_step": job.get("failed_step"),
         "error": job.get("error"),
         "job_seconds": _job_seconds(job),
+        # the epoch after which its training last resumed from a checkpoint (NaN: never)
+        "resumed_after_epoch": (job.get("resumed") or {}).get("after_epoch"),
         "spec": spec_name,
         "spec_hash": job_hash,
         "backend": config.get("backend") or (metrics or {}).get("backend"),

@@ -287,7 +287,9 @@ def build_sections(run: RunData, latency: pd.DataFrame, benchmark_jsons: list[st
         Section("Failed jobs", "failed", f"{len(failed)} job(s) did not finish.",
                 [Table("failed", failed, display(failed))]),
         Section("Jobs", "jobs", "Every job with its wall time (train, export, parity and "
-                "latency), in the order they started.", [
+                "latency; a job resumed from its checkpoint adds its earlier processes' "
+                "training time, `resumed_after_epoch` says where it continued), in the order "
+                "they started.", [
                     Table("jobs", jobs, display(jobs)),
                     Table("job_phases", phases, display(phases), PHASES_CAPTION)]),
     ]

@@ -77,3 +77,4 @@ def test_a_run_killed_mid_training_resumes_the_job_from_its_checkpoint(tmp_path:
     row = load_run(out).jobs.set_index("job_id").loc[JOB]
     assert row["job_seconds"] == pytest.approx(record["seconds"]
                                                + record["resumed"]["earlier_seconds"])
+    assert row["resumed_after_epoch"] == resumed_after
