@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from harness.backends import Backend
-from harness.bench_native import _native_records, _natives
+from harness.bench_native import _Native, _native_records, _natives
 from harness.bench_records import _failure, _noisy, _record
 from harness.env import environment, utc_now
 from harness.exporting import WeightsSource, convert_to_onnx, recorded_source, weights_source
@@ -141,12 +141,7 @@ def bench_backend(source: WeightsSource, backend_name: str, *, providers: Sequen
     onnx_path = Path(onnx_path)
     reuse = _reusable_onnx(onnx_path, source, backend_name)
     natives = _natives(source, backend_name, providers, threads, tf32, layout)
-    problem = natives["cpu"].problem
-    if problem is None and not reuse:
-        try:
-            export_checked(natives["cpu"].backend, natives["cpu"].model, source, onnx_path)
-        except Exception as exc:  # noqa: BLE001 - converter failures become records
-            problem = ("failed", _failure(exc))
+    problem = _export(natives["cpu"], source, onnx_path, reuse)
     # Without the framework, an earlier export of the same weights still runs in ORT.
     onnx_ok = problem is None or reuse
     # named as the latency record beside it (bench_spec's out_dir, a matrix job's folder) sees it
@@ -174,6 +169,19 @@ def bench_backend(source: WeightsSource, backend_name: str, *, providers: Sequen
                                   list(batch_sizes), x, threads, graph_optimization, timing,
                                   strict_providers), records)
     return records
+
+
+def _export(native: _Native, source: WeightsSource, onnx_path: Path,
+            reuse: bool) -> tuple[str, str] | None:
+    """Export the CPU native model to `onnx_path` (checked) unless an earlier export is
+    reused; the (status, reason) that keeps the framework or its export from running, if any."""
+    if native.problem is not None or reuse:
+        return native.problem
+    try:
+        export_checked(native.backend, native.model, source, onnx_path)
+    except Exception as exc:  # noqa: BLE001 - converter failures become records
+        return ("failed", _failure(exc))
+    return None
 
 
 def speedups(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -164,6 +164,35 @@ def _training_identity(spec: ModelSpec, config: TrainConfig, seed: int, epochs: 
             "tf32": config.tf32, "layout": config.layout, "compile": config.compile}
 
 
+@dataclass
+class _Setup:
+    """A spec built in a backend from its initial weights, with its data: what training needs."""
+
+    spec: ModelSpec
+    seed: int
+    epochs: int
+    batch_size: int
+    arrays: Any
+    backend: Backend
+    model: Any
+    start_weights: Any
+
+
+def _set_up(spec: ModelSpec, config: TrainConfig) -> _Setup:
+    seed = spec.train.seed if config.seed is None else config.seed
+    arrays = data_module.load_arrays(spec.input, data_dir=config.data_dir, limit=config.limit,
+                                     limit_test=config.limit_test)
+    backend = get_backend(config.backend, device=config.device, threads=config.threads,
+                          tf32=config.tf32, layout=config.layout)
+    backend.seed(seed)
+    model = backend.build(spec)
+    start_weights = initial_weights(spec, seed)
+    backend.set_weights(model, start_weights)
+    return _Setup(spec, seed, config.epochs or spec.train.epochs,
+                  config.batch_size or spec.train.batch_size, arrays, backend,
+                  compiled_model(backend, model, config.compile), start_weights)
+
+
 def train_and_evaluate(spec_ref: str | Path | ModelSpec, config: TrainConfig,
                        out_dir: Path | None = None,
                        on_epoch: ProgressCallback | None = None,
@@ -174,20 +203,11 @@ def train_and_evaluate(spec_ref: str | Path | ModelSpec, config: TrainConfig,
     cut short resumes from it (harness.training.checkpoint; `on_resume` is told how many
     epochs it restored), and it is removed once done."""
     spec = spec_ref if isinstance(spec_ref, ModelSpec) else load_spec(spec_ref)
-    seed = spec.train.seed if config.seed is None else config.seed
-    epochs = config.epochs or spec.train.epochs
-    batch_size = config.batch_size or spec.train.batch_size
-    arrays = data_module.load_arrays(spec.input, data_dir=config.data_dir, limit=config.limit,
-                                     limit_test=config.limit_test)
-    backend = get_backend(config.backend, device=config.device, threads=config.threads,
-                          tf32=config.tf32, layout=config.layout)
-    backend.seed(seed)
-    model = backend.build(spec)
-    start_weights = initial_weights(spec, seed)
-    backend.set_weights(model, start_weights)
-    model = compiled_model(backend, model, config.compile)
+    run = _set_up(spec, config)
+    backend, model = run.backend, run.model
     checkpoint = (TrainingCheckpoint(checkpoint_dir, _training_identity(
-        spec, config, seed, epochs, batch_size)) if checkpoint_dir is not None else None)
+        spec, config, run.seed, run.epochs, run.batch_size))
+        if checkpoint_dir is not None else None)
     progress = (checkpoint and checkpoint.restore(backend, model)) or Progress(utc_now())
     history = [EpochRecord(**record) for record in progress.history]
     if history and on_resume is not None:
@@ -200,32 +220,73 @@ def train_and_evaluate(spec_ref: str | Path | ModelSpec, config: TrainConfig,
             checkpoint.save(backend, model, progress,
                             progress.wall_seconds + time.perf_counter() - wall)
 
-    test_data = backend.to_native(arrays.x_test, arrays.y_test)  # once: validation and test
+    test_data = backend.to_native(run.arrays.x_test, run.arrays.y_test)  # validation and test
     with track_memory() as memory:  # peak RSS while training (harness.memory)
-        _, validation = _run_epochs(backend, model, spec, arrays, test_data, epochs, seed,
-                                    batch_size, on_epoch, history, after_epoch)
-    evaluation, probabilities = _test_evaluation(backend, model, arrays, test_data,
-                                                 validation, batch_size)
+        _, validation = _run_epochs(backend, model, spec, run.arrays, test_data, run.epochs,
+                                    run.seed, run.batch_size, on_epoch, history, after_epoch)
+    evaluation, probabilities = _test_evaluation(backend, model, run.arrays, test_data,
+                                                 validation, run.batch_size)
     wall = progress.wall_seconds + time.perf_counter() - wall
 
-    out_dir = out_dir or default_out_dir(spec, config, seed)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model_file = backend.save(model, out_dir)
-    save_weights(start_weights, str(out_dir / "initial_weights.npz"))
-    save_weights(backend.get_weights(model), str(out_dir / FINAL_WEIGHTS_FILE))
-    save_test_outputs(out_dir / TEST_OUTPUTS_FILE, probabilities, arrays.y_test)
-    (out_dir / SPEC_FILE).write_text(dump_spec(spec), encoding="utf-8")
-    trainable, non_trainable = backend.count_params(model)
+    out_dir = out_dir or default_out_dir(spec, config, run.seed)
+    files = _save_model_files(run, out_dir, probabilities)
     metrics = {
+        **_metrics_head(run, config, history, evaluation, probabilities),
+        # all processes' wall time, from the first epoch's start to the test set's end
+        "wall_seconds": wall,
+        "memory": memory.result(),  # this process's: since the last resume
+        "checkpoint": _checkpoint_record(checkpoint, progress),
+        **files,
+        "started_utc": progress.started_utc,
+        "finished_utc": utc_now(),
+        "environment": environment(backend.environment()),
+    }
+    write_json_atomic(out_dir / METRICS_FILE, metrics)
+    if checkpoint is not None:
+        checkpoint.clear()
+    return TrainOutcome(metrics, out_dir, history)
+
+
+def _save_model_files(run: _Setup, out_dir: Path, probabilities: np.ndarray) -> dict[str, str]:
+    """Write the trained model, its initial and final weights, test outputs and spec; their
+    file names, as the record lists them."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model_file = run.backend.save(run.model, out_dir)
+    save_weights(run.start_weights, str(out_dir / "initial_weights.npz"))
+    save_weights(run.backend.get_weights(run.model), str(out_dir / FINAL_WEIGHTS_FILE))
+    save_test_outputs(out_dir / TEST_OUTPUTS_FILE, probabilities, run.arrays.y_test)
+    (out_dir / SPEC_FILE).write_text(dump_spec(run.spec), encoding="utf-8")
+    return {"model_file": model_file.name, "initial_weights_file": "initial_weights.npz",
+            "final_weights_file": FINAL_WEIGHTS_FILE, "test_outputs_file": TEST_OUTPUTS_FILE,
+            "spec_file": SPEC_FILE}
+
+
+def _checkpoint_record(checkpoint: TrainingCheckpoint | None,
+                       progress: Progress) -> dict[str, Any] | None:
+    """None without checkpoints; else the resumes (after which epoch, when, where), the wall
+    seconds of the processes before this one, and the seconds this process spent writing
+    checkpoints (outside the epochs' time)."""
+    if checkpoint is None:
+        return None
+    return {"resumes": progress.resumes, "wall_seconds_before": progress.wall_seconds,
+            "save_seconds": checkpoint.save_seconds}
+
+
+def _metrics_head(run: _Setup, config: TrainConfig, history: list[EpochRecord],
+                  evaluation: Evaluation, probabilities: np.ndarray) -> dict[str, Any]:
+    """What was trained, how, and how well: the record's first fields."""
+    spec, arrays = run.spec, run.arrays
+    trainable, non_trainable = run.backend.count_params(run.model)
+    return {
         "schema_version": RESULT_SCHEMA_VERSION,
         "kind": "train",
         "status": "ok",
         "spec": {"name": spec.name, "hash": spec_hash(spec), "dataset": spec.input.dataset},
         "backend": config.backend,
         "device": config.device,
-        "seed": seed,
-        "epochs": epochs,
-        "batch_size": batch_size,
+        "seed": run.seed,
+        "epochs": run.epochs,
+        "batch_size": run.batch_size,
         "optimizer": spec.train.optimizer.model_dump(),
         "limit": config.limit,
         "limit_test": config.limit_test,
@@ -243,28 +304,7 @@ def train_and_evaluate(spec_ref: str | Path | ModelSpec, config: TrainConfig,
         # environment.backend (threads, compile_mode, tf32, layout, data_device)
         "requested": {"threads": config.threads, "tf32": config.tf32, "layout": config.layout,
                       "compile": config.compile},
-        # all processes' wall time, from the first epoch's start to the test set's end
-        "wall_seconds": wall,
-        "memory": memory.result(),  # this process's: since the last resume
-        # None without checkpoints; else the resumes (after which epoch, when, where), the
-        # wall seconds of the processes before this one, and the seconds this process spent
-        # writing checkpoints (outside the epochs' time)
-        "checkpoint": None if checkpoint is None else {
-            "resumes": progress.resumes, "wall_seconds_before": progress.wall_seconds,
-            "save_seconds": checkpoint.save_seconds},
-        "model_file": model_file.name,
-        "initial_weights_file": "initial_weights.npz",
-        "final_weights_file": FINAL_WEIGHTS_FILE,
-        "test_outputs_file": TEST_OUTPUTS_FILE,
-        "spec_file": SPEC_FILE,
-        "started_utc": progress.started_utc,
-        "finished_utc": utc_now(),
-        "environment": environment(backend.environment()),
     }
-    write_json_atomic(out_dir / METRICS_FILE, metrics)
-    if checkpoint is not None:
-        checkpoint.clear()
-    return TrainOutcome(metrics, out_dir, history)
 
 
 def _params(spec: ModelSpec, trainable: int, non_trainable: int) -> dict[str, int]:
