@@ -198,15 +198,22 @@ def warm_up(backend: str, opset: int = DEFAULT_OPSET) -> None:
         importlib.import_module(_WARM_UPS[backend]).warm_up(opset)
 
 
-def _split_phases(steps: dict[str, float], work: Path) -> dict[str, float]:
+def _train_metrics(work: Path) -> dict[str, Any] | None:
+    """The job's training record (metrics.json), None where training wrote none."""
+    metrics_file = work / layout.METRICS_FILE
+    return read_json(metrics_file) if metrics_file.is_file() else None
+
+
+def _split_phases(steps: dict[str, float], work: Path,
+                  metrics: dict[str, Any] | None) -> dict[str, float]:
     """Each step's seconds split by what its records time: the epochs and evaluation inside
-    the train step (metrics.json), the parity check inside the export (model.onnx.json). A
-    training resumed from a checkpoint counts this process's epochs and seconds only."""
+    the train step (`metrics`, the training record), the parity check inside the export
+    (model.onnx.json). A training resumed from a checkpoint counts this process's epochs and
+    seconds only."""
     phases = {"train_setup": steps.get("train"), "export": steps.get("export"),
               "latency": steps.get("latency")}
-    metrics_file, export_file = work / layout.METRICS_FILE, work / layout.EXPORT_RECORD_FILE
-    if "train" in steps and metrics_file.is_file():
-        metrics = read_json(metrics_file)
+    export_file = work / layout.EXPORT_RECORD_FILE
+    if "train" in steps and metrics is not None:
         checkpoint = metrics.get("checkpoint") or {}
         resumes = checkpoint.get("resumes") or [{"after_epoch": 0}]
         epochs = sum(epoch["seconds"] for epoch in metrics["history"][resumes[-1]["after_epoch"]:])
@@ -219,12 +226,11 @@ def _split_phases(steps: dict[str, float], work: Path) -> dict[str, float]:
     return {name: phases[name] for name in PHASES if phases.get(name) is not None}
 
 
-def _resumed(work: Path) -> dict[str, Any] | None:
-    """Where the job's training resumed from a checkpoint: after which epoch, how many times,
-    and the training seconds of the processes before (not in this record's `seconds`)."""
-    metrics_file = work / layout.METRICS_FILE
-    checkpoint = (read_json(metrics_file).get("checkpoint") if metrics_file.is_file()
-                  else None) or {}
+def _resumed(metrics: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Where the job's training (its record `metrics`) resumed from a checkpoint: after which
+    epoch, how many times, and the training seconds of the processes before (not in this
+    record's `seconds`)."""
+    checkpoint = (metrics or {}).get("checkpoint") or {}
     resumes = checkpoint.get("resumes")
     if not resumes:
         return None
@@ -285,9 +291,11 @@ def run_job(job: Job, spec: ModelSpec, work: Path, placement: Placement, spawned
     start = time.perf_counter()
     with _timed(phases, "imports"):
         import_frameworks(job.backend)
-    phases.update(_split_phases(_run_steps(job, spec, work, record, checkpoint), work))
+    steps = _run_steps(job, spec, work, record, checkpoint)
+    metrics = _train_metrics(work)
+    phases.update(_split_phases(steps, work, metrics))
     record.update(finished_utc=utc_now(), seconds=time.perf_counter() - start,
-                  phases={**phases, "total": time.time() - spawned}, resumed=_resumed(work))
+                  phases={**phases, "total": time.time() - spawned}, resumed=_resumed(metrics))
     write_json_atomic(work / layout.JOB_FILE, record)
     return record
 

@@ -14,7 +14,7 @@ from rich.console import Console
 
 from harness.run import layout
 from harness.run.display import PlainDisplay, RichDisplay
-from harness.run.job_process import PHASES, EpochProgress, _split_phases
+from harness.run.job_process import PHASES, EpochProgress, _split_phases, _train_metrics
 from harness.run.plan import RunConfig, plan_jobs
 from harness.run.progress import Eta, expected_work, macs_per_image, model_kind
 from harness.spec import infer, load_spec
@@ -92,11 +92,14 @@ def test_phases_split_each_step_by_what_its_records_time(tmp_path: Path) -> None
         "history": [{"seconds": 2.0}, {"seconds": 3.0}], "wall_seconds": 6.0}))
     (tmp_path / layout.EXPORT_RECORD_FILE).write_text(json.dumps({
         "seconds": {"convert": 1.5, "parity": 0.5}}))
-    phases = _split_phases({"train": 10.0, "export": 2.5, "latency": 4.0}, tmp_path)
+    phases = _split_phases({"train": 10.0, "export": 2.5, "latency": 4.0}, tmp_path,
+                           _train_metrics(tmp_path))
     assert phases == {"train_setup": 4.0, "epochs": 5.0, "evaluation": 1.0, "export": 2.0,
                       "parity": 0.5, "latency": 4.0}
     assert list(phases) == [name for name in PHASES if name in phases]
-    assert _split_phases({"train": 1.0}, tmp_path / "nothing") == {"train_setup": 1.0}
+    nothing = tmp_path / "nothing"
+    assert _split_phases({"train": 1.0}, nothing, _train_metrics(nothing)) == {
+        "train_setup": 1.0}
 
 
 def test_displays_show_progress_lines_and_keep_the_rest_in_the_log() -> None:
