@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from harness.results import read_json
 from harness.run import layout
 from harness.run.display import Display, PlainDisplay
 from harness.run.executors import Executor
@@ -39,8 +40,9 @@ class ProgressTracker:
     """The executor's JobEvents: numbers the jobs, learns the ETA, tells the display."""
 
     def __init__(self, plan: Plan, todo: list[Job], slots: int, display: Display,
-                 work: dict[str, float] | None = None) -> None:
-        """`work`: each job's work left (default: all of it)."""
+                 work: dict[str, float] | None = None, run_dir: Path | None = None) -> None:
+        """`work`: each job's work left (default: all of it); `run_dir`: the run folder, whose
+        finished jobs the ETA learns from before any job of this run finishes."""
         self.display, self.total = display, len(plan.jobs)
         self.done = self.total - len(todo)
         self.pending = [job.job_id for job in todo]
@@ -49,6 +51,8 @@ class ProgressTracker:
                        backend={job.job_id: job.backend for job in todo},
                        kind={job.job_id: model_kind(plan.specs[job.spec]) for job in todo},
                        slots=slots)
+        if run_dir is not None:
+            learn_finished(self.eta, plan, todo, run_dir)
         self.number: dict[str, int] = {}
         self.started_count = self.done
         display.overall(self.done, self.total, self.eta.text(self.pending))
@@ -77,6 +81,26 @@ class ProgressTracker:
                                   f"{self._prefix(job.job_id)} {job.job_id}: "
                                   f"{status_text(record)}")
         self.display.overall(self.done, self.total, self.eta.text(self.pending))
+
+
+def learn_finished(eta: Eta, plan: Plan, todo: list[Job], run_dir: Path) -> None:
+    """Teach `eta` the seconds of the plan's jobs already finished ok in `run_dir` (an earlier
+    `harness run` of the same plan): a resumed run's ETA from its start."""
+    pending = {job.job_id for job in todo}
+    for job in plan.jobs:
+        path = layout.job_dir(run_dir, job.job_id) / layout.JOB_FILE
+        if job.job_id in pending or not path.is_file():
+            continue
+        try:
+            record = read_json(path)
+            seconds = float((record.get("phases") or {})["total"])
+            after_epoch = int((record.get("resumed") or {}).get("after_epoch", 0))
+        except (OSError, ValueError, KeyError, TypeError):  # an older or damaged record
+            continue
+        if record.get("status") == "ok":
+            spec = plan.specs[job.spec]
+            eta.learn(job.backend, model_kind(spec), expected_work(job, spec, after_epoch),
+                      seconds)
 
 
 def checkpointed(run_dir: Path, todo: list[Job], show: Printer) -> dict[str, int]:
@@ -123,7 +147,8 @@ def run_matrix(config: RunConfig, run_dir: Path, show: Printer = print, *,
                 if executor.slots > 1:  # one at a time: the plan's order, as it reads
                     todo = order_jobs(todo, work, resumed)
                 executor.run(run_dir, todo,
-                             ProgressTracker(plan, todo, executor.slots, display, work))
+                             ProgressTracker(plan, todo, executor.slots, display, work,
+                                             run_dir))
             return write_summary(run_dir, plan.jobs)
     finally:
         display.close()

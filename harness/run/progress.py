@@ -7,7 +7,8 @@ are learned per backend and kind of model from the jobs that finish (least squar
 whose small jobs come first does not promise the big ones at the small ones' pace, and
 convolutions, which do many more multiply-accumulates per second than small dense layers, are
 not estimated at an MLP's rate once one has finished (until then, another backend's CNNs, then
-every finished job).
+every finished job). A resumed run also learns from the jobs its folder already holds (their
+records' seconds), so it has an ETA from its start.
 """
 
 from __future__ import annotations
@@ -92,6 +93,11 @@ class Eta:
         seconds = recorded if began is None else time.monotonic() - began
         if seconds is not None:
             self._seen.setdefault(self._group(job_id), []).append((self.work[job_id], seconds))
+
+    def learn(self, backend: str, kind: str, work: float, seconds: float) -> None:
+        """A job finished before this run started: `seconds` for `work` (the work its
+        process did: a resumed training's epochs after its checkpoint)."""
+        self._seen.setdefault((backend, kind), []).append((work, seconds))
 
     def _group(self, job_id: str) -> tuple[str, str]:
         return self.backend[job_id], self.kind.get(job_id, "dense")

@@ -142,7 +142,8 @@ def retime_run(run_dir: Path, executor: Executor, display: Display, *,
             plan = _write_plan(run_dir, out, jobs, epochs)
             todo = jobs_to_run(out, jobs, display.message)
             if todo:
-                executor.run(out, todo, ProgressTracker(plan, todo, executor.slots, display))
+                executor.run(out, todo, ProgressTracker(plan, todo, executor.slots, display,
+                                                         run_dir=out))
             return write_summary(out, jobs)
     finally:
         display.close()

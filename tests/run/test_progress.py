@@ -8,6 +8,7 @@ import json
 import time
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from rich.console import Console
@@ -15,6 +16,7 @@ from rich.console import Console
 from harness.run import layout
 from harness.run.display import PlainDisplay, RichDisplay
 from harness.run.job_process import PHASES, EpochProgress, _split_phases, _train_metrics
+from harness.run.matrix import ProgressTracker
 from harness.run.plan import RunConfig, plan_jobs
 from harness.run.progress import Eta, expected_work, macs_per_image, model_kind
 from harness.spec import infer, load_spec
@@ -62,6 +64,36 @@ def test_eta_learns_convolutions_apart_from_dense_models() -> None:
     assert eta.seconds_left(["c2"]) == pytest.approx(50.0)
     assert eta.seconds_left(["k"]) == pytest.approx(50.0)  # keras CNN: torch's CNN rate
     assert eta.seconds_left(["m2"]) == pytest.approx(20.0)
+
+
+def test_a_resumed_run_estimates_from_the_jobs_its_folder_already_holds(
+        tmp_path: Path) -> None:
+    """Hours into a long run, a restarted `harness run` has an ETA from its start: it learns
+    from the finished jobs' records (a resumed training's seconds against its epochs after
+    the checkpoint), not from failed, unfinished or unreadable ones."""
+    plan = plan_jobs(RunConfig(specs=["mlp2", "mlp3"], backends=["torch"], epochs=4,
+                               limit=500, seeds=[0, 1]))
+    first, second, third, last = plan.jobs
+    work = expected_work(first, plan.specs[first.spec])
+
+    def finished(job: Any, record: dict[str, Any] | str) -> None:
+        folder = layout.job_dir(tmp_path, job.job_id)
+        folder.mkdir(parents=True)
+        text = record if isinstance(record, str) else json.dumps(record)
+        (folder / layout.JOB_FILE).write_text(text)
+
+    # resumed after epoch 2 of 4: 30 s for half the work, i.e. 60 s for all of it
+    finished(first, {"status": "ok", "phases": {"total": 30.0},
+                     "resumed": {"after_epoch": 2, "times": 1, "earlier_seconds": 40.0}})
+    finished(second, {"status": "failed", "phases": {"total": 1.0}})
+    finished(third, "{damaged")
+    shown: list[str] = []
+    display = PlainDisplay(shown.append)
+    todo = [second, third, last]
+    assert ProgressTracker(plan, todo, 1, display).eta.text([j.job_id for j in todo]) == "ETA ?"
+    tracker = ProgressTracker(plan, todo, 1, display, run_dir=tmp_path)
+    expected = sum(60.0 * expected_work(job, plan.specs[job.spec]) / work for job in todo)
+    assert tracker.eta.seconds_left([job.job_id for job in todo]) == pytest.approx(expected)
 
 
 def test_progress_within_an_epoch_measures_against_the_epoch_before(
