@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -226,7 +227,7 @@ def _job_row(folder: Path, job: dict[str, Any], metrics: dict[str, Any] | None,
         "published_test_loss": reference.get("published_test_loss"),
         "published_ambiguity": reference.get("published_ambiguity") or "",
         "config": json.dumps(config, sort_keys=True),  # the job's settings: its exact command
-        "started_utc": job.get("started_utc"),
+        "started_utc": _first_start(job, metrics),
         "finished_utc": job.get("finished_utc"),
         **_metric_fields(metrics),
         **_export_fields(export),
@@ -244,6 +245,20 @@ def _job_seconds(job: dict[str, Any]) -> float | None:
     if seconds is None:
         return None
     return seconds + ((job.get("resumed") or {}).get("earlier_seconds") or 0.0)
+
+
+def _first_start(job: dict[str, Any], metrics: dict[str, Any] | None) -> str | None:
+    """When the job began: its process's start, or for a training resumed from a checkpoint
+    the first process's training start (its record's own start is the last process's)."""
+    started = job.get("started_utc")
+    first = (metrics or {}).get("started_utc") if job.get("resumed") else None
+    if started is None or first is None:
+        return started or first
+    return min(started, first, key=_utc)
+
+
+def _utc(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def _history_rows(row: dict[str, Any], metrics: dict[str, Any] | None) -> list[dict[str, Any]]:

@@ -288,8 +288,8 @@ def build_sections(run: RunData, latency: pd.DataFrame, benchmark_jsons: list[st
                 [Table("failed", failed, display(failed))]),
         Section("Jobs", "jobs", "Every job with its wall time (train, export, parity and "
                 "latency; a job resumed from its checkpoint adds its earlier processes' "
-                "training time, `resumed_after_epoch` says where it continued), in the order "
-                "they started.", [
+                "training time, `resumed_after_epoch` says where it continued, and starts when its "
+                "first process did), in the order they started.", [
                     Table("jobs", jobs, display(jobs)),
                     Table("job_phases", phases, display(phases), PHASES_CAPTION)]),
     ]

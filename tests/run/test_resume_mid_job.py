@@ -78,3 +78,5 @@ def test_a_run_killed_mid_training_resumes_the_job_from_its_checkpoint(tmp_path:
     assert row["job_seconds"] == pytest.approx(record["seconds"]
                                                + record["resumed"]["earlier_seconds"])
     assert row["resumed_after_epoch"] == resumed_after
+    # and dates it from its first process, not from the one that finished it
+    assert row["started_utc"] == metrics["started_utc"] < record["started_utc"]
