@@ -3,10 +3,10 @@
 Does Keras reach PyTorch's accuracy (within seed noise)? Which framework trains faster, by how
 much? What does ONNX Runtime buy over each framework at batch 1 and 32, and which runtime x
 variant (graph optimisation, int8, float16, compiled framework) is best within the accuracy
-gate? Did the models reach the accuracies their notebooks published? Every number is a
-`Figure`: its text, its value and where it comes from (table, column, statistic over which
-rows), so the page links it to its table and tables/findings.csv lets anyone check it against
-that table.
+gate? Did the models reach the accuracies their notebooks published, and did any not learn
+at all? Every number is a `Figure`: its text, its value and where it comes from (table,
+column, statistic over which rows), so the page links it to its table and tables/findings.csv
+lets anyone check it against that table.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from harness.report.reproduction import (
     versus_column,
 )
 from harness.report.speed import EPOCH_RATIO, epoch_ratio_column, speedup_column
-from harness.report.tables import DELTA_PAIR, others_vs_reference
+from harness.report.tables import DELTA_PAIR, ONE_CLASS, others_vs_reference
 
 FINDINGS_BATCH_SIZES = (1, 32)
 NAMES = {"keras": "Keras", "keras-jax": "Keras on JAX", "keras-torch": "Keras on PyTorch",
@@ -148,6 +148,29 @@ def _frameworks(study: _Study) -> Sentence | None:
     within = is_within(mean.value, tolerance_pp(largest.value))
     return [*sentence, "; the largest seed std is ", largest, ", so the mean difference is ",
             "within" if within else "beyond", " the seed spread."]
+
+
+def _one_class(study: _Study, backends: list[str]) -> Sentence | None:
+    """The specs whose model, in some seed and backend, gave every test image one class: they
+    did not learn, whatever the accuracy verdicts say."""
+    repro = study.tables[study.repro]
+    sentence: Sentence = []
+    for _, row in repro.iterrows():
+        one = repro[repro["label"] == row["label"]]
+        parts: Sentence = []
+        for backend in backends:
+            count = f"{ONE_CLASS}_{backend}"
+            if count in one and row[count] > 0:
+                parts += [", " if parts else "", f"{backend_name(backend)} ",
+                          study.figure(study.repro, one, count, "value"), " of ",
+                          study.figure(study.repro, one, f"seeds_{backend}", "value"),
+                          " seed" if row[f"seeds_{backend}"] == 1 else " seeds"]
+        if parts:
+            sentence += ["; " if sentence else "", f"{row['label']} (", *parts, ")"]
+    if not sentence:
+        return None
+    return ["Did not learn (every test image given the same class, so the accuracy is that "
+            "class's share of the test set): ", *sentence, "."]
 
 
 def _training_speed(study: _Study) -> Sentence | None:
@@ -326,7 +349,8 @@ def study_findings(study: str, repro_name: str, repro: pd.DataFrame, speed_name:
     """The findings of one study from its reproduction and speed tables, and its rows of
     VARIANT_STUDIES when the run timed variants."""
     data = _Study(repro_name, repro, speed_name, speed)
-    sentences = [_coverage(data, backends), _frameworks(data), _training_speed(data),
+    sentences = [_coverage(data, backends), _frameworks(data), _one_class(data, backends),
+                 _training_speed(data),
                  *(_versus_reference(data, other) for other in others_vs_reference(backends)),
                  _onnx_runtime(data, backends), _best_variants(variants),
                  _reproduced(data, backends), *_published(data, backends)]

@@ -44,7 +44,7 @@ JOB_NUMERIC = [
     "mean_epoch_s", "samples_per_second", "params_total", "params_trainable", "n_test",
     "trained_epochs", "parity_max_abs_diff", "parity_native_accuracy", "parity_onnx_accuracy",
     "parity_argmax_agreement", "onnx_opset", "onnx_nodes", "onnx_bytes",
-    "load_unknown_epochs", "resumed_after_epoch",
+    "load_unknown_epochs", "resumed_after_epoch", "predicted_classes",
     *PHASE_COLUMNS,
 ]
 JOB_COLUMNS = [
@@ -169,10 +169,19 @@ def _metric_fields(metrics: dict[str, Any] | None) -> dict[str, Any]:
         "params_trainable": params.get("trainable"),
         "n_test": metrics.get("n_test"),
         "trained_epochs": len(history),
+        "predicted_classes": _predicted_classes(metrics.get("confusion_matrix")),
         **_epoch_load_fields(history),
         **{key: ((metrics.get("environment") or {}).get("backend") or {}).get(key)
            for key in FRAMEWORK_SETTINGS},
     }
+
+
+def _predicted_classes(confusion: list[list[int]] | None) -> int | None:
+    """How many classes the model predicted for at least one test image (columns of the
+    confusion matrix: predictions); 1 is a model that did not learn."""
+    if not confusion:
+        return None
+    return int((np.asarray(confusion).sum(axis=0) > 0).sum())
 
 
 def _export_fields(record: dict[str, Any] | None) -> dict[str, Any]:

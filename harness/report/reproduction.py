@@ -24,7 +24,7 @@ import pandas as pd
 from harness.report.commands import missing_job_settings, option_tokens, run_command
 from harness.report.format import MISSING, cell_text
 from harness.report.load import RunData, spec_reference, study_of
-from harness.report.tables import DELTA_PAIR, others_vs_reference
+from harness.report.tables import DELTA_PAIR, ONE_CLASS, others_vs_reference
 from harness.spec import list_specs
 
 ACCURACY_FLOOR_PP = 0.5
@@ -106,7 +106,7 @@ def _not_run_command(run: RunData, spec: str, backends: list[str], out: str) -> 
 def _stats(seeds: pd.DataFrame, key: tuple[str, str], backend: str) -> dict[str, float]:
     rows = seeds[(seeds["spec"] == key[0]) & (seeds["point"] == key[1])
                  & (seeds["backend"] == backend)]
-    columns = ["seeds", "test_accuracy_mean", "test_accuracy_std", "test_loss_mean",
+    columns = ["seeds", ONE_CLASS, "test_accuracy_mean", "test_accuracy_std", "test_loss_mean",
                "test_loss_std"]
     if rows.empty:
         return {column: math.nan for column in columns}
@@ -215,6 +215,10 @@ def shown_reproduction(table: pd.DataFrame, backends: list[str]) -> pd.DataFrame
             cell_text(v, "delta_pp") for v in table[f"delta_pp_published_{backend}"]]
     for backend in backends:
         shown[("verdict", backend)] = table[f"verdict_{backend}"].tolist()
+    if _one_class_rows(table).any():
+        for backend in backends:
+            shown[("seeds predicting one class", backend)] = [
+                cell_text(v, "seeds") for v in table[f"{ONE_CLASS}_{backend}"]]
     if "verdict_frameworks" in table:
         pair = " − ".join(DELTA_PAIR)
         shown[(pair, "Δ (pp)")] = [cell_text(v, "delta_pp") for v in table["delta_pp_frameworks"]]
@@ -236,16 +240,25 @@ def shown_reproduction(table: pd.DataFrame, backends: list[str]) -> pd.DataFrame
     return frame
 
 
+def _one_class_rows(table: pd.DataFrame) -> pd.Series:
+    """Rows where some backend's model predicted one class for every test image, in a seed."""
+    counts = table.filter(regex=f"^{ONE_CLASS}_")
+    return (counts > 0).any(axis=1)
+
+
 def reproduction_caption(table: pd.DataFrame) -> str:
     ambiguous = table[table["published_ambiguity"] != ""]
     notes = "".join(f" {spec}: {text}" for spec, text in zip(
         ambiguous["spec"], ambiguous["published_ambiguity"], strict=True))
+    one_class = (" Seeds predicting one class: how many of the seeds' models gave every test "
+                 "image the same class (they did not learn; their accuracy is that class's "
+                 "share of the test set)." if _one_class_rows(table).any() else "")
     return (f"Test accuracy and loss: mean ± sample std over seeds. Verdict: {REPRODUCED} "
             f"(against the published accuracy) or {AGREE} (a Keras backend against PyTorch) "
             f"when the difference is within max({ACCURACY_FLOOR_PP:g} pp, {SPREAD_FACTOR:g} × "
             "seed std), "
-            f"{DIFFERS} beyond; with one seed the {ACCURACY_FLOOR_PP:g} pp floor alone decides. "
-            f"\"{NOT_RUN}\": no job has trained yet (or it failed before: see Failed jobs), "
-            "with the command that runs it."
+            f"{DIFFERS} beyond; with one seed the {ACCURACY_FLOOR_PP:g} pp floor alone decides."
+            f"{one_class} \"{NOT_RUN}\": no job has trained yet (or it failed before: see Failed "
+            "jobs), with the command that runs it."
             + (f" Published figures marked {AMBIGUOUS}, where the notebook's own records "
                f"disagree:{notes}" if notes else ""))

@@ -9,6 +9,8 @@ busy machine (harness.machine_load): in any seed, or on either side of a delta o
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 
 from harness.run.layout import UNAVAILABLE
@@ -28,6 +30,7 @@ def others_vs_reference(backends: list[str]) -> list[str]:
 LATENCY_KEYS = ["source", "spec", "point", "backend", "runtime", "provider", "mode",
                 "batch_size"]
 SEED_METRICS = ["test_accuracy", "test_loss", "steady_epoch_s"]
+ONE_CLASS = "seeds_one_class"  # seeds whose model predicted one class for every test image
 NOISY_EPOCHS = ["noisy_first_epoch_s", "noisy_steady_epoch_s"]  # flags of the epoch timings
 MIXED = "mixed"  # `placement` of a device ONNX Runtime figure whose compute partly ran on the CPU
 
@@ -42,6 +45,13 @@ def trained(jobs: pd.DataFrame) -> pd.DataFrame:
 
 def _first(jobs: pd.DataFrame, column: str) -> pd.Series:
     return jobs.groupby(KEYS)[column].first()
+
+
+def _one_class_seeds(predicted_classes: pd.Series) -> float:
+    """How many seeds predicted one class for every test image; NaN when none recorded its
+    confusion matrix."""
+    known = predicted_classes.dropna()
+    return float((known == 1).sum()) if not known.empty else math.nan
 
 
 def framework_table(jobs: pd.DataFrame) -> pd.DataFrame:
@@ -72,14 +82,15 @@ def framework_table(jobs: pd.DataFrame) -> pd.DataFrame:
 def seeds_table(jobs: pd.DataFrame) -> pd.DataFrame:
     """Mean and sample std over seeds per spec x backend (std is NaN for a single seed)."""
     done = trained(jobs)
-    columns = [*KEYS, "backend", "seeds"] + [f"{m}_{s}" for m in SEED_METRICS
-                                             for s in ("mean", "std")] + ["noisy_steady_epoch_s"]
+    columns = [*KEYS, "backend", "seeds", ONE_CLASS] + [
+        f"{m}_{s}" for m in SEED_METRICS for s in ("mean", "std")] + ["noisy_steady_epoch_s"]
     if done.empty:
         return pd.DataFrame(columns=columns)
     grouped = done.groupby([*KEYS, "backend"])
     table = grouped[SEED_METRICS].agg(["mean", "std"])
     table.columns = [f"{metric}_{stat}" for metric, stat in table.columns]
     table.insert(0, "seeds", grouped["seed"].nunique())
+    table.insert(1, ONE_CLASS, grouped["predicted_classes"].agg(_one_class_seeds))
     table["noisy_steady_epoch_s"] = grouped["noisy_steady_epoch_s"].any()
     return table.reset_index()[columns]
 

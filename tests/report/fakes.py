@@ -148,10 +148,12 @@ def write_metrics_only_job(run_dir: Path, spec: str, backend: str, seed: int, ac
 
 def write_study_job(run_dir: Path, spec: str, backend: str, seed: int, accuracy: float,
                     epoch_s: float, p50_ms: dict[str, dict[int, float]], epochs: int = 3,
-                    busy_epochs: bool = False) -> None:
+                    busy_epochs: bool = False, confusion: list[list[int]] | None = None
+                    ) -> None:
     """A finished job with hand-set numbers and no training: `epochs` epochs (the first twice
     as long as the steady ones, `epoch_s`), and CPU latency `p50_ms[runtime][batch size]` for
-    "onnxruntime" and "native". `busy_epochs`: every epoch timed on a busy machine."""
+    "onnxruntime" and "native". `busy_epochs`: every epoch timed on a busy machine;
+    `confusion`: its test confusion matrix (rows: labels, columns: predictions)."""
     out = layout.job_dir(run_dir, job_id(spec, backend, seed))
     history = [{"epoch": epoch, "train_loss": 1 / epoch + seed / 100, "train_accuracy": 0.9,
                 "val_loss": 1.2 / epoch + seed / 100, "val_accuracy": accuracy,
@@ -162,7 +164,7 @@ def write_study_job(run_dir: Path, spec: str, backend: str, seed: int, accuracy:
         "seed": seed, "test_accuracy": accuracy, "test_loss": 1 - accuracy, "history": history,
         "timing": {"first_epoch_seconds": 2 * epoch_s, "mean_epoch_seconds": epoch_s,
                    "steady_epoch_seconds": epoch_s, "samples_per_second": 500 / epoch_s},
-        "params": {"total": 100},
+        "params": {"total": 100}, "confusion_matrix": confusion,
         "environment": {"machine": {"cpu": "Test CPU 3000", "logical_cores": 2},
                         "packages": {backend: "1.0"},
                         "backend": {"intra_op_threads": 2, "inter_op_threads": 1}}})

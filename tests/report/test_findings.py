@@ -44,6 +44,8 @@ EPOCH_S = {("mlp2", "keras"): 2.0, ("mlp2", "torch"): 1.0, ("mlp2_bn", "keras"):
            ("mlp2_bn", "torch"): 1.5}
 ORT_MS = {"mlp2": {1: 0.05, 32: 0.4}, "mlp2_bn": {1: 0.1, 32: 0.5}}
 NATIVE_MS = {"mlp2": {1: 0.3, 32: 1.0}, "mlp2_bn": {1: 0.4, 32: 2.0}}  # torch; keras x 2
+LEARNED = [[5 if label == predicted else 1 for predicted in range(3)] for label in range(3)]
+ONE_CLASS = [[0, 4, 0], [0, 7, 0], [0, 5, 0]]  # every image predicted as class 1
 RUN_OPTIONS = {"providers": ["cpu"], "batch_sizes": [1, 32], "epochs": 3, "limit": 500,
                "limit_test": 200, "threads": 2, "device": "cpu", "opset": 18,
                "latency_warmup": 5, "latency_min_runs": 20, "latency_min_seconds": 0.5,
@@ -69,9 +71,11 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
             write_study_job(run, spec, backend, seed, PUBLISHED[spec] + offset,
                             EPOCH_S[(spec, backend)],
                             {"onnxruntime": ORT_MS[spec], "native": native_ms(spec, backend)},
-                            busy_epochs=(spec, backend) == ("mlp2_bn", "keras"))
+                            busy_epochs=(spec, backend) == ("mlp2_bn", "keras"),
+                            confusion=LEARNED)
     write_study_job(run, "lenet5_dropout", "torch", 0, 0.92, 5.0,
-                    {"onnxruntime": ORT_MS["mlp2"], "native": NATIVE_MS["mlp2"]})
+                    {"onnxruntime": ORT_MS["mlp2"], "native": NATIVE_MS["mlp2"]},
+                    confusion=ONE_CLASS)
     # run.json: the last command planned mlp3 in PyTorch only, seeds 0-2; mlp5 not at all
     write_json_atomic(run / "run.json", {
         "schema_version": 1, "kind": "run", "created_utc": "2024-01-01T00:00:00Z",
@@ -170,6 +174,22 @@ def test_the_reproduction_table_holds_the_verdicts(report: Path) -> None:
     assert mlp2_bn["tolerance_pp_keras"] == pytest.approx(0.8)
     assert mlp2_bn["verdict_keras"] == REPRODUCED  # 0.7 pp, within 2 x seed std
     assert mlp2_bn["seeds_keras"] == 3
+
+
+def test_a_model_that_predicts_one_class_is_named_as_not_learned(report: Path) -> None:
+    assert study_row(report, "lenet5_dropout", "lenet5_bn_dropout")["seeds_one_class_torch"] == 1
+    assert study_row(report, "mlp2")["seeds_one_class_keras"] == 0
+    findings = markdown(report).split("## Findings")[1].split("\n## ")[0]
+    plain = re.sub(r"\[([^]]*)\]\([^)]*\)", r"\1", findings)
+    lenet = plain.split("### Study: lenet5_bn_dropout")[1].split("###")[0]
+    assert ("Did not learn (every test image given the same class, so the accuracy is that "
+            "class's share of the test set): lenet5_dropout (PyTorch 1 of 1 seed).") in lenet
+    assert "Did not learn" not in plain.split("### Study: mlp_depth_bn_dropout")[1]
+    studies = markdown(report).split("\n## Study: ")
+    lenet_section = next(s for s in studies if s.startswith("lenet5_bn_dropout"))
+    depth_section = next(s for s in studies if s.startswith("mlp_depth_bn_dropout"))
+    assert "seeds predicting one class" in lenet_section
+    assert "seeds predicting one class" not in depth_section
 
 
 def test_not_run_rows_carry_the_command_that_runs_them(report: Path) -> None:
