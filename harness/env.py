@@ -36,6 +36,41 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+# The instruction sets that decide CPU kernels' speed (oneDNN, XNNPACK, MLAS pick by them).
+SPEED_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16",
+               "amx_int8")
+
+
+def cpu_flags() -> list[str]:
+    """Which of SPEED_FLAGS the CPU reports (/proc/cpuinfo), in that order; [] elsewhere."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                present = set(line.split(":", 1)[1].split())
+                return [flag for flag in SPEED_FLAGS if flag in present]
+    except OSError:
+        pass
+    return []
+
+
+def virtual_machine() -> bool | None:
+    """True when the CPU says it runs under a hypervisor; None where /proc/cpuinfo is absent."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    return any(line.startswith("flags") and " hypervisor" in line for line in text.splitlines())
+
+
+def memory_gib() -> float | None:
+    try:
+        import psutil
+
+        return round(psutil.virtual_memory().total / 2**30, 1)
+    except (ImportError, OSError):
+        return None
+
+
 def package_versions() -> dict[str, str]:
     versions = {}
     for name in TRACKED_PACKAGES:
@@ -81,6 +116,10 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "cpu": cpu_model(),
         "logical_cores": os.cpu_count(),
+        "usable_cores": usable_cores(),
+        "memory_gib": memory_gib(),
+        "cpu_flags": cpu_flags(),
+        "virtual_machine": virtual_machine(),
         # when the record was written; each timing has its own load (harness.machine_load)
         "load_average_1m": load_average(),
     }

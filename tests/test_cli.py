@@ -135,6 +135,9 @@ BAD_ARGUMENTS = [  # (argv, what the one line must name)
     (["retime", "MISSING"], "RUN_DIR: MISSING: no such folder"),
     (["retime", "FOLDER"], "FOLDER: not a `harness run` folder (run.json is missing)"),
     (["retime", "--epochs", "1", "FOLDER"], "--epochs: 1: expected an integer >= 2"),
+    (["retime", "--windows", "1", "FOLDER"], "--windows: 1: expected an integer >= 2"),
+    (["retime", "--training-seconds", "0", "FOLDER"], "--training-seconds: 0"),
+    (["retime", "--latency-seconds", "nan", "FOLDER"], "--latency-seconds: nan"),
     (["compare", "FOLDER"], "RUN_B"),
     (["compare", "FOLDER", "MISSING"], "MISSING: no such folder"),
     (["compare", "FOLDER", "FOLDER", "--threshold-sigma", "0"], "--threshold-sigma: 0: expected "

@@ -65,13 +65,22 @@ class BackendProcess:
         _send(self._requests, list(sys.path))  # the worker imports what this process can
 
     def call(self, module: str, function: str, /, *args: Any, **kwargs: Any) -> Any:
+        self.send(module, function, *args, **kwargs)
+        return self.receive(f"{module}.{function}")
+
+    def send(self, module: str, function: str, /, *args: Any, **kwargs: Any) -> None:
+        """Start a call without waiting for it (`receive` gets its answer): several workers
+        can work at once."""
         _send(self._requests, (module, function, args, kwargs))
+
+    def receive(self, what: str = "the call") -> Any:
+        """The answer to the call `send` started, or its exception raised here."""
         try:
             ok, value, worker_traceback = pickle.load(self._responses)
         except EOFError:
             code = self._process.wait()
-            raise RuntimeError(f"the worker process for {module}.{function} exited with "
-                               f"status {code} before answering") from None
+            raise RuntimeError(f"the worker process for {what} exited with status {code} "
+                               "before answering") from None
         if ok:
             return value
         raise value from WorkerError(worker_traceback)

@@ -12,10 +12,18 @@ lets anyone check it against that table.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 import pandas as pd
 
+from harness.report.figures import (
+    Bullets,
+    Figure,
+    Sentence,
+    backend_name,
+    figures_frame,
+    row_label,
+    spec_word,
+)
 from harness.report.format import NOISY_MARK, NOISY_PREFIX, cell_text, flag_set
 from harness.report.reproduction import (
     ACCURACY_FLOOR_PP,
@@ -26,68 +34,35 @@ from harness.report.reproduction import (
     versus_column,
 )
 from harness.report.speed import EPOCH_RATIO, epoch_ratio_column, speedup_column
+from harness.report.speed_records import counted_once
 from harness.report.tables import DELTA_PAIR, ONE_CLASS, others_vs_reference
 
+__all__ = ["Bullets", "Figure", "Sentence", "figures_frame", "row_label", "study_findings"]
 FINDINGS_BATCH_SIZES = (1, 32)
-NAMES = {"keras": "Keras", "keras-jax": "Keras on JAX", "keras-torch": "Keras on PyTorch",
-         "torch": "PyTorch"}
 VARIANT_STUDIES = "variants_studies"  # harness.report.variants.study_table: its CSV stem
-
-
-@dataclass(frozen=True)
-class Figure:
-    """A number in the findings: `statistic` of `column` over `rows` (row labels) of `table`:
-    `value` (the one row's cell), `mean`, `median`, `min`, `max`, `count` (rows whose column
-    equals `match`) or `rows` (how many rows)."""
-
-    text: str
-    value: float
-    table: str  # CSV stem; the page's anchor is t-<table>
-    column: str
-    statistic: str
-    rows: tuple[str, ...]
-    match: str = ""
-
-
-Sentence = list[str | Figure]
-
-
-@dataclass
-class Bullets:
-    """A heading and sentences: the findings of one study (or, `code`, commands)."""
-
-    heading: str
-    sentences: list[Sentence] = field(default_factory=list)
-    code: bool = False
-
-    def figures(self) -> list[Figure]:
-        return [part for sentence in self.sentences for part in sentence
-                if isinstance(part, Figure)]
-
-
-def spec_word(rows: pd.DataFrame) -> str:
-    """' spec' or ' specs' after a count of `rows`."""
-    return " spec" if len(rows) == 1 else " specs"
-
-
-def row_label(spec: str, point: str) -> str:
-    return f"{spec} [{point}]" if point else spec
-
-
-def backend_name(backend: str) -> str:
-    return NAMES.get(backend, backend)
 
 
 class _Study:
     """Figures over one study's tables."""
 
     def __init__(self, repro_name: str, repro: pd.DataFrame, speed_name: str,
-                 speed: pd.DataFrame) -> None:
+                 speed: pd.DataFrame, aliases: dict[str, str] | None = None) -> None:
         self.tables = {repro_name: repro.assign(label=[row_label(s, p) for s, p in zip(
                            repro["spec"], repro["point"], strict=True)]),
                        speed_name: speed.assign(label=[row_label(s, p) for s, p in zip(
                            speed["spec"], speed["point"], strict=True)])}
         self.repro, self.speed = repro_name, speed_name
+        self.aliases = aliases or {}
+        # specs that train the same model as another: counted once, as that one
+        self.dropped = counted_once(repro.loc[repro["point"] == "", "spec"], self.aliases)[1]
+
+    def once(self, rows: pd.DataFrame, learned: bool = False) -> pd.DataFrame:
+        """`rows` with each group of aliases (the same model) counted once; `learned`: and
+        without the models that did not learn (one class for every test image, in a seed)."""
+        rows = rows[~rows["label"].isin(self.dropped)]
+        if not learned:
+            return rows
+        return rows[~(rows.filter(regex=f"^{ONE_CLASS}_") > 0).any(axis=1)]
 
     def figure(self, table: str, rows: pd.DataFrame, column: str, statistic: str,
                match: str = "", suffix: str = "") -> Figure:
@@ -125,9 +100,11 @@ def _frameworks(study: _Study) -> Sentence | None:
     repro = study.tables[study.repro]
     if "delta_pp_frameworks" not in repro:
         return None
-    rows = repro[repro["delta_pp_frameworks"].notna()]
+    compared = study.once(repro[repro["delta_pp_frameworks"].notna()])
+    rows = study.once(compared, learned=True)
     if rows.empty:
         return None
+    apart = sorted(set(compared["label"]) - set(rows["label"]))
     first, second = (backend_name(b) for b in DELTA_PAIR)
     fig = study.figure
     mean = fig(study.repro, rows, "delta_pp_frameworks", "mean", suffix=" pp")
@@ -139,15 +116,15 @@ def _frameworks(study: _Study) -> Sentence | None:
         fig(study.repro, rows, "verdict_frameworks", "count", match=AGREE), " of ",
         fig(study.repro, rows, "spec", "rows"),
         f" agree within max({ACCURACY_FLOOR_PP:g} pp, 2 × seed std)"]
+    left_out = [f" Not counted, as it did not learn: {', '.join(apart)}."] if apart else []
     spread = rows[rows["seed_std_pp"].notna()]
     if spread.empty:
-        sentence.append(f" (one seed each: no seed spread, the {ACCURACY_FLOOR_PP:g} pp floor "
-                        "decides).")
-        return sentence
+        return [*sentence, f" (one seed each: no seed spread, the {ACCURACY_FLOOR_PP:g} pp "
+                "floor decides).", *left_out]
     largest = fig(study.repro, spread, "seed_std_pp", "max", suffix=" pp")
     within = is_within(mean.value, tolerance_pp(largest.value))
     return [*sentence, "; the largest seed std is ", largest, ", so the mean difference is ",
-            "within" if within else "beyond", " the seed spread."]
+            "within" if within else "beyond", " the seed spread.", *left_out]
 
 
 def _one_class(study: _Study, backends: list[str]) -> Sentence | None:
@@ -177,7 +154,7 @@ def _training_speed(study: _Study) -> Sentence | None:
     speed = study.tables[study.speed]
     if EPOCH_RATIO not in speed:
         return None
-    timed = speed[speed[EPOCH_RATIO].notna()]
+    timed = study.once(speed[speed[EPOCH_RATIO].notna()])
     if timed.empty:
         return ["Training speed: no spec has a steady epoch time in both frameworks (a run of "
                 "one epoch has none)."] if not speed.empty else None
@@ -202,14 +179,17 @@ def _training_speed(study: _Study) -> Sentence | None:
     return [*sentence, "."]
 
 
-def _versus_reference(study: _Study, backend: str) -> Sentence | None:
+def _versus_reference(study: _Study, backend: str, timed_by_protocol: bool = False
+                      ) -> Sentence | None:
     """A backend beyond Keras and PyTorch (Keras on JAX, on PyTorch) against PyTorch: its
-    accuracy difference and agreement within seed noise, and its steady epoch ratio."""
+    accuracy difference and agreement within seed noise, and its steady epoch ratio (left to
+    the protocol's sentences when `timed_by_protocol`)."""
     repro, speed, fig = study.tables[study.repro], study.tables[study.speed], study.figure
     delta, agreed = versus_column("delta_pp", backend), versus_column("verdict", backend)
     name, reference = backend_name(backend), backend_name(DELTA_PAIR[1])
     sentence: Sentence = []
-    rows = repro[repro[delta].notna()] if delta in repro else repro.iloc[0:0]
+    rows = study.once(repro[repro[delta].notna()] if delta in repro else repro.iloc[0:0],
+                      learned=True)
     if not rows.empty:
         sentence += [f"{name} − {reference}: test accuracy ",
                      fig(study.repro, rows, delta, "mean", suffix=" pp"), " on average over ",
@@ -218,7 +198,8 @@ def _versus_reference(study: _Study, backend: str) -> Sentence | None:
                      fig(study.repro, rows, "spec", "rows"),
                      f" agree within max({ACCURACY_FLOOR_PP:g} pp, 2 × seed std)"]
     ratio = epoch_ratio_column(backend)
-    timed = speed[speed[ratio].notna()] if ratio in speed else speed.iloc[0:0]
+    timed = (study.once(speed[speed[ratio].notna()]) if ratio in speed and not timed_by_protocol
+             else speed.iloc[0:0])
     quiet = timed[~timed[NOISY_PREFIX + ratio].eq(True)] if not timed.empty else timed
     mark = "" if not quiet.empty else NOISY_MARK
     quiet = quiet if not quiet.empty else timed  # only busy figures: shown, and marked so
@@ -239,7 +220,8 @@ def _onnx_runtime(study: _Study, backends: list[str]) -> Sentence | None:
             column = speedup_column(backend, batch)
             if column not in speed:
                 continue
-            quiet = speed[speed[column].notna() & ~speed[NOISY_PREFIX + column].eq(True)]
+            quiet = study.once(speed[speed[column].notna()
+                                     & ~speed[NOISY_PREFIX + column].eq(True)])
             if quiet.empty:
                 continue
             figures += [", " if figures else "", study.figure(study.speed, quiet, column,
@@ -343,25 +325,32 @@ def _best_variants(variants: pd.DataFrame | None) -> Sentence | None:
             "fastest in the most): ", *parts, "."]
 
 
+def _aliases(study: _Study) -> Sentence | None:
+    if not study.dropped:
+        return None
+    return ["Aliases (the same model as another spec: same layers, optimizer, batch, epochs, "
+            "seed and data), counted once: " + ", ".join(
+                f"{spec} = {study.aliases.get(spec, spec)}" for spec in study.dropped) + "."]
+
+
 def study_findings(study: str, repro_name: str, repro: pd.DataFrame, speed_name: str,
                    speed: pd.DataFrame, backends: list[str],
-                   variants: pd.DataFrame | None = None) -> Bullets:
+                   variants: pd.DataFrame | None = None, *,
+                   aliases: dict[str, str] | None = None,
+                   protocol: list[Sentence] | None = None,
+                   speed_note: Sentence | None = None) -> Bullets:
     """The findings of one study from its reproduction and speed tables, and its rows of
-    VARIANT_STUDIES when the run timed variants."""
-    data = _Study(repro_name, repro, speed_name, speed)
-    sentences = [_coverage(data, backends), _frameworks(data), _one_class(data, backends),
-                 _training_speed(data),
-                 *(_versus_reference(data, other) for other in others_vs_reference(backends)),
-                 _onnx_runtime(data, backends), _best_variants(variants),
+    VARIANT_STUDIES when the run timed variants. `protocol`: the speed sentences with
+    intervals and verdicts (harness.report.speed_findings), in place of the run's own single
+    timings, else `speed_note` after those; `aliases`: spec -> the spec its model counts as."""
+    data = _Study(repro_name, repro, speed_name, speed, aliases)
+    timed = protocol is not None
+    speed_sentences = protocol if timed else [_training_speed(data)]
+    sentences = [_coverage(data, backends), _aliases(data), _frameworks(data),
+                 _one_class(data, backends), *speed_sentences,
+                 *(_versus_reference(data, other, timed)
+                   for other in others_vs_reference(backends)),
+                 None if timed else _onnx_runtime(data, backends), None if timed else speed_note,
+                 _best_variants(variants),
                  _reproduced(data, backends), *_published(data, backends)]
     return Bullets(f"Study: {study}", [s for s in sentences if s])
-
-
-def figures_frame(findings: list[Bullets]) -> pd.DataFrame:
-    """Every figure with where it comes from: tables/findings.csv."""
-    return pd.DataFrame([{"study": bullets.heading.removeprefix("Study: "), "text": f.text,
-                          "value": f.value, "table": f.table, "column": f.column,
-                          "statistic": f.statistic, "match": f.match, "rows": "; ".join(f.rows)}
-                         for bullets in findings for f in bullets.figures()],
-                        columns=["study", "text", "value", "table", "column", "statistic",
-                                 "match", "rows"])

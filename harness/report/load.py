@@ -22,6 +22,7 @@ from harness.machine_load import is_noisy
 from harness.report.retimed import apply_retimes, no_retimes
 from harness.run import layout
 from harness.spec import SpecError, load_spec, spec_hash, zoo_dir
+from harness.speed.load import SpeedData, load_speed
 from harness.training import EAGER, FINAL_WEIGHTS_FILE, SPEC_FILE
 
 # The columns every latency frame has, whatever its source (run or pytest-benchmark).
@@ -72,6 +73,8 @@ class RunData:
     environment: dict[str, Any] = field(default_factory=dict)  # of the first trained job
     environments: dict[str, dict[str, Any]] = field(default_factory=dict)  # first per backend
     notes: list[str] = field(default_factory=list)
+    # the protocol's speed records (harness.speed, RUN_DIR/speed): none for older runs
+    speed: SpeedData = field(default_factory=SpeedData)
 
 
 def read_json_or_none(path: Path, notes: list[str]) -> dict[str, Any] | None:
@@ -355,7 +358,9 @@ def load_run(run_dir: Path | str, *, with_retimes: bool = True) -> RunData:
         environment=next(iter(data["environment"].values()), {}),
         environments=data["environment"],
         notes=notes,
+        speed=load_speed(run_dir),
     )
+    notes += run.speed.problems
     retimes = run_dir / layout.RETIME_DIR
     if with_retimes and (retimes / layout.JOBS_DIR).is_dir():
         apply_retimes(run, load_run(retimes, with_retimes=False))

@@ -57,6 +57,20 @@ h3 { font-size: 1.05em; margin: 1.2em 0 0.3em; }
 ul.findings li { margin: 0.2em 0; }
 ul.findings a { color: inherit; text-decoration: underline dotted; }
 code { font-size: 0.9em; background: #f4f6f8; padding: 0.1em 0.3em; }
+@page { size: A4 landscape; margin: 12mm; }
+@media print {
+  body { max-width: none; padding: 0; font-size: 10pt; }
+  h2, h3, .intro { break-after: avoid; }
+  .table-wrap, .table-wrap.long { display: block; max-height: none; overflow: visible;
+                                  border: none; }
+  table.data { font-size: 7pt; width: 100%; table-layout: auto; }
+  table.data th, table.data td { padding: 1px 3px; overflow-wrap: anywhere; }
+  table.data thead { position: static; display: table-header-group; }
+  table.data tr, figure, figure img { break-inside: avoid; }
+  table.data tbody tr:nth-child(even) { background: #f4f4f4; }
+  figure img { max-height: 18cm; border: none; }  /* one landscape page */
+  a { color: inherit; text-decoration: none; }
+}
 """
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
 
@@ -14,6 +15,14 @@ from harness.machine_load import MIN_INTERVAL_SECONDS, NOISY_OTHERS_CORES, noisy
 from harness.report import facts, plots
 from harness.report import tables as T
 from harness.report.commands import report_command, reproduce_commands
+from harness.report.decision import (
+    DECISION,
+    Row,
+    decision_frame,
+    decision_intro,
+    decision_rows,
+    shown_decision,
+)
 from harness.report.extras import PHASES_CAPTION, jobs_table, machine_rows, phases_table
 from harness.report.findings import Bullets, study_findings
 from harness.report.format import (
@@ -25,6 +34,7 @@ from harness.report.format import (
     with_spread,
 )
 from harness.report.load import RunData
+from harness.report.method import latency_method, machine_speed_rows
 from harness.report.reproduction import (
     expected_backends,
     reproduction_caption,
@@ -34,6 +44,14 @@ from harness.report.reproduction import (
 )
 from harness.report.retimed import retime_command, retime_note
 from harness.report.speed import shown_speed, speed_table
+from harness.report.speed_findings import protocol_sentences, untimed_note
+from harness.report.speed_protocol import (
+    labels_of,
+    protocol_caption,
+    protocol_table,
+    shown_protocol,
+)
+from harness.report.speed_records import alias_groups, framework_name, pairs_of
 from harness.run.layout import UNAVAILABLE
 
 LATENCY_ROW_KEYS = ["source", "spec", "point", "backend", "runtime", "provider", "mode"]
@@ -94,7 +112,7 @@ def overview(run: RunData, commands: list[str]) -> Section:
         "seeds": ", ".join(str(int(s)) for s in sorted(jobs["seed"].dropna().unique())),
         "sweep points": jobs["point"].replace("", pd.NA).nunique(),
         "created": (run.run or {}).get("created_utc", "–"),
-        **machine_rows(run),
+        **{**machine_rows(run), **machine_speed_rows(run)},
         "GPU": gpus,
         "platform": f"{machine.get('platform', '–')}, Python {machine.get('python', '–')}",
         "commit": env.get("commit") or "–",
@@ -120,13 +138,19 @@ def framework_section(framework: pd.DataFrame, seeds: pd.DataFrame,
              "compilation happen (XLA on Keras on JAX, its default). "
              f"{steady_note + ' ' if steady_note else ''}"
              f"delta = keras − torch. {BUSY_LEGEND}")
-    spread = ("Mean ± sample standard deviation over the seeds of each spec x backend "
-              "(a single seed has no spread).")
+    spread = ("Accuracy and loss: mean ± sample standard deviation over the seeds of each spec "
+              "x backend (a single seed has no spread). Steady epoch: one figure per spec x "
+              "backend (the median over its seeds' jobs), with no spread: a re-timing times a "
+              "spec once, so its seeds share one timing, and the study tables give the "
+              "protocol's interval where the run has one.")
+    shown = with_spread(seeds, T.SEED_METRICS)
+    timing = T.SEED_TIMING.replace("_", " ")
+    shown = shown[[c for c in shown.columns if c != timing] + [timing]]
     return Section("Framework comparison", "framework", intro, [
         # the study column is left to the CSV: the study sections group the same rows
         Table("framework", framework,
               by_backend(display(framework.drop(columns="study")), backends)),
-        Table("seeds", seeds, with_spread(seeds, T.SEED_METRICS), spread),
+        Table("seeds", seeds, shown, spread),
     ])
 
 
@@ -152,6 +176,7 @@ def latency_section(run: RunData, latency: pd.DataFrame, tables: dict[str, pd.Da
                     ) -> Section:
     by = tables["latency"]
     section = Section("Latency", "latency", (
+        f"{latency_method(run)} "
         "Per-call latency in milliseconds (p50/p90) and throughput in samples/s per runtime, "
         "execution provider, mode and batch size; `source` says whether it comes from the "
         "run's own measurements or a merged pytest-benchmark file (which has no p90). "
@@ -175,11 +200,22 @@ def latency_section(run: RunData, latency: pd.DataFrame, tables: dict[str, pd.Da
     scatter = plots.accuracy_vs_latency(T.trained(run.jobs), latency, batch)
     if scatter:
         section.items.append(Plot("accuracy_vs_latency", scatter,
-                                  f"Test accuracy vs ONNX Runtime CPU p50 at batch {batch}."))
+                                  f"Test accuracy vs ONNX Runtime CPU p50 at batch {batch}: "
+                                  "each spec's backends joined; ▼ on the bottom edge: did not "
+                                  "learn (off the scale)."))
+    intervals = plots.speedup_intervals(run.speed if run.speed.specs else None)
+    if intervals:
+        section.items.append(Plot(
+            "speedup_intervals", intervals,
+            "ONNX Runtime speed-up on the CPU over each framework (framework time / ONNX "
+            "Runtime time, timing protocol; right of the dashed line at 1 ONNX Runtime is "
+            "faster): median per spec and batch size with its 95 % interval; hollow: timed on "
+            "a busy machine."))
     lines = plots.latency_by_provider(by)
     if lines:
         section.items.append(Plot("latency_by_provider", lines,
-                                  "p50 latency by batch size, per runtime / provider / mode."))
+                                  "p50 latency by batch size, per runtime / provider / mode "
+                                  "(the run's own single timings)."))
     return section
 
 
@@ -190,29 +226,64 @@ SPEED_CAPTION = (
     f"the same weights and batch size (above 1: ONNX Runtime is faster). {BUSY_LEGEND}")
 
 
+def study_speed(run: RunData, tables: dict[str, pd.DataFrame], keys: list[tuple[str, str]],
+                backends: list[str]) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """A study's speed table (CSV), its page text and caption: the protocol's estimates with
+    intervals and verdicts where the run has speed records of the study's specs (the run's own
+    figures stay in the CSV), else the run's own figures."""
+    speed = speed_table(tables["framework"], tables["speedup"], keys, backends)
+    protocol = protocol_table(run, keys, tables["framework"])
+    if protocol.empty:
+        return speed, shown_speed(speed, backends), SPEED_CAPTION
+    merged = speed.merge(protocol, on=T.KEYS, how="left")
+    return (merged, shown_protocol(merged, labels_of(run), pairs_of(run.speed)),
+            protocol_caption(run))
+
+
+def _speed_findings(run: RunData, study: str, stem: str, speed: pd.DataFrame,
+                    decision: list[Row]) -> dict[str, Any]:
+    """study_findings' speed arguments: the protocol's sentences, or the note that the run's
+    speed figures are single timings."""
+    out = str(run.run_dir)
+    if not run.speed.specs:
+        return {"speed_note": untimed_note(out)}
+    names = {label: framework_name(run, run.speed, label)
+             for pair in pairs_of(run.speed) for label in (pair.a, pair.b)}
+    return {"protocol": protocol_sentences(study, decision, names, f"{stem}_speed", speed,
+                                           run.speed, out)}
+
+
 def study_sections(run: RunData, tables: dict[str, pd.DataFrame],
-                   variant_studies: pd.DataFrame | None = None
+                   variant_studies: pd.DataFrame | None = None,
+                   repros: dict[str, pd.DataFrame] | None = None,
+                   decision: list[Row] | None = None
                    ) -> tuple[list[Section], list[Bullets]]:
     """A section per study (reproduction and speed tables, plots) and its findings, with the
-    best variants where `variant_studies` (harness.report.variants.study_table) has them."""
+    best variants where `variant_studies` (harness.report.variants.study_table) has them;
+    `repros`: the reproduction tables, `decision`: the decision table's rows."""
     sections, findings = [], []
     done = T.trained(run.jobs)
     ran = set(zip(done["spec"], done["point"], strict=True))
     backends = expected_backends(run)
-    for study, repro in reproduction_tables(run, tables["seeds"], str(run.run_dir)).items():
+    if repros is None:
+        repros = reproduction_tables(run, tables["seeds"], str(run.run_dir))
+    aliases = alias_groups(run.speed)
+    for study, repro in repros.items():
         stem = f"study_{slug(study)}"
         keys = [key for key in zip(repro["spec"], repro["point"], strict=True) if key in ran]
-        speed = speed_table(tables["framework"], tables["speedup"], keys, backends)
+        speed, shown, caption = study_speed(run, tables, keys, backends)
         section = Section(f"Study: {study}", stem, items=[
             Table(stem, repro, shown_reproduction(repro, backends),
                   reproduction_caption(repro)),
-            Table(f"{stem}_speed", speed, shown_speed(speed, backends), SPEED_CAPTION)])
+            Table(f"{stem}_speed", speed, shown, caption)])
         for name, png, caption in (
             ("loss", plots.loss_curves(run.history, keys),
-             "Loss per epoch, one chart per spec: train (solid) and validation (dashed), mean "
-             "over seeds (band: lowest to highest seed)."),
-            ("confusion", plots.confusion_matrices(done, run.confusion, keys),
-             "Confusion matrices on the test set, normalised by row (true class)."),
+             "Accuracy (left) and loss (right, log scale) per epoch, per spec: train (solid) "
+             "and validation (dashed), mean over seeds (band: lowest to highest seed)."),
+            ("confusion", plots.confusion_matrices(done, run.confusion,
+                                                   plots.differing_keys(repro)),
+             "Confusion matrices on the test set, only for the specs where Keras and PyTorch "
+             "differ; normalised by row (true class), square-root colour scale."),
             ("weights", plots.weight_distributions(done, keys),
              "Final kernel weights per layer (lowest seed): box = quartiles, whiskers = "
              "5th-95th percentile."),
@@ -223,8 +294,16 @@ def study_sections(run: RunData, tables: dict[str, pd.DataFrame],
         variants = (None if variant_studies is None
                     else variant_studies[variant_studies["study"] == study])
         findings.append(study_findings(study, stem, repro, f"{stem}_speed", speed, backends,
-                                       variants))
+                                       variants, aliases=aliases,
+                                       **_speed_findings(run, study, stem, speed,
+                                                         decision or [])))
     return sections, findings
+
+
+def decision_section(run: RunData, rows: list[Row]) -> Section:
+    """The answer first: tables/decision.csv, per study and over all studies."""
+    return Section("Decision", "decision", decision_intro(run),
+                   [Table(DECISION, decision_frame(rows), shown_decision(rows))])
 
 
 def findings_section(findings: list[Bullets], commands: list[str]) -> Section:
@@ -270,10 +349,13 @@ def build_sections(run: RunData, latency: pd.DataFrame, benchmark_jsons: list[st
     from harness.report.variants import variant_sections, variant_tables  # builds on this
 
     variants = variant_tables(run)
-    studies, findings = study_sections(run, tables, variants.studies)
+    repros = reproduction_tables(run, tables["seeds"], out)
+    decision = decision_rows(run, repros)
+    studies, findings = study_sections(run, tables, variants.studies, repros, decision)
     jobs, phases = jobs_table(run.jobs), phases_table(run.jobs)
 
     return [
+        decision_section(run, decision),
         findings_section(findings, commands),
         overview(run, commands),
         framework_section(tables["framework"], tables["seeds"],

@@ -163,6 +163,17 @@ def spec_hash(spec: ModelSpec) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
+def training_hash(spec: ModelSpec) -> str:
+    """A hash of the model as trained: layers, input, optimizer, batch, epochs, seed, data.
+    Two specs with the same training_hash train the same model to the same weights (their
+    name, description, reference and validation set may differ): they are aliases, timed and
+    counted once."""
+    data = spec.model_dump(mode="json", exclude={"name", "description", "reference"})
+    data.get("train", {}).pop("validation", None)
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
 def dump_spec(spec: ModelSpec) -> str:
     """The spec as YAML that `parse_spec` reads back to an equal spec."""
     return dump_yaml(spec.model_dump(mode="json", exclude_none=True))

@@ -159,9 +159,13 @@ def test_findings_answer_the_question_from_the_inputs(report: Path) -> None:
     assert "Keras 2 of 2; PyTorch 1 of 2" in depth
     assert findings.index("### Study") < findings.index("### Reproduce every table")
     text = markdown(report)
-    assert text.index("## Findings") < text.index("\n|")  # before any table
+    # the decision table comes first, then the findings, before any other table
+    assert text.index("## Decision") < text.index("\n|") < text.index("## Findings")
+    after = text.split("## Findings")[1]
+    assert after.index("### Study") < after.index("\n|")
     html = (report / "report.html").read_text()
-    assert html.index('id="findings"') < html.index("<table")
+    assert html.index('id="t-decision"') < html.index('id="findings"')
+    assert html.index('id="findings"') < html.index("<table", html.index('id="findings"'))
     assert '<a href="#t-study_mlp_depth_bn_dropout_speed">2.00×</a>' in html
 
 

@@ -141,10 +141,10 @@ def test_retime_keeps_the_run_records_and_holds_the_folder_lock(run_dir: Path) -
     record = layout.job_dir(run_dir, JOB_IDS[0]) / layout.JOB_FILE
     _set_load(record.parent, noisy=True)
     before = record.read_bytes()
-    with run_folder_lock(run_dir):
-        assert main(["retime", str(run_dir)]) == 2  # a `harness run` holds the folder
+    with run_folder_lock(run_dir):  # a `harness run` holds the folder
+        assert main(["retime", str(run_dir), "--whole-epochs"]) == 2  # held
     assert not (retime_dir(run_dir) / layout.JOBS_DIR).exists()
-    assert main(["retime", str(run_dir), "--epochs", "2"]) == 0
+    assert main(["retime", str(run_dir), "--whole-epochs", "--epochs", "2"]) == 0
     assert record.read_bytes() == before
     assert json.loads((retime_dir(run_dir) / layout.RUN_FILE).read_text())["kind"] == "retime"
 
