@@ -65,6 +65,38 @@ def drift_text(run: RunData) -> str:
             f"steady epoch estimate, {len(changes)} spec × framework pair(s) timed again later)")
 
 
+def _overlap(first: Any, later: Any) -> bool:
+    return first.ci_low <= later.ci_high and later.ci_low <= first.ci_high
+
+
+def _minutes_apart(first: Any, later: Any) -> float:
+    from datetime import datetime
+
+    start = datetime.fromisoformat(first.finished_utc.replace("Z", "+00:00"))
+    end = datetime.fromisoformat(later.started_utc.replace("Z", "+00:00"))
+    return (end - start).total_seconds() / 60
+
+
+def repeat_text(run: RunData) -> str:
+    """Whether the repeat pass agrees with the first: of the comparisons timed in both (A/A
+    aside), how many ratio intervals overlap, and how far apart the passes were."""
+    overlaps, apart = [], []
+    for spec, later in run.speed.repeat.items():
+        first = run.speed.specs.get(spec)
+        if first is None:
+            continue
+        apart.append(_minutes_apart(first, later))
+        earlier = {(c.kind, c.a, c.b, c.batch_size): c.ratio for c in first.comparisons
+                   if not c.aa}
+        overlaps += [_overlap(earlier[key], c.ratio) for c in later.comparisons
+                     if (key := (c.kind, c.a, c.b, c.batch_size)) in earlier]
+    if not overlaps:
+        return "not measured (no repeat pass in RUN_DIR/speed/repeat)"
+    return (f"{sum(overlaps)} of {len(overlaps)} ratio intervals of {len(apart)} spec(s) "
+            f"overlap between the first pass and the repeat, {min(apart):.0f}–{max(apart):.0f} "
+            "min later")
+
+
 def machine_speed_rows(run: RunData) -> dict[str, str]:
     """Rows of the overview: the machine the timings ran on, their noise floor and drift."""
     facts = machine_facts(run)
@@ -75,6 +107,10 @@ def machine_speed_rows(run: RunData) -> dict[str, str]:
             "virtual machine": _yes_no(facts.get("virtual_machine"))}
     if run.speed.specs:
         rows["CPU"] = f"{facts.get('cpu', '–')} ({facts.get('logical_cores', '?')} logical cores)"
+        run_cpu = (run.environment.get("machine") or {}).get("cpu")
+        if run_cpu and run_cpu != facts.get("cpu"):
+            rows["CPU"] += (f" for the protocol's timings; the run's own jobs ran on {run_cpu}"
+                            " (accuracies do not depend on it; its epoch times do)")
         rows["A/A noise floor"] = (
             f"training {floor_as_percent(floor(run.speed, 'training'))}, inference "
             f"{floor_as_percent(floor(run.speed, 'native'))} (the furthest an A/A comparison's "
@@ -82,6 +118,7 @@ def machine_speed_rows(run: RunData) -> dict[str, str]:
     else:
         rows["A/A noise floor"] = "not measured: no protocol speed records (harness retime)"
     rows["drift"] = drift_text(run)
+    rows["repeatability"] = repeat_text(run)
     return rows
 
 

@@ -41,7 +41,23 @@ def protocol_caption(run: RunData) -> str:
 
     labels = sorted({label for r in run.speed.specs.values() for label in r.backends})
     names = "; ".join(f"{label}: {framework_name(run, run.speed, label)}" for label in labels)
-    return f"{PROTOCOL_CAPTION} Labels: {names}." if names else PROTOCOL_CAPTION
+    caption = f"{PROTOCOL_CAPTION} Labels: {names}." if names else PROTOCOL_CAPTION
+    other = other_machine(run)
+    return f"{caption} {other}" if other else caption
+
+
+def other_machine(run: RunData) -> str | None:
+    """A warning when the run's own epochs were timed on another CPU than the protocol's:
+    their ratio then compares two machines, not two ways of timing."""
+    from harness.report.speed_records import machine_facts
+
+    run_cpu = (run.environment.get("machine") or {}).get("cpu")
+    protocol_cpu = machine_facts(run).get("cpu")
+    if not run.speed.specs or not run_cpu or not protocol_cpu or run_cpu == protocol_cpu:
+        return None
+    return (f"The run's own epochs were timed on another machine ({run_cpu}) than the "
+            f"protocol's ({protocol_cpu}): run ÷ estimate compares the two machines, not two "
+            "ways of timing.")
 
 
 def pair_of(comparison: Comparison) -> Pair:

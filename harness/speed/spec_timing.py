@@ -94,6 +94,8 @@ class _Timer:
         self.log(f"  {kind} {a.label} vs {b.label}" + ("" if training else f", batch {batch}"))
         try:
             units, warmup = self.calibrated([a, b], training)
+            if aa:  # the same work on both sides: two copies that stay in the same state
+                units = dict.fromkeys(units, max(units.values()))
             self.comparisons.append(comparison(kind, "step" if training else "call", batch,
                                                a, b, units, warmup, self.protocol, aa=aa))
         except WorkerError as exc:
@@ -119,13 +121,16 @@ def _epoch_estimates(comparisons: list[Comparison], steps: int) -> dict[str, Est
 
 def _run_comparisons(timer: _Timer, steps: int) -> None:
     work = timer.work
-    for a, b in _pairs(work.backends):
-        timer.compare("training", timer.side(a, "train"), timer.side(b, "train"),
-                      work.spec.train.batch_size)
+    # A/A first, from the same initial state, the same steps on both copies: their training
+    # state (and with it the speed of its arithmetic, e.g. denormal optimizer state) stays
+    # alike, so whatever differs between them is the machine's noise
     if timer.aa is not None:
         timer.compare("training", timer.side(timer.aa + AA_FIRST, "train"),
                       timer.side(timer.aa + AA_SECOND, "train"), work.spec.train.batch_size,
                       aa=True)
+    for a, b in _pairs(work.backends):
+        timer.compare("training", timer.side(a, "train"), timer.side(b, "train"),
+                      work.spec.train.batch_size)
     for batch in work.batch_sizes:
         for a, b in _pairs(work.backends):
             timer.compare("native", timer.side(a, "predict", batch),

@@ -63,7 +63,9 @@ def _epoch(step: Estimate) -> Estimate:
 
 
 def spec_speed(spec: str, *, training: float, native: float, ort: float, seed: int,
-               aliases: tuple[str, ...] = (), step_s: float = 0.01) -> SpecSpeed:
+               aliases: tuple[str, ...] = (), step_s: float = 0.01,
+               started_utc: str = "2024-01-01T00:00:00Z",
+               finished_utc: str = "2024-01-01T00:10:00Z") -> SpecSpeed:
     """One spec's record: Keras ÷ PyTorch training step time `training`, native latency
     `native`, ONNX Runtime `ort` times faster than either framework; A/A comparisons with
     twice the noise, for the floor."""
@@ -88,7 +90,7 @@ def spec_speed(spec: str, *, training: float, native: float, ort: float, seed: i
         epoch_estimate={"keras": _epoch(train.a_seconds_per_unit),
                         "torch": _epoch(train.b_seconds_per_unit)},
         comparisons=comparisons, protocol=PROTOCOL, environment=ENVIRONMENT,
-        started_utc="2024-01-01T00:00:00Z", finished_utc="2024-01-01T00:10:00Z")
+        started_utc=started_utc, finished_utc=finished_utc)
 
 
 def write_speed(run_dir: Path, record: SpecSpeed, repeat: bool = False) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -14,7 +15,9 @@ pytest.importorskip("matplotlib")
 
 from harness.report import write_report  # noqa: E402
 from harness.report.decision import ALL_STUDIES, COLUMNS  # noqa: E402
+from harness.report.method import repeat_text  # noqa: E402
 from harness.report.speed_records import spec_ratios  # noqa: E402
+from harness.speed.load import SpeedData  # noqa: E402
 from harness.speed.records import Window  # noqa: E402
 
 from .fakes import write_study_job  # noqa: E402
@@ -182,7 +185,12 @@ def test_study_speed_table_shows_estimates_intervals_and_the_cross_check(report:
 def test_overview_names_the_machine_its_noise_floor_and_drift(report: Path) -> None:
     frame = pd.read_csv(report / "tables" / "overview.csv", keep_default_na=False)
     overview = pd.Series(frame["value"].tolist(), index=frame.iloc[:, 0])
-    assert overview["CPU"] == "Test CPU 9000 (4 logical cores)"
+    # the fake run's jobs ran on another CPU than its protocol records: both are named
+    assert overview["CPU"] == ("Test CPU 9000 (4 logical cores) for the protocol's timings; the "
+                               "run's own jobs ran on Test CPU 3000 (accuracies do not depend "
+                               "on it; its epoch times do)")
+    text = (report / "report.md").read_text()
+    assert "run ÷ estimate compares the two machines" in text
     assert overview["instruction sets"] == ("AVX2 yes, AVX-512 yes, AVX-512 VNNI no, "
                                             "AVX-512 BF16 no, AMX no")
     assert overview["RAM"] == "15.6 GiB" and overview["virtual machine"] == "yes"
@@ -255,3 +263,20 @@ def test_an_alias_timed_once_is_counted_as_the_timed_spec(tmp_path: Path) -> Non
     assert table.loc[GS, "alias_of"] == MLP512 and pd.isna(table.loc[GS, "epoch_estimate_s_keras"])
     findings = plain((report / "report.md").read_text().split("## Findings")[1])
     assert f"counted once: {GS} = {MLP512}." in findings
+
+
+def _repeat_run(training_later: float) -> SimpleNamespace:
+    first = spec_speed("mlp2", training=1.3, native=1.0, ort=2.0, seed=1)
+    later = spec_speed("mlp2", training=training_later, native=1.0, ort=2.0, seed=2,
+                       started_utc="2024-01-01T00:45:00Z", finished_utc="2024-01-01T00:50:00Z")
+    return SimpleNamespace(speed=SpeedData(specs={"mlp2": first}, repeat={"mlp2": later}))
+
+
+def test_the_repeat_pass_says_whether_its_intervals_overlap_the_first() -> None:
+    same = re.fullmatch(r"(\d+) of 7 ratio intervals of 1 spec\(s\) overlap between the first "
+                        r"pass and the repeat, 35–35 min later", repeat_text(_repeat_run(1.3)))
+    assert same and int(same[1]) >= 6
+    # the negative control: training 1.3x then 1.6x cannot overlap
+    slower = re.match(r"(\d+) of 7", repeat_text(_repeat_run(1.6)))
+    assert slower and int(slower[1]) == int(same[1]) - 1
+    assert repeat_text(SimpleNamespace(speed=SpeedData())).startswith("not measured")
