@@ -30,8 +30,15 @@ def _line(comparison, floor: float | None) -> dict:
     return {"kind": comparison.kind, "a": comparison.a, "b": comparison.b,
             "batch_size": comparison.batch_size, "ratio": ratio.estimate,
             "ci_low": ratio.ci_low, "ci_high": ratio.ci_high, "n": ratio.n,
-            "verdict": "A/A" if comparison.aa else verdict(ratio, floor),
+            "verdict": "A/A" if comparison.aa else _worded(comparison, verdict(ratio, floor)),
             "busy": comparison.busy}
+
+
+def _worded(comparison, judged: str) -> str:
+    """A time ratio native ÷ ONNX Runtime that is "slower" means ONNX Runtime is faster."""
+    if comparison.kind != "onnxruntime" or judged == "within noise":
+        return f"{comparison.a} {judged}"
+    return f"ONNX Runtime {'faster' if judged == 'slower' else 'slower'}"
 
 
 def _half_width_percent(comparisons: list) -> float | None:
