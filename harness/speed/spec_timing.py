@@ -45,6 +45,7 @@ class SpecTiming:
     aliases: Sequence[str] = ()
     batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES
     limit: int | None = None  # training images, as the run used them
+    device: str = "cpu"  # where the frameworks run (ONNX Runtime: its CPU provider)
 
 
 def _pairs(backends: Sequence[str]) -> list[tuple[str, str]]:
@@ -64,7 +65,8 @@ class _Timer:
             labels.append(self.aa + AA_SECOND)
         self.workers = {label: Worker(label, WorkerSetup(label.split("#")[0], text,
                                                          work.threads, work.data_dir,
-                                                         work.seed, work.limit))
+                                                         work.seed, work.limit,
+                                                         work.device))
                         for label in labels}
         self.comparisons: list[Comparison] = []
         self.problems: list[str] = []

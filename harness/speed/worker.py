@@ -37,6 +37,7 @@ class WorkerSetup:
     data_dir: str | None
     seed: int
     limit: int | None = None  # the first N training images, as the run trained on
+    device: str = "cpu"
 
 
 class WorkerError(RuntimeError):
@@ -54,7 +55,7 @@ class _Configuration:
 
         self.spec = parse_spec(setup.spec_text, source="<speed worker>")
         self.setup = setup
-        self.backend = get_backend(setup.backend, device="cpu", threads=setup.threads)
+        self.backend = get_backend(setup.backend, device=setup.device, threads=setup.threads)
         self.backend.seed(setup.seed)
         self.model = self.backend.build(self.spec)
         self.backend.set_weights(self.model, initial_weights(self.spec, setup.seed))
