@@ -58,7 +58,7 @@ def _run_specs(run_dir: Path) -> dict[str, _RunSpec]:
                                            limit=config.get("limit"))
         entry.backends.add(str(config["backend"]))
         entry.seed = min(entry.seed, int(config.get("seed") or 0))
-    return {name: entry for name, entry in found.items() if len(entry.backends) >= 1}
+    return found
 
 
 def alias_groups(specs: dict[str, ModelSpec]) -> dict[str, list[str]]:
