@@ -34,6 +34,16 @@ def bench_int(name: str, default: int) -> int:
     return int(value) if value else default
 
 
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Every ratio the session timed, with its interval and verdict (benchmarks/ratios.py)."""
+    from ratios import SUMMARY, summary_lines
+
+    if SUMMARY:
+        terminalreporter.section("framework ratios (timing protocol)")
+        for line in summary_lines():
+            terminalreporter.write_line(line)
+
+
 @pytest.fixture(autouse=True)
 def machine_load_in_extra_info(request: pytest.FixtureRequest) -> Iterator[None]:
     """Every benchmark's `extra_info["machine_load"]`: others' CPU use while the test ran

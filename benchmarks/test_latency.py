@@ -1,35 +1,33 @@
-"""Inference latency: ONNX Runtime (CPU, CUDA) and each framework's own predictor, per spec x
-backend x provider x batch size, from the same weights, as pytest-benchmark records.
+"""Inference latency of every installed backend, with the timing protocol (harness.speed):
+each backend (Keras on TensorFlow, on JAX, on PyTorch; PyTorch) in a process of its own holding
+the spec's model, its ONNX export and an ONNX Runtime session; per batch size, windows of a
+fixed number of predictor calls, interleaved pair by pair: each framework's native predictor
+against PyTorch's, each framework against ONNX Runtime on its own export, and PyTorch against a
+second copy of itself (A/A), whose interval is the noise floor a verdict must clear. On `cuda`
+the frameworks run on the GPU and ONNX Runtime on its CUDA provider (inputs from host memory).
 
-Every benchmark of one spec, provider and batch size shares the group `<spec>:<provider>:batch<n>`
-so `pytest-benchmark compare` puts ONNX Runtime and the frameworks side by side; `extra_info`
-says what really ran (provider_used), the mode, threads and versions. Sessions, IO bindings and
-predictors are created before the timed rounds.
+`extra_info["ratios"]` holds every comparison (ratio a ÷ b with its 95 % interval, verdict,
+milliseconds per call of each side); the rows are printed and gathered in the suite's summary.
+The ORT-vs-bare benchmark checks the harness's own ORT loop against a bare `session.run` loop.
 
-Widen with HARNESS_BENCH_SPECS=all, HARNESS_BENCH_PROVIDERS=cpu,cuda (default),
-HARNESS_BENCH_BATCH_SIZES=1,32,256, HARNESS_BENCH_BACKENDS, HARNESS_BENCH_SECONDS (timed seconds
-per benchmark, default 0.3), HARNESS_BENCH_RUNS (trained weights and their accuracy).
-
-Nothing here asserts on timings: each benchmark's `extra_info["machine_load"]` says how busy the
-machine was during its timed rounds (`noisy` beyond harness.machine_load's threshold).
+HARNESS_BENCH_SPECS (default mlp5_bn,cnn3_k3), HARNESS_BENCH_BACKENDS (default: all
+installed), HARNESS_BENCH_PROVIDERS (cpu,cuda by default: cuda skips without a GPU),
+HARNESS_BENCH_BATCH_SIZES (default 1,32), HARNESS_BENCH_WINDOWS (default 7),
+HARNESS_BENCH_THREADS. Nothing here fails on a timing.
 """
 
 from __future__ import annotations
 
-import os
+import math
 import statistics
-import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import BenchModels, bench_list, bench_providers, bench_specs
+from conftest import BenchModels, bench_int, bench_list, bench_providers, bench_specs
+from ratios import record_rows, row_line
 
-from harness.backends import BackendUnavailable, backend_names
-from harness.bench_native import on_gpu, result_device
+from harness.backends import BackendUnavailable, backend_names, not_installed
 from harness.env import package_versions
-from harness.machine_load import load_mark, load_since
-from harness.ort.timing import modes
 
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
@@ -38,94 +36,56 @@ SPECS = bench_specs(["mlp5_bn", "cnn3_k3"])
 BACKENDS = bench_list("HARNESS_BENCH_BACKENDS", backend_names())
 PROVIDERS = bench_providers()
 BATCH_SIZES = [int(size) for size in bench_list("HARNESS_BENCH_BATCH_SIZES", ["1", "32"])]
-SECONDS = float(os.environ.get("HARNESS_BENCH_SECONDS", "0.3"))
-MIN_ROUNDS, MAX_ROUNDS, WARMUP_ROUNDS = 10, 2000, 5
+WINDOWS = bench_int("HARNESS_BENCH_WINDOWS", 7)
+REFERENCE = "torch"
 BARE_ROUNDS, BARE_RUNS = 6, 200  # an even number of rounds: each loop goes first as often
 
-ORT_PARAMS = [pytest.param(spec, backend, provider, mode, batch,
-                           id=f"{spec}-{backend}-{provider}-{mode}-batch{batch}")
-              for spec in SPECS for backend in BACKENDS for provider in PROVIDERS
-              for mode in modes(provider) for batch in BATCH_SIZES]
-NATIVE_PARAMS = [pytest.param(spec, backend, provider, batch,
-                              id=f"{spec}-{backend}-{provider}-native-batch{batch}")
-                 for spec in SPECS for backend in BACKENDS for provider in PROVIDERS
-                 for batch in BATCH_SIZES]
 
+def _device_missing(device: str, threads: int) -> str | None:
+    """Why the reference (PyTorch) cannot run on `device` here, or None."""
+    from harness.backends import get_backend
 
-def _rounds(fn: Callable[[], Any]) -> int:
-    """Rounds filling about SECONDS of timed calls, from a short calibration."""
-    for _ in range(3):
-        fn()
-    start = time.perf_counter()
-    fn()
-    per_call = max(time.perf_counter() - start, 1e-6)
-    return int(min(MAX_ROUNDS, max(MIN_ROUNDS, SECONDS / per_call)))
-
-
-def _info(spec: str, backend: str, runtime: str, provider: str, provider_used: str, mode: str,
-          batch: int, threads: int, level: str | None, models: BenchModels) -> dict[str, Any]:
-    source, accuracy = models.source(spec, backend)
-    return {"spec": spec, "backend": backend, "runtime": runtime, "provider": provider,
-            "provider_used": provider_used, "mode": mode, "batch_size": batch,
-            "threads": threads, "graph_optimization_level": level,
-            "versions": package_versions(), "weights": source.description, **accuracy}
-
-
-def _timed_rounds(benchmark: Any, fn: Callable[[], Any]) -> None:
-    """The benchmark's rounds, with the machine's load over exactly those rounds."""
-    rounds = _rounds(fn)
-    mark = load_mark()
-    benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=WARMUP_ROUNDS)
-    benchmark.extra_info["machine_load"] = load_since(mark)
-
-
-def _onnx_path(models: BenchModels, spec: str, backend: str) -> Any:
     try:
-        return models.onnx(spec, backend)
-    except BackendUnavailable as exc:  # the framework that exports is missing
-        pytest.skip(f"unavailable: {exc}")
-
-
-@pytest.mark.parametrize(("spec", "backend", "provider", "mode", "batch"), ORT_PARAMS)
-def test_onnxruntime_latency(benchmark: Any, bench_models: BenchModels, spec: str, backend: str,
-                             provider: str, mode: str, batch: int) -> None:
-    from harness.ort import ProviderUnavailable, create_session, session_info
-    from harness.ort.providers import get_provider
-    from harness.ort.timing import IoBindingRunner, session_runner
-
-    path = _onnx_path(bench_models, spec, backend)
-    try:
-        session = create_session(path, provider, threads=bench_models.threads)
-    except ProviderUnavailable as exc:
-        pytest.skip(f"unavailable: {exc}")
-    x = bench_models.inputs(spec, batch)
-    run = (IoBindingRunner(session, x, get_provider(provider).device_type)
-           if mode == "io_binding" else session_runner(session, x))
-    info = session_info(session)
-    benchmark.group = f"{spec}:{provider}:batch{batch}"
-    benchmark.extra_info.update(_info(spec, backend, "onnxruntime", provider,
-                                      session.get_providers()[0], mode, batch,
-                                      bench_models.threads, info["graph_optimization_level"],
-                                      bench_models))
-    _timed_rounds(benchmark, run)
-
-
-@pytest.mark.parametrize(("spec", "backend", "provider", "batch"), NATIVE_PARAMS)
-def test_native_latency(benchmark: Any, bench_models: BenchModels, spec: str, backend: str,
-                        provider: str, batch: int) -> None:
-    try:
-        framework, model = bench_models.built(spec, backend, provider)
+        get_backend(REFERENCE, device=device, threads=threads)
     except BackendUnavailable as exc:
-        pytest.skip(f"unavailable: {exc}")
-    predict = framework.native_predictor(model, bench_models.inputs(spec, batch))
-    device = result_device(predict())
-    if on_gpu(device) != (provider == "cuda"):
-        pytest.skip(f"unavailable: {backend} ran on {device}, not on {provider}")
-    benchmark.group = f"{spec}:{provider}:batch{batch}"
-    benchmark.extra_info.update(_info(spec, backend, "native", provider, device, "native", batch,
-                                      bench_models.threads, None, bench_models))
-    benchmark.extra_info["compile_mode"] = framework.environment().get("compile_mode")
-    _timed_rounds(benchmark, predict)
+        return str(exc)
+    return None
+
+
+@pytest.mark.parametrize("device", PROVIDERS)
+@pytest.mark.parametrize("spec_name", SPECS)
+def test_inference_ratios_of_every_backend(benchmark: Any, spec_name: str, device: str,
+                                           bench_threads: int,
+                                           capsys: pytest.CaptureFixture) -> None:
+    from harness.spec import load_spec
+    from harness.speed.compare import Protocol
+    from harness.speed.spec_timing import SpecTiming, time_spec
+
+    missing = {name: not_installed(name) for name in BACKENDS if not_installed(name)}
+    backends = sorted((name for name in BACKENDS if name not in missing),
+                      key=lambda name: name == REFERENCE)
+    if REFERENCE not in backends:
+        pytest.skip("the reference and the A/A comparison run PyTorch: not installed")
+    if (why := _device_missing(device, bench_threads)) is not None:
+        pytest.skip(f"unavailable: {why}")
+    spec = load_spec(spec_name)
+    work = SpecTiming(spec, backends, bench_threads, None, spec.train.seed, noise=True,
+                      batch_sizes=BATCH_SIZES, device=device, training=False)
+    benchmark.group = f"inference-ratios:{spec_name}:{device}"
+    record = benchmark.pedantic(time_spec, args=(work, Protocol(windows=WINDOWS)),
+                                kwargs={"log": lambda line: None}, rounds=1, iterations=1)
+    benchmark.extra_info.update({"spec": spec_name, "device": device, "threads": bench_threads,
+                                 "windows": WINDOWS, "reference": REFERENCE,
+                                 "not_installed": missing, "versions": package_versions()})
+    rows = record_rows(benchmark, f"{spec_name} inference on {device}", record)
+    with capsys.disabled():
+        print(f"\n{spec_name} inference on {device} ({bench_threads} threads):")
+        for row in rows:
+            print("  " + row_line(row))
+    assert all(math.isfinite(row["ratio"]) for row in rows)
+    native = {(row["a"], row["batch_size"]) for row in rows if row["kind"] == "native"}
+    assert native == {(name, batch) for name in backends if name != REFERENCE
+                      for batch in BATCH_SIZES} | {(REFERENCE + "#1", b) for b in BATCH_SIZES}
 
 
 @pytest.mark.parametrize("spec", SPECS)
@@ -155,7 +115,7 @@ def test_ort_vs_bare_session_loop(benchmark: Any, bench_models: BenchModels, spe
         "mean_ratio": statistics.median(r["mean_ratio"] for r in rounds),
         "noisy_rounds": sum(r["machine_load"]["noisy"] for r in rounds), "rounds": rounds,
     })
-    _timed_rounds(benchmark, session_runner(session, x))
+    benchmark(session_runner(session, x))
 
 
 def _exportable(models: BenchModels, spec: str, backend: str) -> bool:

@@ -2,8 +2,9 @@
 ONNX Runtime in interleaved windows, and the A/A comparison (PyTorch against a second copy of
 itself) whose interval is the machine's noise floor.
 
-`extra_info` holds, per comparison, the ratio with its 95 % interval and verdict, and the A/A
-interval's half-width (`aa_half_width_percent`, per kind); the lines are also printed. Nothing
+`extra_info["ratios"]` holds, per comparison, the ratio with its 95 % interval and verdict,
+and `aa_half_width_percent` the A/A interval's half-width per kind; the rows are printed and
+gathered in the suite's summary. Nothing
 here fails on a timing.
 
 HARNESS_BENCH_SPECS (default mlp5_bn), HARNESS_BENCH_WINDOWS (default 7),
@@ -16,29 +17,12 @@ import math
 
 import pytest
 from conftest import bench_int, bench_specs
+from ratios import noise_floors, record_rows, row_line
 
 from harness.backends import not_installed
 
 SPECS = bench_specs(["mlp5_bn"])
 WINDOWS = bench_int("HARNESS_BENCH_WINDOWS", 7)
-
-
-def _line(comparison, floor: float | None) -> dict:
-    from harness.speed.intervals import verdict
-
-    ratio = comparison.ratio
-    return {"kind": comparison.kind, "a": comparison.a, "b": comparison.b,
-            "batch_size": comparison.batch_size, "ratio": ratio.estimate,
-            "ci_low": ratio.ci_low, "ci_high": ratio.ci_high, "n": ratio.n,
-            "verdict": "A/A" if comparison.aa else _worded(comparison, verdict(ratio, floor)),
-            "busy": comparison.busy}
-
-
-def _worded(comparison, judged: str) -> str:
-    """A time ratio native ÷ ONNX Runtime that is "slower" means ONNX Runtime is faster."""
-    if comparison.kind != "onnxruntime" or judged == "within noise":
-        return f"{comparison.a} {judged}"
-    return f"ONNX Runtime {'faster' if judged == 'slower' else 'slower'}"
 
 
 def _half_width_percent(comparisons: list) -> float | None:
@@ -51,7 +35,7 @@ def test_protocol_with_aa_noise_floor(benchmark, spec_name: str, bench_threads: 
                                       capsys: pytest.CaptureFixture) -> None:
     from harness.spec import load_spec
     from harness.speed.compare import Protocol
-    from harness.speed.intervals import floor_as_percent, noise_floor
+    from harness.speed.intervals import floor_as_percent
     from harness.speed.spec_timing import SpecTiming, time_spec
 
     backends = [name for name in ("keras", "torch") if not not_installed(name)]
@@ -59,23 +43,21 @@ def test_protocol_with_aa_noise_floor(benchmark, spec_name: str, bench_threads: 
         pytest.skip("the A/A comparison runs PyTorch: not installed")
     spec = load_spec(spec_name)
     work = SpecTiming(spec, backends, bench_threads, None, spec.train.seed, noise=True)
+    benchmark.group = f"speed-protocol:{spec_name}"
     record = benchmark.pedantic(time_spec, args=(work, Protocol(windows=WINDOWS)),
                                 kwargs={"log": lambda line: None}, rounds=1, iterations=1)
-    floors = {kind: noise_floor([c for c in record.comparisons if c.aa and c.kind == kind])
-              for kind in ("training", "native")}
-    floors["onnxruntime"] = floors["native"]
-    lines = [_line(c, floors[c.kind]) for c in record.comparisons]
+    rows = record_rows(benchmark, f"{spec_name}: Keras and PyTorch, A/A noise floor", record)
+    half_widths = {kind: _half_width_percent(
+        [c for c in record.comparisons if c.aa and c.kind == kind])
+        for kind in ("training", "native")}
     benchmark.extra_info.update({
-        "spec": spec_name, "threads": bench_threads, "backends": record.backends,
-        "comparisons": lines, "noise_floor": {k: floor_as_percent(v) for k, v in floors.items()},
-        "aa_half_width_percent": {kind: _half_width_percent(
-            [c for c in record.comparisons if c.aa and c.kind == kind])
-            for kind in ("training", "native")}})
+        "spec": spec_name, "threads": bench_threads,
+        "noise_floor": {kind: floor_as_percent(floor)
+                        for kind, floor in noise_floors(record).items()},
+        "aa_half_width_percent": half_widths})
     with capsys.disabled():
-        print(f"\n{spec_name}: A/A half-width {benchmark.extra_info['aa_half_width_percent']}, "
-              f"noise floor {benchmark.extra_info['noise_floor']}")
-        for line in lines:
-            print(f"  {line['kind']:<11} {line['a']:>8} / {line['b']:<11} batch "
-                  f"{line['batch_size']:>3}: {line['ratio']:.3f} [{line['ci_low']:.3f}, "
-                  f"{line['ci_high']:.3f}] {line['verdict']}{' (busy)' if line['busy'] else ''}")
-    assert all(math.isfinite(line["ratio"]) for line in lines)
+        print(f"\n{spec_name}: A/A half-width {half_widths}, noise floor "
+              f"{benchmark.extra_info['noise_floor']}")
+        for row in rows:
+            print("  " + row_line(row))
+    assert all(math.isfinite(row["ratio"]) for row in rows)

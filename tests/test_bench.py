@@ -20,6 +20,7 @@ from harness import bench, bench_native, env, runs  # noqa: E402
 from harness.backends import BackendUnavailable  # noqa: E402
 from harness.cli import main  # noqa: E402
 from harness.exporting import export_model, weights_source  # noqa: E402
+from harness.report.benchmarks import load_benchmark_json  # noqa: E402
 from harness.results import read_json  # noqa: E402
 from harness.training import EpochRecord, epoch_timing  # noqa: E402
 
@@ -263,33 +264,39 @@ def test_speedups_pair_native_and_onnxruntime_p50() -> None:
 
 
 def test_benchmark_suite_writes_json_pytest_benchmark_can_compare(tmp_path: Path) -> None:
-    """The latency suite, one small selection, in a subprocess: groups, extra_info, and
-    `pytest-benchmark compare` reading the file back (about 15 s)."""
+    """The inference benchmark, one small selection, in a subprocess: the protocol's rows in
+    extra_info, the suite's ratio summary printed, the report reading the rows back, and
+    `pytest-benchmark compare` reading the file (about 30 s)."""
     if "torch" not in _installed():
         pytest.skip("torch is not installed")
     out = tmp_path / "bench.json"
-    environment = {**os.environ, "HARNESS_BENCH_SPECS": "mlp5_bn",
+    environment = {**os.environ, "HARNESS_BENCH_SPECS": "mlp2",
                    "HARNESS_BENCH_BACKENDS": "torch", "HARNESS_BENCH_BATCH_SIZES": "1",
-                   "HARNESS_BENCH_SECONDS": "0.05"}
+                   "HARNESS_BENCH_PROVIDERS": "cpu", "HARNESS_BENCH_WINDOWS": "3"}
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "benchmarks/test_latency.py", "-q", "-p",
-         "no:cacheprovider", "-k", "cpu and batch1 and latency", f"--benchmark-json={out}"],
+         "no:cacheprovider", "-k", "inference_ratios", f"--benchmark-json={out}"],
         cwd=ROOT, env=environment, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "framework ratios (timing protocol)" in result.stdout
+    assert "onnxruntime b1 torch ÷ onnxruntime" in result.stdout
     data = json.loads(out.read_text())
-    groups = {b["group"] for b in data["benchmarks"]}
-    assert groups == {"mlp5_bn:cpu:batch1"}
-    runtimes = {b["extra_info"]["runtime"]: b["extra_info"] for b in data["benchmarks"]}
-    assert runtimes["onnxruntime"]["provider_used"] == "CPUExecutionProvider"
-    assert runtimes["native"]["provider_used"] == "cpu"
-    assert runtimes["native"]["versions"]["torch"]
+    (bench,) = data["benchmarks"]
+    assert bench["group"] == "inference-ratios:mlp2:cpu"
+    kinds = {(row["kind"], row["a"], row["b"]) for row in bench["extra_info"]["ratios"]}
+    assert kinds == {("native", "torch#1", "torch#2"), ("onnxruntime", "torch", "onnxruntime")}
+    assert all(row["ci_low"] <= row["ratio"] <= row["ci_high"]
+               for row in bench["extra_info"]["ratios"])
+    notes: list[str] = []
+    frame = load_benchmark_json(out, notes)
+    assert sorted(frame["runtime"]) == ["native", "onnxruntime"] and not notes
     # the `pytest-benchmark` console script, run by this interpreter
     compare = subprocess.run(
         [sys.executable, "-c", "import sys; from pytest_benchmark.cli import main; "
          "sys.argv[0] = 'pytest-benchmark'; main()", "compare", str(out), "--group-by=group"],
         capture_output=True, text=True, timeout=60)
     assert compare.returncode == 0, compare.stderr
-    assert "mlp5_bn" in compare.stdout
+    assert "mlp2" in compare.stdout
 
 
 def test_find_run_picks_the_latest_matching_training_run(tmp_path: Path) -> None:

@@ -1,10 +1,12 @@
 """pytest-benchmark JSON (`pytest benchmarks/ --benchmark-json FILE`) as latency rows.
 
-pytest-benchmark times in seconds and has no p90/p99; its median becomes p50_ms, and the rest of
-the row is read from `extra_info` (spec, backend, runtime, provider, mode, batch_size, and
-machine_load: whether the machine was busy), which the harness's latency benchmarks fill in. A
-benchmark without them is not a latency benchmark of a spec (the training-overhead suite, for
-one) and is skipped with a note.
+Two kinds of benchmark give rows. One timed per configuration by pytest-benchmark: seconds, no
+p90/p99; its median becomes p50_ms, and the rest of the row is read from `extra_info` (spec,
+backend, runtime, provider, mode, batch_size, and machine_load: whether the machine was busy).
+One timed with the timing protocol (benchmarks/test_latency.py): `extra_info["ratios"]`, whose
+native and ONNX Runtime comparisons give each side's median milliseconds per call over its
+windows (`runs`: the windows); its A/A copies are left out. Any other benchmark (training
+ratios, the overhead suites) is not a latency benchmark of a spec and is skipped with a note.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from harness.report.load import LATENCY_COLUMNS
 
 SOURCE = "pytest-benchmark"
 REQUIRED_EXTRA = ("spec", "backend", "runtime")
+# a protocol comparison's kind -> the runtime of its side b (side a is always native)
+_PROTOCOL_RUNTIMES = {"native": "native", "onnxruntime": "onnxruntime"}
 _MS_PER_S = 1e3
 
 
@@ -49,6 +53,31 @@ def _row(bench: dict[str, Any], path: Path) -> dict[str, Any]:
     return row
 
 
+def _protocol_rows(bench: dict[str, Any], path: Path) -> list[dict[str, Any]]:
+    """Each side of the protocol's inference comparisons, once per (backend, runtime, batch)."""
+    extra = bench.get("extra_info") or {}
+    device = extra.get("device") or "cpu"
+    sides: dict[tuple[str, str, int], dict[str, Any]] = {}
+    for ratio in extra.get("ratios") or []:
+        if ratio.get("kind") not in _PROTOCOL_RUNTIMES or "#" in str(ratio.get("a")):
+            continue
+        b_runtime = _PROTOCOL_RUNTIMES[ratio["kind"]]
+        b_backend = ratio["a"] if b_runtime == "onnxruntime" else ratio["b"]
+        for backend, runtime, ms in ((ratio["a"], "native", ratio["a_ms"]),
+                                     (b_backend, b_runtime, ratio["b_ms"])):
+            row = {column: None for column in LATENCY_COLUMNS}
+            row.update({
+                "source": SOURCE, "job_id": f"{path.name}:{bench.get('name')}",
+                "spec": ratio["spec"], "point": "", "backend": backend, "runtime": runtime,
+                "provider": device, "mode": "native" if runtime == "native" else "session_run",
+                "batch_size": ratio["batch_size"], "status": "ok",
+                "threads": extra.get("threads"), "p50_ms": ms, "runs": ratio.get("n"),
+                "throughput": ratio["batch_size"] / ms * _MS_PER_S if ms else None,
+                "noisy": bool(ratio.get("busy"))})
+            sides.setdefault((backend, runtime, ratio["batch_size"]), row)
+    return list(sides.values())
+
+
 def load_benchmark_json(path: Path | str, notes: list[str]) -> pd.DataFrame:
     """The latency benchmarks of one file, in LATENCY_COLUMNS; skipped ones go to `notes`."""
     path = Path(path)
@@ -60,13 +89,17 @@ def load_benchmark_json(path: Path | str, notes: list[str]) -> pd.DataFrame:
     rows, skipped = [], []
     for bench in payload.get("benchmarks") or []:
         extra = bench.get("extra_info") or {}
-        if all(extra.get(key) for key in REQUIRED_EXTRA) and bench.get("stats"):
+        protocol = _protocol_rows(bench, path)
+        if protocol:
+            rows.extend(protocol)
+        elif all(extra.get(key) for key in REQUIRED_EXTRA) and bench.get("stats"):
             rows.append(_row(bench, path))
         else:
             skipped.append(str(bench.get("name")))
     if skipped:
         notes.append(f"{path.name}: skipped {len(skipped)} benchmark(s) that are not latency "
-                     f"benchmarks of a spec (no {'/'.join(REQUIRED_EXTRA)} in extra_info): "
+                     "benchmarks of a spec (no inference ratios, nor "
+                     f"{'/'.join(REQUIRED_EXTRA)} in extra_info): "
                      + ", ".join(skipped[:10]) + (" ..." if len(skipped) > 10 else ""))
     frame = pd.DataFrame(rows, columns=LATENCY_COLUMNS)
     for column in ("batch_size", "threads", "seed", "p50_ms", "mean_ms", "std_ms", "min_ms",

@@ -45,7 +45,8 @@ class SpecTiming:
     aliases: Sequence[str] = ()
     batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES
     limit: int | None = None  # training images, as the run used them
-    device: str = "cpu"  # where the frameworks run (ONNX Runtime: its CPU provider)
+    device: str = "cpu"  # where the frameworks run, and ONNX Runtime's provider
+    training: bool = True  # False: inference comparisons only
 
 
 def _pairs(backends: Sequence[str]) -> list[tuple[str, str]]:
@@ -126,11 +127,11 @@ def _run_comparisons(timer: _Timer, steps: int) -> None:
     # A/A first, from the same initial state, the same steps on both copies: their training
     # state (and with it the speed of its arithmetic, e.g. denormal optimizer state) stays
     # alike, so whatever differs between them is the machine's noise
-    if timer.aa is not None:
+    if timer.aa is not None and work.training:
         timer.compare("training", timer.side(timer.aa + AA_FIRST, "train"),
                       timer.side(timer.aa + AA_SECOND, "train"), work.spec.train.batch_size,
                       aa=True)
-    for a, b in _pairs(work.backends):
+    for a, b in _pairs(work.backends) if work.training else ():
         timer.compare("training", timer.side(a, "train"), timer.side(b, "train"),
                       work.spec.train.batch_size)
     for batch in work.batch_sizes:
@@ -178,5 +179,6 @@ def time_spec(work: SpecTiming, protocol: Protocol, log: Callable[[str], None] =
                       "native": "calls of the framework's predictor on one batch already in "
                                 "framework memory, each blocking until its result is ready",
                       "onnxruntime": "session.run calls with a feed dict prepared once "
-                                     "(CPU execution provider)"}},
+                                     f"({work.device.upper()} execution provider; inputs "
+                                     "from host memory)"}},
         environment=env, started_utc=started, finished_utc=utc_now(), commit=env["commit"])

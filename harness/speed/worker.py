@@ -118,7 +118,9 @@ class _Configuration:
             path = Path(self._tmp.name) / "model.onnx"
             convert_to_onnx(self.backend, self.model, self.spec, path, DEFAULT_OPSET)
             self._onnx = path
-        session = create_session(self._onnx, "cpu", self.setup.threads, ORT_GRAPH_OPTIMIZATION)
+        # the provider of the frameworks' device: CUDA against CUDA, CPU against CPU
+        session = create_session(self._onnx, self.setup.device, self.setup.threads,
+                                 ORT_GRAPH_OPTIMIZATION)
         return session_runner(session, x)
 
     def calls(self, runtime: str, batch: int, calls: int) -> tuple[float, Any]:
