@@ -9,7 +9,13 @@ against PyTorch, with the larger of their two seed stds); beyond it, `differs`. 
 no spread: the 0.5 pp floor alone decides. A published figure that the notebook's own records
 disagree about (`reference.published_ambiguity`) is shown as ambiguous. A sweep point has no
 published figure: the notebook trained the spec as written. A spec x backend with no finished
-job is "not run", with the command that runs it.
+job is "not run", with the command that runs it. Rows are what the run was asked to do (its
+jobs and the jobs its command planned), not the rest of a study.
+
+A job is compared with its published figure only when it trained as the notebook did: every
+epoch of the spec, on the whole training set, tested on the whole test set. A shorter run is
+"not comparable (1 of 15 epochs, 2,000 of 60,000 training images)"; Keras and PyTorch are still
+compared with each other, as they trained alike.
 """
 
 from __future__ import annotations
@@ -21,11 +27,13 @@ from typing import Any
 
 import pandas as pd
 
+from harness.data import SPLIT_SIZES
 from harness.report.commands import missing_job_settings, option_tokens, run_command
 from harness.report.format import MISSING, cell_text
-from harness.report.load import RunData, spec_reference, study_of
+from harness.report.load import RunData, point_label, spec_reference, study_of
 from harness.report.tables import DELTA_PAIR, ONE_CLASS, others_vs_reference
-from harness.spec import list_specs
+from harness.run.plan import resolve_specs
+from harness.spec import SpecError, list_specs, load_spec
 
 ACCURACY_FLOOR_PP = 0.5
 SPREAD_FACTOR = 2.0
@@ -33,6 +41,7 @@ PP = 100.0  # accuracy (a fraction) to percentage points
 REPRODUCED, AGREE, DIFFERS = "reproduced", "agree", "differs"
 AMBIGUOUS = "ambiguous"
 NOT_RUN = "not run"
+NOT_COMPARABLE = "not comparable"
 _ROUNDING_PP = 1e-9  # 0.5 pp computed as 0.50000000001 is on the boundary, not beyond it
 
 
@@ -91,6 +100,38 @@ def _published(run: RunData, spec: str, point: str) -> dict[str, Any]:
     return {key: reference.get(key) or default for key, default in empty.items()}
 
 
+@cache
+def _notebook_setup(spec: str) -> tuple[int, dict[str, int]] | None:
+    """(epochs, split sizes) the zoo spec's notebook trained with; None for a spec not in the
+    zoo (its own file: no published figure to compare with)."""
+    if spec not in list_specs():
+        return None
+    zoo = load_spec(spec)
+    return zoo.train.epochs, SPLIT_SIZES.get(zoo.input.dataset, {})
+
+
+def setup_gap(run: RunData, key: tuple[str, str], backend: str) -> str:
+    """"" when every finished job of the row trained as the notebook did; else what differs,
+    e.g. "1 of 15 epochs, 2,000 of 60,000 training images"."""
+    setup = _notebook_setup(key[0])
+    jobs = run.jobs[(run.jobs["spec"] == key[0]) & (run.jobs["point"] == key[1])
+                    & (run.jobs["backend"] == backend) & run.jobs["has_metrics"].fillna(False)
+                    .astype(bool)]
+    if setup is None or jobs.empty:
+        return ""
+    epochs, sizes = setup
+    gaps = []
+    for column, full, what in (("trained_epochs", epochs, "epochs"),
+                               ("n_train", sizes.get("training"), "training images"),
+                               ("n_test", sizes.get("test"), "test images")):
+        if column not in jobs or full is None:
+            continue
+        fewest = pd.to_numeric(jobs[column], errors="coerce").min()
+        if not math.isnan(fewest) and fewest < full:
+            gaps.append(f"{int(fewest):,} of {full:,} {what}")
+    return ", ".join(gaps)
+
+
 def _not_run_command(run: RunData, spec: str, backends: list[str], out: str) -> str:
     """The command that runs the missing backends of a spec, with run.json's settings (one
     command when every backend has the same settings and seeds)."""
@@ -126,21 +167,24 @@ def _versus(row: dict[str, Any], first: str, second: str) -> tuple[float, float]
 
 
 def _row(run: RunData, seeds: pd.DataFrame, key: tuple[str, str], backends: list[str],
-         out: str) -> dict[str, Any]:
+         out: str, asked: dict[tuple[str, str], set[str]] | None) -> dict[str, Any]:
     row: dict[str, Any] = {"spec": key[0], "point": key[1], **_published(run, *key)}
     published = row["published_test_accuracy"]
     published = math.nan if published is None else float(published)
-    missing = []
+    missing, planned = [], set(backends) if asked is None else asked.get(key, set())
     for backend in backends:
         stats = _stats(seeds, key, backend)
-        if math.isnan(stats["seeds"]):
+        if math.isnan(stats["seeds"]) and backend in planned:
             missing.append(backend)
         std_pp = stats["test_accuracy_std"] * PP
-        delta = (stats["test_accuracy_mean"] - published) * PP
+        gap = setup_gap(run, key, backend)
+        delta = math.nan if gap else (stats["test_accuracy_mean"] - published) * PP
         row.update({f"{name}_{backend}": value for name, value in stats.items()})
         row.update({f"delta_pp_published_{backend}": delta,
                     f"tolerance_pp_{backend}": _tolerance_if(delta, std_pp),
-                    f"verdict_{backend}": verdict(delta, std_pp)})
+                    f"verdict_{backend}": (f"{NOT_COMPARABLE} ({gap})"
+                                           if gap and not math.isnan(published)
+                                           else verdict(delta, std_pp))})
     first, second = DELTA_PAIR
     if first in backends and second in backends:
         delta, spread = _versus(row, first, second)
@@ -157,18 +201,39 @@ def _row(run: RunData, seeds: pd.DataFrame, key: tuple[str, str], backends: list
     return row
 
 
+def asked_jobs(run: RunData) -> dict[tuple[str, str], set[str]] | None:
+    """(spec, point) -> backends the run was asked for: its command's zoo specs x backends
+    (run.json config; sweeps give their points through the jobs list) and every job the last
+    command planned (run.json jobs). None without a run.json: what was asked is unknown."""
+    if not run.run:
+        return None
+    asked: dict[tuple[str, str], set[str]] = defaultdict(set)
+    config = run.run.get("config") or {}
+    if not config.get("sets"):
+        try:
+            names = resolve_specs(list(config.get("specs") or []))
+        except SpecError:  # a pattern the zoo no longer matches: its jobs still say
+            names = []
+        for name in (n for n in names if n in list_specs()):
+            asked[(name, "")] |= set(config.get("backends") or [])
+    for job in (run.run.get("jobs") or []):
+        if isinstance(job, dict) and job.get("spec") and job.get("backend"):
+            asked[(job["spec"], point_label(job.get("overrides")))].add(job["backend"])
+    return asked
+
+
 def study_keys(run: RunData) -> dict[str, list[tuple[str, str]]]:
-    """Study -> its rows (spec, point): the zoo's specs of every study the run touches (a job
-    of it, finished or failed, or planned in run.json), and every spec the run gave it."""
+    """Study -> its rows (spec, point): what the run was asked to do (asked_jobs) and every job
+    it has, finished or failed; a study's other specs are not listed."""
     keys: dict[str, set[tuple[str, str]]] = defaultdict(set)
     for study, spec, point in zip(run.jobs["study"], run.jobs["spec"], run.jobs["point"],
                                   strict=True):
         keys[study].add((spec, point))
-    for job in (run.run or {}).get("jobs") or []:
-        if isinstance(job, dict) and job.get("study"):
-            keys.setdefault(job["study"], set())
-    for study in keys:
-        keys[study] |= {(name, "") for name in zoo_studies().get(study, ())}
+    planned_study = {job.get("spec"): job.get("study") for job in
+                     ((run.run or {}).get("jobs") or []) if isinstance(job, dict)}
+    for spec, point in asked_jobs(run) or {}:
+        study = planned_study.get(spec) or study_of(spec_reference(None, spec))
+        keys[study].add((spec, point))
     return {study: sorted(rows) for study, rows in sorted(keys.items())}
 
 
@@ -176,8 +241,8 @@ def reproduction_tables(run: RunData, seeds: pd.DataFrame, out: str
                         ) -> dict[str, pd.DataFrame]:
     """Study -> its reproduction table; `seeds` is tables.seeds_table, `out` the run folder as
     the commands name it."""
-    backends = expected_backends(run)
-    return {study: pd.DataFrame([_row(run, seeds, key, backends, out) for key in keys])
+    backends, asked = expected_backends(run), asked_jobs(run)
+    return {study: pd.DataFrame([_row(run, seeds, key, backends, out, asked) for key in keys])
             for study, keys in study_keys(run).items()}
 
 
@@ -258,7 +323,9 @@ def reproduction_caption(table: pd.DataFrame) -> str:
             f"when the difference is within max({ACCURACY_FLOOR_PP:g} pp, {SPREAD_FACTOR:g} × "
             "seed std), "
             f"{DIFFERS} beyond; with one seed the {ACCURACY_FLOOR_PP:g} pp floor alone decides."
-            f"{one_class} \"{NOT_RUN}\": no job has trained yet (or it failed before: see Failed "
-            "jobs), with the command that runs it."
+            f"{one_class} \"{NOT_COMPARABLE}\": the jobs trained fewer epochs or on fewer "
+            "images than the notebook, so their accuracy is not held against its figure. "
+            f"\"{NOT_RUN}\": a job the run planned has not trained yet (or it failed before: "
+            "see Failed jobs), with the command that runs it."
             + (f" Published figures marked {AMBIGUOUS}, where the notebook's own records "
                f"disagree:{notes}" if notes else ""))
