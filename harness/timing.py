@@ -38,6 +38,10 @@ class LatencyStats:
     throughput: float  # samples per second: batch_size / mean latency
     # others' CPU use during the timed loop (harness.machine_load.judge); None: not recorded
     machine_load: dict[str, Any] | None = None
+    # the median's 95 % confidence interval over the calls (order statistics: distribution
+    # free); None with too few calls for one
+    p50_ci_low_ms: float | None = None
+    p50_ci_high_ms: float | None = None
 
     @classmethod
     def from_samples(cls, samples_ns: Sequence[int] | np.ndarray, batch_size: int) -> LatencyStats:
@@ -48,6 +52,7 @@ class LatencyStats:
         ns = np.asarray(samples_ns, dtype=np.float64)
         ms = ns / _NS_PER_MS
         p50, p90, p99 = np.percentile(ms, [50, 90, 99])
+        low, high = median_confidence_interval(ms)
         mean_s = float(ns.mean()) / _NS_PER_S
         return cls(
             runs=int(ns.size),
@@ -62,10 +67,26 @@ class LatencyStats:
             batch_size=batch_size,
             # a call faster than the clock's resolution would divide by zero
             throughput=batch_size / mean_s if mean_s > 0 else math.inf,
+            p50_ci_low_ms=low, p50_ci_high_ms=high,
         )
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def median_confidence_interval(values: np.ndarray, confidence: float = 0.95
+                               ) -> tuple[float | None, float | None]:
+    """The median's confidence interval from order statistics (scipy.stats.quantile_test):
+    exact for any distribution of independent calls; (None, None) below 6 values, too few for
+    a 95 % interval."""
+    from scipy.stats import quantile_test
+
+    if values.size < 6 or np.ptp(values) == 0:
+        return (None, None) if values.size < 6 else (float(values[0]), float(values[0]))
+    interval = quantile_test(values, q=float(np.median(values)), p=0.5).confidence_interval(
+        confidence)
+    low, high = float(interval.low), float(interval.high)
+    return (None, None) if math.isnan(low) or math.isnan(high) else (low, high)
 
 
 def _check_positive_int(name: str, value: Any) -> None:

@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from harness.timing import LatencyStats, measure
+from harness.timing import LatencyStats, measure, median_confidence_interval
 
 
 class FakeClock:
@@ -62,7 +62,7 @@ def test_stats_from_known_samples() -> None:
     assert record["p50_ms"] == stats.p50_ms and record["batch_size"] == 32
     assert set(record) == {"runs", "total_seconds", "mean_ms", "std_ms", "min_ms", "p50_ms",
                            "p90_ms", "p99_ms", "max_ms", "batch_size", "throughput",
-                           "machine_load"}
+                           "machine_load", "p50_ci_low_ms", "p50_ci_high_ms"}
     assert record["machine_load"] is None  # only a timed loop knows the machine's load
 
 
@@ -129,3 +129,28 @@ def test_fn_must_be_callable() -> None:
 def test_no_samples_is_an_error() -> None:
     with pytest.raises(ValueError, match="no samples"):
         LatencyStats.from_samples([], batch_size=1)
+
+
+@pytest.mark.parametrize("n", [6, 25, 100, 1001])
+def test_median_interval_is_the_binomial_order_statistics(n: int) -> None:
+    """The closed form: with n independent calls, the number below the true median is
+    Binomial(n, 1/2); the interval runs between the order statistics whose tails each hold at
+    most 2.5 %, and no rank closer would."""
+    from scipy.stats import binom
+
+    values = np.sort(np.random.default_rng(n).lognormal(0.0, 0.4, n))
+    low, high = median_confidence_interval(values)
+    ranks = np.flatnonzero(values == low)[0], np.flatnonzero(values == high)[0]
+    lower_tail, upper_tail = binom.cdf(ranks[0], n, 0.5), 1 - binom.cdf(ranks[1], n, 0.5)
+    assert lower_tail <= 0.025 and upper_tail <= 0.025 and low <= np.median(values) <= high
+    if n > 6:  # one rank closer on either side would leave more than 2.5 % in that tail
+        assert binom.cdf(ranks[0] + 1, n, 0.5) > 0.025
+        assert 1 - binom.cdf(ranks[1] - 1, n, 0.5) > 0.025
+
+
+def test_latency_stats_carry_the_median_interval_unless_too_few_calls() -> None:
+    stats = LatencyStats.from_samples(np.arange(1, 101) * 1_000_000, batch_size=1)
+    assert stats.p50_ci_low_ms <= stats.p50_ms <= stats.p50_ci_high_ms
+    assert (stats.p50_ci_low_ms, stats.p50_ci_high_ms) == (40.0, 61.0)
+    few = LatencyStats.from_samples([1_000_000] * 3 + [2_000_000] * 2, batch_size=1)
+    assert few.p50_ci_low_ms is None and few.p50_ci_high_ms is None
