@@ -8,13 +8,22 @@ need them, so `harness list` starts fast.
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import sys
 
 from harness import cli_args as opt
 from harness.commands import bench, export, report, retime, run, spec_commands, train
 from harness.commands.common import err_console, print_error
 from harness.errors import UsageError
+from harness.run.job import FULL_DISK
 from harness.spec import SpecError
+
+# OSErrors that say a resource is lacking (space, quota: FULL_DISK; write access), not that
+# the harness is wrong: one line and exit 3, as an unavailable framework or dataset
+NOT_WRITABLE = frozenset({errno.EROFS, errno.EACCES})
+# what is kept when a command stopped for want of space is run again
+KEPT_ON_RERUN = {"run": ": finished jobs are kept", "retime": ": finished re-timings are kept"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,6 +34,18 @@ def build_parser() -> argparse.ArgumentParser:
     for command_group in (spec_commands, train, export, run, retime, report, bench):
         command_group.register(sub)
     return parser
+
+
+def resource_error(exc: OSError, command: str) -> str:
+    """The one line for an OSError of FULL_DISK or NOT_WRITABLE: the path, what happened,
+    what to do."""
+    what = exc.strerror or os.strerror(exc.errno or 0)
+    if exc.errno in FULL_DISK:
+        hint = f"free space, then run the same command again{KEPT_ON_RERUN.get(command, '')}"
+    else:
+        hint = "give write access to it, or write elsewhere (--out)"
+    where = exc.filename if exc.filename is not None else "a file it writes"
+    return f"{where}: {what[:1].lower()}{what[1:]} ({hint})"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,6 +69,11 @@ def main(argv: list[str] | None = None) -> int:
     except ExportError as exc:
         print_error(str(exc))
         return 1
+    except OSError as exc:
+        if exc.errno not in FULL_DISK | NOT_WRITABLE:
+            raise
+        print_error(resource_error(exc, args.command))
+        return 3
     except KeyboardInterrupt:
         err_console.print("interrupted")
         return 130

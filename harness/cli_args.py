@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn, TypeVar
@@ -17,6 +19,8 @@ from typing import NoReturn, TypeVar
 from harness.data import SPLIT_SIZES
 from harness.errors import UsageError
 from harness.onnx_io import DEFAULT_OPSET
+from harness.run.job import FULL_DISK
+from harness.run.layout import JOBS_DIR, RUN_FILE
 from harness.run.sweeps import parse_set
 from harness.spec.schema import MAX_SEED
 from harness.training import FINAL_WEIGHTS_FILE, METRICS_FILE, SPEC_FILE
@@ -27,6 +31,7 @@ MAX_RUNS = 1_000_000  # timed or warm-up calls per latency figure
 MAX_SECONDS = 3600.0  # timed seconds per latency figure
 MIN_OPSET = 14  # tf2onnx supports and tests opsets 14 to 18; DEFAULT_OPSET is the newest
 T = TypeVar("T")
+_DANGLING = "a link to nothing"  # a symbolic link whose target does not exist
 
 
 class Parser(argparse.ArgumentParser):
@@ -100,36 +105,48 @@ def csv(kind: Callable[[str], T], choices: Sequence[str] | None = None
     return parse
 
 
+def _path(text: str) -> Path:
+    """`text` as a path; an empty one is refused (Path would read it as the current folder,
+    and a command would write there)."""
+    if not text:
+        raise argparse.ArgumentTypeError("'': expected a path (. for the current folder)")
+    return Path(text)
+
+
 def _kind(path: Path, text: str) -> str:
-    """"folder", "file", "other" or "missing"; a name the system refuses (too long, a NUL
-    byte) is an option error, not an OSError."""
+    """"folder", "file", "other", _DANGLING (a symbolic link whose target does not exist) or
+    "missing"; a name the system refuses (too long, a NUL byte) is an option error, not an
+    OSError."""
     try:
         if not path.exists():
-            return "missing"
+            return _DANGLING if path.is_symlink() else "missing"
         return "folder" if path.is_dir() else "file" if path.is_file() else "other"
     except (OSError, ValueError) as exc:
         raise argparse.ArgumentTypeError(f"{text[:200]}: not a usable path ({exc})") from None
 
 
-def is_folder(path: Path) -> bool:
-    """`path.is_dir()`, False for a name the system refuses."""
-    try:
-        return path.is_dir()
-    except (OSError, ValueError):
-        return False
+def _dangling(text: str, link: Path) -> argparse.ArgumentTypeError:
+    where = "" if link == Path(text) else f"{link} "
+    return argparse.ArgumentTypeError(f"{text}: {where}is a symbolic link to "
+                                      f"{os.readlink(link)}, which does not exist")
 
 
 def existing_file(text: str) -> Path:
-    if _kind(Path(text), text) != "file":
+    if _kind(_path(text), text) != "file":
         raise argparse.ArgumentTypeError(f"{text}: no such file")
     return Path(text)
 
 
-def training_run(text: str) -> Path:
-    """--from RUN_DIR: a folder written by `harness train`."""
-    path = Path(text)
+def _existing_folder(text: str) -> Path:
+    path = _path(text)
     if _kind(path, text) != "folder":
         raise argparse.ArgumentTypeError(f"{text}: no such folder")
+    return path
+
+
+def training_run(text: str) -> Path:
+    """--from RUN_DIR: a folder written by `harness train`."""
+    path = _existing_folder(text)
     for name in (METRICS_FILE, SPEC_FILE, FINAL_WEIGHTS_FILE):
         if not (path / name).is_file():
             raise argparse.ArgumentTypeError(f"{text}: not a `harness train` run folder "
@@ -139,40 +156,87 @@ def training_run(text: str) -> Path:
 
 def matrix_run(text: str) -> Path:
     """RUN_DIR of `harness retime`: a folder written by `harness run`."""
-    path = Path(text)
-    if _kind(path, text) != "folder":
-        raise argparse.ArgumentTypeError(f"{text}: no such folder")
-    if not (path / "run.json").is_file():
-        raise argparse.ArgumentTypeError(f"{text}: not a `harness run` folder (run.json is "
+    path = _existing_folder(text)
+    if not (path / RUN_FILE).is_file():
+        raise argparse.ArgumentTypeError(f"{text}: not a `harness run` folder ({RUN_FILE} is "
                                          "missing)")
     return path
 
 
-def _creatable(path: Path, text: str) -> None:
-    """The nearest existing folder above `path` must be a folder, so `path` can be made."""
+def run_results(text: str) -> Path:
+    """RUN_DIR of `harness report` and `harness compare`: a folder written by `harness run`
+    (its run.json), or one holding job folders (jobs/: a copy of some of a run's jobs)."""
+    path = _existing_folder(text)
+    if not (path / RUN_FILE).is_file() and not (path / JOBS_DIR).is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: not a `harness run` folder (neither "
+                                         f"{RUN_FILE} nor {JOBS_DIR}/ in it)")
+    return path
+
+
+def checked(kind: Callable[[str], T], text: str, name: str) -> T:
+    """`kind(text)` for a value checked after parsing (a positional argument whose options
+    are checked first): its error as the UsageError `<name>: <value>: <what is allowed>`."""
+    try:
+        return kind(text)
+    except argparse.ArgumentTypeError as exc:
+        raise UsageError(f"{name}: {exc}") from None
+
+
+def _nearest_existing(path: Path, text: str) -> Path:
+    """The nearest existing folder above `path`, so `path` can be made there."""
     for parent in path.parents:
         kind = _kind(parent, text)
+        if kind == _DANGLING:
+            raise _dangling(text, parent)
         if kind != "missing":
             if kind != "folder":
                 raise argparse.ArgumentTypeError(f"{text}: {parent} is a file, not a folder")
-            return
+            return parent
+    raise argparse.ArgumentTypeError(f"{text}: no folder above it exists")
+
+
+def _writable(folder: Path, text: str) -> None:
+    """Write access to `folder`, tried (a folder made there and removed): a read-only file
+    system, /proc (where even root cannot), another user's folder are said now, not as a
+    traceback once the work is done. A full disk is left to the command, which says so in
+    its own line (exit 3, harness.cli)."""
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".harness-write-check-", dir=folder))
+    except OSError as exc:
+        if exc.errno not in FULL_DISK:
+            raise argparse.ArgumentTypeError(
+                f"{text}: cannot write in {folder} ({exc.strerror or exc})") from None
 
 
 def folder(text: str) -> Path:
-    """A folder that exists or can be created (--out, --data-dir)."""
-    path = Path(text)
-    if _kind(path, text) not in ("folder", "missing"):
+    """A folder that exists or can be created (--data-dir: read-only is fine)."""
+    path = _path(text)
+    kind = _kind(path, text)
+    if kind == _DANGLING:
+        raise _dangling(text, path)
+    if kind not in ("folder", "missing"):
         raise argparse.ArgumentTypeError(f"{text}: exists and is not a folder")
-    _creatable(path, text)
+    _nearest_existing(path, text)
+    return path
+
+
+def output_folder(text: str) -> Path:
+    """A folder to write in (--out, --checkpoint): it, or the folder it will be made in, is
+    writable."""
+    path = folder(text)
+    _writable(path if path.is_dir() else _nearest_existing(path, text), text)
     return path
 
 
 def output_file(text: str) -> Path:
-    """A file to write: not a folder, in a folder that exists or can be created."""
-    path = Path(text)
-    if _kind(path, text) == "folder":
+    """A file to write: not a folder, in a writable folder that exists or can be created."""
+    path = _path(text)
+    kind = _kind(path, text)
+    if kind == "folder":
         raise argparse.ArgumentTypeError(f"{text}: is a folder; expected a file name")
-    _creatable(path, text)
+    if kind == _DANGLING:
+        raise _dangling(text, path)
+    _writable(_nearest_existing(path, text), text)
     return path
 
 

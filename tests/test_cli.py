@@ -27,13 +27,20 @@ def exit_status(argv: list[str]) -> int:
 
 @pytest.fixture()
 def places(tmp_path: Path) -> dict[str, str]:
-    """Paths the bad arguments point at: a file, a folder that is no run, a missing path."""
+    """Paths the bad arguments point at: a file, a folder that is no run, a missing path, a
+    run folder (its run.json), a symbolic link to nothing."""
     a_file = tmp_path / "a_file.txt"
     a_file.write_text("not a folder")
     deep = tmp_path / "deep.yaml"
     deep.write_text("input: " + "[" * 3000 + "]" * 3000 + "\n")
+    run = tmp_path / "a_run"
+    run.mkdir()
+    (run / "run.json").write_text('{"kind": "run", "jobs": []}')
+    link = tmp_path / "a_link"
+    link.symlink_to(tmp_path / "nowhere")
     return {"FILE": str(a_file), "FOLDER": str(tmp_path), "MISSING": str(tmp_path / "missing"),
-            "DEEP": str(deep), "UNDER_FILE": str(a_file / "x.onnx")}
+            "DEEP": str(deep), "UNDER_FILE": str(a_file / "x.onnx"), "RUN": str(run),
+            "LINK": str(link)}
 
 
 TRAIN = ["train", "--spec", "mlp2", "--backend", "torch"]
@@ -67,6 +74,8 @@ BAD_ARGUMENTS = [  # (argv, what the one line must name)
     ([*TRAIN, "--out", "UNDER_FILE"], "--out: UNDER_FILE"),
     ([*TRAIN, "--data-dir", "FILE"], "--data-dir: FILE: exists and is not a folder"),
     ([*TRAIN, "--out", "y" * 5000], "not a usable path"),
+    ([*TRAIN, "--out", ""], "--out: ''"),
+    ([*TRAIN, "--checkpoint", "LINK"], "--checkpoint: LINK: is a symbolic link to"),
     (["train", "--spec", "no_such_model", "--backend", "torch"], "no_such_model"),
     (["train", "--spec", "mlp2", "--backend", "jax"], "--backend"),
     (["export", "--backend", "torch", "--out", "x.onnx"], "--spec, --from"),
@@ -112,6 +121,10 @@ BAD_ARGUMENTS = [  # (argv, what the one line must name)
     ([*RUN, "--backends", "torch,jax"], "--backends: unknown 'jax'"),
     ([*RUN, "--providers", ""], "--providers"),
     ([*RUN, "--out", "FILE"], "--out: FILE"),
+    ([*RUN, "--out", ""], "--out: '': expected a path"),  # not the current folder
+    ([*RUN, "--out", "LINK"], "--out: LINK: is a symbolic link to"),
+    ([*RUN, "--out", "LINK/run"], "--out: LINK/run: LINK is a symbolic link to"),
+    ([*RUN, "--data-dir", ""], "--data-dir: ''"),
     ([*RUN, "--data-dir", "FILE"], "--data-dir: FILE"),
     ([*RUN, "--set", "x"], "--set: 'x': expected PATH=VALUE"),
     ([*RUN, "--set", "layers[0].units=1,,2"], "--set: 'layers[0].units=1,,2': an empty value"),
@@ -128,9 +141,14 @@ BAD_ARGUMENTS = [  # (argv, what the one line must name)
     (["run", "--specs", "zz*"], "--specs 'zz*' matches no zoo spec"),
     (["report"], "RUN_DIR"),
     (["report", "MISSING"], "RUN_DIR: MISSING: no such folder"),
-    (["report", "y" * 5000], "no such folder"),
-    (["report", "FOLDER", "--benchmark-json", "MISSING"], "--benchmark-json: MISSING"),
-    (["report", "FOLDER", "--out", "FILE"], "--out: FILE"),
+    (["report", "y" * 5000], "not a usable path"),
+    (["report", ""], "RUN_DIR: '': expected a path"),  # not the current folder
+    (["report", "FOLDER"], "RUN_DIR: FOLDER: not a `harness run` folder (neither run.json nor "
+                           "jobs/ in it)"),
+    (["report", "RUN", "--benchmark-json", "MISSING"], "--benchmark-json: MISSING"),
+    (["report", "RUN", "--out", "FILE"], "--out: FILE"),
+    (["report", "RUN", "--out", "LINK"], "--out: LINK: is a symbolic link to"),
+    (["report", "RUN", "--out", ""], "--out: ''"),
     (["retime"], "RUN_DIR"),
     (["retime", "MISSING"], "RUN_DIR: MISSING: no such folder"),
     (["retime", "FOLDER"], "FOLDER: not a `harness run` folder (run.json is missing)"),
@@ -139,7 +157,10 @@ BAD_ARGUMENTS = [  # (argv, what the one line must name)
     (["retime", "--training-seconds", "0", "FOLDER"], "--training-seconds: 0"),
     (["retime", "--latency-seconds", "nan", "FOLDER"], "--latency-seconds: nan"),
     (["compare", "FOLDER"], "RUN_B"),
-    (["compare", "FOLDER", "MISSING"], "MISSING: no such folder"),
+    (["compare", "RUN", "MISSING"], "RUN_B: MISSING: no such folder"),
+    (["compare", "FOLDER", "RUN"], "RUN_A: FOLDER: not a `harness run` folder"),
+    (["compare", "RUN", "FOLDER"], "RUN_B: FOLDER: not a `harness run` folder"),
+    (["compare", "RUN", ""], "RUN_B: ''"),
     (["compare", "FOLDER", "FOLDER", "--threshold-sigma", "0"], "--threshold-sigma: 0: expected "
                                                                 "a finite number > 0"),
     (["compare", "FOLDER", "FOLDER", "--threshold-sigma", "nan"], "--threshold-sigma: nan"),
@@ -148,6 +169,7 @@ BAD_ARGUMENTS = [  # (argv, what the one line must name)
     (["compare", "FOLDER", "FOLDER", "--min-accuracy", "2"], "--min-accuracy: 2: expected a "
                                                              "finite number >= 0 and <= 1"),
     (["compare", "FOLDER", "FOLDER", "--csv", "FOLDER"], "--csv: FOLDER: is a folder"),
+    (["compare", "RUN", "RUN", "--csv", "LINK"], "--csv: LINK: is a symbolic link to"),
 ]
 
 

@@ -45,6 +45,17 @@ def not_installed(name: str) -> str | None:
             f"pip install -e '.[{entry.extra}]'")
 
 
+def installed_backends() -> list[str]:
+    """The backends whose frameworks are installed, in registry order; BackendUnavailable when
+    there is none (every command that trains needs one)."""
+    found = [name for name in backend_names() if not_installed(name) is None]
+    if not found:
+        raise BackendUnavailable(
+            "no backend is installed: install one, e.g. pip install torch==2.13.0 && pip "
+            "install -e '.[torch]' (or .[keras], .[keras-jax], .[keras-torch], .[all])")
+    return found
+
+
 def get_backend(name: str, device: str = "cpu", threads: int | None = None,
                 dtype: str = "float32", tf32: bool = False,
                 layout: str = "channels_last") -> Backend:
@@ -73,4 +84,5 @@ def get_backend(name: str, device: str = "cpu", threads: int | None = None,
 
 
 __all__ = ["REGISTRY", "Backend", "BackendUnavailable", "Entry", "EpochResult",
-           "KerasBackendConflict", "backend_names", "get_backend", "not_installed"]
+           "KerasBackendConflict", "backend_names", "get_backend", "installed_backends",
+           "not_installed"]

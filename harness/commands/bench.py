@@ -101,6 +101,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_variant_options(bench)
     add_strict_providers_option(bench)
     add_common_data_options(bench, "score variants on the first N test images")
-    bench.add_argument("--out", type=opt.folder,
+    bench.add_argument("--out", type=opt.output_folder,
                        help="default: results/bench/<spec>-<time>")
     bench.set_defaults(func=cmd_bench)

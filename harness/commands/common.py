@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
@@ -24,6 +27,18 @@ def print_error(message: str) -> None:
     logs read it), user text never taken for rich markup."""
     for line in message.splitlines() or [""]:
         err_console.print(f"[red]error:[/red] {escape(line)}", highlight=False, soft_wrap=True)
+
+
+@contextmanager
+def writing_into(folder: Path) -> Iterator[None]:
+    """A command writing into `folder`: an OSError that names no file (a write to a file
+    already open, on a full disk) names `folder`, so its one line says where (harness.cli)."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None:
+            exc.filename = str(folder)
+        raise
 
 
 def add_common_data_options(parser: argparse.ArgumentParser,

@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rich.markup import escape
+
 from harness import cli_args as opt
 from harness.commands.common import (
     add_common_data_options,
@@ -15,6 +17,7 @@ from harness.commands.common import (
     console,
     err_console,
     print_error,
+    writing_into,
 )
 from harness.env import utc_now
 from harness.errors import UsageError
@@ -81,13 +84,17 @@ def run_display(verbose: bool) -> Display:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from harness.run.executors import ExecutorUnavailable
-    from harness.run.matrix import run_matrix
+    from harness.run.job import at_step
+    from harness.run.matrix import check_resources, run_matrix
     from harness.run.plan import RunConfig, SpecGroup
 
     groups = [SpecGroup(specs, seeds) for specs, seeds in getattr(args, "groups", [])]
     if not groups and args.specs is None:
         raise UsageError("harness run: give --specs or --plan")
-    config = RunConfig(specs=args.specs or [], groups=groups, backends=args.backends,
+    from harness.backends import installed_backends
+
+    config = RunConfig(specs=args.specs or [], groups=groups,
+                       backends=args.backends or installed_backends(),
                        providers=args.providers,
                        batch_sizes=args.batch_sizes, seeds=args.seeds, epochs=args.epochs,
                        limit=args.limit, limit_test=args.limit_test, threads=args.threads,
@@ -100,15 +107,17 @@ def cmd_run(args: argparse.Namespace) -> int:
                        data_dir=str(args.data_dir.resolve()) if args.data_dir else None)
     out = args.out or Path("results") / f"run-{utc_now().replace(':', '').replace('-', '')}"
     try:
-        summary = run_matrix(config, out, executor=_executor(args, config),
-                             display=run_display(args.verbose))
+        with writing_into(out):
+            summary = run_matrix(config, out, executor=_executor(args, config),
+                                 display=run_display(args.verbose), preflight=check_resources)
     except ExecutorUnavailable as exc:
         print_error(str(exc))
         return 3
     console.print(f"{summary['ok']}/{summary['jobs']} jobs ok in {out}")
     for failure in summary["failed"]:
-        err_console.print(f"[red]failed:[/red] {failure['job_id']} at {failure['failed_step']}:"
-                          f" {failure['error']}", highlight=False)
+        err_console.print(f"[red]failed:[/red] {escape(failure['job_id'])}"
+                          f"{at_step(failure['failed_step'])}: {escape(str(failure['error']))}",
+                          highlight=False)
     for job in summary["unavailable"]:  # a compile mode this platform cannot run
         err_console.print(f"unavailable: {job['job_id']}: {job['reason']}", highlight=False,
                           markup=False)
@@ -156,8 +165,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--plan", type=opt.existing_file,
                      help="a YAML run plan: groups of specs with their seeds, and run options "
                           "(options given here override the plan's); instead of --specs")
-    run.add_argument("--backends", type=opt.csv(str, backend_names()), default=backend_names(),
-                     help=f"comma-separated (default: {','.join(backend_names())})")
+    run.add_argument("--backends", type=opt.csv(str, backend_names()),
+                     help=f"comma-separated, of {','.join(backend_names())} (default: every "
+                          "one installed here; one named and not installed is refused)")
     run.add_argument("--providers", type=opt.csv(str, ["cpu", "cuda"]), default=["cpu"],
                      help="ONNX Runtime providers for latency, comma-separated (default: cpu)")
     run.add_argument("--batch-sizes", type=opt.csv(opt.batch_size), default=[1, 32, 256],
@@ -182,7 +192,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                           "(torch.compile/inductor, Keras XLA) for training and native latency; "
                           "a mode this platform cannot run is recorded unavailable")
     add_variant_options(run)
-    run.add_argument("--out", type=opt.folder,
+    run.add_argument("--out", type=opt.output_folder,
                      help="run folder (default: results/run-<time>)")
     _add_executor_options(run)
     add_strict_providers_option(run)

@@ -9,6 +9,7 @@ from harness.commands.common import (
     add_common_data_options,
     add_framework_policy_options,
     console,
+    writing_into,
 )
 from harness.spec import load_spec
 
@@ -22,7 +23,7 @@ def _print_epoch(record: object, epochs: int) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from harness.training import TrainConfig, train_and_evaluate
+    from harness.training import TrainConfig, default_out_dir, train_and_evaluate
 
     config = TrainConfig(backend=args.backend, device=args.device, epochs=args.epochs,
                          seed=args.seed, limit=args.limit, limit_test=args.limit_test,
@@ -31,8 +32,10 @@ def cmd_train(args: argparse.Namespace) -> int:
                          compile=args.compile)
     spec = load_spec(args.spec)
     console.print(f"training {spec.name} with {args.backend} ({args.compile}) on {args.device}")
-    outcome = train_and_evaluate(spec, config, out_dir=args.out, on_epoch=_print_epoch,
-                                 checkpoint_dir=args.checkpoint)
+    # the default output folder is named when training ends; the folder that will hold it
+    with writing_into(args.out or default_out_dir(spec, config, seed=0).parent):
+        outcome = train_and_evaluate(spec, config, out_dir=args.out, on_epoch=_print_epoch,
+                                     checkpoint_dir=args.checkpoint)
     metrics = outcome.metrics
     console.print(f"test_loss {metrics['test_loss']:.4f}  test_accuracy "
                   f"{metrics['test_accuracy']:.4f}  ({metrics['n_test']} test images)")
@@ -58,9 +61,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                             "jit_compile=True (XLA); the first epoch holds the compilation")
     add_framework_policy_options(train)
     add_common_data_options(train, "test on the first N test images")
-    train.add_argument("--out", type=opt.folder,
+    train.add_argument("--out", type=opt.output_folder,
                        help="output folder (default: under results/train/)")
-    train.add_argument("--checkpoint", type=opt.folder, metavar="DIR",
+    train.add_argument("--checkpoint", type=opt.output_folder, metavar="DIR",
                        help="save the training state in DIR after every epoch; after an "
                             "interruption the same command continues from the last finished "
                             "epoch (DIR is removed when the training ends)")

@@ -13,6 +13,10 @@ A flagged change is a "regression" when it is worse (lower accuracy, slower) and
 "improvement" otherwise; but a timing change where either run timed some seed on a busy machine
 (harness.machine_load) is flagged "noisy" instead: the machine, not the code, may have moved
 it. Rows present in one run only say so.
+
+A gate (`harness compare --fail-on-regression`) also fails on what the numbers cannot show
+(gate_problems): a job of B that failed, a job finished in A that B lacks, nothing compared
+at all; a broken candidate never passes for want of values to flag.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ import pandas as pd
 from harness.report.format import MISSING, NOISY_MARK, flag_set
 from harness.report.load import RunData, load_run
 from harness.report.tables import trained
+from harness.run.job import at_step
+from harness.run.layout import UNAVAILABLE
 
 KEYS = ["spec", "point", "backend"]
 ACCURACY = "test_accuracy"
@@ -99,6 +105,22 @@ def compare_runs(a: Path | str | RunData, b: Path | str | RunData, threshold_sig
     frame["rule"], frame["threshold"], frame["flag"] = zip(*judged, strict=True)
     frame["order"] = [_metric_order(metric) for metric in frame["metric"]]
     return frame.sort_values([*KEYS, "order"], ignore_index=True)[COLUMNS]
+
+
+def gate_problems(run_a: RunData, run_b: RunData, frame: pd.DataFrame) -> list[str]:
+    """One line per thing that fails a gate beyond the flagged values of `frame`
+    (compare_runs of A and B): each job of B that failed (a compile mode B's platform cannot
+    run is no failure), each job finished in A that B does not hold, and no value compared in
+    both runs."""
+    jobs_b = run_b.jobs
+    problems = [f"B: {row.job_id} failed{at_step(row.failed_step)}: {row.error}"
+                for row in jobs_b.itertuples() if row.status not in ("ok", UNAVAILABLE)]
+    finished_a = run_a.jobs.loc[run_a.jobs["status"] == "ok", "job_id"]
+    problems += [f"B: {job_id} missing (finished in A)"
+                 for job_id in sorted(set(finished_a) - set(jobs_b["job_id"]))]
+    if not (frame["a_mean"].notna() & frame["b_mean"].notna()).any():
+        problems.append("nothing compared: no spec x backend has values in both runs")
+    return problems
 
 
 def _metric_order(metric: str) -> int:

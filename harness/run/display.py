@@ -16,6 +16,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 
 from harness.run.executors.child import PROGRESS_PREFIXES
 
+STEP_PREFIX = "step "  # the first of PROGRESS_PREFIXES: `step train`, `step export`, ...
+
 Printer = Callable[[str], None]
 
 
@@ -35,6 +37,14 @@ class Display(Protocol):
 
 def is_progress(line: str) -> bool:
     return line.startswith(PROGRESS_PREFIXES)
+
+
+def step_started(line: str) -> str | None:
+    """The step a job's `step <name>` line says it starts (harness.run.job_process), else
+    None."""
+    if not line.startswith(STEP_PREFIX):
+        return None
+    return line.removeprefix(STEP_PREFIX).strip() or None
 
 
 class PlainDisplay:

@@ -9,6 +9,7 @@ job in job.json; it is no part of the job and of its resume key.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 from typing import Any
@@ -23,6 +24,12 @@ NOT_IN_RESUME_KEY = frozenset({
     "data_dir",     # where the data lies: every file is checked against its SHA-256 on load
     "config_hash",  # the key itself
 })
+
+
+# A write that failed for want of space (a full disk, a quota): neither the job nor the command
+# is at fault, and every write after it would fail too (harness.run.matrix.stop_when_full,
+# harness.cli, harness.cli_args).
+FULL_DISK = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 class Job(BaseModel):
@@ -69,6 +76,12 @@ class Job(BaseModel):
     @property
     def needs_gpu(self) -> bool:
         return self.device == "cuda" or "cuda" in self.providers
+
+
+def at_step(step: object) -> str:
+    """` at <step>` for a failed job's recorded step (job.json's `failed_step`); nothing where
+    it names none (None, or NaN in a report's table), never "at None"."""
+    return f" at {step}" if isinstance(step, str) and step else ""
 
 
 def resume_fields(record: dict[str, Any]) -> dict[str, Any]:

@@ -3,41 +3,62 @@
 Every spec (x sweep point) x backend x seed is a job run in its own process (a crash or a leak
 in one framework cannot take the run down or disturb the next job's timings). Finished jobs are
 skipped when the same command runs again (harness.run.resume); a failed job is recorded and
-the run goes on. One `harness run` at a time writes a run folder (harness.run.folder). The
-plan, resume and records are the same whichever executor places the jobs
-(harness.run.executors).
+the run goes on, except for want of space: every job after it would fail too, so the run stops
+there (stop_when_full). Before anything is written, a `preflight` (check_resources for `harness
+run`) can refuse a run whose jobs could not run here. One `harness run` at a time writes a run
+folder (harness.run.folder). The plan, resume and records are the same whichever executor
+places the jobs (harness.run.executors).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 from harness.results import read_json
 from harness.run import layout
-from harness.run.display import Display, PlainDisplay
+from harness.run.display import Display, PlainDisplay, step_started
 from harness.run.executors import Executor
 from harness.run.folder import run_folder_lock, write_plan, write_summary
-from harness.run.job import Job, Placement
+from harness.run.job import FULL_DISK, Job, Placement, at_step
 from harness.run.plan import Plan, RunConfig, plan_jobs
 from harness.run.progress import Eta, expected_work, model_kind
 from harness.run.resume import jobs_to_run
 from harness.training.checkpoint import epochs_done
 
 Printer = Callable[[str], None]
+Preflight = Callable[[RunConfig, Plan, Printer], None]
 
 
-def status_text(record: dict[str, Any]) -> str:
+def status_text(record: dict[str, Any], step: str | None = None) -> str:
+    """What a finished job came to; `step`: the step its output last started, named when its
+    record names none (a process that died before recording its failure)."""
     if record["status"] == "ok":
         return "ok"
     if record["status"] == layout.UNAVAILABLE:
         return f"unavailable: {record['error']}"
-    return f"FAILED at {record.get('failed_step')}: {record['error']}"
+    return f"FAILED{at_step(record.get('failed_step') or step)}: {record['error']}"
+
+
+def stop_when_full(job_dir: Path, record: dict[str, Any]) -> None:
+    """Raise the OSError of a job that failed for want of space (ENOSPC, EDQUOT), naming its
+    folder: the run stops there, rather than start every job left only to fail it the same
+    way after its training (the command line says to free space and run it again; the job,
+    recorded failed, runs again then)."""
+    if record.get("status") != "failed":
+        return
+    error = str(record.get("error") or "")
+    for code in sorted(FULL_DISK):  # the system's words for it, as an OSError prints them
+        if os.strerror(code) in error:
+            raise OSError(code, os.strerror(code), str(job_dir))
 
 
 class ProgressTracker:
-    """The executor's JobEvents: numbers the jobs, learns the ETA, tells the display."""
+    """The executor's JobEvents: numbers the jobs, learns the ETA, tells the display; stops the
+    run when a job failed for want of space (stop_when_full)."""
 
     def __init__(self, plan: Plan, todo: list[Job], slots: int, display: Display,
                  work: dict[str, float] | None = None, run_dir: Path | None = None) -> None:
@@ -53,7 +74,9 @@ class ProgressTracker:
                        slots=slots)
         if run_dir is not None:
             learn_finished(self.eta, plan, todo, run_dir)
+        self.run_dir = run_dir
         self.number: dict[str, int] = {}
+        self.steps: dict[str, str] = {}  # job_id -> the step its output last started
         self.started_count = self.done
         display.overall(self.done, self.total, self.eta.text(self.pending))
 
@@ -68,6 +91,9 @@ class ProgressTracker:
         self.display.job_started(job.job_id, self._prefix(job.job_id))
 
     def line(self, job: Job, line: str) -> None:
+        step = step_started(line)
+        if step is not None:
+            self.steps[job.job_id] = step
         self.display.job_line(job.job_id, line)
 
     def finished(self, job: Job, record: dict[str, Any]) -> None:
@@ -79,8 +105,9 @@ class ProgressTracker:
         self.eta.finished(job.job_id, (record.get("phases") or {}).get("total"))
         self.display.job_finished(job.job_id,
                                   f"{self._prefix(job.job_id)} {job.job_id}: "
-                                  f"{status_text(record)}")
+                                  f"{status_text(record, self.steps.pop(job.job_id, None))}")
         self.display.overall(self.done, self.total, self.eta.text(self.pending))
+        stop_when_full(layout.job_dir(self.run_dir or Path(), job.job_id), record)
 
 
 def learn_finished(eta: Eta, plan: Plan, todo: list[Job], run_dir: Path) -> None:
@@ -121,12 +148,64 @@ def order_jobs(todo: list[Job], work: dict[str, float], resumed: dict[str, int])
     return sorted(todo, key=lambda job: (job.job_id not in resumed, -work[job.job_id]))
 
 
+def require_backend(name: str, device: str) -> None:
+    """BackendUnavailable unless backend `name` can run on `device` in this process: the check
+    `harness train` makes, by making the backend."""
+    from harness.backends import get_backend
+
+    get_backend(name, device=device)
+
+
+def _check_backends(backends: list[str], device: str) -> None:
+    """BackendUnavailable, as `harness train` says it, for the first of `backends` whose
+    framework is missing or cannot use `device`. On the CPU, whether the frameworks are
+    installed (found, not imported); on CUDA, each backend made on it in a process of its own
+    (a process holds one Keras backend; the driver loads no framework), all at once."""
+    from harness.backends import BackendUnavailable, not_installed
+
+    if device == "cpu":
+        missing = next(filter(None, map(not_installed, backends)), None)
+        if missing:
+            raise BackendUnavailable(missing)
+        return
+    from harness.backends.isolation import BackendProcess
+
+    with ExitStack() as stack:
+        workers = [stack.enter_context(BackendProcess()) for _ in backends]
+        for worker, name in zip(workers, backends, strict=True):
+            worker.send(__name__, require_backend.__name__, name, device)
+        for worker, name in zip(workers, backends, strict=True):
+            try:
+                worker.receive(f"the {name} check")
+            except BackendUnavailable:
+                raise
+            except Exception as exc:  # a worker that died loading the framework: one line too
+                raise BackendUnavailable(f"backend {name!r} cannot be made on {device}: "
+                                         f"{exc}") from exc
+
+
+def check_resources(config: RunConfig, plan: Plan, show: Printer) -> None:
+    """What the plan's jobs need and `harness train` checks before it trains, checked once
+    before the run starts rather than failing each job in turn: the datasets in the data
+    folder (DataError; downloaded once when missing), each backend's framework and device
+    (BackendUnavailable)."""
+    from harness.data import ensure_files
+
+    for dataset in sorted({spec.input.dataset for spec in plan.specs.values()}):
+        ensure_files(dataset, config.data_dir)
+    backends = sorted({job.backend for job in plan.jobs})
+    if config.device != "cpu":
+        show(f"checking that {', '.join(backends)} can train on {config.device}")
+    _check_backends(backends, config.device)
+
+
 def run_matrix(config: RunConfig, run_dir: Path, show: Printer = print, *,
-               executor: Executor | None = None,
-               display: Display | None = None) -> dict[str, Any]:
+               executor: Executor | None = None, display: Display | None = None,
+               preflight: Preflight | None = None) -> dict[str, Any]:
     """Run every job not finished yet; return (and write) the run's summary. A command that
-    cannot be planned, or a folder another run holds, raises before anything is written.
-    Default executor: one local job at a time; default display: plain lines to `show`."""
+    cannot be planned, a plan `preflight` refuses (check_resources), or a folder another run
+    holds, raises before anything is written. Default executor: one local job at a time;
+    default display: plain lines to `show`."""
     from harness.run.executors.local import LocalExecutor
 
     run_dir = Path(run_dir)
@@ -134,6 +213,8 @@ def run_matrix(config: RunConfig, run_dir: Path, show: Printer = print, *,
     display = display or PlainDisplay(show)
     try:
         plan = plan_jobs(config)
+        if preflight is not None:
+            preflight(config, plan, display.message)
         with run_folder_lock(run_dir):
             write_plan(plan, config, run_dir)
             todo = jobs_to_run(run_dir, plan.jobs, display.message)

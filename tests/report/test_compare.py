@@ -15,7 +15,7 @@ from harness.cli import main  # noqa: E402
 from harness.report import compare_runs  # noqa: E402
 from harness.run import layout  # noqa: E402
 
-from .fakes import SPECS, job_id, write_metrics_only_job  # noqa: E402
+from .fakes import FAILED_JOB, SPECS, job_id, write_metrics_only_job  # noqa: E402
 
 SEED_ACCURACIES = (0.95, 0.96, 0.97)  # std 0.01 within each run
 
@@ -100,5 +100,9 @@ def test_cli_compare_prints_flags_and_fails_only_when_asked(
     assert len(pd.read_csv(csv)) > 0
     assert main(["compare", str(run_dir), str(run_copy), "--fail-on-regression",
                  "--flagged-only"]) == 1
-    assert main(["compare", str(run_dir), str(run_dir), "--fail-on-regression"]) == 0
+    # run_dir holds a job that failed: a gate does not pass it, even against itself
+    assert main(["compare", str(run_dir), str(run_dir), "--fail-on-regression"]) == 1
+    assert f"B: {FAILED_JOB} failed at export" in capsys.readouterr().out
+    shutil.rmtree(layout.job_dir(run_copy, FAILED_JOB))
+    assert main(["compare", str(run_copy), str(run_copy), "--fail-on-regression"]) == 0
     assert main(["compare", str(run_dir), str(tmp_path / "missing")]) == 2

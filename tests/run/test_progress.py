@@ -3,8 +3,10 @@ epoch, and each part of a job's time in its record."""
 
 from __future__ import annotations
 
+import errno
 import io
 import json
+import os
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -14,7 +16,8 @@ import pytest
 from rich.console import Console
 
 from harness.run import layout
-from harness.run.display import PlainDisplay, RichDisplay
+from harness.run.display import PlainDisplay, RichDisplay, step_started
+from harness.run.job import Placement
 from harness.run.job_process import PHASES, EpochProgress, _split_phases, _train_metrics
 from harness.run.matrix import ProgressTracker
 from harness.run.plan import RunConfig, plan_jobs
@@ -153,3 +156,35 @@ def test_displays_show_progress_lines_and_keep_the_rest_in_the_log() -> None:
     rich.close()
     shown = output.getvalue()
     assert "[1/2 ETA 1m00s] job: ok" in shown and "cudart" not in shown
+
+
+def test_a_job_that_died_without_recording_its_step_is_shown_at_the_step_it_was_in() -> None:
+    """A process killed (or out of space) before its job.json: the record names no step, so
+    the line names the step the job's output last started, never "at None"."""
+    plan = plan_jobs(RunConfig(specs=["mlp2"], backends=["torch", "keras"], epochs=1))
+    first, second = plan.jobs
+    shown: list[str] = []
+    tracker = ProgressTracker(plan, plan.jobs, 1, PlainDisplay(shown.append))
+    lost = {"status": "failed", "failed_step": None, "error": "the job's process exited"}
+    for job, steps in ((first, ["step train\n", "step export\n"]), (second, [])):
+        tracker.started(job, Placement(executor="local"))
+        for line in steps:
+            tracker.line(job, line)
+        tracker.finished(job, lost)
+    assert shown[-2].endswith(f"{first.job_id}: FAILED at export: the job's process exited")
+    assert shown[-1].endswith(f"{second.job_id}: FAILED: the job's process exited")
+    assert step_started("step latency\n") == "latency" and step_started("epoch 1/2") is None
+
+
+def test_a_job_out_of_space_stops_the_run_naming_its_folder(tmp_path: Path) -> None:
+    plan = plan_jobs(RunConfig(specs=["mlp2"], backends=["torch"], epochs=1))
+    (job,) = plan.jobs
+    tracker = ProgressTracker(plan, plan.jobs, 1, PlainDisplay(lambda line: None),
+                              run_dir=tmp_path)
+    tracker.started(job, Placement(executor="local"))
+    full = {"status": "failed", "failed_step": "train",
+            "error": f"OSError: [Errno {errno.ENOSPC}] {os.strerror(errno.ENOSPC)}: 'x.npz'"}
+    with pytest.raises(OSError, match="No space left on device") as stop:
+        tracker.finished(job, full)
+    assert stop.value.errno == errno.ENOSPC
+    assert stop.value.filename == str(layout.job_dir(tmp_path, job.job_id))
