@@ -25,6 +25,7 @@ from harness.errors import UsageError
 if TYPE_CHECKING:  # `harness run`'s types, imported when it runs
     from harness.run.display import Display
     from harness.run.executors import Executor
+    from harness.run.outcome import JobOutcome
     from harness.run.plan import RunConfig
 
 
@@ -123,7 +124,54 @@ def cmd_run(args: argparse.Namespace) -> int:
                           markup=False)
     if summary["failed"]:
         err_console.print("re-run the same command to retry the failed jobs")
+    print_outcomes(out)
     return 0 if not summary["failed"] else 1
+
+
+MAX_OUTCOME_ROWS = 40  # a long run's table is the report's job; the terminal gets a glance
+
+
+def _epoch_text(outcome: JobOutcome) -> str:
+    if outcome.steady_epoch_s is None:
+        return "" if outcome.first_epoch_s is None else (
+            f"{outcome.first_epoch_s:.2f} s (1 epoch, with compilation: no steady figure)")
+    text = f"{outcome.steady_epoch_s:.3g} s"
+    if outcome.steady_interval:
+        low, high = outcome.steady_interval
+        text += f" [{low:.3g}–{high:.3g}]"
+    return text + f" (median of {outcome.epochs - 1})"
+
+
+def print_outcomes(out: Path) -> None:
+    """A glance at what the run's jobs came to, and the commands that go further."""
+    from rich.table import Table
+
+    from harness.results import read_json
+    from harness.run.outcome import run_outcomes
+
+    try:
+        planned = [job["job_id"] for job in read_json(out / "run.json").get("jobs") or []]
+    except (OSError, ValueError, KeyError, TypeError):
+        planned = []
+    outcomes = run_outcomes(out, planned)
+    if outcomes:
+        table = Table("job", "test accuracy", "test loss", "steady epoch [95 % over epochs]",
+                      "ONNX parity", title="what the jobs came to", title_justify="left")
+        for outcome in outcomes[:MAX_OUTCOME_ROWS]:
+            table.add_row(escape(outcome.job_id), _number(outcome.accuracy, 4),
+                          _number(outcome.loss, 4), _epoch_text(outcome),
+                          outcome.parity or ("" if outcome.status == "ok" else outcome.status))
+        console.print(table)
+        if len(outcomes) > MAX_OUTCOME_ROWS:
+            console.print(f"... and {len(outcomes) - MAX_OUTCOME_ROWS} more jobs: see the report")
+    console.print(f"next: harness report {out}    (tables, plots, the decision table)\n"
+                  f"      harness retime {out}    (step and call times of each framework in "
+                  "interleaved windows: ratios with intervals against a measured noise floor)",
+                  highlight=False, markup=False)
+
+
+def _number(value: float | None, digits: int) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
 
 
 def _add_executor_options(parser: argparse.ArgumentParser) -> None:

@@ -1,0 +1,59 @@
+"""The lines `harness run` ends with: each job's accuracy, loss, steady epoch with its interval
+over epochs (or why there is none), ONNX parity, and the next commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.commands.run import print_outcomes
+from harness.results import write_json_atomic
+from harness.run import layout
+from harness.run.outcome import run_outcomes
+
+
+def _job(run_dir: Path, job_id: str, epochs: list[float], parity: bool | None = True) -> None:
+    spec, backend, seed = job_id.split("--")
+    folder = layout.job_dir(run_dir, job_id)
+    write_json_atomic(folder / layout.JOB_FILE, {
+        "schema_version": 1, "kind": "job", "status": "ok",
+        "config": {"spec": spec, "backend": backend, "seed": int(seed.removeprefix("seed"))}})
+    write_json_atomic(folder / layout.METRICS_FILE, {
+        "schema_version": 1, "kind": "train", "test_accuracy": 0.9751, "test_loss": 0.0812,
+        "history": [{"epoch": i + 1, "seconds": s} for i, s in enumerate(epochs)]})
+    if parity is not None:
+        write_json_atomic(folder / layout.EXPORT_RECORD_FILE, {
+            "schema_version": 1, "kind": "export",
+            "parity": {"passed": parity, "max_abs_diff": 2.3e-6}})
+
+
+def test_outcomes_give_the_steady_median_and_its_interval_only_with_enough_epochs(
+        tmp_path: Path) -> None:
+    _job(tmp_path, "mlp2--torch--seed0", [3.0, 1.0, 1.2, 1.1, 0.9, 1.0])
+    _job(tmp_path, "mlp2--keras--seed0", [3.0, 1.5], parity=False)
+    _job(tmp_path, "mlp3--keras--seed0", [4.0], parity=None)
+    torch, keras, one = run_outcomes(
+        tmp_path, ["mlp2--torch--seed0", "mlp2--keras--seed0", "mlp3--keras--seed0",
+                   "never--torch--seed0"])
+    assert torch.steady_epoch_s == pytest.approx(1.0) and torch.epochs == 6
+    low, high = torch.steady_interval
+    assert 0.9 <= low <= 1.0 <= high <= 1.2
+    assert keras.steady_epoch_s == 1.5 and keras.steady_interval is None
+    assert keras.parity == "FAILED (max |Δ| 2.3e-06)" and torch.parity.startswith("passed")
+    assert one.steady_epoch_s is None and one.first_epoch_s == 4.0 and one.parity == ""
+
+
+def test_run_ends_with_the_table_and_the_next_commands(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _job(tmp_path, "mlp2--torch--seed0", [3.0, 1.0, 1.2, 1.1])
+    _job(tmp_path, "mlp3--keras--seed0", [4.0], parity=None)
+    write_json_atomic(tmp_path / layout.RUN_FILE, {
+        "schema_version": 1, "kind": "run",
+        "jobs": [{"job_id": "mlp2--torch--seed0"}, {"job_id": "mlp3--keras--seed0"}]})
+    print_outcomes(tmp_path)
+    out = capsys.readouterr().out
+    assert "mlp2--torch--seed0" in out and "0.9751" in out and "0.0812" in out
+    assert "1.1 s [" in out and "(median of 3)" in out
+    assert "1 epoch, with compilation: no steady figure" in out
+    assert f"harness report {tmp_path}" in out and f"harness retime {tmp_path}" in out
