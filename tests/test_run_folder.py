@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from run.stand_in import FINISHED_RECORDS
 
 from harness.cli import main
 from harness.errors import UsageError
@@ -29,7 +30,7 @@ from harness.run.job import NOT_IN_RESUME_KEY, Job, resume_fields
 from harness.run.matrix import run_matrix
 from harness.run.plan import RunConfig, plan_jobs
 
-FAKE_JOB = '''\
+FAKE_JOB = FINISHED_RECORDS + '''\
 """Stands in for `python -m harness.run.job_process WORK_DIR`: records ok with the job."""
 import json, os, sys, time
 from pathlib import Path
@@ -46,6 +47,7 @@ gate, deadline = os.environ.get("FAKE_JOB_GATE"), time.monotonic() + 60
 while gate and not os.path.exists(gate) and time.monotonic() < deadline:
     time.sleep(0.02)  # held in flight until the test opens the gate
 print("step train", flush=True)
+write_finished_records(work)
 write_json_atomic(work / layout.JOB_FILE, {
     "schema_version": RESULT_SCHEMA_VERSION, "kind": "job", "job_id": job.job_id,
     "status": "ok", "error": None, "failed_step": None, "started_utc": utc_now(),
@@ -284,3 +286,26 @@ def test_a_record_older_than_an_option_resumes_when_the_option_keeps_its_default
     lines.clear()
     run_matrix(_config(strict_providers=True), out, show=lines.append)
     assert "2 finished jobs re-run: strict_providers changed false -> true" in lines
+
+
+def test_a_jobs_file_is_a_one_line_error_and_a_corrupt_job_json_runs_again(
+        tmp_path: Path, fake_jobs: Callable[[], list[str]],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    argv = ["run", "--specs", "mlp2", "--backends", "torch", "--batch-sizes", "1",
+            "--fresh-processes", "--out", str(out)]
+    out.mkdir()
+    (out / layout.JOBS_DIR).write_text("")
+    assert main(argv) == 2
+    err = " ".join(capsys.readouterr().err.split())  # rich wraps long lines of piped output
+    assert err.count("error:") == 1 and "Traceback" not in err
+    assert f"{out / layout.JOBS_DIR}: a file: a run folder's `jobs` must be a folder" in err
+    assert fake_jobs() == []
+    (out / layout.JOBS_DIR).unlink()
+    assert main(argv) == 0 and fake_jobs() == ["mlp2--torch--seed0"]
+    (layout.job_dir(out, "mlp2--torch--seed0") / layout.JOB_FILE).write_text("{")
+    capsys.readouterr()
+    assert main(argv) == 0
+    text = capsys.readouterr()
+    assert "1 finished job re-run: job.json damaged (mlp2--torch--seed0)" in text.out
+    assert "Traceback" not in text.err and len(fake_jobs()) == 2

@@ -2,7 +2,9 @@
 
 Every file is optional: a failed job may stop before metrics.json, the ONNX record or
 latency.json, and an interrupted run has no summary.json. What is missing becomes NaN plus a
-note, never an exception, so a half-finished run still gets a report.
+note, never an exception, so a half-finished run still gets a report. A record or model file
+that is there but damaged (harness.run.records) is not read: a note says so, and its job is
+shown as damaged.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import yaml
 from harness.machine_load import is_noisy
 from harness.report.retimed import apply_retimes, no_retimes
 from harness.run import layout
+from harness.run.records import SHAPES, AnyRecord, DamagedRecord, model_file_damage, read_record
 from harness.spec import SpecError, load_spec, spec_hash, zoo_dir
 from harness.speed.load import SpeedData, load_speed
 from harness.training import EAGER, FINAL_WEIGHTS_FILE, SPEC_FILE
@@ -78,19 +81,19 @@ class RunData:
 
 
 def read_json_or_none(path: Path, notes: list[str]) -> dict[str, Any] | None:
-    """The parsed file, or None (with a note when it exists but cannot be read)."""
+    """The parsed JSON object, or None (with a note when it exists but cannot be read). A job's
+    record is checked against what the report reads of it (harness.run.records.SHAPES)."""
     if not path.is_file():
         return None
     try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except (OSError, ValueError) as exc:
-        notes.append(f"{path}: unreadable ({exc})")
+        return read_record(path, SHAPES.get(path.name, AnyRecord))
+    except DamagedRecord as exc:
+        notes.append(_unreadable(path.parent, exc))
         return None
-    if not isinstance(data, dict):
-        notes.append(f"{path}: expected a JSON object")
-        return None
-    return data
+
+
+def _unreadable(folder: Path, exc: DamagedRecord) -> str:
+    return f"{folder / exc.name}: unreadable ({exc.detail})"
 
 
 def point_label(overrides: dict[str, Any] | None) -> str:
@@ -310,14 +313,41 @@ def _numeric(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     return frame
 
 
+def _job_records(folder: Path, notes: list[str]
+                 ) -> tuple[dict[str, dict[str, Any] | None], list[DamagedRecord]]:
+    """The job's records by file name (None: missing or damaged) and what is damaged among
+    them and its model files, each noted."""
+    records: dict[str, dict[str, Any] | None] = dict.fromkeys(SHAPES)
+    damage: list[DamagedRecord] = []
+    for name, shape in SHAPES.items():
+        if (folder / name).is_file():
+            try:
+                records[name] = read_record(folder / name, shape)
+            except DamagedRecord as exc:
+                damage.append(exc)
+    damage += model_file_damage(folder, records[layout.EXPORT_RECORD_FILE])
+    notes += [_unreadable(folder, exc) for exc in damage]
+    return records, damage
+
+
+def _damaged_row(row: dict[str, Any], damage: list[DamagedRecord]) -> None:
+    """A job with a damaged record or model file shows as damaged (a failed job stays failed,
+    its error says more), and a damaged weights file is not plotted."""
+    if any(exc.name == FINAL_WEIGHTS_FILE for exc in damage):
+        row["weights_file"] = ""
+    if row["status"] in ("ok", "unknown"):
+        row.update(status="damaged", failed_step=None,
+                   error="; ".join(str(exc) for exc in damage))
+
+
 def _read_job(folder: Path, data: dict[str, Any], notes: list[str]) -> None:
-    job = read_json_or_none(folder / layout.JOB_FILE, notes)
-    if job is None:
-        return
-    metrics = read_json_or_none(folder / layout.METRICS_FILE, notes)
-    export = read_json_or_none(folder / layout.EXPORT_RECORD_FILE, notes)
-    latency = read_json_or_none(folder / layout.LATENCY_FILE, notes)
-    row = _job_row(folder, job, metrics, export)
+    records, damage = _job_records(folder, notes)
+    metrics = records[layout.METRICS_FILE]
+    latency = records[layout.LATENCY_FILE]
+    row = _job_row(folder, records[layout.JOB_FILE] or {}, metrics,
+                   records[layout.EXPORT_RECORD_FILE])
+    if damage:
+        _damaged_row(row, damage)
     data["jobs"].append(row)
     if row["compile"] == EAGER:  # a compiled job's epochs and latency: the variants section
         data["history"].extend(_history_rows(row, metrics))

@@ -4,6 +4,9 @@ plan, each job's folder put in place whole, the summary.
 A job works in a hidden partial folder (wherever it ran, its folder ends up there) and is
 renamed to `jobs/<job_id>` only when it holds a job.json, so a killed job leaves no folder
 that looks finished. Every executor finishes its jobs through `finish_job`.
+
+A folder whose fixed entries are not what they must be (a file named `jobs`) is refused in one
+line before anything is written; a resumed run keeps run.json's `created_utc`.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from harness.results import RESULT_SCHEMA_VERSION, read_json, write_json_atomic
 from harness.run import layout
 from harness.run.job import Job, Placement
 from harness.run.plan import Plan, RunConfig
+from harness.run.records import DamagedRecord, JobShape, read_record
 from harness.spec.loader import dump_spec
 
 
@@ -36,12 +40,38 @@ def _holder(text: str) -> str:
         return "a run that is starting"
 
 
+# What a run folder's fixed entries must be where they exist (a retime folder is a run folder).
+_FOLDERS = (layout.JOBS_DIR, layout.SPECS_DIR, layout.SERVERS_DIR, layout.RETIME_DIR)
+_FILES = (layout.LOCK_FILE, layout.RUN_FILE, layout.SUMMARY_FILE)
+
+
+def _refuse_unless(path: Path, is_right: bool, allowed: str) -> None:
+    if (path.exists() or path.is_symlink()) and not is_right:
+        kind = ("a folder" if path.is_dir() else "a file" if path.is_file()
+                else "neither file nor folder")  # a dangling link, a device
+        raise UsageError(f"{path}: {kind}: {allowed}; move it away, or choose another --out")
+
+
+def check_run_folder(run_dir: Path) -> None:
+    """UsageError where `run_dir` or one of its fixed entries (its retime folder's too) is not
+    what a run folder holds there: a file named `jobs` would fail every job of the run."""
+    _refuse_unless(run_dir, run_dir.is_dir(), "a run folder must be a folder")
+    for folder in (run_dir, run_dir / layout.RETIME_DIR):
+        for name in _FOLDERS:
+            path = folder / name
+            _refuse_unless(path, path.is_dir(), f"a run folder's `{name}` must be a folder")
+        for name in _FILES:
+            path = folder / name
+            _refuse_unless(path, path.is_file(), f"a run folder's `{name}` must be a file")
+
+
 @contextmanager
 def run_folder_lock(run_dir: Path) -> Iterator[None]:
     """One writer per run folder: hold an exclusive flock on RUN_DIR/.lock while writing it.
     The kernel drops the lock when the holder ends, however it ends, so a killed run never
     leaves the folder locked. The file is written in place (never renamed over: the lock
-    belongs to the file the holder opened)."""
+    belongs to the file the holder opened). A folder check_run_folder refuses is not locked."""
+    check_run_folder(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     with open(run_dir / layout.LOCK_FILE, "a+", encoding="utf-8") as handle:
         try:
@@ -59,6 +89,21 @@ def run_folder_lock(run_dir: Path) -> Iterator[None]:
         yield
 
 
+def _started(run_dir: Path) -> dict[str, Any]:
+    """run.json's `created_utc`, the first `harness run` on the folder, kept as it was, and
+    `resumed_utc`, when each later one started (an unreadable run.json: a new folder)."""
+    now = utc_now()
+    try:
+        earlier = read_json(run_dir / layout.RUN_FILE)
+    except (OSError, ValueError):
+        earlier = None
+    if not isinstance(earlier, dict) or not isinstance(earlier.get("created_utc"), str):
+        return {"created_utc": now, "resumed_utc": []}
+    resumed = earlier.get("resumed_utc")
+    return {"created_utc": earlier["created_utc"],
+            "resumed_utc": [*(resumed if isinstance(resumed, list) else []), now]}
+
+
 def write_plan(plan: Plan, config: RunConfig, run_dir: Path) -> None:
     """Specs, run.json; and away with the partial folders of a killed run (under the lock, no
     other run can be writing them). Training checkpoints stay, this command's and others' on
@@ -68,7 +113,7 @@ def write_plan(plan: Plan, config: RunConfig, run_dir: Path) -> None:
         spec_file.parent.mkdir(parents=True, exist_ok=True)
         spec_file.write_text(dump_spec(spec), encoding="utf-8")
     write_json_atomic(run_dir / layout.RUN_FILE, {
-        "schema_version": RESULT_SCHEMA_VERSION, "kind": "run", "created_utc": utc_now(),
+        "schema_version": RESULT_SCHEMA_VERSION, "kind": "run", **_started(run_dir),
         "config": asdict(config), "jobs": [job.record() for job in plan.jobs]})
     for stale in (run_dir / layout.JOBS_DIR).glob(".*.partial"):
         shutil.rmtree(stale, ignore_errors=True)
@@ -79,10 +124,18 @@ def spec_text(run_dir: Path, job: Job) -> str:
     return layout.spec_file(run_dir, job.spec).read_text(encoding="utf-8")
 
 
+def _remove(path: Path) -> None:
+    """Away with whatever is at `path`: a folder, or a file where a folder belongs."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
 def fresh_partial_dir(run_dir: Path, job_id: str) -> Path:
     """The job's partial folder, empty."""
     work = layout.partial_dir(run_dir, job_id)
-    shutil.rmtree(work, ignore_errors=True)
+    _remove(work)
     work.mkdir(parents=True)
     return work
 
@@ -105,16 +158,24 @@ def finish_job(run_dir: Path, job: Job, lost: str | None,
         write_json_atomic(work / layout.JOB_FILE, failed_record(
             job, lost or "the job recorded nothing", placement))
     final = layout.job_dir(run_dir, job.job_id)
-    shutil.rmtree(final, ignore_errors=True)
+    _remove(final)  # an earlier folder of the job: changed since, or damaged (harness.run.resume)
     work.rename(final)
     return read_json(final / layout.JOB_FILE)
 
 
+def _summary_record(path: Path) -> dict[str, Any]:
+    """A job's job.json as the summary counts it: missing, damaged, or as recorded."""
+    if not path.is_file():
+        return {"status": "missing"}
+    try:
+        return read_record(path, JobShape)
+    except DamagedRecord as exc:
+        return {"status": "damaged", "error": str(exc)}
+
+
 def write_summary(run_dir: Path, jobs: list[Job]) -> dict[str, Any]:
-    records = {}
-    for job in jobs:
-        path = layout.job_dir(run_dir, job.job_id) / layout.JOB_FILE
-        records[job.job_id] = read_json(path) if path.is_file() else {"status": "missing"}
+    records = {job.job_id: _summary_record(layout.job_dir(run_dir, job.job_id) / layout.JOB_FILE)
+               for job in jobs}
     failed = [{"job_id": job_id, "failed_step": r.get("failed_step"), "error": r.get("error")}
               for job_id, r in records.items() if r.get("status") not in ("ok", layout.UNAVAILABLE)]
     # a compile mode this platform cannot run: recorded with its reason, not a failure

@@ -4,7 +4,9 @@
     RUN_DIR/
       .lock                    held (flock) by the one `harness run` writing the folder; holds
                                its pid, host and start time
-      run.json                 kind "run": the command's configuration and the job list
+      run.json                 kind "run": the last command's configuration and job list,
+                               `created_utc` (the folder's first `harness run`) and
+                               `resumed_utc` (when each later one started)
       specs/<spec>.yaml        each job's spec, sweep overrides applied
       summary.json             kind "summary": counts of ok / failed / unavailable jobs,
                                written at the end
@@ -34,6 +36,10 @@
                                with variants also `variants` (files, accuracy, the gate) and
                                `variant_records`
         job.log                the job's own output (stdout and stderr)
+                               An ok job counts as finished when job.json, metrics.json,
+                               model.onnx.json and latency.json read back whole and the model
+                               files present do too (harness.run.records): a committed folder
+                               keeps its records and drops its model files
       jobs/.<job_id>.checkpoint/   a job's training state after its last finished epoch
                                (harness.training.checkpoint): a job cut short (a stopped run,
                                a killed process) resumes there when the run is started again;

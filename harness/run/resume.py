@@ -3,7 +3,9 @@
 The key holds every job field that can change its result or its timings (harness.run.job), so
 a changed setting re-runs the jobs it touches, and says so, rather than mixing old and new
 records. A record written before an option existed counts as recorded with the option's
-default (the behaviour before it), so a long run survives an upgrade.
+default (the behaviour before it), so a long run survives an upgrade. Nor does a job count on
+its job.json alone: every record it wrote must read back whole (harness.run.records), else it
+runs again, named.
 """
 
 from __future__ import annotations
@@ -12,12 +14,12 @@ import json
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from harness.results import read_json
 from harness.run import layout
 from harness.run.job import Job, resume_fields
 from harness.run.plan import option_defaults
+from harness.run.records import DamagedRecord, FinishedJob, finished_job_damage, read_record
 
 Printer = Callable[[str], None]
 
@@ -48,40 +50,68 @@ def changes(recorded: dict[str, Any], job: Job) -> tuple[str, ...]:
     return tuple(found)
 
 
-def resume_state(run_dir: Path, job: Job) -> tuple[bool, tuple[str, ...]]:
-    """(finished, changes): finished when an ok job.json holds the same resume key; changes say
-    why an ok job must run again (empty for a job never finished)."""
-    path = layout.job_dir(run_dir, job.job_id) / layout.JOB_FILE
-    if not path.is_file():
-        return False, ()
-    record = read_json(path)
-    if record.get("status") != "ok":
-        return False, ()
-    recorded = record.get("config") or {}
-    if recorded.get("config_hash") == job.config_hash:
-        return True, ()
-    found = changes(recorded, job)
-    return not found, found
+class ResumeState(NamedTuple):
+    """`finished`: an ok job.json holds the same resume key and every record of the job reads
+    back whole; else why an ok job runs again: `changes` to its settings, or `damage` to its
+    records (harness.run.records). Both are empty for a job never finished."""
+
+    finished: bool
+    changes: tuple[str, ...] = ()
+    damage: tuple[str, ...] = ()
+
+
+def resume_state(run_dir: Path, job: Job) -> ResumeState:
+    folder = layout.job_dir(run_dir, job.job_id)
+    if not folder.exists():
+        return ResumeState(False)
+    try:  # a folder is put in place only with its job.json: without one it is damaged
+        record = read_record(folder / layout.JOB_FILE, FinishedJob)
+    except DamagedRecord as exc:
+        return ResumeState(False, damage=(exc.reason,))
+    if record["status"] != "ok":
+        return ResumeState(False)
+    recorded = record["config"]
+    if recorded.get("config_hash") != job.config_hash:
+        found = changes(recorded, job)
+        if found:
+            return ResumeState(False, changes=found)
+    damage = tuple(exc.reason for exc in finished_job_damage(folder))
+    return ResumeState(not damage, damage=damage)
+
+
+def _some(names: list[str]) -> str:
+    """The first three names, and `...` for more."""
+    return f"{', '.join(names[:3])}{', ...' if len(names) > 3 else ''}"
+
+
+def _runs_again(count: int, why: tuple[str, ...]) -> str:
+    return f"{count} finished job{'s' if count > 1 else ''} re-run: {', '.join(why)}"
 
 
 def jobs_to_run(run_dir: Path, jobs: list[Job], show: Printer) -> list[Job]:
-    """The jobs not finished under the same resume key; says which finished ones run again and
-    which job folders are not part of this plan."""
+    """The jobs not finished under the same resume key with every record whole; says which
+    finished ones run again (naming the damaged ones) and which job folders are not part of
+    this plan. A damaged job's folder stays until its new one replaces it, as a changed job's
+    does (harness.run.folder.finish_job)."""
     todo: list[Job] = []
     reruns: Counter[tuple[str, ...]] = Counter()
+    damaged: dict[tuple[str, ...], list[str]] = {}
     for job in jobs:
-        finished, found = resume_state(run_dir, job)
-        if not finished:
+        state = resume_state(run_dir, job)
+        if not state.finished:
             todo.append(job)
-        if found:
-            reruns[found] += 1
+        if state.changes:
+            reruns[state.changes] += 1
+        if state.damage:
+            damaged.setdefault(state.damage, []).append(job.job_id)
     show(f"{len(jobs)} jobs: {len(jobs) - len(todo)} already finished, {len(todo)} to run")
     for found, count in reruns.items():
-        show(f"{count} finished job{'s' if count > 1 else ''} re-run: {', '.join(found)}")
+        show(_runs_again(count, found))
+    for damage, names in damaged.items():
+        show(f"{_runs_again(len(names), damage)} ({_some(names)})")
     planned = {job.job_id for job in jobs}
     others = [p.name for p in layout.finished_job_dirs(run_dir) if p.name not in planned]
     if others:
         show(f"note: {len(others)} job folder(s) in {run_dir / layout.JOBS_DIR} are not part of "
-             f"this command (kept; `harness report` reads them too): {', '.join(others[:3])}"
-             f"{', ...' if len(others) > 3 else ''}")
+             f"this command (kept; `harness report` reads them too): {_some(others)}")
     return todo

@@ -10,7 +10,9 @@ and each epoch's sample order depends only on the seed and the epoch (harness.da
       state-epoch<N>.bin   the backend's training state after epoch N
 
 After each epoch the state is written first, then progress.json (atomically), then the older
-state removed: wherever a kill lands, progress.json names a complete state file.
+state removed: wherever a kill lands, progress.json names a complete state file. A checkpoint
+damaged all the same (a disk error, a cut copy) is discarded with a line saying so, and the
+training starts over: it never fails its job.
 """
 
 from __future__ import annotations
@@ -51,6 +53,12 @@ def epochs_done(directory: Path) -> int:
         return 0
 
 
+def _briefly(exc: BaseException) -> str:
+    """The exception's type and the first line of its message (torch's run to pages)."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0][:200] if lines else ''}".rstrip(": ")
+
+
 def _state_name(epoch: int) -> str:
     return f"state-epoch{epoch:04d}.bin"
 
@@ -68,22 +76,28 @@ class TrainingCheckpoint:
     def restore(self, backend: Backend, model: Any) -> Progress | None:
         """The saved progress of this training with its state loaded into `model` (built and
         seeded from the same spec), or None (the folder cleared) when there is none, it is
-        another training's, or it cannot be read. Says on stderr what it did, naming the folder by
-        its name only (a job's log is a committed record: no machine's paths in it)."""
+        another training's, or it is damaged: the training starts over. Says on stderr what it
+        did, naming the folder by its name only (a job's log is a committed record: no
+        machine's paths in it)."""
         progress_file = self.directory / PROGRESS_FILE
         if not progress_file.is_file():
             return None
         try:
             record = read_json(progress_file)
             if record.get("training") != self.training:
-                return self._start_over("it is another training's (spec, backend, seed, "
-                                        "epochs or settings differ)")
+                return self._start_over(self.directory.name, "it is another training's (spec, "
+                                        "backend, seed, epochs or settings differ)")
             progress = Progress(record["started_utc"], list(record["history"]),
                                 float(record["wall_seconds"]), list(record["resumes"]))
-            if progress.history:
-                backend.load_training_state(model, self.directory / record["state_file"])
-        except (OSError, ValueError, KeyError, TypeError, EOFError) as exc:
-            return self._start_over(f"it cannot be read ({type(exc).__name__}: {exc})")
+            state = self.directory / str(record["state_file"])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            return self._start_over(self._named(progress_file), f"damaged ({_briefly(exc)})")
+        if progress.history:
+            try:
+                backend.load_training_state(model, state)
+            except (OSError, ValueError) as exc:  # a backend's: unreadable, or not this model's
+                return self._start_over(self._named(state),
+                                        f"damaged ({_briefly(exc.__cause__ or exc)})")
         done = len(progress.history)
         progress.resumes.append({"after_epoch": done, "utc": utc_now(),
                                  "host": socket.gethostname()})
@@ -91,8 +105,11 @@ class TrainingCheckpoint:
               file=sys.stderr, flush=True)
         return progress
 
-    def _start_over(self, why: str) -> None:
-        print(f"checkpoint {self.directory.name} not used, training from the first epoch: {why}",
+    def _named(self, path: Path) -> str:
+        return f"{self.directory.name}/{path.name}"
+
+    def _start_over(self, what: str, why: str) -> None:
+        print(f"checkpoint {what} not used, training from the first epoch: {why}; discarded",
               file=sys.stderr, flush=True)
         self.clear()
         return None

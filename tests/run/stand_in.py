@@ -1,19 +1,45 @@
 """A stand-in for the job process (`python -m harness.run.job_process WORK_DIR`), so tests of
 the run machinery - executors, placement, retries, resume - take seconds, not training.
 
-It records ok with the job it was given, writes small stand-ins of a job's files (an ONNX
-file, weights, a framework model file named in metrics.json), and notes each call.
+It records ok with the job it was given, writes small stand-ins of a job's files (its records,
+as small as resume accepts them, an ONNX file, weights, a framework model file named in
+metrics.json), and notes each call.
 Its settings file (beside it) can make it kill its parent - the Ray worker running it - the
 first time it runs a job (`kill_once`) or every time (`kill_always`).
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
 from pathlib import Path
 
-SCRIPT = '''\
+
+def write_finished_records(work: Path, **metrics: object) -> None:
+    """A finished job's records beside its job.json, as small as resume accepts them
+    (harness.run.records); `metrics`: more fields of its metrics.json."""
+    import hashlib
+
+    from harness.results import RESULT_SCHEMA_VERSION, write_json_atomic
+    from harness.run import layout
+
+    onnx = b"onnx"
+    (work / layout.ONNX_FILE).write_bytes(onnx)
+    version = {"schema_version": RESULT_SCHEMA_VERSION}
+    write_json_atomic(work / layout.METRICS_FILE, {**version, "kind": "train", "history": [],
+                                                   "test_accuracy": 0.5, **metrics})
+    write_json_atomic(work / layout.EXPORT_RECORD_FILE, {
+        **version, "kind": "export", "passed": True,
+        "onnx": {"bytes": len(onnx), "sha256": hashlib.sha256(onnx).hexdigest()}})
+    write_json_atomic(work / layout.LATENCY_FILE, {**version, "kind": "latency", "records": []})
+
+
+# write_finished_records for the stand-in scripts: the text they start with
+FINISHED_RECORDS = ("from __future__ import annotations\n"
+                    + inspect.getsource(write_finished_records) + "\n\n")
+
+SCRIPT = FINISHED_RECORDS + '''\
 import json, os, signal, sys, time
 from pathlib import Path
 from harness.env import utc_now
@@ -38,12 +64,10 @@ if job.job_id in settings["kill_always"] or (job.job_id in settings["kill_once"]
     os.kill(os.getppid(), signal.SIGKILL)  # the worker is lost mid-job
     time.sleep(60)  # the kernel ends this process with its parent (PR_SET_PDEATHSIG)
 time.sleep(settings["seconds"])
-(work / layout.ONNX_FILE).write_bytes(b"onnx")
 save_weights(initial_weights(parse_spec(given["spec"]), job.seed),
              str(work / "final_weights.npz"))  # as a trained job's weights look
 (work / "model.pt").write_bytes(b"model")
-write_json_atomic(work / layout.METRICS_FILE, {"kind": "train", "model_file": "model.pt",
-                                               "initial_weights_file": "initial_weights.npz"})
+write_finished_records(work, model_file="model.pt", initial_weights_file="initial_weights.npz")
 write_json_atomic(work / layout.JOB_FILE, {
     "schema_version": RESULT_SCHEMA_VERSION, "kind": "job", "job_id": job.job_id,
     "status": "ok", "error": None, "failed_step": None, "started_utc": utc_now(),

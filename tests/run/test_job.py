@@ -20,7 +20,7 @@ from harness.run.plan import RunConfig, plan_jobs
 from harness.spec import load_spec, spec_hash
 from harness.training import EPOCH_TIMING
 
-from .stand_in import StandIn
+from .stand_in import StandIn, write_finished_records
 
 CONFIG = RunConfig(specs=["mlp2"], backends=["torch"], batch_sizes=[1])
 
@@ -54,6 +54,7 @@ def test_a_run_folder_from_before_resumes_and_reports(tmp_path: Path) -> None:
     out, stand_in, lines = tmp_path / "run", StandIn(tmp_path), []
     old = _record_from_before()
     write_json_atomic(layout.job_dir(out, old["job_id"]) / layout.JOB_FILE, old)
+    write_finished_records(layout.job_dir(out, old["job_id"]))  # its other records, whole
     run_matrix(CONFIG, out, show=lines.append, executor=LocalExecutor(command=stand_in.command))
     assert "1 jobs: 1 already finished, 0 to run" in lines and stand_in.calls() == []
     assert read_json(layout.job_dir(out, old["job_id"]) / layout.JOB_FILE) == old  # untouched

@@ -9,6 +9,7 @@ processes (Keras numbers layers per process), so order and shape are what must m
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -33,13 +34,24 @@ def save_training_state(model: keras.Model, path: Path, rng: dict[str, np.ndarra
         np.savez(handle, **arrays)
 
 
+def _read(path: Path) -> dict[str, np.ndarray]:
+    """Every array of the file; ValueError when it cannot be read (a cut archive: BadZipFile,
+    an empty file: EOFError, anything else: ValueError)."""
+    try:
+        with np.load(path) as stored:
+            return {name: stored[name] for name in stored.files}
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"{path.name}: cannot be read") from exc
+
+
 def load_training_state(model: keras.Model, path: Path) -> dict[str, np.ndarray]:
     """Into a model built and compiled from the same spec; its optimizer is built here if no
-    step ran yet (as `fit` builds it before its first step). Returns the saved RNG states."""
+    step ran yet (as `fit` builds it before its first step). Returns the saved RNG states.
+    ValueError, no variable changed, when the file cannot be read or does not fit the model."""
     if not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
-    with np.load(path) as stored:
-        saved = {name: stored[name] for name in stored.files}
+    saved = _read(path)
+    assignments = []  # all checked before any is assigned: a misfit leaves the model as built
     for group, variables in _groups(model).items():
         names = sorted(name for name in saved if name.startswith(f"{group}/"))
         if len(names) != len(variables):
@@ -50,6 +62,8 @@ def load_training_state(model: keras.Model, path: Path) -> dict[str, np.ndarray]
             if tuple(value.shape) != tuple(variable.shape):
                 raise ValueError(f"{path.name}: {group} variable {variable.path} has shape "
                                  f"{tuple(variable.shape)}, saved {tuple(value.shape)}")
-            variable.assign(value.astype(variable.dtype))
+            assignments.append((variable, value))
+    for variable, value in assignments:
+        variable.assign(value.astype(variable.dtype))
     return {name.removeprefix("rng/"): value for name, value in saved.items()
             if name.startswith("rng/")}
