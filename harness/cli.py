@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import importlib.metadata
 import os
 import sys
 
@@ -30,10 +31,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser = opt.Parser(
         prog="harness", description="Compare Keras and PyTorch honestly: one framework-neutral "
         "spec, the same weights, batches and maths in both, ONNX Runtime latency, one report.")
+    parser.add_argument("--version", action="version", version=f"harness {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     for command_group in (spec_commands, train, export, run, retime, report, bench):
         command_group.register(sub)
     return parser
+
+
+def package_version() -> str:
+    """The installed package's version (a source tree that is not installed has none)."""
+    try:
+        return importlib.metadata.version("harness")
+    except importlib.metadata.PackageNotFoundError:
+        return "(not installed: version unknown)"
 
 
 def resource_error(exc: OSError, command: str) -> str:

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from harness import cli_args as opt
 from harness.commands.common import console, writing_into
+from harness.errors import UsageError
 from harness.run.layout import REPORT_DIR
 
 if TYPE_CHECKING:  # pandas: imported when a command needs it
@@ -30,24 +31,58 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     folders = [opt.checked(opt.run_results, text, name)
                for text, name in ((args.run_a, "RUN_A"), (args.run_b, "RUN_B"))]
-    from harness.report.compare import compare_runs, gate_problems  # pandas: only when needed
+    # pandas: imported only when needed
+    from harness.report.compare import (
+        compare_runs,
+        gate_problems,
+        setting_differences,
+        without_verdicts,
+    )
     from harness.report.load import load_run
 
     run_a, run_b = map(load_run, folders)
+    differences = setting_differences(run_a, run_b)
+    judged = args.allow_different or not differences
+    if args.fail_on_regression and not judged:  # a CI gate must not pass or fail unlike runs
+        raise UsageError(
+            "--fail-on-regression: RUN_A and RUN_B were run with different settings ("
+            + "; ".join(f"{name}: A {a}, B {b}" for name, a, b in differences)
+            + "); a gate compares runs made alike: rerun one with the other's settings, or "
+              "add --allow-different to judge them anyway")
     frame = compare_runs(run_a, run_b, threshold_sigma=args.threshold_sigma,
                          min_rel=args.min_rel, min_accuracy=args.min_accuracy)
+    if not judged:
+        frame = without_verdicts(frame)
     if args.csv:
         args.csv.parent.mkdir(parents=True, exist_ok=True)
         frame.to_csv(args.csv, index=False)
+    _print_differences(differences, judged)
     _print_table(args, frame)
     problems = gate_problems(run_a, run_b, frame)
     for line in problems:
         console.print(f"[red]{escape(line)}[/red]", highlight=False, soft_wrap=True)
+    listed = f"; {len(problems)} problem(s) listed above" if problems else ""
+    if not judged:
+        console.print(f"no verdicts: {len(frame)} compared values shown without verdicts, as "
+                      f"{len(differences)} setting(s) differ between the runs{listed}")
+        return 0
     regressions = int((frame["flag"] == "regression").sum())
     console.print(f"{regressions} regression(s), {int((frame['flag'] == 'improvement').sum())} "
-                  f"improvement(s) beyond noise in {len(frame)} compared values"
-                  + (f"; {len(problems)} problem(s) listed above" if problems else ""))
+                  f"improvement(s) beyond noise in {len(frame)} compared values{listed}")
     return 1 if (regressions or problems) and args.fail_on_regression else 0
+
+
+def _print_differences(differences: list[tuple[str, str, str]], judged: bool) -> None:
+    """Each setting that differs between the runs, and whether their changes are judged."""
+    if not differences:
+        return
+    console.print(f"{len(differences)} setting(s) differ between the runs; "
+                  + ("changes judged anyway (--allow-different):" if judged else
+                     "values shown without verdicts (--allow-different judges them):"),
+                  highlight=False, soft_wrap=True)
+    for name, a, b in differences:
+        console.print(f"  {escape(name)}: A {escape(a)}, B {escape(b)}", highlight=False,
+                      soft_wrap=True)
 
 
 def _print_table(args: argparse.Namespace, frame: pd.DataFrame) -> None:
@@ -95,5 +130,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     compare.add_argument("--fail-on-regression", action="store_true",
                          help="exit 1 when a regression is flagged, a job of RUN_B failed, one "
                               "finished in RUN_A is missing from it, or nothing could be "
-                              "compared (default: exit 0)")
+                              "compared (default: exit 0); exit 2 when the runs' settings "
+                              "differ, unless --allow-different")
+    compare.add_argument("--allow-different", action="store_true",
+                         help="judge changes (regression, improvement) even where the runs' "
+                              "settings differ (epochs, threads, versions, machine, ...); by "
+                              "default the differences are listed and no verdict given")
     compare.set_defaults(func=cmd_compare)

@@ -15,15 +15,15 @@ def cmd_list(args: argparse.Namespace) -> int:
     table = Table(title=f"Model zoo: {len(list_specs())} specs in {zoo_dir()}", box=None,
                   header_style="bold", title_justify="left")
     table.add_column("spec", no_wrap=True)
-    for column in ("input", "layers", "params", "optimizer", "batch", "epochs"):
-        table.add_column(column, no_wrap=True,
-                         justify="left" if column in ("input", "optimizer") else "right")
+    for column in ("dataset", "input", "layers", "params", "optimizer", "batch", "epochs"):
+        table.add_column(column, no_wrap=True, justify="left" if column in (
+            "dataset", "input", "optimizer") else "right")
     for name in list_specs():
         spec = load_spec(name)
         shape = "x".join(str(d) for d in spec.input.shape)
-        table.add_row(name, shape, str(len(spec.layers)), f"{infer(spec).total_params:,}",
-                      spec.train.optimizer.name, str(spec.train.batch_size),
-                      str(spec.train.epochs))
+        table.add_row(name, spec.input.dataset, shape, str(len(spec.layers)),
+                      f"{infer(spec).total_params:,}", spec.train.optimizer.name,
+                      str(spec.train.batch_size), str(spec.train.epochs))
     console.print(table)
     return 0
 
@@ -41,6 +41,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         table.add_row(str(info.index), describe(info.layer), str((None, *info.output_shape)),
                       f"{info.params:,}")
     console.print(table)
+    console.print(f" Dataset: {spec.input.dataset}")
     console.print(f" Total params: {summary.total_params:,}")
     console.print(f" Trainable params: {summary.trainable_params:,}")
     console.print(f" Non-trainable params: {summary.non_trainable_params:,}")

@@ -17,12 +17,18 @@ it. Rows present in one run only say so.
 A gate (`harness compare --fail-on-regression`) also fails on what the numbers cannot show
 (gate_problems): a job of B that failed, a job finished in A that B lacks, nothing compared
 at all; a broken candidate never passes for want of values to flag.
+
+Runs made with different settings (1 epoch against 2, 2 threads against 1, another torch, another
+CPU) differ for reasons other than the code: setting_differences names each such setting, and
+`harness compare` then shows the values without verdicts unless asked (--allow-different).
 """
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -40,6 +46,18 @@ ORT_PREFIX = "ort_cpu_p50_ms@batch"
 COLUMNS = [*KEYS, "metric", "a_mean", "b_mean", "delta", "rel_delta", "a_std", "b_std",
            "a_seeds", "b_seeds", "a_noisy", "b_noisy", "rule", "threshold", "flag"]
 NOISY_FLAG = "noisy"
+VERDICTS = ("regression", "improvement", NOISY_FLAG)  # flags that judge a change
+
+# job.json `config` fields that are no setting: names, labels, where the data lies, the resume
+# key; the spec and sweep point are the compared rows' keys (the spec's hash is compared apart)
+NOT_SETTINGS = frozenset({"job_id", "spec", "base_spec", "study", "backend", "overrides",
+                          "data_dir", "config_hash", "spec_hash"})
+FIRST_SETTINGS = ("epochs", "limit", "limit_test", "threads", "device", "batch_sizes",
+                  "providers", "compile", "seed")  # the ones most often changed: listed first
+MACHINE_SETTINGS = ("cpu", "logical_cores", "usable_cores", "python")  # not its name or load
+# what a framework's record measured, or its name, rather than how it was set up
+NOT_FRAMEWORK_SETTINGS = frozenset({"framework", "compile_seconds"})
+Settings = dict[str, set[str]]  # setting name -> the values a run's jobs recorded
 
 
 def seed_values(run: RunData) -> pd.DataFrame:
@@ -155,3 +173,94 @@ def display_rows(frame: pd.DataFrame) -> list[list[str]]:
                      _value(row["metric"], row["delta"], signed=True), rel,
                      _value(row["metric"], row["threshold"]), row["rule"], row["flag"]])
     return rows
+
+
+def setting_differences(run_a: RunData, run_b: RunData) -> list[tuple[str, str, str]]:
+    """(setting, A's values, B's values) for each setting that differs: the job settings
+    (job.json `config`) of the spec x point x backend rows both runs hold, each such spec's
+    hash, the machine, package versions and each compared framework's set-up. A part one run
+    does not record at all (older records, no trained job) is not compared; a setting missing
+    from one side of a part both record is "not recorded" there."""
+    shared = _row_keys(run_a) & _row_keys(run_b)
+    sides = [(_job_settings(run, shared), _environment_settings(run, shared))
+             for run in (run_a, run_b)]
+    differences = []
+    for part in (0, 1):
+        a, b = sides[0][part], sides[1][part]
+        if not (a and b):
+            continue
+        names = list(a) + [name for name in b if name not in a]
+        differences += [(name, _values(a.get(name)), _values(b.get(name))) for name in names
+                        if a.get(name) != b.get(name)]
+    return differences
+
+
+def without_verdicts(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` (compare_runs) with no change judged: for runs whose settings differ."""
+    return frame.assign(flag=frame["flag"].where(~frame["flag"].isin(VERDICTS), ""))
+
+
+def _row_keys(run: RunData) -> set[tuple[Any, ...]]:
+    return set(run.jobs[KEYS].itertuples(index=False, name=None))
+
+
+def _job_settings(run: RunData, shared: set[tuple[Any, ...]]) -> Settings:
+    settings: Settings = {}
+    for row in run.jobs.itertuples():
+        if (row.spec, row.point, row.backend) not in shared:
+            continue
+        config = json.loads(row.config) if isinstance(row.config, str) else {}
+        if config.get("spec_hash"):  # the same name, another model
+            settings.setdefault(f"spec {row.spec}", set()).add(config["spec_hash"])
+        for name, value in config.items():
+            if name not in NOT_SETTINGS:
+                settings.setdefault(name, set()).add(_text(value, none="default"))
+    order = {name: index for index, name in enumerate(FIRST_SETTINGS)}
+    return dict(sorted(settings.items(), key=lambda item: (order.get(item[0], len(order)),
+                                                           item[0])))
+
+
+def _environment_settings(run: RunData, shared: set[tuple[Any, ...]]) -> Settings:
+    """The machine, packages and each compared framework's set-up, from the first trained
+    job per backend."""
+    backends = {backend for _, _, backend in shared}
+    settings: Settings = {}
+    for backend, environment in run.environments.items():
+        machine, packages = environment.get("machine") or {}, environment.get("packages") or {}
+        gpus = environment.get("gpu") or []
+        entries = [(f"machine {key}", machine[key]) for key in MACHINE_SETTINGS if key in machine]
+        entries += [("gpu", [gpu.get("name") for gpu in gpus]),
+                    ("gpu driver", [gpu.get("driver") for gpu in gpus])]
+        entries += [(f"package {name}", version) for name, version in packages.items()]
+        if backend in backends:  # its versions are the packages' above
+            entries += [(f"{backend} {key}", value)
+                        for key, value in (environment.get("backend") or {}).items()
+                        if key not in NOT_FRAMEWORK_SETTINGS and key not in packages]
+        for name, value in entries:
+            settings.setdefault(name, set()).add(_text(value, none="none"))
+    return settings
+
+
+def _text(value: Any, none: str) -> str:
+    """A setting's value as printed: lists joined, None as `none` (what it means there)."""
+    if value is None or value == []:
+        return none
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_text(item, none) for item in value) + "]"
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True)
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _values(values: set[str] | None) -> str:
+    """A run's values of one setting, numbers in their order (seeds 0, 1, 2)."""
+    if not values:
+        return "not recorded"
+
+    def order(text: str) -> tuple[int, float, str]:
+        try:
+            return 0, float(text), text
+        except ValueError:
+            return 1, 0.0, text
+
+    return ", ".join(sorted(values, key=order))

@@ -8,15 +8,20 @@ the run is --verbose.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Protocol
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn
 
 from harness.run.executors.child import PROGRESS_PREFIXES
 
 STEP_PREFIX = "step "  # the first of PROGRESS_PREFIXES: `step train`, `step export`, ...
+# a job's epoch lines (harness.run.job_process.EpochProgress): `progress epoch 2/3 ...` while in
+# epoch 2, `epoch 2/3 loss ...` when it ends, `progress resumed ... after epoch 7/12`
+EPOCH_LINE = re.compile(r"(?P<kind>progress epoch|epoch|progress resumed.*epoch) "
+                        r"(?P<epoch>\d+)/(?P<epochs>\d+)")
 
 Printer = Callable[[str], None]
 
@@ -37,6 +42,15 @@ class Display(Protocol):
 
 def is_progress(line: str) -> bool:
     return line.startswith(PROGRESS_PREFIXES)
+
+
+def epochs_done(line: str) -> tuple[int, int] | None:
+    """(epochs finished, epochs in all) that a job's epoch line says, else None."""
+    match = EPOCH_LINE.match(line)
+    if match is None:
+        return None
+    epoch, epochs = int(match["epoch"]), int(match["epochs"])
+    return (epoch - 1 if match["kind"] == "progress epoch" else epoch), epochs
 
 
 def step_started(line: str) -> str | None:
@@ -77,15 +91,17 @@ class PlainDisplay:
 
 
 class RichDisplay:
-    """A bar for the run, a line per job in flight with its latest progress line; finished
+    """A bar for the run (jobs done of all), a bar per job in flight (epochs done of its
+    epochs, once its first epoch line says how many) with its latest progress line; finished
     jobs and messages scroll above them."""
 
     def __init__(self, console: Console, verbose: bool = False) -> None:
         self.verbose = verbose
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
-                                 MofNCompleteColumn(), TextColumn("{task.fields[eta]}"),
+                                 TextColumn("{task.fields[count]}"),
+                                 TextColumn("{task.fields[eta]}"),
                                  console=console, transient=True)
-        self._run = self.progress.add_task("jobs", total=None, eta="ETA ?")
+        self._run = self.progress.add_task("jobs", total=None, count="", eta="ETA learning")
         self._jobs: dict[str, TaskID] = {}
         self.progress.start()
 
@@ -96,13 +112,22 @@ class RichDisplay:
         self._print(text)
 
     def job_started(self, job_id: str, prefix: str) -> None:
-        self._jobs[job_id] = self.progress.add_task(f"  {job_id}", total=None, eta="starting")
+        # no count until the job's first epoch line: its epochs are not known before
+        self._jobs[job_id] = self.progress.add_task(f"  {job_id}", total=None, count="",
+                                                    eta="starting")
 
     def job_line(self, job_id: str, line: str) -> None:
         if self.verbose:
             self._print(f"{job_id}: {line.rstrip()}")
-        if is_progress(line) and job_id in self._jobs:
-            self.progress.update(self._jobs[job_id], eta=line.strip())
+        task = self._jobs.get(job_id)
+        if not is_progress(line) or task is None:
+            return
+        self.progress.update(task, eta=line.strip())
+        epochs = epochs_done(line)
+        if epochs is not None:
+            done, total = epochs
+            self.progress.update(task, completed=done, total=total,
+                                 count=f"epochs {done}/{total}")
 
     def job_finished(self, job_id: str, text: str) -> None:
         task = self._jobs.pop(job_id, None)
@@ -111,7 +136,8 @@ class RichDisplay:
         self._print(text)
 
     def overall(self, done: int, total: int, eta: str) -> None:
-        self.progress.update(self._run, completed=done, total=total, eta=eta)
+        self.progress.update(self._run, completed=done, total=total, count=f"{done}/{total}",
+                             eta=eta)
 
     def close(self) -> None:
         self.progress.stop()

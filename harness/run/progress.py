@@ -6,13 +6,16 @@ about a fixed part (process start, imports, export, latency) plus a rate times i
 are learned per backend and kind of model from the jobs that finish (least squares), so a run
 whose small jobs come first does not promise the big ones at the small ones' pace, and
 convolutions, which do many more multiply-accumulates per second than small dense layers, are
-not estimated at an MLP's rate once one has finished (until then, another backend's CNNs, then
-every finished job). A resumed run also learns from the jobs its folder already holds (their
-records' seconds), so it has an ETA from its start.
+never estimated at an MLP's rate, nor MLPs at a CNN's (another backend's job of the same kind
+serves). Until a job of each kind left has finished the ETA says "learning" (with the time the
+jobs it can estimate need, when some can): an estimate from the wrong kind is off many times
+over, and showed "ETA 0m00s" with jobs still to run. A resumed run also learns from the jobs
+its folder already holds (their records' seconds), so it has an ETA from its start.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -102,31 +105,41 @@ class Eta:
     def _group(self, job_id: str) -> tuple[str, str]:
         return self.backend[job_id], self.kind.get(job_id, "dense")
 
-    def seconds_left(self, pending: list[str]) -> float | None:
-        """Seconds until the jobs in flight and `pending` are done; None before any job
-        finished."""
-        pooled = _fit([point for points in self._seen.values() for point in points])
-        if pooled is None:
-            return None
+    def _left(self, pending: list[str]) -> tuple[float, bool]:
+        """(seconds the jobs in flight and `pending` need on `slots` jobs at once, counting
+        those with an estimate; whether some job has none: no job of its kind finished)."""
         fits = {group: _fit(points) for group, points in self._seen.items()}
         kinds = {kind: _fit([p for (_, seen), points in self._seen.items() if seen == kind
                              for p in points]) for _, kind in self._seen}
-        now = time.monotonic()
 
-        def predict(job_id: str) -> float:
+        def predict(job_id: str) -> float | None:
             backend, kind = self._group(job_id)
-            fit = fits.get((backend, kind)) or kinds.get(kind) or pooled
-            return fit.predict(self.work[job_id])
+            fit = fits.get((backend, kind)) or kinds.get(kind)
+            return None if fit is None else fit.predict(self.work[job_id])
 
-        total = sum(predict(job_id) for job_id in pending)
-        total += sum(max(predict(job_id) - (now - began), 0.0)
-                     for job_id, began in self._started.items())
-        return total / max(self.slots, 1)
+        now = time.monotonic()
+        left = [predict(job_id) for job_id in pending]
+        for job_id, began in self._started.items():  # in flight: less the time it has run
+            seconds = predict(job_id)
+            left.append(None if seconds is None else max(seconds - (now - began), 0.0))
+        known = sum(seconds for seconds in left if seconds is not None)
+        return known / max(self.slots, 1), None in left
+
+    def seconds_left(self, pending: list[str]) -> float | None:
+        """Seconds until the jobs in flight and `pending` are done; None while some of them
+        has no finished job of its kind to be estimated from."""
+        seconds, learning = self._left(pending)
+        return None if learning else seconds
 
     def text(self, pending: list[str]) -> str:
-        seconds = self.seconds_left(pending)
-        if seconds is None:
-            return "ETA ?"
-        seconds = int(seconds)
-        hours, minutes = divmod(seconds // 60, 60)
-        return f"ETA {hours}h{minutes:02d}m" if hours else f"ETA {minutes}m{seconds % 60:02d}s"
+        seconds, learning = self._left(pending)
+        if learning:
+            return f"ETA learning, >{_duration(int(seconds))}" if seconds >= 1 else "ETA learning"
+        if seconds == 0 and (pending or self._started):  # each job left outran its estimate
+            return "ETA learning"
+        return f"ETA {_duration(math.ceil(seconds))}"
+
+
+def _duration(seconds: int) -> str:
+    hours, minutes = divmod(seconds // 60, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds % 60:02d}s"

@@ -7,6 +7,7 @@ import errno
 import io
 import json
 import os
+import re
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from harness.run import layout
+from harness.run import layout, progress
 from harness.run.display import PlainDisplay, RichDisplay, step_started
 from harness.run.job import Placement
 from harness.run.job_process import PHASES, EpochProgress, _split_phases, _train_metrics
@@ -38,7 +39,7 @@ def test_work_counts_a_convolution_at_every_output_position() -> None:
 def test_eta_learns_seconds_per_work_and_overhead_per_backend() -> None:
     work = {"a": 1.0, "b": 3.0, "c": 10.0, "k": 10.0}
     eta = Eta(work=work, backend={"a": "torch", "b": "torch", "c": "torch", "k": "keras"})
-    assert eta.text(["a", "b", "c", "k"]) == "ETA ?"
+    assert eta.text(["a", "b", "c", "k"]) == "ETA learning"
     eta.finished("a", 12.0)  # 10 s of overhead + 2 s per unit of work
     eta.finished("b", 16.0)
     assert eta.seconds_left(["c"]) == pytest.approx(30.0)  # not the mean job's 14 s
@@ -62,7 +63,8 @@ def test_eta_learns_convolutions_apart_from_dense_models() -> None:
                                   "k": "keras"}, kind=kind)
     eta.finished("m1", 10.0)  # dense: 10 s per unit of work
     eta.finished("m2", 20.0)
-    assert eta.seconds_left(["c2"]) == pytest.approx(1000.0)  # no CNN seen: the MLPs' rate
+    assert eta.seconds_left(["c2"]) is None  # no CNN seen: not at the MLPs' rate
+    assert eta.text(["c2", "m2"]) == "ETA learning, >0m20s"  # what it can say: m2's 20 s
     eta.finished("c1", 50.0)  # 0.5 s per unit
     assert eta.seconds_left(["c2"]) == pytest.approx(50.0)
     assert eta.seconds_left(["k"]) == pytest.approx(50.0)  # keras CNN: torch's CNN rate
@@ -93,10 +95,36 @@ def test_a_resumed_run_estimates_from_the_jobs_its_folder_already_holds(
     shown: list[str] = []
     display = PlainDisplay(shown.append)
     todo = [second, third, last]
-    assert ProgressTracker(plan, todo, 1, display).eta.text([j.job_id for j in todo]) == "ETA ?"
+    assert ProgressTracker(plan, todo, 1, display).eta.text(
+        [j.job_id for j in todo]) == "ETA learning"
     tracker = ProgressTracker(plan, todo, 1, display, run_dir=tmp_path)
     expected = sum(60.0 * expected_work(job, plan.specs[job.spec]) / work for job in todo)
     assert tracker.eta.seconds_left([job.job_id for job in todo]) == pytest.approx(expected)
+
+
+def test_the_eta_says_learning_until_a_job_of_each_kind_left_has_finished() -> None:
+    """Two CNNs then two MLPs: after the CNNs the MLPs are not promised at a CNN's pace
+    (`ETA 0m00s` with two jobs to run); the ETA says it is learning until an MLP finished."""
+    plan = plan_jobs(RunConfig(specs=["cnn3_k3", "mlp2"], backends=["keras", "torch"],
+                               epochs=1, limit=500))
+    shown: list[str] = []
+    tracker = ProgressTracker(plan, plan.jobs, 1, PlainDisplay(shown.append))
+    for job, seconds in zip(plan.jobs, (30.0, 30.0, 10.0, 10.0), strict=True):
+        tracker.finished(job, {"status": "ok", "phases": {"total": seconds}})
+    assert [line.split("]")[0] for line in shown] == [
+        "[1/4 ETA learning, >0m30s", "[2/4 ETA learning", "[3/4 ETA 0m10s", "[4/4 ETA 0m00s"]
+
+
+def test_the_eta_never_says_0m00s_while_a_job_is_left(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr(progress, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    eta = Eta(work={"a": 1.0, "b": 1.0}, backend={"a": "torch", "b": "torch"})
+    eta.finished("a", 10.0)
+    eta.started("b")
+    clock[0] += 9.7
+    assert eta.text([]) == "ETA 0m01s"  # 0.3 s left: rounded up
+    clock[0] += 5.0
+    assert eta.text([]) == "ETA learning"  # b outran its estimate: no time is known
 
 
 def test_progress_within_an_epoch_measures_against_the_epoch_before(
@@ -156,6 +184,25 @@ def test_displays_show_progress_lines_and_keep_the_rest_in_the_log() -> None:
     rich.close()
     shown = output.getvalue()
     assert "[1/2 ETA 1m00s] job: ok" in shown and "cudart" not in shown
+
+
+def test_each_job_bar_counts_its_epochs_once_known() -> None:
+    output = io.StringIO()
+    rich = RichDisplay(Console(file=output, force_terminal=True, width=120))
+    rich.overall(1, 4, "ETA learning")
+    rich.job_started("starting-job", "[2/4 ETA learning]")
+    rich.job_started("resumed-job", "[3/4 ETA learning]")
+    rich.job_started("training-job", "[4/4 ETA learning]")
+    rich.job_line("resumed-job", "progress resumed from its checkpoint after epoch 7/12\n")
+    rich.job_line("training-job", "epoch 1/3 loss 0.5000 acc 0.9000 1.00s\n")
+    rich.job_line("training-job", "progress epoch 2/3 10s ~50%\n")
+    rich.close()
+    # the last frame drawn, as words: no colours, cursor moves or columns' padding
+    shown = " ".join(re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", " ", output.getvalue()).split())
+    assert "/?" not in shown  # no `0/?` for a job whose epochs are not known yet
+    assert "1/4 ETA learning" in shown
+    assert "epochs 7/12 progress resumed" in shown
+    assert "epochs 1/3 progress epoch 2/3 10s ~50%" in shown
 
 
 def test_a_job_that_died_without_recording_its_step_is_shown_at_the_step_it_was_in() -> None:
