@@ -29,7 +29,7 @@ Printer = Callable[[str], None]
 class Display(Protocol):
     def message(self, text: str) -> None: ...
 
-    def job_started(self, job_id: str, prefix: str) -> None: ...
+    def job_started(self, job_id: str, prefix: str, epochs: int | None = None) -> None: ...
 
     def job_line(self, job_id: str, line: str) -> None: ...
 
@@ -72,7 +72,7 @@ class PlainDisplay:
     def message(self, text: str) -> None:
         self.show(text)
 
-    def job_started(self, job_id: str, prefix: str) -> None:
+    def job_started(self, job_id: str, prefix: str, epochs: int | None = None) -> None:
         self._prefix[job_id] = prefix
 
     def job_line(self, job_id: str, line: str) -> None:
@@ -111,10 +111,11 @@ class RichDisplay:
     def message(self, text: str) -> None:
         self._print(text)
 
-    def job_started(self, job_id: str, prefix: str) -> None:
-        # no count until the job's first epoch line: its epochs are not known before
-        self._jobs[job_id] = self.progress.add_task(f"  {job_id}", total=None, count="",
-                                                    eta="starting")
+    def job_started(self, job_id: str, prefix: str, epochs: int | None = None) -> None:
+        # the plan's epochs from the start; a resumed job's first epoch line corrects `done`
+        self._jobs[job_id] = self.progress.add_task(
+            f"  {job_id}", total=epochs, count="" if epochs is None else f"epochs 0/{epochs}",
+            eta="starting")
 
     def job_line(self, job_id: str, line: str) -> None:
         if self.verbose:

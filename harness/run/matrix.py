@@ -75,6 +75,8 @@ class ProgressTracker:
         if run_dir is not None:
             learn_finished(self.eta, plan, todo, run_dir)
         self.run_dir = run_dir
+        self.epochs = {job.job_id: job.epochs or plan.specs[job.spec].train.epochs
+                       for job in todo}
         self.number: dict[str, int] = {}
         self.steps: dict[str, str] = {}  # job_id -> the step its output last started
         self.started_count = self.done
@@ -88,7 +90,8 @@ class ProgressTracker:
         self.number[job.job_id] = self.started_count
         self.pending.remove(job.job_id)
         self.eta.started(job.job_id)
-        self.display.job_started(job.job_id, self._prefix(job.job_id))
+        self.display.job_started(job.job_id, self._prefix(job.job_id),
+                                 self.epochs.get(job.job_id))
 
     def line(self, job: Job, line: str) -> None:
         step = step_started(line)

@@ -190,7 +190,7 @@ def test_each_job_bar_counts_its_epochs_once_known() -> None:
     output = io.StringIO()
     rich = RichDisplay(Console(file=output, force_terminal=True, width=120))
     rich.overall(1, 4, "ETA learning")
-    rich.job_started("starting-job", "[2/4 ETA learning]")
+    rich.job_started("starting-job", "[2/4 ETA learning]", 15)
     rich.job_started("resumed-job", "[3/4 ETA learning]")
     rich.job_started("training-job", "[4/4 ETA learning]")
     rich.job_line("resumed-job", "progress resumed from its checkpoint after epoch 7/12\n")
@@ -202,6 +202,7 @@ def test_each_job_bar_counts_its_epochs_once_known() -> None:
     assert "/?" not in shown  # no `0/?` for a job whose epochs are not known yet
     assert "1/4 ETA learning" in shown
     assert "epochs 7/12 progress resumed" in shown
+    assert "epochs 0/15 starting" in shown  # the plan's epochs, before any epoch line
     assert "epochs 1/3 progress epoch 2/3 10s ~50%" in shown
 
 

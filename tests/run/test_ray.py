@@ -81,10 +81,10 @@ def test_ray_runs_every_job_once_retries_lost_workers_and_reports_like_local(
     assert jobs[LOST_ONCE]["status"] == "ok" and jobs[LOST_ONCE]["placement"]["executor"] == "ray"
     assert {p.name for p in done.iterdir()} == {  # no model file unless asked for
         layout.JOB_FILE, layout.METRICS_FILE, layout.ONNX_FILE, "final_weights.npz",
-        layout.JOB_LOG_FILE}
+        layout.EXPORT_RECORD_FILE, layout.LATENCY_FILE, layout.JOB_LOG_FILE}
     assert "step train" in (done / layout.JOB_LOG_FILE).read_text()
-    assert any(line.endswith(f"{LOST_ALWAYS}: FAILED at None: " + lost["error"])
-               for line in lines)
+    failed_line = next(line for line in lines if f"{LOST_ALWAYS}: FAILED" in line)
+    assert failed_line.endswith(": " + lost["error"]) and "at None" not in failed_line
 
     stand_in.configure()  # the cluster is healthy again: the failed job alone re-runs
     lines.clear()
@@ -151,3 +151,61 @@ def test_a_job_folder_travels_whole_and_nothing_outside_it(tmp_path: Path) -> No
     with pytest.raises(ValueError, match="unexpected entry '../outside.txt'"):
         unpack(evil.getvalue(), back)
     assert not (tmp_path / "outside.txt").exists()
+
+
+# Starts a local cluster as `harness run --executor ray` does (Ray first imported by the
+# executor), runs a task so a worker listens too, and prints every listening socket of this
+# process and its descendants: Ray's driver, GCS, raylet, agents and workers.
+LISTENERS = """
+import json, psutil
+from harness.run.executors.ray_cluster import RayExecutor
+executor = RayExecutor()
+assert executor.slots >= 1
+ray = executor.ray
+def one():
+    return 1
+assert ray.get(ray.remote(one).remote()) == 1
+listening = []
+for process in [psutil.Process(), *psutil.Process().children(recursive=True)]:
+    try:
+        listening += [[process.name(), c.laddr.ip] for c in process.net_connections("inet")
+                      if c.status == psutil.CONN_LISTEN]
+    except psutil.Error:
+        continue
+print(json.dumps(listening))
+ray.shutdown()
+"""
+
+
+def test_a_local_cluster_listens_on_loopback_only() -> None:
+    import ipaddress
+    import json
+    import subprocess
+
+    pytest.importorskip("ray")
+    env = {name: value for name, value in os.environ.items() if name != "RAY_ADDRESS"}
+    done = subprocess.run([sys.executable, "-c", LISTENERS], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    listening = json.loads(done.stdout.strip().splitlines()[-1])
+    names = {name for name, _ in listening}
+    assert {"gcs_server", "raylet"} <= names, listening
+    exposed = [(name, ip) for name, ip in listening
+               if not ipaddress.ip_address(ip.removeprefix("::ffff:")).is_loopback]
+    assert not exposed, f"listening beyond loopback: {exposed}"
+
+
+def test_a_local_cluster_that_would_listen_beyond_loopback_is_refused(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.run.executors import ExecutorUnavailable
+    from harness.run.executors.ray_cluster import LOCAL_ONLY_ENV, RayExecutor
+
+    ray = pytest.importorskip("ray")
+    monkeypatch.setenv(LOCAL_ONLY_ENV, "1")  # restored after the test, whatever sets it
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    executor = RayExecutor()
+    # Ray imported before the executor set its switch: the node address is the public one
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray.util, "get_node_ip_address", lambda: "192.0.2.7")
+    with pytest.raises(ExecutorUnavailable, match="would listen on 192.0.2.7, not on loopback"):
+        _ = executor.slots
