@@ -17,7 +17,6 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn
 
 from harness.run.executors.child import PROGRESS_PREFIXES
 
-STEP_PREFIX = "step "  # the first of PROGRESS_PREFIXES: `step train`, `step export`, ...
 # a job's epoch lines (harness.run.job_process.EpochProgress): `progress epoch 2/3 ...` while in
 # epoch 2, `epoch 2/3 loss ...` when it ends, `progress resumed ... after epoch 7/12`
 EPOCH_LINE = re.compile(r"(?P<kind>progress epoch|epoch|progress resumed.*epoch) "
@@ -51,14 +50,6 @@ def epochs_done(line: str) -> tuple[int, int] | None:
         return None
     epoch, epochs = int(match["epoch"]), int(match["epochs"])
     return (epoch - 1 if match["kind"] == "progress epoch" else epoch), epochs
-
-
-def step_started(line: str) -> str | None:
-    """The step a job's `step <name>` line says it starts (harness.run.job_process), else
-    None."""
-    if not line.startswith(STEP_PREFIX):
-        return None
-    return line.removeprefix(STEP_PREFIX).strip() or None
 
 
 class PlainDisplay:

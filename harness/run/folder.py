@@ -26,7 +26,7 @@ from harness.env import utc_now
 from harness.errors import UsageError
 from harness.results import RESULT_SCHEMA_VERSION, read_json, write_json_atomic
 from harness.run import layout
-from harness.run.job import Job, Placement
+from harness.run.job import Job, Placement, last_step
 from harness.run.plan import Plan, RunConfig
 from harness.run.records import DamagedRecord, JobShape, read_record
 from harness.spec.loader import dump_spec
@@ -140,10 +140,18 @@ def fresh_partial_dir(run_dir: Path, job_id: str) -> Path:
     return work
 
 
-def failed_record(job: Job, error: str, placement: Placement | None) -> dict[str, Any]:
-    """job.json of a job whose process ended without writing one."""
+def failed_record(job: Job, error: str, placement: Placement | None,
+                  log_text: str = "") -> dict[str, Any]:
+    """job.json of a job whose process ended without writing one: the step its output
+    (`log_text`, its job.log) last started, and the log's last line (the exception, e.g. a
+    full disk while writing its record) after `error`."""
+    last_line = next((line.strip() for line in reversed(log_text.splitlines())
+                      if line.strip()), "")
+    if last_line and last_line not in error:
+        error = f"{error}; its output ended with: {last_line[:300]}"
     return {"schema_version": RESULT_SCHEMA_VERSION, "kind": "job", "job_id": job.job_id,
-            "status": "failed", "failed_step": None, "config": job.record(), "error": error,
+            "status": "failed", "failed_step": last_step(log_text), "config": job.record(),
+            "error": error,
             "placement": placement.record() if placement else None, "started_utc": None,
             "finished_utc": utc_now()}
 
@@ -155,8 +163,10 @@ def finish_job(run_dir: Path, job: Job, lost: str | None,
     work = layout.partial_dir(run_dir, job.job_id)
     work.mkdir(parents=True, exist_ok=True)
     if not (work / layout.JOB_FILE).is_file():
+        log = work / layout.JOB_LOG_FILE
+        log_text = log.read_text(encoding="utf-8", errors="replace") if log.is_file() else ""
         write_json_atomic(work / layout.JOB_FILE, failed_record(
-            job, lost or "the job recorded nothing", placement))
+            job, lost or "the job recorded nothing", placement, log_text))
     final = layout.job_dir(run_dir, job.job_id)
     _remove(final)  # an earlier folder of the job: changed since, or damaged (harness.run.resume)
     work.rename(final)

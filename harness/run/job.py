@@ -78,6 +78,23 @@ class Job(BaseModel):
         return self.device == "cuda" or "cuda" in self.providers
 
 
+STEP_PREFIX = "step "  # a job's `step train`, `step export`, ... lines (harness.run.job_process)
+
+
+def step_started(line: str) -> str | None:
+    """The step a job's `step <name>` line says it starts, else None."""
+    if not line.startswith(STEP_PREFIX):
+        return None
+    return line.removeprefix(STEP_PREFIX).strip() or None
+
+
+def last_step(log_text: str) -> str | None:
+    """The last step a job's output (its job.log) started: where a job that died without a
+    record was."""
+    steps = [step for step in map(step_started, log_text.splitlines()) if step]
+    return steps[-1] if steps else None
+
+
 def at_step(step: object) -> str:
     """` at <step>` for a failed job's recorded step (job.json's `failed_step`); nothing where
     it names none (None, or NaN in a report's table), never "at None"."""

@@ -20,10 +20,10 @@ from typing import Any
 
 from harness.results import read_json
 from harness.run import layout
-from harness.run.display import Display, PlainDisplay, step_started
+from harness.run.display import Display, PlainDisplay
 from harness.run.executors import Executor
 from harness.run.folder import run_folder_lock, write_plan, write_summary
-from harness.run.job import FULL_DISK, Job, Placement, at_step
+from harness.run.job import FULL_DISK, Job, Placement, at_step, step_started
 from harness.run.plan import Plan, RunConfig, plan_jobs
 from harness.run.progress import Eta, expected_work, model_kind
 from harness.run.resume import jobs_to_run

@@ -17,8 +17,8 @@ import pytest
 from rich.console import Console
 
 from harness.run import layout, progress
-from harness.run.display import PlainDisplay, RichDisplay, step_started
-from harness.run.job import Placement
+from harness.run.display import PlainDisplay, RichDisplay
+from harness.run.job import Placement, step_started
 from harness.run.job_process import PHASES, EpochProgress, _split_phases, _train_metrics
 from harness.run.matrix import ProgressTracker
 from harness.run.plan import RunConfig, plan_jobs
@@ -236,3 +236,21 @@ def test_a_job_out_of_space_stops_the_run_naming_its_folder(tmp_path: Path) -> N
         tracker.finished(job, full)
     assert stop.value.errno == errno.ENOSPC
     assert stop.value.filename == str(layout.job_dir(tmp_path, job.job_id))
+
+
+def test_a_job_without_a_record_gets_the_step_and_last_line_of_its_log(tmp_path: Path) -> None:
+    """finish_job for a process that died before its job.json: the failed record names the
+    step its job.log last started and ends with the log's last line (e.g. the OSError)."""
+    from harness.run import layout
+    from harness.run.folder import finish_job, fresh_partial_dir
+
+    plan = plan_jobs(RunConfig(specs=["mlp2"], backends=["torch"], epochs=1))
+    (job,) = plan.jobs
+    work = fresh_partial_dir(tmp_path, job.job_id)
+    (work / layout.JOB_LOG_FILE).write_text(
+        "step train\nepoch 1/1 loss 0.5\nstep export\n"
+        "OSError: [Errno 28] No space left on device: 'model.onnx'\n")
+    record = finish_job(tmp_path, job, "the job's process exited with status 1")
+    assert record["failed_step"] == "export"
+    assert record["error"].endswith("its output ended with: OSError: [Errno 28] No space left "
+                                    "on device: 'model.onnx'")
