@@ -86,7 +86,7 @@ def test_a_plan_is_parsed_like_the_command_line_and_overridden_by_it(
     ("groups: [{specs: mlp2}]\noptions: {out: x}", "options.out: not a plan option"),
     ("groups: [{specs: mlp2}]\noptions: {threads: {a: 1}}", "options.threads: {'a': 1}"),
     ("groups: [{specs: mlp2}]\noptions: {strict_providers: 1}", "expected true or false"),
-    ("groups: [{specs: mlp2}\n", "not valid YAML"),
+    ("groups: [{specs: mlp2}\n", "invalid YAML"),
     ("- 1", "expected a mapping with `groups`"),
 ])
 def test_a_bad_plan_is_one_line_and_exit_2(tmp_path: Path, text: str, message: str,

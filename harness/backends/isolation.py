@@ -12,16 +12,21 @@ The worker reads pickled calls (module name, function name, arguments) from one 
 writes each result, or the exception with its traceback, to the other; its own stdout and
 stderr are the parent's. Functions are named, not pickled: pickling a function imports its
 module in the sending process, which a module that loads another Keras backend must not be.
+The worker dies with its parent (die_with_parent), as every long-lived child of the harness
+does.
 """
 
 from __future__ import annotations
 
+import ctypes
 import importlib
 import os
 import pickle
+import signal
 import subprocess
 import sys
 import traceback
+from functools import partial
 from typing import Any, BinaryIO
 
 from harness.backends import REGISTRY, not_installed
@@ -43,6 +48,23 @@ def conflict(name: str) -> str | None:
     return None
 
 
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def die_with_parent(parent: int) -> None:
+    """In a child, before it execs (a Popen preexec_fn) or right after a fork: have the
+    kernel kill it when `parent`, its parent's pid, ends, however that ends (kill -9 too), so
+    no orphan keeps writing into a run folder (a dead run's export worker wrote model.onnx
+    into it seconds later). The signal comes when the parent *thread* that started the child
+    ends: start long-lived children from the main thread. Linux only; elsewhere a child
+    outlives a killed parent."""
+    if not sys.platform.startswith("linux"):
+        return
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # it ended before the signal was set: nobody would send it
+        os._exit(1)
+
+
 class WorkerError(RuntimeError):
     """The worker's traceback, as the cause of an exception re-raised from a worker call."""
 
@@ -57,7 +79,8 @@ class BackendProcess:
         self._response_fd, response_write = os.pipe()
         self._process = subprocess.Popen(
             [sys.executable, "-m", __name__, str(request_read), str(response_write)],
-            pass_fds=(request_read, response_write))
+            pass_fds=(request_read, response_write), preexec_fn=partial(die_with_parent,
+                                                                        os.getpid()))
         os.close(request_read)
         os.close(response_write)
         self._requests = os.fdopen(self._request_fd, "wb")

@@ -9,13 +9,15 @@ FD is a SOCK_SEQPACKET socket to the driver (harness.run.executors.warm). Each r
 job_input (harness.run.job_process) plus its `work` folder, with the write end of the job's
 output pipe attached; the server answers {"pid": N} once the job's process runs and {"exit":
 STATUS} when it ends, one job at a time. The server never touches CUDA (a process forked after
-CUDA is initialised cannot use it), and it dies with the driver, its jobs with it.
+CUDA is initialised cannot use it), and it dies with the driver, its jobs with it. Ctrl-C ends
+it at once, even mid-import; a job takes Ctrl-C as a freshly started job process does.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import sys
 import time
@@ -23,7 +25,7 @@ import traceback
 from pathlib import Path
 from typing import Any, NoReturn
 
-from harness.run.executors.child import die_with_parent
+from harness.backends.isolation import die_with_parent
 from harness.run.job_process import import_frameworks, run_given, warm_up
 
 MAX_REQUEST_BYTES = 1 << 22  # a job and its spec's YAML
@@ -32,11 +34,14 @@ MAX_REQUEST_BYTES = 1 << 22  # a job and its spec's YAML
 FORK_SAFE_BACKENDS = frozenset({"keras", "torch"})
 
 
-def _job(request: dict[str, Any], output: int, driver: socket.socket) -> NoReturn:
-    """In the forked process: the job's output into its pipe, then the job."""
+def _job(request: dict[str, Any], output: int, driver: socket.socket, server: int
+         ) -> NoReturn:
+    """In the process forked from `server` (its pid): the job's output into its pipe, then
+    the job."""
     code = 2
     try:
-        die_with_parent()
+        die_with_parent(server)
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a fresh interpreter
         driver.close()
         os.dup2(output, 1)
         os.dup2(output, 2)
@@ -64,9 +69,10 @@ def serve(backend: str, driver: socket.socket) -> None:
             return
         sys.stdout.flush()
         sys.stderr.flush()
+        server = os.getpid()
         pid = os.fork()
         if pid == 0:
-            _job(json.loads(message), fds[0], driver)
+            _job(json.loads(message), fds[0], driver, server)
         os.close(fds[0])
         driver.send(json.dumps({"pid": pid}).encode())
         _, status = os.waitpid(pid, 0)
@@ -74,6 +80,10 @@ def serve(backend: str, driver: socket.socket) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Ctrl-C reaches the terminal's whole process group, this server too. It has nothing to
+    # save, so it ends at once: Python's own handler would raise KeyboardInterrupt only when
+    # the framework's import returns to Python code, seconds later.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     backend, fd = (argv or sys.argv[1:])[:2]
     serve(backend, socket.socket(fileno=int(fd)))
     return 0

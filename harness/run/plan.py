@@ -10,7 +10,7 @@ from typing import Any
 
 from harness.errors import UsageError
 from harness.run.job import Job, new_job
-from harness.run.sweeps import apply_point, grid, parse_set
+from harness.run.sweeps import Override, apply_point, check_job_count, grid, parse_set, point_count
 from harness.spec import ModelSpec, SpecError, SpecProblem, list_specs, load_spec, spec_hash
 from harness.training import COMPILE_MODES, EAGER, EPOCH_TIMING
 from harness.variants.catalog import check_compile_modes
@@ -114,16 +114,30 @@ def _point_specs(ref: str, points: list[dict[str, Any]]) -> list[_PlannedSpec]:
     return planned
 
 
-def _unique_specs(config: RunConfig) -> dict[str, tuple[_PlannedSpec, list[int]]]:
+def _check_job_count(groups: list[tuple[list[str], list[int] | None]],
+                     overrides: list[Override], jobs_per_seed: int) -> None:
+    """Refuse a matrix past MAX_JOBS by arithmetic, before the grid is expanded and each point
+    applied to each spec (a spec in several groups is counted in each: at most a few
+    too many)."""
+    seeded = sum(len(refs) * len(seeds or [None]) for refs, seeds in groups)
+    check_job_count(seeded * point_count(overrides) * jobs_per_seed,
+                    "--specs x --seeds x --set x --backends x --compile")
+
+
+def _unique_specs(config: RunConfig, jobs_per_seed: int
+                  ) -> dict[str, tuple[_PlannedSpec, list[int]]]:
     """Every spec to run by name (the start of its job ids), with its seeds (a spec in several
     groups runs with all their seeds). Two sources of one name and different contents would
-    overwrite each other's spec file and jobs: refused."""
-    points = grid([parse_set(text) for text in config.sets])
+    overwrite each other's spec file and jobs: refused. `jobs_per_seed`: backends x modes."""
+    overrides = [parse_set(text) for text in config.sets]
+    groups = [(resolve_specs(group.specs), group.seeds) for group in config.spec_groups()]
+    _check_job_count(groups, overrides, jobs_per_seed)
+    points = grid(overrides)
     chosen: dict[str, tuple[_PlannedSpec, list[int]]] = {}
-    for group in config.spec_groups():
-        for ref in resolve_specs(group.specs):
+    for refs, seeds in groups:
+        for ref in refs:
             for planned in _point_specs(ref, points):
-                _add_planned(chosen, planned, group.seeds or [planned.spec.train.seed])
+                _add_planned(chosen, planned, seeds or [planned.spec.train.seed])
     return chosen
 
 
@@ -167,12 +181,13 @@ def job_id(spec_name: str, backend: str, seed: int, compile_mode: str) -> str:
 def plan_jobs(config: RunConfig) -> Plan:
     """Expand the matrix (spec x sweep point x seed x backend x compile mode); writes
     nothing."""
-    planned = _unique_specs(config)
     options, modes = job_options(config), _compile_modes(config)
+    backends = list(dict.fromkeys(config.backends))
+    planned = _unique_specs(config, len(backends) * len(modes))
     jobs = []
     for name, (item, seeds) in planned.items():
         for seed in seeds:
-            for backend in dict.fromkeys(config.backends):
+            for backend in backends:
                 jobs += [new_job(
                     job_id=job_id(name, backend, seed, mode), spec=name,
                     base_spec=item.base_name, spec_hash=spec_hash(item.spec),

@@ -16,13 +16,14 @@ messages); an option also given on the command line overrides the plan's.
 
 from __future__ import annotations
 
+import reprlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from harness.errors import UsageError
+from harness.spec.errors import SpecError
+from harness.spec.loader import load_yaml, read_text
 
 MAX_PLAN_BYTES = 1_000_000
 _GROUP_KEYS = ("specs", "seeds")
@@ -45,8 +46,8 @@ def _text(value: Any, where: str, path: Path) -> str:
         return ",".join(str(item) for item in value)
     if isinstance(value, (str, int, float)):
         return str(value)
-    raise UsageError(f"--plan {path}: {where}: {value!r}: expected a string, a number, or a "
-                     "list of them")
+    raise UsageError(f"--plan {path}: {where}: {reprlib.repr(value)}: expected a string, a "
+                     "number, or a list of them")
 
 
 def _options(raw: Any, path: Path, flags: dict[str, str]) -> list[str]:
@@ -55,8 +56,9 @@ def _options(raw: Any, path: Path, flags: dict[str, str]) -> list[str]:
     if not isinstance(raw, dict):
         raise UsageError(f"--plan {path}: options: expected a mapping of option names to values")
     tokens = []
-    for name, value in raw.items():
-        key = str(name).replace("-", "_")
+    for raw_name, value in raw.items():
+        name = reprlib.repr(raw_name).strip("'")  # a name of 1 MB is shown shortened
+        key = str(raw_name).replace("-", "_")
         if key in _NOT_IN_PLAN or key not in flags:
             allowed = ", ".join(sorted(k for k in flags if k not in _NOT_IN_PLAN))
             raise UsageError(f"--plan {path}: options.{name}: not a plan option; expected one "
@@ -64,8 +66,8 @@ def _options(raw: Any, path: Path, flags: dict[str, str]) -> list[str]:
         option = "--" + key.replace("_", "-")
         if flags[key] == "switch":  # true adds it, false leaves it out
             if not isinstance(value, bool):
-                raise UsageError(f"--plan {path}: options.{name}: {value!r}: expected true or "
-                                 "false")
+                raise UsageError(f"--plan {path}: options.{name}: {reprlib.repr(value)}: "
+                                 "expected true or false")
             tokens += [option] if value else []
         elif flags[key] == "repeatable":  # a list: the option once per item
             items = value if isinstance(value, list) else [value]
@@ -97,14 +99,9 @@ def read_plan(path: Path, flags: dict[str, str]) -> PlanFile:
     to its kind: "switch", "repeatable" or "value". Values are checked later, by the option
     parser."""
     try:
-        if path.stat().st_size > MAX_PLAN_BYTES:
-            raise UsageError(f"--plan {path}: larger than {MAX_PLAN_BYTES:,} bytes")
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise UsageError(f"--plan {path}: cannot be read: {exc.strerror or exc}") from None
-    except (yaml.YAMLError, RecursionError, UnicodeDecodeError) as exc:
-        problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise UsageError(f"--plan {path}: not valid YAML: {problem}") from None
+        raw = load_yaml(read_text(path, MAX_PLAN_BYTES), path, max_chars=MAX_PLAN_BYTES)
+    except SpecError as exc:  # one problem: unreadable, too big or deep, an alias, not YAML
+        raise UsageError(f"--plan {path}: {exc.problems[0]}") from None
     if not isinstance(raw, dict) or set(raw) - {"options", "groups"}:
         raise UsageError(f"--plan {path}: expected a mapping with `groups` and, optionally, "
                          "`options`")

@@ -7,7 +7,8 @@ counts from the end), `[1:3]` a slice, `[*]` every *hidden* layer that has the f
 output layer is the loss's 10-way softmax, so `[*]` leaves it alone; `[-1]` still reaches it).
 Values are read as YAML scalars (`0.01`, `true`, `relu`). Changing `train.optimizer.name`
 fills the new optimizer's hyperparameters from OPTIMIZER_DEFAULTS (Keras defaults of the zoo's
-era) unless they are set too.
+era) unless they are set too. A run plans at most MAX_JOBS jobs, counted before any grid is
+expanded.
 """
 
 from __future__ import annotations
@@ -38,6 +39,17 @@ _STEP = re.compile(r"(?P<key>[A-Za-z_]\w*)(?:\[(?P<sel>\*|-?\d+|-?\d*:-?\d*)\])?
 MAX_STEPS = 8  # the deepest spec field is 3 dots down (layers[0].kernel_initializer.stddev)
 MAX_LABEL = 64  # characters of a point's label in spec names, job ids and folder names
 EXAMPLE = "e.g. layers[*].activation=relu,sigmoid or train.optimizer.learning_rate=0.1,0.01"
+# Jobs one run may plan: past it a grid is a slip (three --set lists of 40 values are 64,000
+# specs, minutes of planning before any output and a run.json of tens of MB), not a study.
+MAX_JOBS = 10_000
+
+
+def check_job_count(count: int, options: str, what: str = "jobs") -> None:
+    """UsageError naming `options` when `count` (of jobs, or of what makes them) passes
+    MAX_JOBS; called with a count worked out before anything is expanded."""
+    if count > MAX_JOBS:
+        raise UsageError(f"{options}: {count:,} {what}, more than the {MAX_JOBS:,} jobs a run "
+                         "may plan; give fewer values, or split them over several runs")
 
 
 class _PathProblem(ValueError):
@@ -59,8 +71,9 @@ def parse_set(text: str) -> Override:
     if len(steps) > MAX_STEPS or not all(_STEP.match(step) for step in steps):
         raise UsageError(f"--set {text!r}: {match['path']!r} is not a field path; a path is "
                          f"field names with [index], [start:stop] or [*] on lists, {EXAMPLE}")
-    values = tuple(_scalar(text, item.strip()) for item in match["values"].split(","))
-    return Override(match["path"], values)
+    items = match["values"].split(",")
+    check_job_count(len(items), f"--set {match['path']}", "values")
+    return Override(match["path"], tuple(_scalar(text, item.strip()) for item in items))
 
 
 def _number(item: str) -> int | float | None:
@@ -90,8 +103,14 @@ def _scalar(text: str, item: str) -> Any:
     return value
 
 
+def point_count(overrides: list[Override]) -> int:
+    """How many points `grid` gives, without expanding it."""
+    return math.prod(len(override.values) for override in overrides)
+
+
 def grid(overrides: list[Override]) -> list[dict[str, Any]]:
-    """Every combination of the overrides' values: [{path: value, ...}, ...]."""
+    """Every combination of the overrides' values: [{path: value, ...}, ...] (count them first
+    with point_count: there may be millions)."""
     paths = [o.path for o in overrides]
     for path in paths:
         if paths.count(path) > 1:

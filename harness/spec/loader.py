@@ -31,6 +31,36 @@ _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when bui
 _YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
+class _DuplicateKey(yaml.YAMLError):
+    """A key given twice in one mapping, where and which (the loader's SpecProblem)."""
+
+    def __init__(self, problem: SpecProblem) -> None:
+        super().__init__(str(problem))
+        self.problem = problem
+
+
+class _UniqueKeyLoader(_YAML_LOADER):  # type: ignore[misc, valid-type]
+    """The safe loader, refusing a key given twice in one mapping: PyYAML keeps the last one,
+    so `batch_size: 128` then `batch_size: 7` would train with 7 without a word."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        first_lines: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<:` merges, overriding is its point
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = first_lines.get(key)
+            except TypeError:  # an unhashable key: the safe loader's own error says so
+                continue
+            if first is not None:
+                raise _DuplicateKey(SpecProblem(
+                    _mark(key_node), f"key {reprlib.repr(key)} given twice in one mapping "
+                                     f"(first on line {first}); give each key once"))
+            first_lines[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
 def zoo_dir() -> Path:
     """The model zoo folder: $HARNESS_MODELS_DIR, else the zoo shipped inside the package.
 
@@ -82,13 +112,17 @@ def resolve_spec_path(ref: str | Path) -> Path:
 def load_spec(ref: str | Path) -> ModelSpec:
     """Load and fully validate a spec (schema and shapes). Raises SpecError."""
     path = resolve_spec_path(ref)
+    return parse_spec(read_text(path, MAX_SPEC_BYTES), source=path, default_name=path.stem)
+
+
+def read_text(path: Path, max_bytes: int) -> str:
+    """A UTF-8 file's text, never more than `max_bytes` + 1 bytes of it whatever the file holds
+    (/dev/zero, a FIFO; load_yaml refuses the extra byte). SpecError naming the path."""
     try:
         with open(path, "rb") as handle:
-            raw = handle.read(MAX_SPEC_BYTES + 1)  # never more, whatever the file holds
-        text = raw.decode("utf-8")
+            return handle.read(max_bytes + 1).decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError([SpecProblem("", f"cannot read: {exc}")], path) from None
-    return parse_spec(text, source=path, default_name=path.stem)
 
 
 def parse_spec(text: str, source: str | Path = "<string>", default_name: str | None = None
@@ -113,19 +147,24 @@ def parse_spec(text: str, source: str | Path = "<string>", default_name: str | N
     return spec
 
 
-def load_yaml(text: str, source: str | Path = "<string>") -> Any:
-    """YAML text -> Python data, within the limits of a spec (size, nesting, no aliases).
+def load_yaml(text: str, source: str | Path = "<string>", max_chars: int = MAX_SPEC_BYTES
+              ) -> Any:
+    """YAML text -> Python data, within the limits of the harness's YAML files, specs and run
+    plans (size, nesting, no aliases, no key twice in a mapping).
 
     Raises SpecError naming `source` for text that is too big, too deep or not YAML, so no
-    input reaches a RecursionError, a MemoryError or a parser exception.
+    input reaches a RecursionError, a MemoryError (aliases nested into a "billion laughs") or
+    a parser exception.
     """
-    if len(text) > MAX_SPEC_BYTES:
-        raise SpecError([SpecProblem("", f"more than {MAX_SPEC_BYTES:,} characters; a spec is "
-                                         "a few kB")], source)
+    if len(text) > max_chars:
+        raise SpecError([SpecProblem("", f"more than {max_chars:,} characters; a spec or plan "
+                                         "is a few kB")], source)
     try:
         problem = _structure_problem(text)
         if problem is None:
-            return yaml.load(text, Loader=_YAML_LOADER)  # noqa: S506 - a safe loader
+            return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a safe loader
+    except _DuplicateKey as exc:
+        problem = exc.problem
     except yaml.YAMLError as exc:
         problem = _yaml_problem(exc)
     except (ValueError, OverflowError) as exc:  # a scalar YAML resolves but cannot build
@@ -139,20 +178,20 @@ def _structure_problem(text: str) -> SpecProblem | None:
     depth = 0
     for event in yaml.parse(text, Loader=_YAML_LOADER):
         if isinstance(event, yaml.AliasEvent):
-            return SpecProblem(_mark(event), "YAML aliases (*name) are not allowed in a spec; "
-                                             "write the value out")
+            return SpecProblem(_mark(event), "YAML aliases (*name) are not allowed in a spec "
+                                             "or plan; write the value out")
         if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
             depth += 1
             if depth > MAX_NESTING:
                 return SpecProblem(_mark(event), f"nested more than {MAX_NESTING} levels deep; "
-                                                 "a spec needs 4")
+                                                 "a spec needs 4, a plan 3")
         elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
             depth -= 1
     return None
 
 
-def _mark(event: yaml.Event) -> str:
-    mark = event.start_mark
+def _mark(item: yaml.Event | yaml.Node) -> str:
+    mark = item.start_mark
     return f"line {mark.line + 1}, column {mark.column + 1}"
 
 

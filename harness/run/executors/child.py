@@ -15,6 +15,7 @@ from functools import partial
 from pathlib import Path
 from typing import Protocol, TextIO
 
+from harness.backends.isolation import die_with_parent
 from harness.run import layout
 from harness.run.job import Job, Placement
 from harness.run.job_process import job_input
@@ -30,18 +31,10 @@ def job_command() -> list[str]:
     return [sys.executable, "-m", JOB_MODULE]
 
 
-def die_with_parent() -> None:
-    """Have the kernel kill this process when its parent ends (Linux only)."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-        import signal
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
-def prepare_child(cpus: Sequence[int] | None) -> None:
-    """In a child, before exec: die with the parent; pin to `cpus`."""
-    die_with_parent()
+def prepare_child(parent: int, cpus: Sequence[int] | None) -> None:
+    """In a child, before exec: die with `parent` (the starting process's pid); pin to
+    `cpus`."""
+    die_with_parent(parent)
     if cpus:
         os.sched_setaffinity(0, cpus)
 
@@ -107,7 +100,7 @@ def start_job_process(job: Job, spec_text: str, placement: Placement, work: Path
     process = subprocess.Popen(
         [*(command or job_command()), str(work)], stdin=subprocess.PIPE,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, env=env,
-        preexec_fn=partial(prepare_child, placement.cpus))
+        preexec_fn=partial(prepare_child, os.getpid(), placement.cpus))
     try:
         assert process.stdin is not None  # started with stdin=PIPE
         process.stdin.write(json.dumps(payload))

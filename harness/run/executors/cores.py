@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import fcntl
 import os
+import stat
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -72,29 +74,73 @@ def split_gpus(workers: int) -> list[str | None]:
     return ids[:workers]
 
 
-def _lock_dir() -> Path:
+def _unsafe(folder: Path) -> str | None:
+    """Why the lock folder is not this user's alone, or None. Its name is predictable, so
+    another user could have made it first (or a link to their folder) to hold our cores."""
+    info = os.lstat(folder)
+    if stat.S_ISLNK(info.st_mode):
+        return "a symbolic link"
+    if not stat.S_ISDIR(info.st_mode):
+        return "not a folder"
+    if info.st_uid != os.getuid():
+        return f"owned by uid {info.st_uid}"
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return f"writable by others (mode {stat.S_IMODE(info.st_mode):o})"
+    return None
+
+
+def _lock_dir() -> Path | None:
+    """The folder of the per-core lock files, made private to this user (mode 0700); None,
+    with a line on stderr, where the folder there cannot be trusted."""
     folder = Path(tempfile.gettempdir()) / f"harness-cores-{os.getuid()}"
-    folder.mkdir(exist_ok=True)
+    try:
+        folder.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        print(f"harness: cannot make {folder}: {exc.strerror}; jobs here run unpinned",
+              file=sys.stderr)
+        return None
+    problem = _unsafe(folder)
+    if problem:
+        print(f"harness: {folder} is {problem}, not a private folder of this user; jobs here "
+              "run unpinned (remove it to pin them again)", file=sys.stderr)
+        return None
     return folder
+
+
+def _locked(folder: Path, cpu: int, held: ExitStack) -> bool:
+    """Take core `cpu`'s lock (kept until `held` closes); False when another job holds it."""
+    try:  # O_NOFOLLOW: a link in place of a lock file is refused, not followed
+        fd = os.open(folder / f"cpu{cpu}.lock",
+                     os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError:
+        return False
+    held.callback(os.close, fd)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
 
 
 @contextmanager
 def claim_cores(count: int) -> Iterator[tuple[int, ...] | None]:
     """`count` cores of this machine no other job of this user holds (a flock per core, which
     the kernel drops when the holder ends, however it ends); None when there are not enough
-    free ones (a scheduler that counts more CPUs than the machine has): the job is not
-    pinned."""
+    free ones (a scheduler that counts more CPUs than the machine has) or no private folder
+    for the locks: the job is not pinned."""
+    folder = _lock_dir()
+    if folder is None:
+        yield None
+        return
     with ExitStack() as held:
         claimed: list[int] = []
         for cpu in usable_cpus():
             if len(claimed) == count:
                 break
-            handle = held.enter_context(open(_lock_dir() / f"cpu{cpu}.lock", "a"))
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                continue
-            claimed.append(cpu)
+            if _locked(folder, cpu, held):
+                claimed.append(cpu)
         if len(claimed) < count:
             held.close()  # give back a partial claim at once
             yield None

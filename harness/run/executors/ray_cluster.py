@@ -6,10 +6,15 @@ comes back to the driver, which puts it into the run folder as a local job's wou
 
 A worker lost mid-job (killed, out of memory, its machine gone) is retried by Ray up to
 `max_retries` times; then the job is recorded as failed, and a later run retries it.
+
+Whoever reaches a Ray cluster's ports can run code on it, so the local cluster listens on the
+loopback interface only, with no dashboard. A cluster given by address is the user's to keep on
+a trusted network.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import tarfile
@@ -23,6 +28,16 @@ from harness.run.folder import finish_job, fresh_partial_dir, spec_text
 from harness.run.job import Job, Placement
 
 INSTALL_HINT = 'install it with: pip install -e ".[ray]"'
+# Ray's switch for a one-machine cluster (its default on macOS and Windows): the node's address
+# is the loopback one, so every process of a cluster started here listens on it alone. Read
+# when Ray is imported.
+LOCAL_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+def _is_local(address: str | None) -> bool:
+    """Whether the run starts a Ray cluster of its own (no address given, none in the
+    environment)."""
+    return address is None and not os.environ.get("RAY_ADDRESS")
 
 
 def _short(error: BaseException) -> str:
@@ -39,6 +54,8 @@ class RayExecutor:
                  command: Sequence[str] | None = None) -> None:
         """`command`: the job process's command less its WORK_DIR (default: job_command),
         as the workers run it."""
+        if _is_local(address):
+            os.environ[LOCAL_ONLY_ENV] = "0"
         try:
             import ray
         except ImportError:
@@ -51,11 +68,27 @@ class RayExecutor:
                             + (f" and {gpus} GPU" if gpus else "")
                             + f", retried up to {max_retries} time(s) if its worker is lost")
 
+    def _check_loopback(self) -> None:
+        """Refuse to start a local cluster that would listen on every interface: Ray was
+        imported before LOCAL_ONLY_ENV was set (by the code that runs this executor)."""
+        node = self.ray.util.get_node_ip_address()
+        try:
+            loopback = ipaddress.ip_address(node).is_loopback
+        except ValueError:  # a host name: not known to be loopback
+            loopback = False
+        if not loopback:
+            raise ExecutorUnavailable(
+                f"--executor ray: a local Ray cluster would listen on {node}, not on loopback "
+                f"only (Ray was imported before {LOCAL_ONLY_ENV}=0 was set); set it in the "
+                "environment, or give --ray-address")
+
     def _connect(self) -> None:
         if self.ray.is_initialized():
             return
-        local = self.address is None and not os.environ.get("RAY_ADDRESS")
+        local = _is_local(self.address)
         options: dict[str, Any] = {"include_dashboard": False} if local else {}
+        if local:
+            self._check_loopback()
         try:
             self.ray.init(address=self.address, log_to_driver=False,
                           logging_level=logging.ERROR, **options)

@@ -36,9 +36,11 @@ class JobServer:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", SERVER_MODULE, backend, str(theirs.fileno())],
                 pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, preexec_fn=partial(prepare_child, placement.cpus))
+                stderr=subprocess.STDOUT,
+                preexec_fn=partial(prepare_child, os.getpid(), placement.cpus))
         theirs.close()
         self.socket = ours
+        self.serving = False  # it has answered a request: its framework is imported
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -64,11 +66,17 @@ class JobServer:
         finally:
             os.close(write_end)  # the job's process holds it now, or nobody does
         pid = reply.get("pid") if reply else None
+        self.serving = self.serving or pid is not None
         return WarmJob(job, placement, work, self, pid,
                        os.fdopen(read_end, "r", encoding="utf-8", errors="replace"), log)
 
     def close(self) -> None:
-        self.socket.close()  # the server ends at the end of its socket
+        """End the server: at the end of its socket once it serves; at once while it still
+        imports its framework, since it reads its socket only after that (Ctrl-C early in a
+        run waited seconds for it)."""
+        self.socket.close()
+        if not self.serving:
+            self.process.kill()
         try:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
