@@ -216,3 +216,17 @@ def finished_job_damage(job_dir: Path) -> list[DamagedRecord]:
         except DamagedRecord as exc:
             found.append(exc)
     return found + model_file_damage(job_dir, records.get(layout.EXPORT_RECORD_FILE))
+
+
+def ok_jobs(run_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
+    """(folder, job.json) of each ok job of a run whose records all read back whole: what
+    `harness retime` may time again (a damaged job is left to resume, which re-runs it)."""
+    found = []
+    for folder in layout.finished_job_dirs(run_dir):
+        try:
+            job = read_record(folder / layout.JOB_FILE, FinishedJob)
+        except DamagedRecord:
+            continue
+        if job["status"] == "ok" and not finished_job_damage(folder):
+            found.append((folder, job))
+    return found

@@ -13,6 +13,7 @@ shows those quiet timings in place of the run's busy ones, labelled as re-timed
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.machine_load import is_noisy
-from harness.results import RESULT_SCHEMA_VERSION, read_json, write_json_atomic
+from harness.results import RESULT_SCHEMA_VERSION, write_json_atomic
 from harness.run import layout
 from harness.run.display import Display
 from harness.run.executors import Executor
@@ -28,6 +29,7 @@ from harness.run.folder import run_folder_lock, write_summary
 from harness.run.job import Job, new_job
 from harness.run.matrix import ProgressTracker
 from harness.run.plan import Plan, option_defaults
+from harness.run.records import SHAPES, DamagedRecord, ok_jobs, read_record
 from harness.run.resume import jobs_to_run
 from harness.spec import ModelSpec, load_spec
 
@@ -49,9 +51,8 @@ def timing_key(config: dict[str, Any]) -> tuple[str, str, str, str]:
 
 def _records(job_dir: Path) -> Iterator[dict[str, Any]]:
     for name in (layout.METRICS_FILE, layout.LATENCY_FILE):
-        path = job_dir / name
-        if path.is_file():
-            yield read_json(path)
+        with contextlib.suppress(DamagedRecord):  # missing or damaged: nothing timed to judge
+            yield read_record(job_dir / name, SHAPES[name])
 
 
 def busy_timings(job_dir: Path) -> bool:
@@ -66,12 +67,7 @@ def busy_timings(job_dir: Path) -> bool:
 
 
 def _finished_ok(run_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
-    found = []
-    for folder in layout.finished_job_dirs(run_dir):
-        record = read_json(folder / layout.JOB_FILE)
-        if record.get("status") == "ok" and isinstance(record.get("config"), dict):
-            found.append((folder, record["config"]))
-    return found
+    return [(folder, job["config"]) for folder, job in ok_jobs(run_dir)]
 
 
 def run_specs(run_dir: Path) -> set[str]:

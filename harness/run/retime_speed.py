@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.results import read_json, write_json_atomic
+from harness.results import write_json_atomic
 from harness.run import layout
 from harness.run.folder import run_folder_lock
+from harness.run.records import ok_jobs
 from harness.spec import ModelSpec, load_spec, training_hash
 from harness.speed.compare import Protocol
 from harness.speed.load import REPEAT_DIR, SPECS_DIR, speed_dir
@@ -42,10 +43,9 @@ class _RunSpec:
 def _run_specs(run_dir: Path) -> dict[str, _RunSpec]:
     """The specs the run trained (finished ok jobs, no sweep point), with their backends."""
     found: dict[str, _RunSpec] = {}
-    for folder in layout.finished_job_dirs(run_dir):
-        job = read_json(folder / layout.JOB_FILE)
-        config = job.get("config")
-        if job.get("status") != "ok" or not isinstance(config, dict) or config.get("overrides"):
+    for _, job in ok_jobs(run_dir):
+        config = job["config"]
+        if config.get("overrides"):
             continue
         name = str(config["spec"])
         entry = found.get(name)

@@ -139,3 +139,16 @@ def test_a_resumed_run_keeps_its_creation_time(finished: tuple[Path, StandIn]) -
     assert len(again["resumed_utc"]) == 2
     assert again["resumed_utc"] == sorted(again["resumed_utc"])
     assert again["resumed_utc"][0] >= first["created_utc"]
+
+
+
+def test_retime_leaves_damaged_jobs_alone(finished: tuple[Path, StandIn]) -> None:
+    """`harness retime` reads a run's jobs through the same checks: a damaged record is no
+    traceback; the job is simply not one to time again (resume re-runs it)."""
+    from harness.run.records import ok_jobs
+    from harness.run.retime import run_specs
+
+    out, _ = finished
+    (layout.job_dir(out, "mlp3--torch--seed0") / layout.METRICS_FILE).write_text("{")
+    assert [folder.name for folder, _ in ok_jobs(out)] == [JOB]
+    assert run_specs(out) == {"mlp2"}
