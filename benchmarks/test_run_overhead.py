@@ -7,11 +7,11 @@ timings; on a shared machine a ratio is a measurement, not a verdict):
   `extra_info["ratio"]` = warm / fresh wall time, and each mode's mean job phases;
 - short jobs with `--workers 2` against one at a time on the same machine:
   `extra_info["speedup"]` = one-at-a-time / two-workers wall time;
-- the quick zoo as the README runs it (`--workers 2 --threads 1`, one job per core): its wall
-  time against the 10-minute target (`extra_info["target_ratio"]` = wall / 600 s) and where the
-  jobs' time went (`phase_seconds`: each phase summed over the jobs).
+- the quick zoo as docs/benchmarks.md runs it (`--workers 2 --threads 1`, one job per core):
+  its wall time against the 10-minute target (`extra_info["target_ratio"]` = wall / 600 s)
+  and where the jobs' time went (`phase_seconds`: each phase summed over the jobs).
 
-HARNESS_BENCH_SPECS (default mlp2,cnn3_k3; `all` is the quick zoo of the README's target),
+HARNESS_BENCH_SPECS (default mlp2,cnn3_k3; `all` is the quick zoo of docs/benchmarks.md's target),
 HARNESS_BENCH_LIMIT (default 5000), HARNESS_BENCH_TEST_LIMIT (default: the whole test set),
 HARNESS_BENCH_LATENCY_SECONDS (per latency figure, default 0.5).
 """

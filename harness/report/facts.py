@@ -13,7 +13,7 @@ from harness.report import tables as T
 from harness.report.format import MISSING
 from harness.training import EPOCH_TIMING
 
-# The maths and implementation differences the harness does not remove (README: "How the two
+# The maths and implementation differences the harness does not remove (docs/specs.md: "How the
 # backends are made to agree" lists what it does remove).
 FACTS = (
     "Timed region, the same in both frameworks: the optimizer steps of one epoch over batches "

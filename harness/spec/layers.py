@@ -2,7 +2,7 @@
 
 Semantics follow Keras (the zoo's source notebooks were Keras 2.x); every backend maps them
 explicitly. Weight layouts are channels-last: a dense kernel is (in, out), a conv kernel is
-(kh, kw, c_in, c_out), matching Keras. See docs in README "Spec format".
+(kh, kw, c_in, c_out), matching Keras. See docs/specs.md.
 """
 
 from __future__ import annotations
