@@ -165,12 +165,12 @@ def _training_speed(study: _Study) -> Sentence | None:
     fig = study.figure
     median = fig(study.speed, quiet, EPOCH_RATIO, "median", suffix=mark)
     first, second = (backend_name(b) for b in DELTA_PAIR)
-    faster = second if median.value > 1 else first if median.value < 1 else "neither"
     sentence: Sentence = [
         f"Training: a steady {first} epoch takes ", median, f" the time of a {second} one "
         "(median over ", fig(study.speed, quiet, "spec", "rows"), spec_word(quiet), ", from ",
         fig(study.speed, quiet, EPOCH_RATIO, "min", suffix=mark), " to ",
-        fig(study.speed, quiet, EPOCH_RATIO, "max", suffix=mark), f"): {faster} trains faster"]
+        fig(study.speed, quiet, EPOCH_RATIO, "max", suffix=mark),
+        "): one epoch per job, no interval, so no verdict on which trains faster"]
     if mark:
         sentence.append(f" — every one timed on a busy machine ({NOISY_MARK.strip()})")
     elif busy.any():
