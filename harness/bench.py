@@ -204,19 +204,21 @@ def speedups(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def input_batch(source: WeightsSource, size: int, data_dir: Path | None = None) -> np.ndarray:
-    """`size` test images in the spec's input layout (repeated when the test set is smaller)."""
+def input_batch(source: WeightsSource, size: int, data_dir: Path | None = None,
+                download: bool | None = None) -> np.ndarray:
+    """`size` test images in the spec's input layout (repeated when the test set is smaller);
+    `download`: harness.data.may_download's."""
     from harness.data import load_arrays
 
     arrays = load_arrays(source.spec.input, data_dir=data_dir, limit=1,
-                         limit_test=min(size, 10_000))
+                         limit_test=min(size, 10_000), download=download)
     x = arrays.x_test
     if len(x) < size:
         x = np.concatenate([x] * math.ceil(size / len(x)))
     return np.ascontiguousarray(x[:size], dtype=np.float32)
 
 
-def sources_by_backend(spec_ref: str | Path | None, backends: Sequence[str],
+def sources_by_backend(spec_ref: str | Path | ModelSpec | None, backends: Sequence[str],
                        run_dirs: Sequence[Path] | None) -> dict[str, WeightsSource]:
     """Each backend's weights: its own training run if given, else the first run given (the
     canonical layout loads into any backend), else the spec's initial weights."""
@@ -256,22 +258,23 @@ def latency_result(spec: ModelSpec, weights: dict[str, Any], settings: dict[str,
     }
 
 
-def bench_spec(spec_ref: str | Path | None, *, backends: Sequence[str],
+def bench_spec(spec_ref: str | Path | ModelSpec | None, *, backends: Sequence[str],
                providers: Sequence[str], batch_sizes: Sequence[int],
                run_dirs: Sequence[Path] | None = None, out_dir: Path,
                threads: int | None = None, graph_optimization: str = "all", warmup: int = 10,
                min_runs: int = 50, min_seconds: float = 1.0, max_seconds: float | None = None,
                data_dir: Path | None = None, strict_providers: bool = False,
-               **variant_options: Any) -> dict[str, Any]:
+               download: bool | None = None, **variant_options: Any) -> dict[str, Any]:
     """Time every backend x provider x batch size; write `<out_dir>/<spec>.latency.json`.
-    `variant_options`: harness.variants.VariantSettings' (ort_variants, compile_modes, ...)."""
+    `variant_options`: harness.variants.VariantSettings' (ort_variants, compile_modes, ...).
+    `download`: for missing data files, harness.data.may_download's (the first read here)."""
     from harness.variants import VariantBench, VariantSettings
 
     validate_lists(backends, providers, batch_sizes)
     variants = VariantBench(VariantSettings(data_dir=data_dir, **variant_options))
     sources = sources_by_backend(spec_ref, backends, run_dirs)
     spec = next(iter(sources.values())).spec
-    x = input_batch(next(iter(sources.values())), max(batch_sizes), data_dir)
+    x = input_batch(next(iter(sources.values())), max(batch_sizes), data_dir, download)
     out_dir = Path(out_dir)
     envs: dict[str, Any] = {}
     records: list[dict[str, Any]] = []

@@ -167,10 +167,14 @@ def run_results(text: str) -> Path:
     """RUN_DIR of `harness report` and `harness compare`: a folder written by `harness run`
     (its run.json), or one holding job folders (jobs/: a copy of some of a run's jobs)."""
     path = _existing_folder(text)
-    if not (path / RUN_FILE).is_file() and not (path / JOBS_DIR).is_dir():
-        raise argparse.ArgumentTypeError(f"{text}: not a `harness run` folder (neither "
-                                         f"{RUN_FILE} nor {JOBS_DIR}/ in it)")
-    return path
+    if (path / RUN_FILE).is_file() or (path / JOBS_DIR).is_dir():
+        return path
+    if (path / METRICS_FILE).is_file() and (path / SPEC_FILE).is_file():
+        raise argparse.ArgumentTypeError(
+            f"{text}: a `harness train` folder, not a run: `harness run --specs SPEC` makes a "
+            "run folder to report on (a train folder goes to export, parity and bench --from)")
+    raise argparse.ArgumentTypeError(f"{text}: not a `harness run` folder (neither "
+                                     f"{RUN_FILE} nor {JOBS_DIR}/ in it)")
 
 
 def checked(kind: Callable[[str], T], text: str, name: str) -> T:
@@ -209,7 +213,7 @@ def _writable(folder: Path, text: str) -> None:
 
 
 def folder(text: str) -> Path:
-    """A folder that exists or can be created (--data-dir: read-only is fine)."""
+    """A folder that exists or can be created."""
     path = _path(text)
     kind = _kind(path, text)
     if kind == _DANGLING:
@@ -217,6 +221,16 @@ def folder(text: str) -> Path:
     if kind not in ("folder", "missing"):
         raise argparse.ArgumentTypeError(f"{text}: exists and is not a folder")
     _nearest_existing(path, text)
+    return path
+
+
+def data_folder(text: str) -> Path:
+    """--data-dir: a folder that exists (read-only is fine). A missing one is a typo said now,
+    not a folder made and filled by a download (harness.data.may_download)."""
+    path = folder(text)
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: no such folder (the datasets' folder; make "
+                                         "it first to download them into it with --download)")
     return path
 
 

@@ -104,19 +104,32 @@ def _source(dataset: str) -> DatasetSource:
     return DATASETS[dataset]
 
 
-def data_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
-    """`explicit` (CLI --data-dir) > $HARNESS_DATA_DIR > the user cache folder's `data`."""
-    if explicit is not None and str(explicit) != "":
-        return Path(explicit).expanduser()
-    env = os.environ.get(ENV_VAR)
-    if env:
-        return Path(env).expanduser()
+def default_data_dir() -> Path:
+    """The user cache folder's `data`: the one folder files are downloaded into unasked."""
     from platformdirs import user_cache_dir
 
     return Path(user_cache_dir("harness")) / "data"
 
 
+def data_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """`explicit` (CLI --data-dir) > $HARNESS_DATA_DIR > `default_data_dir()`."""
+    if explicit is not None and str(explicit) != "":
+        return Path(explicit).expanduser()
+    env = os.environ.get(ENV_VAR)
+    if env:
+        return Path(env).expanduser()
+    return default_data_dir()
+
+
 _data_dir = data_dir  # functions below take a `data_dir` argument that shadows the name
+
+
+def may_download(data_dir: str | os.PathLike[str] | None, download: bool | None) -> bool:
+    """`download`, or where it is None, whether the folder is the default cache folder: a
+    folder the user named (a typo, a read-only share) gets no files unless asked (--download)."""
+    if download is not None:
+        return download
+    return _data_dir(data_dir).resolve() == default_data_dir().resolve()
 
 
 # ---------------------------------------------------------------------------- verification
@@ -220,8 +233,10 @@ def _writable_folder(folder: Path, path: Path) -> None:
 
 
 def ensure_files(dataset: str, data_dir: str | os.PathLike[str] | None = None,
-                 download: bool = True, timeout: float = DOWNLOAD_TIMEOUT_S) -> dict[str, Path]:
-    """Return the dataset's four verified files by role, downloading the missing ones."""
+                 download: bool | None = None, timeout: float = DOWNLOAD_TIMEOUT_S
+                 ) -> dict[str, Path]:
+    """Return the dataset's four verified files by role, downloading the missing ones where
+    `may_download` allows it (None: only into the default cache folder)."""
     source = _source(dataset)
     folder = _data_dir(data_dir) / dataset
     paths: dict[str, Path] = {}
@@ -229,11 +244,12 @@ def ensure_files(dataset: str, data_dir: str | os.PathLike[str] | None = None,
         path = folder / spec.name
         if path.is_file():
             _verify_present(path, spec)
-        elif not download:
-            raise DataError(
-                f"{path}: missing and downloading is disabled; place the original file there "
-                f"(from e.g. {source.mirrors[0]}{spec.name}) or allow downloads"
-            )
+        elif not may_download(data_dir, download):
+            hint = ("downloading is disabled; place" if download is False else
+                    "files are downloaded unasked only into the default cache folder "
+                    f"{default_data_dir()}; give --download to download it here, or place")
+            raise DataError(f"{path}: missing and {hint} the original file there (from e.g. "
+                            f"{source.mirrors[0]}{spec.name})")
         else:
             _writable_folder(folder, path)
             _download(path, spec, source.mirrors, timeout)
@@ -291,7 +307,7 @@ def _split(paths: dict[str, Path], split: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 @lru_cache(maxsize=8)
-def _load_raw_cached(dataset: str, folder: str, download: bool) -> RawDataset:
+def _load_raw_cached(dataset: str, folder: str, download: bool | None) -> RawDataset:
     paths = ensure_files(dataset, folder, download=download)
     x_train, y_train = _split(paths, "train")
     x_test, y_test = _split(paths, "test")
@@ -299,7 +315,7 @@ def _load_raw_cached(dataset: str, folder: str, download: bool) -> RawDataset:
 
 
 def load_raw(dataset: str, data_dir: str | os.PathLike[str] | None = None,
-             download: bool = True) -> RawDataset:
+             download: bool | None = None) -> RawDataset:
     """Verified, decoded dataset; cached per process (keyed by dataset and resolved folder)."""
     _source(dataset)
     folder = str(_data_dir(data_dir).resolve())
@@ -368,7 +384,7 @@ def prepare(raw: RawDataset, input_spec: InputSpec, limit: int | None = None,
 
 def load_arrays(input_spec: InputSpec, data_dir: str | os.PathLike[str] | None = None,
                 limit: int | None = None, limit_test: int | None = None,
-                download: bool = True) -> Arrays:
+                download: bool | None = None) -> Arrays:
     """`prepare(load_raw(input_spec.dataset, ...), input_spec, limit, limit_test)`."""
     raw = load_raw(input_spec.dataset, data_dir, download=download)
     return prepare(raw, input_spec, limit=limit, limit_test=limit_test)

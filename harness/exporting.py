@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 import traceback
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from harness.data import load_arrays
 from harness.env import environment, utc_now
 from harness.onnx_io import DEFAULT_OPSET, OnnxCheckError, check_file
 from harness.results import RESULT_SCHEMA_VERSION, read_json, relative_path, write_json_atomic
-from harness.spec import ModelSpec, SpecError, SpecProblem, initial_weights, load_spec, spec_hash
+from harness.spec import ModelSpec, SpecError, SpecProblem, initial_weights, spec_hash
 from harness.spec.initializers import Weights, load_weights
 from harness.spec.loader import parse_spec
 from harness.training import (
@@ -29,6 +30,7 @@ from harness.training import (
     METRICS_FILE,
     SPEC_FILE,
     TEST_OUTPUTS_FILE,
+    as_spec,
     load_test_outputs,
 )
 
@@ -47,12 +49,13 @@ class WeightsSource:
     description: dict[str, Any]  # recorded: initial, or the run it came from
 
 
-def weights_source(spec_ref: str | Path | None, run_dir: Path | None) -> WeightsSource:
+def weights_source(spec_ref: str | Path | ModelSpec | None,
+                   run_dir: Path | None) -> WeightsSource:
     """The spec and weights to export: a run's trained weights, else the initial weights."""
     if run_dir is None:
         if spec_ref is None:
             raise ValueError("give a spec, a training run (--from), or both")
-        spec = load_spec(spec_ref)
+        spec = as_spec(spec_ref)
         return WeightsSource(spec, initial_weights(spec),
                              {"source": "initial", "seed": spec.train.seed})
     run_dir = Path(run_dir)
@@ -63,10 +66,11 @@ def weights_source(spec_ref: str | Path | None, run_dir: Path | None) -> Weights
     spec = parse_spec((run_dir / SPEC_FILE).read_text(encoding="utf-8"),
                       source=run_dir / SPEC_FILE)
     if spec_ref is not None:
-        asked = load_spec(spec_ref)
+        asked = as_spec(spec_ref)
         if spec_hash(asked) != spec_hash(spec):
             raise SpecError([SpecProblem("", f"spec {asked.name!r} differs from the spec that "
-                                             f"trained {run_dir} ({spec.name!r})")], spec_ref)
+                                             f"trained {run_dir} ({spec.name!r})")],
+                            asked.name if isinstance(spec_ref, ModelSpec) else spec_ref)
     metrics = read_json(run_dir / METRICS_FILE)
     return WeightsSource(spec, load_weights(str(run_dir / FINAL_WEIGHTS_FILE)), {
         "source": "run", "run_dir": str(run_dir), "trained_backend": metrics.get("backend"),
@@ -92,18 +96,22 @@ def convert_to_onnx(backend: Backend, model: Any, spec: ModelSpec, out: Path, op
     log = log or out.with_name(out.name + ".log")
     what = (f"exporting spec {spec.name!r} with backend {backend.name!r} "
             f"({backend.onnx_converter}, opset {opset})")
-    try:
-        backend.export_onnx(model, out, opset)
-    except Exception as exc:  # noqa: BLE001 - any converter failure becomes one clear message
-        raise _export_failure(f"{what} failed", exc, ("Full traceback", traceback.format_exc()),
-                              out, log) from None
+    # The converters' own warnings (torch.export's FutureWarning on LeafSpec, ...) are
+    # recorded with the file, not printed over the harness's lines.
+    with warnings.catch_warnings(record=True) as caught:
+        try:
+            backend.export_onnx(model, out, opset)
+        except Exception as exc:  # noqa: BLE001 - any converter failure becomes one message
+            raise _export_failure(f"{what} failed", exc,
+                                  ("Full traceback", traceback.format_exc()), out, log) from None
     try:
         info = check_file(out, tuple(spec.input.shape))
     except OnnxCheckError as exc:
         raise _export_failure(f"{what} wrote a file that fails the ONNX checks", exc,
                               ("Checker message", str(exc)), out, log) from None
     log.unlink(missing_ok=True)
-    return info
+    return {**info, "converter_warnings": list(dict.fromkeys(
+        f"{warning.category.__name__}: {warning.message}" for warning in caught))}
 
 
 def _export_failure(what: str, exc: Exception, details: tuple[str, str], out: Path, log: Path
@@ -168,10 +176,10 @@ def onnx_parity(backend: Backend, model: Any, path: Path, x: np.ndarray, y: np.n
     }
 
 
-def export_model(spec_ref: str | Path | None, backend_name: str, out: Path,
+def export_model(spec_ref: str | Path | ModelSpec | None, backend_name: str, out: Path,
                  run_dir: Path | None = None, opset: int = DEFAULT_OPSET,
                  data_dir: Path | None = None, limit_test: int | None = None,
-                 threads: int | None = None) -> dict[str, Any]:
+                 threads: int | None = None, download: bool | None = None) -> dict[str, Any]:
     """Export, check, compare on the test set; write `<out>.json` (and into the run's
     metrics.json when exported from a run). Raises ExportError when anything fails."""
     source = weights_source(spec_ref, run_dir)
@@ -184,7 +192,8 @@ def export_model(spec_ref: str | Path | None, backend_name: str, out: Path,
     started = time.perf_counter()
     onnx_info = convert_to_onnx(backend, model, spec, out, opset)
     converted = time.perf_counter()
-    arrays = load_arrays(spec.input, data_dir=data_dir, limit=1, limit_test=limit_test)
+    arrays = load_arrays(spec.input, data_dir=data_dir, limit=1, limit_test=limit_test,
+                         download=download)
     parity = onnx_parity(backend, model, out, arrays.x_test, arrays.y_test, threads,
                          native=recorded_native_outputs(run_dir, backend_name, arrays.y_test))
     record = {

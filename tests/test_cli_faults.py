@@ -237,8 +237,8 @@ def test_an_output_under_proc_is_refused_even_for_root(
 def test_run_checks_the_data_once_before_any_job_as_train_does(
         tmp_path: Path, executor: RecordingExecutor, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
-    """--data-dir at an empty folder, no network: train's one line and exit 3, no job
-    started, no run folder made."""
+    """--data-dir at an empty folder (no download there unasked): train's one line and exit
+    3, no job started, no run folder made."""
     import harness.data
 
     def offline(*args: Any, **kwargs: Any) -> None:
@@ -249,7 +249,7 @@ def test_run_checks_the_data_once_before_any_job_as_train_does(
     empty.mkdir()
     assert main([*TRAIN, "--data-dir", str(empty), "--out", str(tmp_path / "t")]) == 3
     said = error_lines(capsys.readouterr().err)
-    assert said[0].startswith("error: could not download")
+    assert said[0].startswith(f"error: {empty / 'mnist'}/") and "--download" in said[0]
     out = tmp_path / "run"
     assert main([*RUN, "--data-dir", str(empty), "--out", str(out)]) == 3
     assert error_lines(capsys.readouterr().err) == said

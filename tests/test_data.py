@@ -169,7 +169,7 @@ def test_prepare_dataset_mismatch() -> None:
 def test_download_all_into_empty_dir(tmp_path: Path, no_network: FakeUrlopen) -> None:
     for role, f in DATASETS["mnist"].files.items():
         no_network.routes[_url("mnist", 0, role)] = (SHARED / "mnist" / f.name).read_bytes()
-    paths = data.ensure_files("mnist", tmp_path / "new")
+    paths = data.ensure_files("mnist", tmp_path / "new", download=True)
     assert set(paths) == set(data.ROLES)
     for role, f in DATASETS["mnist"].files.items():
         assert paths[role] == tmp_path / "new" / "mnist" / f.name
@@ -185,7 +185,7 @@ def test_first_mirror_fails_second_used(tmp_path: Path, no_network: FakeUrlopen)
     good = (SHARED / "mnist" / "t10k-labels-idx1-ubyte.gz").read_bytes()
     no_network.routes[_url("mnist", 0, "test_labels")] = OSError("HTTP Error 503")
     no_network.routes[_url("mnist", 1, "test_labels")] = good
-    paths = data.ensure_files("mnist", tmp_path)
+    paths = data.ensure_files("mnist", tmp_path, download=True)
     assert no_network.calls == [_url("mnist", 0, "test_labels"), _url("mnist", 1, "test_labels")]
     assert paths["test_labels"].read_bytes() == good and _leftovers(folder) == []
 
@@ -196,7 +196,7 @@ def test_bad_bytes_rejected_then_next_mirror(tmp_path: Path, no_network: FakeUrl
     good = (SHARED / "mnist" / "t10k-labels-idx1-ubyte.gz").read_bytes()
     no_network.routes[_url("mnist", 0, "test_labels")] = good[:-100]
     no_network.routes[_url("mnist", 1, "test_labels")] = good
-    assert data.ensure_files("mnist", tmp_path)["test_labels"].read_bytes() == good
+    assert data.ensure_files("mnist", tmp_path, download=True)["test_labels"].read_bytes() == good
     assert _leftovers(folder) == []
 
 
@@ -211,7 +211,7 @@ def test_bad_bytes_leave_nothing(tmp_path: Path, no_network: FakeUrlopen, how: s
     for mirror in range(len(DATASETS["mnist"].mirrors)):
         no_network.routes[_url("mnist", mirror, "test_labels")] = bad
     with pytest.raises(DataError, match="t10k-labels-idx1-ubyte.gz") as info:
-        data.ensure_files("mnist", tmp_path)
+        data.ensure_files("mnist", tmp_path, download=True)
     assert ("checksum mismatch" if how != "oversized" else "more than") in str(info.value)
     assert not (folder / "t10k-labels-idx1-ubyte.gz").exists()
     assert _leftovers(folder) == []
@@ -229,13 +229,13 @@ def test_interrupted_download_cleans_up(tmp_path: Path, monkeypatch: pytest.Monk
 
     monkeypatch.setattr("urllib.request.urlopen", lambda url, timeout=None: Broken(b"x" * 4000))
     with pytest.raises(KeyboardInterrupt):
-        data.ensure_files("mnist", tmp_path)
+        data.ensure_files("mnist", tmp_path, download=True)
     assert list(folder.glob("t10k-labels*")) == [] and _leftovers(folder) == []
 
 
 def test_all_mirrors_fail(tmp_path: Path, no_network: FakeUrlopen) -> None:
     with pytest.raises(DataError) as info:
-        data.ensure_files("fashion-mnist", tmp_path)
+        data.ensure_files("fashion-mnist", tmp_path, download=True)
     message = str(info.value)
     for mirror in DATASETS["fashion-mnist"].mirrors:
         assert mirror + "train-images-idx3-ubyte.gz" in message

@@ -11,15 +11,17 @@ from rich.table import Table
 from harness import cli_args as opt
 from harness.commands.common import (
     add_common_data_options,
+    add_download_option,
+    add_spec_override_options,
     add_strict_providers_option,
     add_variant_options,
     console,
     err_console,
     print_error,
+    spec_from_options,
 )
 from harness.env import utc_now
 from harness.errors import UsageError
-from harness.spec import load_spec
 
 
 def _print_table(title: str, columns: tuple[str, ...], rows: list[list[str]]) -> None:
@@ -37,19 +39,21 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     if args.spec is None and not args.from_run:
         raise UsageError("harness bench: give --spec, --from RUN_DIR, or both")
+    spec = spec_from_options(args)
     speeds = [runs.read_training_speed(run) for run in args.from_run or []]
-    name = load_spec(args.spec).name if args.spec else speeds[0]["spec"]
+    name = spec.name if spec else speeds[0]["spec"]
     out = args.out or Path("results") / "bench" / (
         f"{name}-{utc_now().replace(':', '').replace('-', '')}")
     try:
         result = bench.bench_spec(
-            args.spec, backends=args.backends, providers=args.providers,
+            spec, backends=args.backends, providers=args.providers,
             batch_sizes=args.batch_sizes, run_dirs=args.from_run, out_dir=out,
             threads=args.threads, graph_optimization=args.graph_optimization,
             warmup=args.warmup, min_runs=args.min_runs, min_seconds=args.min_seconds,
             data_dir=args.data_dir, strict_providers=args.strict_providers,
             ort_variants=args.ort_variants, compile_modes=args.compile,
-            accuracy_gate=args.accuracy_gate, limit_test=args.limit_test)
+            accuracy_gate=args.accuracy_gate, limit_test=args.limit_test,
+            download=args.download)
     except ValueError as exc:  # e.g. two runs of one backend, runs of different specs
         print_error(str(exc))
         return 2
@@ -100,7 +104,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                             "speed-up), compiled (torch.compile/inductor, Keras XLA)")
     add_variant_options(bench)
     add_strict_providers_option(bench)
+    add_spec_override_options(bench)
     add_common_data_options(bench, "score variants on the first N test images")
+    add_download_option(bench)
     bench.add_argument("--out", type=opt.output_folder,
                        help="default: results/bench/<spec>-<time>")
     bench.set_defaults(func=cmd_bench)

@@ -7,7 +7,14 @@ import argparse
 from rich.table import Table
 
 from harness import cli_args as opt
-from harness.commands.common import add_common_data_options, console, err_console
+from harness.commands.common import (
+    add_common_data_options,
+    add_download_option,
+    add_spec_override_options,
+    console,
+    err_console,
+    spec_from_options,
+)
 from harness.errors import UsageError
 
 
@@ -16,9 +23,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     if args.spec is None and args.from_run is None:
         raise UsageError("harness export: give --spec, --from RUN_DIR, or both")
-    record = export_model(args.spec, args.backend, args.out, run_dir=args.from_run,
-                          opset=args.opset, data_dir=args.data_dir, limit_test=args.limit_test,
-                          threads=args.threads)
+    record = export_model(spec_from_options(args), args.backend, args.out,
+                          run_dir=args.from_run, opset=args.opset, data_dir=args.data_dir,
+                          limit_test=args.limit_test, threads=args.threads,
+                          download=args.download)
     parity, onnx_info = record["parity"], record["onnx"]
     weights = record["weights"]
     origin = ("initial weights (untrained: fine for latency, not for accuracy)"
@@ -70,7 +78,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     export.add_argument("--out", required=True, type=opt.output_file,
                         help="the .onnx file to write")
     export.add_argument("--opset", type=opt.opset, default=opt.DEFAULT_OPSET)
+    add_spec_override_options(export)
     add_common_data_options(export)
+    add_download_option(export)
     export.set_defaults(func=cmd_export)
 
     parity = sub.add_parser("parity", help="same weights in every backend, native and ONNX")

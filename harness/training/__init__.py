@@ -63,6 +63,7 @@ class TrainConfig:
     # "compiled": torch.compile / Keras XLA (Backend.compiled); the first epoch holds the
     # compilation, which epoch_timing keeps apart from the steady epochs
     compile: str = EAGER
+    download: bool | None = None  # missing data files: harness.data.may_download
 
 
 class CompileUnavailable(BackendUnavailable):
@@ -102,6 +103,11 @@ class TrainOutcome:
 
 
 ProgressCallback = Callable[[EpochRecord, int], None]
+
+
+def as_spec(spec_ref: str | Path | ModelSpec) -> ModelSpec:
+    """A spec given as itself (one --set changed), a zoo name or a YAML file."""
+    return spec_ref if isinstance(spec_ref, ModelSpec) else load_spec(spec_ref)
 
 
 def default_out_dir(spec: ModelSpec, config: TrainConfig, seed: int) -> Path:
@@ -181,7 +187,7 @@ class _Setup:
 def _set_up(spec: ModelSpec, config: TrainConfig) -> _Setup:
     seed = spec.train.seed if config.seed is None else config.seed
     arrays = data_module.load_arrays(spec.input, data_dir=config.data_dir, limit=config.limit,
-                                     limit_test=config.limit_test)
+                                     limit_test=config.limit_test, download=config.download)
     backend = get_backend(config.backend, device=config.device, threads=config.threads,
                           tf32=config.tf32, layout=config.layout)
     backend.seed(seed)
@@ -197,14 +203,20 @@ def train_and_evaluate(spec_ref: str | Path | ModelSpec, config: TrainConfig,
                        out_dir: Path | None = None,
                        on_epoch: ProgressCallback | None = None,
                        checkpoint_dir: Path | None = None,
-                       on_resume: Callable[[int], None] | None = None) -> TrainOutcome:
+                       on_resume: Callable[[int], None] | None = None,
+                       on_start: Callable[[dict[str, Any]], None] | None = None
+                       ) -> TrainOutcome:
     """Build, train and test `spec` in `config.backend`; write metrics.json and the model.
     With `checkpoint_dir`, the training state is saved there after every epoch, a training
     cut short resumes from it (harness.training.checkpoint; `on_resume` is told how many
-    epochs it restored), and it is removed once done."""
-    spec = spec_ref if isinstance(spec_ref, ModelSpec) else load_spec(spec_ref)
+    epochs it restored), and it is removed once done. `on_start` is told the backend's
+    environment once the model is built: the mode it really runs (compile_mode), as the
+    record will say."""
+    spec = as_spec(spec_ref)
     run = _set_up(spec, config)
     backend, model = run.backend, run.model
+    if on_start is not None:
+        on_start(backend.environment())
     checkpoint = (TrainingCheckpoint(checkpoint_dir, _training_identity(
         spec, config, run.seed, run.epochs, run.batch_size))
         if checkpoint_dir is not None else None)
