@@ -319,3 +319,21 @@ def test_the_runs_failure_lines_name_the_step_or_none_never_at_none(
     assert ("failed: mlp2--keras--seed0: the job's process exited with status -9 (see job.log)"
             in err)
     assert "None" not in err
+
+
+def test_run_takes_dataset_and_download_as_train_does(
+        tmp_path: Path, executor: RecordingExecutor, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--dataset is --set input.dataset=NAME for every spec; --download reaches the up-front
+    data check (a named data folder is downloaded into only when asked)."""
+    import harness.data
+
+    asked: list[tuple[str, object]] = []
+    monkeypatch.setattr(harness.data, "ensure_files",
+                        lambda dataset, data_dir=None, download=None, **_: asked.append(
+                            (dataset, download)) or {})
+    out = tmp_path / "run"
+    assert main([*RUN[:4], "torch", "--dataset", "fashion-mnist", "--download",
+                 "--out", str(out)]) == 0
+    assert asked == [("fashion-mnist", True)]
+    (job_id,) = executor.started
+    assert job_id.startswith("mlp2--") and "fashion-mnist" in job_id

@@ -10,7 +10,9 @@ from rich.markup import escape
 
 from harness import cli_args as opt
 from harness.commands.common import (
+    DATASETS,
     add_common_data_options,
+    add_download_option,
     add_framework_policy_options,
     add_strict_providers_option,
     add_variant_options,
@@ -94,12 +96,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError("harness run: give --specs or --plan")
     from harness.backends import installed_backends
 
+    sets = [*(args.set or []), *([f"input.dataset={args.dataset}"] if args.dataset else [])]
     config = RunConfig(specs=args.specs or [], groups=groups,
                        backends=args.backends or installed_backends(),
                        providers=args.providers,
                        batch_sizes=args.batch_sizes, seeds=args.seeds, epochs=args.epochs,
                        limit=args.limit, limit_test=args.limit_test, threads=args.threads,
-                       device=args.device, sets=args.set or [], opset=args.opset,
+                       device=args.device, sets=sets, opset=args.opset, download=args.download,
                        latency_min_runs=args.latency_min_runs,
                        latency_min_seconds=args.latency_min_seconds,
                        strict_providers=args.strict_providers, tf32=args.tf32,
@@ -227,7 +230,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                      help="where the frameworks train")
     run.add_argument("--set", type=opt.set_override, action="append", metavar="PATH=V1[,V2...]",
-                     help="override a spec field; lists expand into a grid (repeatable)")
+                     help="override a spec field; lists expand into a grid (repeatable; a run "
+                          "plans at most 10,000 jobs)")
+    run.add_argument("--dataset", choices=DATASETS,
+                     help="every spec on this dataset instead of its input.dataset (as --set "
+                          "input.dataset=NAME)")
     run.add_argument("--opset", type=opt.opset, default=opt.DEFAULT_OPSET,
                      help=f"ONNX opset (default: {opt.DEFAULT_OPSET})")
     run.add_argument("--latency-min-runs", type=opt.runs, default=20,
@@ -246,4 +253,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_strict_providers_option(run)
     add_framework_policy_options(run)
     add_common_data_options(run)
+    add_download_option(run)
     run.set_defaults(func=cmd_run, run_parser=run)

@@ -195,7 +195,7 @@ def check_resources(config: RunConfig, plan: Plan, show: Printer) -> None:
     from harness.data import ensure_files
 
     for dataset in sorted({spec.input.dataset for spec in plan.specs.values()}):
-        ensure_files(dataset, config.data_dir)
+        ensure_files(dataset, config.data_dir, download=config.download)
     backends = sorted({job.backend for job in plan.jobs})
     if config.device != "cpu":
         show(f"checking that {', '.join(backends)} can train on {config.device}")

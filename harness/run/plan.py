@@ -38,6 +38,7 @@ class RunConfig:
     device: str = "cpu"
     sets: list[str] = field(default_factory=list)
     data_dir: str | None = None
+    download: bool | None = None  # missing dataset files: harness.data.ensure_files' download
     opset: int = 18
     latency_warmup: int = 5
     latency_min_runs: int = 20
@@ -211,7 +212,9 @@ def option_defaults() -> dict[str, Any]:
 
 
 # RunConfig fields that say which jobs exist (their ids) rather than how each one runs.
-_NOT_OPTIONS = frozenset({"specs", "backends", "seeds", "sets", "groups", "compile_modes"})
+# run-wide, not a job's: what to plan, and `download` (the up-front data check's alone)
+_NOT_OPTIONS = frozenset({"specs", "backends", "seeds", "sets", "groups", "compile_modes",
+                          "download"})
 # Job fields of dimensions added after runs were recorded: a job without one ran in this value.
 _DIMENSION_DEFAULTS = {"compile": EAGER}
 _OPTION_NAMES = frozenset(item.name for item in fields(RunConfig)) - _NOT_OPTIONS
