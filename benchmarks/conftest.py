@@ -34,14 +34,28 @@ def bench_int(name: str, default: int) -> int:
     return int(value) if value else default
 
 
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """Every ratio the session timed, with its interval and verdict (benchmarks/ratios.py)."""
-    from ratios import SUMMARY, summary_lines
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--ratios-md", metavar="FILE", default=None,
+                     help="write the session's framework ratios as a dated markdown page "
+                          "naming the machine (e.g. docs/benchmark-ratios.md)")
 
-    if SUMMARY:
-        terminalreporter.section("framework ratios (timing protocol)")
-        for line in summary_lines():
-            terminalreporter.write_line(line)
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """Every ratio the session timed, with its interval and verdict (benchmarks/ratios.py),
+    and with --ratios-md the same as a page."""
+    import sys
+
+    from ratios import SUMMARY, markdown_page, summary_lines
+
+    if not SUMMARY:
+        return
+    terminalreporter.section("framework ratios (timing protocol)")
+    for line in summary_lines():
+        terminalreporter.write_line(line)
+    if page := config.getoption("--ratios-md"):
+        command = "pytest " + " ".join(sys.argv[1:])
+        Path(page).write_text(markdown_page(command), encoding="utf-8")
+        terminalreporter.write_line(f"written: {page}")
 
 
 @pytest.fixture(autouse=True)

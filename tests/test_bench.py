@@ -275,11 +275,14 @@ def test_benchmark_suite_writes_json_pytest_benchmark_can_compare(tmp_path: Path
                    "HARNESS_BENCH_PROVIDERS": "cpu", "HARNESS_BENCH_WINDOWS": "3"}
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "benchmarks/test_latency.py", "-q", "-p",
-         "no:cacheprovider", "-k", "inference_ratios", f"--benchmark-json={out}"],
+         "no:cacheprovider", "-k", "inference_ratios", f"--benchmark-json={out}",
+         f"--ratios-md={tmp_path / 'ratios.md'}"],
         cwd=ROOT, env=environment, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "framework ratios (timing protocol)" in result.stdout
     assert "onnxruntime b1 torch ÷ onnxruntime" in result.stdout
+    page = (tmp_path / "ratios.md").read_text()  # dated, naming the machine and the command
+    assert "Made 20" in page and "inference_ratios" in page and "| torch ÷ onnxruntime |" in page
     data = json.loads(out.read_text())
     (bench,) = data["benchmarks"]
     assert bench["group"] == "inference-ratios:mlp2:cpu"
