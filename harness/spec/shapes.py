@@ -93,19 +93,27 @@ def _window_2d(
     return (rows[0], cols[0], shape[2]), (rows[1], rows[2], cols[1], cols[2])
 
 
+def _at(index: int, field: str, message: str) -> SpecProblem:
+    return SpecProblem(f"layers[{index}].{field}", message)
+
+
 def _problem(index: int, field: str, message: str) -> SpecError:
-    return SpecError([SpecProblem(f"layers[{index}].{field}", message)])
+    return SpecError([_at(index, field, message)])
 
 
-def _infer_layer(index: int, layer: Layer, shape: Shape) -> LayerInfo:
+def _infer_layer(index: int, layer: Layer, shape: Shape, problems: list[SpecProblem]
+                 ) -> LayerInfo:
+    """The layer's output shape and parameters. A problem after which the output shape is
+    still known (a dense layer on an image, a softmax on one) goes to `problems` and inference
+    goes on, so one pass reports them all; one that leaves it unknown raises SpecError."""
     trainable = non_trainable = 0
     padding: Padding4 = (0, 0, 0, 0)
     if isinstance(layer, Dense):
         if len(shape) != 1:
-            raise _problem(index, "type", f"dense needs a flat input; got shape {shape} "
-                                          "(add a flatten layer before it)")
+            problems.append(_at(index, "type", f"dense needs a flat input; got shape {shape} "
+                                               "(add a flatten layer before it)"))
         out: Shape = (layer.units,)
-        trainable = shape[0] * layer.units + (layer.units if layer.use_bias else 0)
+        trainable = math.prod(shape) * layer.units + (layer.units if layer.use_bias else 0)
     elif isinstance(layer, Conv2D):
         out, padding = _window_2d(index, "conv2d", shape, layer.kernel_size, layer.strides,
                                   layer.padding)
@@ -126,26 +134,33 @@ def _infer_layer(index: int, layer: Layer, shape: Shape) -> LayerInfo:
         raise TypeError(f"unhandled layer type {type(layer).__name__}")
     activation = getattr(layer, "activation", "linear")
     if activation == "softmax" and len(out) != 1:
-        raise _problem(index, "activation", f"softmax needs a flat input; got shape {out}")
+        problems.append(_at(index, "activation", f"softmax needs a flat input; got shape {out}"))
     return LayerInfo(index, layer, shape, out, trainable, non_trainable, padding)
 
 
 def infer(spec: ModelSpec) -> ModelSummary:
     """Infer every layer's output shape and parameter count; raise SpecError if they don't fit."""
-    shape: Shape = tuple(spec.input.shape)
-    infos = []
+    shape: Shape | None = tuple(spec.input.shape)
+    infos, problems = [], []
     for index, layer in enumerate(spec.layers):
-        info = _infer_layer(index, layer, shape)
+        try:
+            info = _infer_layer(index, layer, shape, problems)
+        except SpecError as exc:  # the shapes after it are unknown: no later shape checks
+            problems.extend(exc.problems)
+            shape = None
+            break
         infos.append(info)
         shape = info.output_shape
     last_index = len(spec.layers) - 1
-    if shape != (NUM_CLASSES,):
-        raise _problem(last_index, "type", f"the model must end with {NUM_CLASSES} class "
-                                           f"probabilities, got shape {shape}")
+    if shape is not None and shape != (NUM_CLASSES,):
+        problems.append(_at(last_index, "type", f"the model must end with {NUM_CLASSES} class "
+                                                f"probabilities, got shape {shape}"))
     if getattr(spec.layers[-1], "activation", None) != "softmax":
-        raise _problem(last_index, "activation",
-                       "the last layer must be a softmax (categorical cross-entropy is computed "
-                       "on class probabilities, as in Keras)")
+        problems.append(_at(last_index, "activation",
+                            "the last layer must be a softmax (categorical cross-entropy is "
+                            "computed on class probabilities, as in Keras)"))
+    if problems:
+        raise SpecError(problems)
     return ModelSummary(tuple(infos), tuple(spec.input.shape))
 
 

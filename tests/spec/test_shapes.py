@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.spec import infer, parse_spec
+from harness.spec import SpecError, infer, parse_spec
 
 TEMPLATE = """\
 name: t
@@ -58,3 +58,23 @@ def test_parameter_counts_match_keras_formulas() -> None:
     assert dense.trainable_params == 22 * 22 * 6 * 10 + 10
     assert summary.non_trainable_params == 64
     assert summary.total_params == sum(i.params for i in summary.layers)
+
+
+def test_every_shape_problem_is_reported_in_one_pass() -> None:
+    """Problems after which the shapes are still known do not hide the ones after them: a
+    dense layer on an image, a softmax on an image, and a last layer that is no softmax."""
+    text = """
+name: two
+input: {dataset: mnist, shape: [28, 28, 1]}
+layers:
+  - {type: conv2d, filters: 4, kernel_size: 3, activation: softmax}
+  - {type: dense, units: 10, activation: relu}
+train:
+  optimizer: {name: sgd, learning_rate: 0.1, momentum: 0.0, nesterov: false}
+  batch_size: 32
+  epochs: 1
+"""
+    with pytest.raises(SpecError) as caught:
+        infer(parse_spec(text, source="two.yaml"))
+    fields = [problem.where for problem in caught.value.problems]
+    assert fields == ["layers[0].activation", "layers[1].type", "layers[1].activation"]
