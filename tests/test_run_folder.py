@@ -221,12 +221,14 @@ CHANGED = {"providers": ["cpu", "cuda"], "batch_sizes": [1, 2], "epochs": 2, "li
            "accuracy_gate": 0.5}
 # which jobs exist: the job ids
 NAMES_JOBS = {"specs", "backends", "seeds", "sets", "groups", "compile_modes"}
+# run-wide only: whether the up-front data check may download (no job reads it)
+RUN_WIDE = {"download"}
 
 
 def test_every_setting_but_data_dir_is_in_the_resume_key() -> None:
     fields = {f.name for f in dataclasses.fields(RunConfig)}
-    assert fields == set(CHANGED) | NAMES_JOBS | {"data_dir"}
-    assert fields - NAMES_JOBS <= set(Job.model_fields)  # every option reaches the job
+    assert fields == set(CHANGED) | NAMES_JOBS | RUN_WIDE | {"data_dir"}
+    assert fields - NAMES_JOBS - RUN_WIDE <= set(Job.model_fields)  # every option reaches the job
     base = plan_jobs(_config()).jobs[0]
     for name, value in CHANGED.items():
         changed = plan_jobs(_config(**{name: value})).jobs[0]
