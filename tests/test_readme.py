@@ -1,4 +1,4 @@
-"""The README's first run, as a new user types it (small data, so about five minutes), and the
+"""The README's first run, as a new user types it (small data: under two minutes), and the
 links of the README and docs/ pages: each names a file that exists."""
 
 from __future__ import annotations
