@@ -250,9 +250,11 @@ def _published(study: _Study, backends: list[str]) -> list[Sentence]:
             if math.isnan(row[column]):
                 continue
             delta = study.figure(study.repro, one, column, "value", suffix=" pp")
-            within = is_within(delta.value, ACCURACY_FLOOR_PP)
+            # the tolerance the verdict used: max(0.5 pp, 2 x seed std)
+            tolerance = row[f"tolerance_pp_{backend}"]
+            within = is_within(delta.value, tolerance)
             sentence += ["," if verdicts else "", f" {backend_name(backend)} ", delta,
-                         f" ({'within' if within else 'beyond'} ±{ACCURACY_FLOOR_PP:g} pp)"]
+                         f" ({'within' if within else 'beyond'} ±{tolerance:.3g} pp)"]
             verdicts[backend_name(backend)] = row[f"verdict_{backend}"]
         if verdicts:
             same = len(set(verdicts.values())) == 1

@@ -42,6 +42,7 @@ REPRODUCED, AGREE, DIFFERS = "reproduced", "agree", "differs"
 AMBIGUOUS = "ambiguous"
 NOT_RUN = "not run"
 NOT_COMPARABLE = "not comparable"
+DID_NOT_LEARN = "did not learn"
 _ROUNDING_PP = 1e-9  # 0.5 pp computed as 0.50000000001 is on the boundary, not beyond it
 
 
@@ -144,6 +145,16 @@ def _not_run_command(run: RunData, spec: str, backends: list[str], out: str) -> 
                      for backend, (s, seeds) in zip(backends, settings, strict=True))
 
 
+def _not_learning(stats: dict[str, float]) -> str:
+    """"did not learn (1 of 3 seeds)" when a seed's model gave every test image one class: its
+    accuracy is that class's share, and the spread it adds would make any gap look like seed
+    noise, so no reproduced/agree verdict is given; "" otherwise."""
+    count = stats[ONE_CLASS]
+    if math.isnan(count) or count <= 0:
+        return ""
+    return f"{DID_NOT_LEARN} ({int(count)} of {int(stats['seeds'])} seeds)"
+
+
 def _stats(seeds: pd.DataFrame, key: tuple[str, str], backend: str) -> dict[str, float]:
     rows = seeds[(seeds["spec"] == key[0]) & (seeds["point"] == key[1])
                  & (seeds["backend"] == backend)]
@@ -172,6 +183,7 @@ def _row(run: RunData, seeds: pd.DataFrame, key: tuple[str, str], backends: list
     published = row["published_test_accuracy"]
     published = math.nan if published is None else float(published)
     missing, planned = [], set(backends) if asked is None else asked.get(key, set())
+    stuck: dict[str, str] = {}  # backend -> "did not learn (...)", or ""
     for backend in backends:
         stats = _stats(seeds, key, backend)
         if math.isnan(stats["seeds"]) and backend in planned:
@@ -180,25 +192,34 @@ def _row(run: RunData, seeds: pd.DataFrame, key: tuple[str, str], backends: list
         gap = setup_gap(run, key, backend)
         delta = math.nan if gap else (stats["test_accuracy_mean"] - published) * PP
         row.update({f"{name}_{backend}": value for name, value in stats.items()})
+        stuck[backend] = _not_learning(stats)
         row.update({f"delta_pp_published_{backend}": delta,
                     f"tolerance_pp_{backend}": _tolerance_if(delta, std_pp),
                     f"verdict_{backend}": (f"{NOT_COMPARABLE} ({gap})"
                                            if gap and not math.isnan(published)
-                                           else verdict(delta, std_pp))})
+                                           else stuck[backend] or verdict(delta, std_pp))})
     first, second = DELTA_PAIR
     if first in backends and second in backends:
         delta, spread = _versus(row, first, second)
         row.update({"delta_pp_frameworks": delta, "seed_std_pp": spread,
                     "tolerance_pp_frameworks": _tolerance_if(delta, spread),
-                    "verdict_frameworks": verdict(delta, spread, AGREE)})
+                    "verdict_frameworks": _pair_verdict(stuck, (first, second),
+                                                        verdict(delta, spread, AGREE))})
     for other in others_vs_reference(backends):  # Keras on JAX, on PyTorch: against PyTorch
         delta, spread = _versus(row, other, second)
         row.update({versus_column("delta_pp", other): delta,
                     versus_column("tolerance_pp", other): _tolerance_if(delta, spread),
-                    versus_column("verdict", other): verdict(delta, spread, AGREE)})
+                    versus_column("verdict", other): _pair_verdict(
+                        stuck, (other, second), verdict(delta, spread, AGREE))})
     row["not_run"] = ", ".join(missing) if not key[1] else ""
     row["command"] = _not_run_command(run, key[0], missing, out) if row["not_run"] else ""
     return row
+
+
+def _pair_verdict(stuck: dict[str, str], pair: tuple[str, str], judged: str) -> str:
+    """`judged`, unless a model of the pair did not learn in some seed: then that says it."""
+    names = [backend for backend in pair if stuck.get(backend)]
+    return f"{DID_NOT_LEARN} ({', '.join(names)})" if names else judged
 
 
 def asked_jobs(run: RunData) -> dict[tuple[str, str], set[str]] | None:
