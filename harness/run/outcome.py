@@ -8,12 +8,12 @@ leaves its cells empty (the report says why).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from harness.run import layout
+from harness.run.records import SHAPES, DamagedRecord, read_record
 
 # A steady interval needs a few epochs after the first; with fewer the median stands alone.
 MIN_STEADY_EPOCHS_FOR_INTERVAL = 3
@@ -36,11 +36,11 @@ class JobOutcome:
 
 
 def _read(path: Path) -> dict[str, Any]:
+    """The record checked against its shape (harness.run.records); {} when missing or damaged."""
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return read_record(path, SHAPES[path.name])
+    except DamagedRecord:
         return {}
-    return record if isinstance(record, dict) else {}
 
 
 def _epoch_seconds(history: Any) -> list[float]:
