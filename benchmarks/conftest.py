@@ -61,12 +61,12 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 @pytest.fixture(autouse=True)
 def machine_load_in_extra_info(request: pytest.FixtureRequest) -> Iterator[None]:
     """Every benchmark's `extra_info["machine_load"]`: others' CPU use while the test ran
-    (harness.machine_load; `noisy` beyond its threshold), unless the test recorded its own
+    (harness.measure.machine_load; `noisy` beyond its threshold), unless the test recorded its own
     around just its timed part."""
     if "benchmark" not in request.fixturenames:
         yield
         return
-    from harness.machine_load import load_mark, load_since
+    from harness.measure.machine_load import load_mark, load_since
 
     benchmark = request.getfixturevalue("benchmark")
     mark = load_mark()
@@ -78,7 +78,7 @@ def machine_load_in_extra_info(request: pytest.FixtureRequest) -> Iterator[None]
 def bench_threads() -> int:
     """The same CPU thread count for every framework ($HARNESS_BENCH_THREADS, default: the
     harness's thread budget, every core this process may use)."""
-    from harness.env import thread_budget
+    from harness.measure.environment import thread_budget
 
     return bench_int("HARNESS_BENCH_THREADS", thread_budget(None))
 
@@ -124,9 +124,9 @@ class BenchModels:
     def source(self, spec: str, backend: str) -> tuple[Any, dict[str, Any]]:
         """(WeightsSource, {"accuracy", "test_loss"}) for `spec` as trained in `backend`."""
         def make() -> tuple[Any, dict[str, Any]]:
-            from harness.exporting import weights_source
-            from harness.results import read_json
-            from harness.runs import find_run
+            from harness.export.driver import weights_source
+            from harness.records.io import read_json
+            from harness.training.runs import find_run
 
             runs = os.environ.get("HARNESS_BENCH_RUNS")
             run = find_run(Path(runs), spec, backend) if runs else None
@@ -147,7 +147,7 @@ class BenchModels:
         """(backend, model with the weights) on `device`; BackendUnavailable (cached) when the
         framework or the device cannot run. Device models are built before the CPU one: Keras'
         CPU backend hides the GPUs from TensorFlow unless its runtime already started."""
-        from harness.bench_native import build_model
+        from harness.latency.native import build_model
 
         if device == "cpu":
             for other in self.providers:
@@ -161,7 +161,7 @@ class BenchModels:
 
     def onnx(self, spec: str, backend: str) -> Path:
         """The backend's ONNX export of the spec (checked), written once."""
-        from harness.bench import export_checked
+        from harness.latency.bench import export_checked
 
         def make() -> Path:
             path = self.folder / f"{spec}.{backend}.onnx"
@@ -171,8 +171,8 @@ class BenchModels:
         return self._cached(("onnx", spec, backend), make)
 
     def inputs(self, spec: str, batch_size: int) -> Any:
-        from harness.bench import input_batch
-        from harness.exporting import weights_source
+        from harness.export.driver import weights_source
+        from harness.latency.bench import input_batch
 
         return self._cached(("inputs", spec, str(batch_size)), lambda: input_batch(
             weights_source(spec, None), batch_size))

@@ -47,8 +47,8 @@ def _epochs(record: Any) -> dict[str, dict[str, Any]]:
 def test_training_step_ratios_of_every_backend(benchmark: Any, spec_name: str,
                                                bench_threads: int,
                                                capsys: pytest.CaptureFixture) -> None:
+    from harness.measure.protocol import Protocol
     from harness.spec import load_spec
-    from harness.speed.compare import Protocol
     from harness.speed.spec_timing import SpecTiming, time_spec
 
     missing = {name: not_installed(name) for name in BACKENDS if not_installed(name)}

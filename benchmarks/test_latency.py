@@ -27,7 +27,7 @@ from conftest import BenchModels, bench_int, bench_list, bench_providers, bench_
 from ratios import record_rows, row_line
 
 from harness.backends import BackendUnavailable, backend_names, not_installed
-from harness.env import package_versions
+from harness.measure.environment import package_versions
 
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
@@ -57,8 +57,8 @@ def _device_missing(device: str, threads: int) -> str | None:
 def test_inference_ratios_of_every_backend(benchmark: Any, spec_name: str, device: str,
                                            bench_threads: int,
                                            capsys: pytest.CaptureFixture) -> None:
+    from harness.measure.protocol import Protocol
     from harness.spec import load_spec
-    from harness.speed.compare import Protocol
     from harness.speed.spec_timing import SpecTiming, time_spec
 
     missing = {name: not_installed(name) for name in BACKENDS if not_installed(name)}

@@ -27,8 +27,8 @@ from typing import Any
 import pytest
 from conftest import bench_int, bench_specs
 
-from harness.results import read_json
-from harness.run import layout
+from harness.records import folders
+from harness.records.io import read_json
 from harness.run.executors.local import LocalExecutor
 from harness.run.matrix import run_matrix
 from harness.run.plan import RunConfig
@@ -60,8 +60,8 @@ def _timed_run(config: RunConfig, out: Path, executor: LocalExecutor) -> float:
 
 def _phases(out: Path, combine: Any = statistics.mean) -> dict[str, float]:
     """Each job phase (and the total) over the run's jobs, by `combine` (mean, sum)."""
-    records = [read_json(p / layout.JOB_FILE) for p in layout.finished_job_dirs(out)]
-    names = [*layout.JOB_PHASES, "total"]
+    records = [read_json(p / folders.JOB_FILE) for p in folders.finished_job_dirs(out)]
+    names = [*folders.JOB_PHASES, "total"]
     return {name: combine(r["phases"].get(name, 0.0) for r in records) for name in names}
 
 

@@ -33,9 +33,9 @@ def _half_width_percent(comparisons: list) -> float | None:
 @pytest.mark.parametrize("spec_name", SPECS)
 def test_protocol_with_aa_noise_floor(benchmark, spec_name: str, bench_threads: int,
                                       capsys: pytest.CaptureFixture) -> None:
+    from harness.measure.intervals import floor_as_percent
+    from harness.measure.protocol import Protocol
     from harness.spec import load_spec
-    from harness.speed.compare import Protocol
-    from harness.speed.intervals import floor_as_percent
     from harness.speed.spec_timing import SpecTiming, time_spec
 
     backends = [name for name in ("keras", "torch") if not not_installed(name)]

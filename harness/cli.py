@@ -13,7 +13,7 @@ import importlib.metadata
 import os
 import sys
 
-from harness import cli_args as opt
+from harness.commands import args as opt
 from harness.commands import bench, export, report, retime, run, spec_commands, train
 from harness.commands.common import err_console, print_error
 from harness.errors import UsageError
@@ -61,7 +61,7 @@ def resource_error(exc: OSError, command: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     from harness.backends import BackendUnavailable
     from harness.data import DataError
-    from harness.exporting import ExportError
+    from harness.export.driver import ExportError
     from harness.ort import ProviderUnavailable
 
     parser = build_parser()

@@ -19,9 +19,9 @@ pytest.importorskip("onnxruntime")
 from harness import bench, bench_native, env, runs  # noqa: E402
 from harness.backends import BackendUnavailable  # noqa: E402
 from harness.cli import main  # noqa: E402
-from harness.exporting import export_model, weights_source  # noqa: E402
+from harness.export.driver import export_model, weights_source  # noqa: E402
+from harness.records.io import read_json  # noqa: E402
 from harness.report.benchmarks import load_benchmark_json  # noqa: E402
-from harness.results import read_json  # noqa: E402
 from harness.training import EpochRecord, epoch_timing  # noqa: E402
 
 FRAMEWORKS = {"torch": "torch", "keras": "tensorflow"}

@@ -17,8 +17,8 @@ import pytest
 
 from harness.cli import main
 from harness.commands import run as run_command
-from harness.results import RESULT_SCHEMA_VERSION, write_json_atomic
-from harness.run import layout, matrix
+from harness.records import folders, matrix
+from harness.records.io import RESULT_SCHEMA_VERSION, write_json_atomic
 from harness.run.executors import JobEvents
 from harness.run.folder import finish_job, fresh_partial_dir
 from harness.run.job import Job, Placement
@@ -44,7 +44,7 @@ class RecordingExecutor:
             self.started.append(job.job_id)
             events.line(job, "step train\n")
             error = self.errors.get(job.job_id)
-            write_json_atomic(fresh_partial_dir(run_dir, job.job_id) / layout.JOB_FILE, {
+            write_json_atomic(fresh_partial_dir(run_dir, job.job_id) / folders.JOB_FILE, {
                 "schema_version": RESULT_SCHEMA_VERSION, "kind": "job", "job_id": job.job_id,
                 "status": "failed" if error else "ok", "error": error,
                 "failed_step": "train" if error else None, "config": job.record()})
@@ -82,11 +82,11 @@ def test_a_full_disk_in_a_job_stops_the_run_with_one_line_and_resumes_later(
     executor.errors = {"mlp2--torch--seed0": FULL}  # the first job planned
     assert main([*RUN, "--out", str(out)]) == 3
     line = one_error_line(capsys.readouterr().err)
-    job_dir = layout.job_dir(out, "mlp2--torch--seed0")
+    job_dir = folders.job_dir(out, "mlp2--torch--seed0")
     assert line == (f"error: {job_dir}: no space left on device (free space, then run the same "
                     "command again: finished jobs are kept)")
     assert executor.started == ["mlp2--torch--seed0"]  # keras' job was not started to fail
-    assert (job_dir / layout.JOB_FILE).is_file()  # recorded failed: the next run re-runs it
+    assert (job_dir / folders.JOB_FILE).is_file()  # recorded failed: the next run re-runs it
     executor.errors = {}
     assert main([*RUN, "--out", str(out)]) == 0
     assert executor.started[1:] == ["mlp2--torch--seed0", "mlp2--keras--seed0"]
@@ -111,12 +111,12 @@ def test_the_run_driver_out_of_space_or_access_says_one_line_exit_3(
         code: int, what: str, hint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     def no_room(*args: Any, **kwargs: Any) -> None:
-        raise OSError(code, os.strerror(code), str(tmp_path / "run" / layout.RUN_FILE))
+        raise OSError(code, os.strerror(code), str(tmp_path / "run" / folders.RUN_FILE))
 
     monkeypatch.setattr(matrix, "run_matrix", no_room)
     assert main([*RUN, "--out", str(tmp_path / "run")]) == 3
     line = one_error_line(capsys.readouterr().err)
-    assert line.startswith(f"error: {tmp_path / 'run' / layout.RUN_FILE}: {what} (")
+    assert line.startswith(f"error: {tmp_path / 'run' / folders.RUN_FILE}: {what} (")
     assert hint in line
 
 
@@ -146,11 +146,11 @@ def test_report_out_of_space_says_one_line_exit_3(
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     run = tmp_path / "run"
-    (run / layout.JOBS_DIR).mkdir(parents=True)
+    (run / folders.JOBS_DIR).mkdir(parents=True)
     monkeypatch.setattr(harness.report, "write_report", full)
     assert main(["report", str(run)]) == 3
     assert one_error_line(capsys.readouterr().err).startswith(
-        f"error: {run / layout.REPORT_DIR}: no space left on device")
+        f"error: {run / folders.REPORT_DIR}: no space left on device")
 
 
 def test_other_os_errors_are_not_taken_for_a_full_disk(
@@ -187,7 +187,7 @@ def refused_in_one_line(argv: list[str], tmp_path: Path, capsys: pytest.CaptureF
                         ) -> str:
     """The one line of exit 2 that `argv` (READ_ONLY, RUN_DIR filled in) stops with."""
     run = tmp_path / "run"
-    (run / layout.JOBS_DIR).mkdir(parents=True, exist_ok=True)
+    (run / folders.JOBS_DIR).mkdir(parents=True, exist_ok=True)
     argv = [arg.replace("READ_ONLY", str(tmp_path / "read_only")).replace("RUN_DIR", str(run))
             for arg in argv]
     with pytest.raises(SystemExit) as stop:

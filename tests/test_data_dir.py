@@ -2,7 +2,7 @@
 2, nothing made), and files are downloaded unasked only into the default cache folder; into any
 other folder only with --download.
 
-The network is never touched: harness.data._fetch is replaced by a recorder."""
+The network is never touched: harness.data.datasets._fetch is replaced by a recorder."""
 
 from __future__ import annotations
 

@@ -19,10 +19,10 @@ pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
 from harness.backends import REGISTRY, Backend, get_backend  # noqa: E402
+from harness.backends.onnx_io import DEFAULT_OPSET, INPUT_NAME, OUTPUT_NAME, check_file  # noqa: E402
 from harness.cli import main  # noqa: E402
 from harness.data import load_arrays  # noqa: E402
-from harness.exporting import export_model  # noqa: E402
-from harness.onnx_io import DEFAULT_OPSET, INPUT_NAME, OUTPUT_NAME, check_file  # noqa: E402
+from harness.export.driver import export_model  # noqa: E402
 from harness.ort import create_session  # noqa: E402
 from harness.spec import initial_weights, list_specs, load_spec  # noqa: E402
 from harness.training import TrainConfig, train_and_evaluate  # noqa: E402

@@ -1,4 +1,4 @@
-"""harness.machine_load: others' CPU use over a measured interval, and the `noisy` flag on
+"""harness.measure.machine_load: others' CPU use over a measured interval, and the `noisy` flag on
 timings (latency loops, training epochs, `harness bench` output).
 
 The flag logic is tested with injected /proc readings: this machine is shared, so a real
@@ -18,8 +18,15 @@ from typing import Any
 import pytest
 
 from harness import bench, bench_records, machine_load
-from harness.machine_load import CpuTicks, is_noisy, judge, load_mark, load_since, parse_ticks
-from harness.timing import measure
+from harness.measure.machine_load import (
+    CpuTicks,
+    is_noisy,
+    judge,
+    load_mark,
+    load_since,
+    parse_ticks,
+)
+from harness.measure.timing import measure
 
 # user nice system idle iowait irq softirq steal guest guest_nice: guest is inside user
 PROC_STAT = ("cpu  100 5 20 300 10 1 2 3 50 0\ncpu0 50 5 10 150 5 1 1 2 25 0\n"

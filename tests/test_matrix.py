@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.run import layout
+from harness.records import folders
 from harness.run.job_process import PHASES
 from harness.run.matrix import run_matrix
 from harness.run.plan import RunConfig, plan_jobs, resolve_specs
@@ -72,19 +72,19 @@ def test_records_are_relative_so_a_moved_run_reports_and_resumes(tmp_path: Path)
     for path in moved.rglob("*.json"):
         text = path.read_text()
         assert str(tmp_path) not in text and ".partial" not in text, path
-    job = layout.job_dir(moved, "mlp2--torch--seed0")
-    record = json.loads((job / layout.JOB_FILE).read_text())
+    job = folders.job_dir(moved, "mlp2--torch--seed0")
+    record = json.loads((job / folders.JOB_FILE).read_text())
     assert list(record["phases"]) == [*PHASES, "total"]  # each part of the job's time
     assert all(seconds >= 0 for seconds in record["phases"].values())
     assert record["placement"]["executor"] == "local" and record["placement"]["threads"] == 1
-    metrics = json.loads((job / layout.METRICS_FILE).read_text())
-    assert [e["path"] for e in metrics["exports"]] == [layout.ONNX_FILE]
-    export = json.loads((job / layout.EXPORT_RECORD_FILE).read_text())
-    assert export["weights"]["run_dir"] == "." and export["file"] == layout.ONNX_FILE
-    latency = json.loads((job / layout.LATENCY_FILE).read_text())
+    metrics = json.loads((job / folders.METRICS_FILE).read_text())
+    assert [e["path"] for e in metrics["exports"]] == [folders.ONNX_FILE]
+    export = json.loads((job / folders.EXPORT_RECORD_FILE).read_text())
+    assert export["weights"]["run_dir"] == "." and export["file"] == folders.ONNX_FILE
+    latency = json.loads((job / folders.LATENCY_FILE).read_text())
     assert latency["weights"]["torch"]["run_dir"] == "."
     ort = [r for r in latency["records"] if r["runtime"] == "onnxruntime"]
-    assert ort and {r["model"]["file"] for r in ort} == {layout.ONNX_FILE}
+    assert ort and {r["model"]["file"] for r in ort} == {folders.ONNX_FILE}
     assert all(r["model"]["reused"] for r in ort)  # the checked export, not a second one
 
     from harness.report import write_report
@@ -111,8 +111,8 @@ def _run_command(data_dir: Path, out: Path, user_spec: Path) -> list[str]:
 
 
 def _job_records(out: Path) -> dict[str, dict]:
-    return {p.name: json.loads((p / layout.JOB_FILE).read_text())
-            for p in layout.finished_job_dirs(out)}
+    return {p.name: json.loads((p / folders.JOB_FILE).read_text())
+            for p in folders.finished_job_dirs(out)}
 
 
 @pytest.mark.slow
@@ -140,7 +140,7 @@ def test_killed_run_resumes_and_failed_job_does_not_stop_others(tmp_path: Path) 
     assert second.returncode == 1, second.stdout + second.stderr  # the failed jobs say so
     assert f"{len(before)} already finished" in second.stdout
     after = _job_records(out)
-    jobs_dir = out / layout.JOBS_DIR
+    jobs_dir = out / folders.JOBS_DIR
     assert sorted(p.name for p in jobs_dir.iterdir()) == sorted(after)  # no partial folders
     assert len(after) == 6  # every job exactly once
     for job_id, record in before.items():  # finished jobs were not run again
@@ -153,9 +153,9 @@ def test_killed_run_resumes_and_failed_job_does_not_stop_others(tmp_path: Path) 
         assert "failed: " + job_id in second.stderr
     for job_id in set(after) - failed:
         job = jobs_dir / job_id
-        assert json.loads((job / layout.EXPORT_RECORD_FILE).read_text())["passed"]
-        latency = json.loads((job / layout.LATENCY_FILE).read_text())
+        assert json.loads((job / folders.EXPORT_RECORD_FILE).read_text())["passed"]
+        latency = json.loads((job / folders.LATENCY_FILE).read_text())
         assert any(r["status"] == "ok" and r["runtime"] == "onnxruntime"
                    for r in latency["records"])
-    summary = json.loads((out / layout.SUMMARY_FILE).read_text())
+    summary = json.loads((out / folders.SUMMARY_FILE).read_text())
     assert summary["ok"] == 4 and len(summary["failed"]) == 2

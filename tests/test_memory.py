@@ -1,4 +1,5 @@
-"""Peak memory (harness.memory): a psutil RSS sampler beside the work, as optimum-benchmark's
+"""Peak memory (harness.measure.memory): a psutil RSS sampler beside the work, as
+optimum-benchmark's
 memory tracker; recorded per job step, per training run and per latency record."""
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.memory import MemoryTracker, peak_of, track_memory
+from harness.measure.memory import MemoryTracker, peak_of, track_memory
 
 HELD_MB = 120
 
@@ -77,7 +78,7 @@ def test_a_matrix_job_records_peak_memory_per_step_and_passes_variants(
     asked for in the run's config were timed in the job."""
     pytest.importorskip("torch")
     pytest.importorskip("onnxruntime")
-    from harness.results import read_json
+    from harness.records.io import read_json
     from harness.run.matrix import run_matrix
     from harness.run.plan import RunConfig
 

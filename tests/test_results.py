@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.results import read_json, relative_path, write_json_atomic
+from harness.records.io import read_json, relative_path, write_json_atomic
 
 
 @pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])

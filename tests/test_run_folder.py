@@ -22,8 +22,8 @@ from run.stand_in import FINISHED_RECORDS
 
 from harness.cli import main
 from harness.errors import UsageError
-from harness.results import read_json, write_json_atomic
-from harness.run import layout
+from harness.records import folders
+from harness.records.io import read_json, write_json_atomic
 from harness.run.executors.child import JOB_MODULE
 from harness.run.folder import run_folder_lock
 from harness.run.job import NOT_IN_RESUME_KEY, Job, resume_fields
@@ -34,9 +34,9 @@ FAKE_JOB = FINISHED_RECORDS + '''\
 """Stands in for `python -m harness.run.job_process WORK_DIR`: records ok with the job."""
 import json, os, sys, time
 from pathlib import Path
-from harness.env import utc_now
-from harness.results import RESULT_SCHEMA_VERSION, write_json_atomic
-from harness.run import layout
+from harness.measure.environment import utc_now
+from harness.records.io import RESULT_SCHEMA_VERSION, write_json_atomic
+from harness.records import folders
 from harness.run.job import Job
 
 work, given = Path(sys.argv[1]), json.load(sys.stdin)
@@ -48,7 +48,7 @@ while gate and not os.path.exists(gate) and time.monotonic() < deadline:
     time.sleep(0.02)  # held in flight until the test opens the gate
 print("step train", flush=True)
 write_finished_records(work)
-write_json_atomic(work / layout.JOB_FILE, {
+write_json_atomic(work / folders.JOB_FILE, {
     "schema_version": RESULT_SCHEMA_VERSION, "kind": "job", "job_id": job.job_id,
     "status": "ok", "error": None, "failed_step": None, "started_utc": utc_now(),
     "config": job.record(), "placement": {**given["placement"],
@@ -94,7 +94,7 @@ def _config(**changes: object) -> RunConfig:
 
 
 def _records(out: Path) -> dict[str, dict]:
-    return {p.name: read_json(p / layout.JOB_FILE) for p in layout.finished_job_dirs(out)}
+    return {p.name: read_json(p / folders.JOB_FILE) for p in folders.finished_job_dirs(out)}
 
 
 def test_a_second_run_on_a_held_folder_is_refused_and_the_first_finishes(tmp_path: Path) -> None:
@@ -110,10 +110,10 @@ def test_a_second_run_on_a_held_folder_is_refused_and_the_first_finishes(tmp_pat
                              text=True)
     try:
         deadline = time.monotonic() + 60
-        while not list((out / layout.JOBS_DIR).glob(".*.partial")):  # a job in flight
+        while not list((out / folders.JOBS_DIR).glob(".*.partial")):  # a job in flight
             assert first.poll() is None and time.monotonic() < deadline, first.communicate()
             time.sleep(0.05)
-        plan_before = (out / layout.RUN_FILE).read_bytes()
+        plan_before = (out / folders.RUN_FILE).read_bytes()
         second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
         gate.touch()
         first_out, first_err = first.communicate(timeout=120)
@@ -124,13 +124,13 @@ def test_a_second_run_on_a_held_folder_is_refused_and_the_first_finishes(tmp_pat
     assert message.count("error:") == 1 and "in use by another `harness run`" in message
     assert f"pid {first.pid} on host {socket.gethostname()} since 20" in message
     assert "Traceback" not in second.stderr and second.stdout == ""
-    assert (out / layout.RUN_FILE).read_bytes() == plan_before  # the refused run wrote nothing
+    assert (out / folders.RUN_FILE).read_bytes() == plan_before  # the refused run wrote nothing
 
     assert first.returncode == 0, first_out + first_err
     jobs = [f"{spec}--{backend}--seed0" for spec in SPECS for backend in ("keras", "torch")]
     assert sorted(calls.read_text().split()) == sorted(jobs)  # every job exactly once
-    assert sorted(p.name for p in (out / layout.JOBS_DIR).iterdir()) == sorted(jobs)
-    assert read_json(out / layout.SUMMARY_FILE)["ok"] == 4
+    assert sorted(p.name for p in (out / folders.JOBS_DIR).iterdir()) == sorted(jobs)
+    assert read_json(out / folders.SUMMARY_FILE)["ok"] == 4
 
     again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
     assert again.returncode == 0, again.stderr  # the lock went with the first run
@@ -140,19 +140,19 @@ def test_a_second_run_on_a_held_folder_is_refused_and_the_first_finishes(tmp_pat
 
     run = load_run(out)  # the lock file is no job and does not upset the report
     assert sorted(run.jobs["job_id"]) == sorted(jobs)
-    assert not [note for note in run.notes if layout.LOCK_FILE in note]
+    assert not [note for note in run.notes if folders.LOCK_FILE in note]
 
 
 def test_held_folder_is_refused_before_anything_is_written(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "run"
     with run_folder_lock(out):
-        holder = json.loads((out / layout.LOCK_FILE).read_text())
+        holder = json.loads((out / folders.LOCK_FILE).read_text())
         code = main(["run", "--specs", "mlp2", "--backends", "torch", "--out", str(out)])
     assert holder["pid"] == os.getpid() and holder["host"] == socket.gethostname()
     assert code == 2
     assert f"pid {os.getpid()} on host" in " ".join(capsys.readouterr().err.split())
-    assert sorted(p.name for p in out.iterdir()) == [layout.LOCK_FILE]
+    assert sorted(p.name for p in out.iterdir()) == [folders.LOCK_FILE]
 
 
 HOLD = '''\
@@ -168,10 +168,10 @@ with run_folder_lock(Path(sys.argv[1])):
 def test_killed_holder_frees_the_folder_and_stale_partials_go_only_under_the_lock(
         tmp_path: Path, fake_jobs: Callable[[], list[str]]) -> None:
     out = tmp_path / "run"
-    stale = out / layout.JOBS_DIR / ".mlp2--torch--seed0.partial"
+    stale = out / folders.JOBS_DIR / ".mlp2--torch--seed0.partial"
     stale.mkdir(parents=True)
     # another command's job cut short on the same folder: its training resumes from it later
-    checkpoint = layout.checkpoint_dir(out, "cnn7_k7--keras--seed0")
+    checkpoint = folders.checkpoint_dir(out, "cnn7_k7--keras--seed0")
     checkpoint.mkdir()
     holder = subprocess.Popen([sys.executable, "-c", HOLD, str(out)], stdout=subprocess.PIPE,
                               text=True)
@@ -185,7 +185,7 @@ def test_killed_holder_frees_the_folder_and_stale_partials_go_only_under_the_loc
         holder.wait()
     summary = run_matrix(_config(), out, show=lambda line: None)
     assert summary["ok"] == 2 and sorted(fake_jobs()) == sorted(_records(out))
-    assert list((out / layout.JOBS_DIR).glob(".*")) == [checkpoint]
+    assert list((out / folders.JOBS_DIR).glob(".*")) == [checkpoint]
 
 
 def test_changed_threads_reruns_the_jobs_and_says_so(
@@ -265,7 +265,7 @@ def test_duplicate_job_ids_are_refused_naming_both_sources(
 def test_job_errors_name_files_from_the_job_folder(tmp_path: Path) -> None:
     from harness.run.job_process import _job_relative
 
-    work = layout.partial_dir(tmp_path / "run", "mlp2--torch--seed0")
+    work = folders.partial_dir(tmp_path / "run", "mlp2--torch--seed0")
     message = f"ExportError: converter failed. Full traceback: {work / 'model.onnx.log'}"
     assert _job_relative(message, work) == \
         "ExportError: converter failed. Full traceback: model.onnx.log"
@@ -277,11 +277,11 @@ def test_a_record_older_than_an_option_resumes_when_the_option_keeps_its_default
     as recorded with the option's default (the behaviour before the option existed)."""
     out, lines = tmp_path / "run", []
     run_matrix(_config(), out, show=lines.append)
-    for job in layout.finished_job_dirs(out):  # as written before strict_providers existed
-        record = read_json(job / layout.JOB_FILE)
+    for job in folders.finished_job_dirs(out):  # as written before strict_providers existed
+        record = read_json(job / folders.JOB_FILE)
         del record["config"]["strict_providers"]
         record["config"]["config_hash"] = "older-key"
-        write_json_atomic(job / layout.JOB_FILE, record)
+        write_json_atomic(job / folders.JOB_FILE, record)
     lines.clear()
     run_matrix(_config(), out, show=lines.append)
     assert "2 jobs: 2 already finished, 0 to run" in lines and len(fake_jobs()) == 2
@@ -297,15 +297,15 @@ def test_a_jobs_file_is_a_one_line_error_and_a_corrupt_job_json_runs_again(
     argv = ["run", "--specs", "mlp2", "--backends", "torch", "--batch-sizes", "1",
             "--fresh-processes", "--out", str(out)]
     out.mkdir()
-    (out / layout.JOBS_DIR).write_text("")
+    (out / folders.JOBS_DIR).write_text("")
     assert main(argv) == 2
     err = " ".join(capsys.readouterr().err.split())  # rich wraps long lines of piped output
     assert err.count("error:") == 1 and "Traceback" not in err
-    assert f"{out / layout.JOBS_DIR}: a file: a run folder's `jobs` must be a folder" in err
+    assert f"{out / folders.JOBS_DIR}: a file: a run folder's `jobs` must be a folder" in err
     assert fake_jobs() == []
-    (out / layout.JOBS_DIR).unlink()
+    (out / folders.JOBS_DIR).unlink()
     assert main(argv) == 0 and fake_jobs() == ["mlp2--torch--seed0"]
-    (layout.job_dir(out, "mlp2--torch--seed0") / layout.JOB_FILE).write_text("{")
+    (folders.job_dir(out, "mlp2--torch--seed0") / folders.JOB_FILE).write_text("{")
     capsys.readouterr()
     assert main(argv) == 0
     text = capsys.readouterr()

@@ -1,4 +1,4 @@
-"""harness.timing: the loop every runtime is timed with, its statistics and argument checks.
+"""harness.measure.timing: the loop every runtime is timed with, its statistics and argument checks.
 
 The loop's behaviour is tested on a fake clock that only the timed function moves: no test
 here depends on how fast this (shared) machine happens to be.
@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from harness.timing import LatencyStats, measure, median_confidence_interval
+from harness.measure.timing import LatencyStats, measure, median_confidence_interval
 
 
 class FakeClock:

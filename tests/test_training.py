@@ -11,8 +11,8 @@ import pytest
 
 from harness.backends import REGISTRY, get_backend, not_installed
 from harness.data import load_arrays
-from harness.results import write_json_atomic
-from harness.run import layout
+from harness.records import folders
+from harness.records.io import write_json_atomic
 from harness.spec import initial_weights, parse_spec
 from harness.training import (
     EPOCH_TIMING,
@@ -150,8 +150,8 @@ def test_fewer_than_two_epochs_have_no_steady_figure(seconds: tuple[float, ...])
 
 def _as_run_job(run_dir: Path, job: str, spec: str, backend: str, seed: int) -> Path:
     """job.json beside a training run's outputs, as `harness run` leaves a finished job."""
-    folder = layout.job_dir(run_dir, job)
-    write_json_atomic(folder / layout.JOB_FILE, {
+    folder = folders.job_dir(run_dir, job)
+    write_json_atomic(folder / folders.JOB_FILE, {
         "schema_version": 1, "kind": "job", "job_id": job, "status": "ok", "error": None,
         "failed_step": None, "config": {"spec": spec, "backend": backend, "seed": seed}})
     return folder
@@ -166,11 +166,11 @@ def test_one_epoch_run_records_and_reports_no_steady_figure(tmp_path: Path) -> N
     run = tmp_path / "run"
     job = "mlp2--torch--seed0"
     config = TrainConfig(backend="torch", epochs=1, limit=300, limit_test=100, threads=2)
-    metrics = train_and_evaluate("mlp2", config, out_dir=layout.job_dir(run, job)).metrics
+    metrics = train_and_evaluate("mlp2", config, out_dir=folders.job_dir(run, job)).metrics
     timing = metrics["timing"]
     assert timing["first_epoch_seconds"] == metrics["history"][0]["seconds"] > 0
     assert timing["steady_epoch_seconds"] is None and timing["samples_per_second"] is None
-    written = json.loads((layout.job_dir(run, job) / "metrics.json").read_text())
+    written = json.loads((folders.job_dir(run, job) / "metrics.json").read_text())
     assert written["timing"]["steady_epoch_seconds"] is None  # null, not the first epoch
     _as_run_job(run, job, "mlp2", "torch", 0)
 
@@ -204,7 +204,7 @@ def test_framework_settings_reach_the_record_and_the_report(tmp_path: Path) -> N
                          batch_size=32, layout="nchw", tf32=True)
     try:
         metrics = train_and_evaluate("cnn2_k3_keras_example", config,
-                                     out_dir=layout.job_dir(run, job)).metrics
+                                     out_dir=folders.job_dir(run, job)).metrics
     finally:  # process-wide switches: leave them as the default backend sets them
         get_backend("torch", threads=2)
     assert metrics["requested"] == {"threads": 2, "tf32": True, "layout": "nchw",

@@ -297,8 +297,8 @@ def every_stage(name: str, spec: ModelSpec, weights: dict[str, np.ndarray], arra
                 folder: Path) -> dict[str, Any]:
     """One backend through every stage: parameter counts, outputs, the ONNX export (checker,
     ONNX Runtime against the native model) and one training step."""
-    from harness.exporting import convert_to_onnx, onnx_parity
-    from harness.onnx_io import DEFAULT_OPSET
+    from harness.backends.onnx_io import DEFAULT_OPSET
+    from harness.export.driver import convert_to_onnx, onnx_parity
 
     backend = _backend(name)
     model = backend.build(spec)

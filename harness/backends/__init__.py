@@ -7,7 +7,7 @@ import importlib.util
 from typing import NamedTuple
 
 from harness.backends.base import Backend, BackendUnavailable, EpochResult, KerasBackendConflict
-from harness.backends.native_output import native_output_to_log
+from harness.backends.quiet_output import native_output_to_log
 
 
 class Entry(NamedTuple):
@@ -69,7 +69,7 @@ def get_backend(name: str, device: str = "cpu", threads: int | None = None,
     if missing:
         raise BackendUnavailable(missing)
     # importing and constructing load the framework and find its devices: what its native
-    # code prints meanwhile stays off a terminal (harness.backends.native_output)
+    # code prints meanwhile stays off a terminal (harness.backends.quiet_output)
     with native_output_to_log(name) as log:
         try:
             module = importlib.import_module(entry.module)

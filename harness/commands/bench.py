@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rich.table import Table
 
-from harness import cli_args as opt
+from harness.commands import args as opt
 from harness.commands.common import (
     add_common_data_options,
     add_download_option,
@@ -20,8 +20,8 @@ from harness.commands.common import (
     print_error,
     spec_from_options,
 )
-from harness.env import utc_now
 from harness.errors import UsageError
+from harness.measure.environment import utc_now
 
 
 def _print_table(title: str, columns: tuple[str, ...], rows: list[list[str]]) -> None:
@@ -35,7 +35,7 @@ def _print_table(title: str, columns: tuple[str, ...], rows: list[list[str]]) ->
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from harness import bench, bench_records, runs
-    from harness.variants import table as variant_table
+    from harness.latency.variants import table as variant_table
 
     if args.spec is None and not args.from_run:
         raise UsageError("harness bench: give --spec, --from RUN_DIR, or both")
@@ -77,7 +77,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     from harness.backends import backend_names
-    from harness.variants.catalog import COMPILE_MODES
+    from harness.latency.variants.catalog import COMPILE_MODES
 
     bench = sub.add_parser("bench", help="inference latency: ONNX Runtime (CPU, CUDA) vs each "
                                          "framework's own predictor")

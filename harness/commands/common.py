@@ -12,7 +12,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from harness import cli_args as opt
+from harness.commands import args as opt
 from harness.errors import UsageError
 from harness.run.sweeps import apply_point, parse_set
 from harness.spec import ModelSpec, load_spec
@@ -22,7 +22,7 @@ from harness.spec.schema import DATASETS
 console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
-# The one thread budget (harness.env.thread_budget), as every runtime applies it.
+# The one thread budget (harness.measure.environment.thread_budget), as every runtime applies it.
 THREADS_HELP = ("compute threads for every runtime: N intra-op, 1 inter-op (TensorFlow, "
                 "PyTorch, ONNX Runtime alike; default: every core this process may use)")
 
@@ -117,8 +117,8 @@ def add_framework_policy_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_variant_options(parser: argparse.ArgumentParser) -> None:
-    """ONNX Runtime variants of each export and the accuracy gate (harness.variants)."""
-    from harness.variants.catalog import ALL, DEFAULT_ACCURACY_GATE, ORT_VARIANTS
+    """ONNX Runtime variants of each export and the accuracy gate (harness.latency.variants)."""
+    from harness.latency.variants.catalog import ALL, DEFAULT_ACCURACY_GATE, ORT_VARIANTS
 
     parser.add_argument("--ort-variants", type=opt.csv(str, [ALL, *ORT_VARIANTS]), default=[],
                         help=f"ONNX Runtime variants of each export, or {ALL}: "

@@ -6,7 +6,7 @@ import argparse
 
 from rich.table import Table
 
-from harness import cli_args as opt
+from harness.commands import args as opt
 from harness.commands.common import (
     add_common_data_options,
     add_download_option,
@@ -19,7 +19,7 @@ from harness.errors import UsageError
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from harness.exporting import export_model
+    from harness.export.driver import export_model
 
     if args.spec is None and args.from_run is None:
         raise UsageError("harness export: give --spec, --from RUN_DIR, or both")
@@ -48,7 +48,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_parity(args: argparse.Namespace) -> int:
-    from harness.parity import cross_parity
+    from harness.export.cross_backend import cross_parity
 
     if args.spec is None and not args.from_run:
         raise UsageError("harness parity: give --spec, --from RUN_DIR, or both")

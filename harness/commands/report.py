@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING
 from rich.markup import escape
 from rich.table import Table
 
-from harness import cli_args as opt
+from harness.commands import args as opt
 from harness.commands.common import console, writing_into
 from harness.errors import UsageError
-from harness.run.layout import REPORT_DIR
+from harness.records.folders import REPORT_DIR
 
 if TYPE_CHECKING:  # pandas: imported when a command needs it
     import pandas as pd

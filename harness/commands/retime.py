@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from harness import cli_args as opt
+from harness.commands import args as opt
 from harness.commands.common import console, err_console
 from harness.errors import UsageError
 
@@ -40,8 +40,8 @@ def _whole_epochs(args: argparse.Namespace, quiet: str) -> int:
 
 
 def _protocol(args: argparse.Namespace, quiet: str) -> int:
+    from harness.measure.protocol import Protocol
     from harness.run.retime_speed import SpeedPass, retime_speed
-    from harness.speed.compare import Protocol
 
     protocol = Protocol(windows=args.windows, training_seconds=args.training_seconds,
                         latency_seconds=args.latency_seconds)
@@ -64,7 +64,7 @@ def _protocol(args: argparse.Namespace, quiet: str) -> int:
 
 
 def cmd_retime(args: argparse.Namespace) -> int:
-    from harness.machine_load import NOISY_OTHERS_CORES
+    from harness.measure.machine_load import NOISY_OTHERS_CORES
     from harness.run.retime import run_specs
 
     known = run_specs(args.run_dir)

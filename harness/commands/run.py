@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from rich.markup import escape
 
-from harness import cli_args as opt
+from harness.commands import args as opt
 from harness.commands.common import (
     DATASETS,
     add_common_data_options,
@@ -21,8 +21,8 @@ from harness.commands.common import (
     print_error,
     writing_into,
 )
-from harness.env import utc_now
 from harness.errors import UsageError
+from harness.measure.environment import utc_now
 
 if TYPE_CHECKING:  # `harness run`'s types, imported when it runs
     from harness.run.display import Display
@@ -149,7 +149,7 @@ def print_outcomes(out: Path) -> None:
     """A glance at what the run's jobs came to, and the commands that go further."""
     from rich.table import Table
 
-    from harness.results import read_json
+    from harness.records.io import read_json
     from harness.run.outcome import run_outcomes
 
     try:

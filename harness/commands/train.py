@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from harness import cli_args as opt
+from harness.commands import args as opt
 from harness.commands.common import (
     add_common_data_options,
     add_download_option,

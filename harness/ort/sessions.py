@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.env import thread_budget
+from harness.measure.environment import thread_budget
 from harness.ort.providers import PROVIDERS, ProviderUnavailable, get_provider
 
 GRAPH_OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")

@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from harness.machine_load import load_mark, load_since
+from harness.measure.machine_load import load_mark, load_since
+from harness.measure.timing import LatencyStats, measure, validate_measure_args
 from harness.ort.providers import ProviderUnavailable, get_provider
 from harness.ort.sessions import create_session, profile_placement, session_info
-from harness.timing import LatencyStats, measure, validate_measure_args
 
 SESSION_RUN = "session_run"
 IO_BINDING = "io_binding"
@@ -172,7 +172,7 @@ def harness_vs_bare(session: Any, x: np.ndarray, *, runs: int = 200, warmup: int
     close to 1 when the harness adds nothing (it adds loop bookkeeping per call). Both loops
     run after `warmup` untimed calls; `harness_first` says which one runs first, so that a
     caller repeating rounds can alternate it and neither loop always gets the warmer caches.
-    `machine_load` covers both loops (see harness.machine_load)."""
+    `machine_load` covers both loops (see harness.measure.machine_load)."""
     run = session_runner(session, x)
     feed = {session.get_inputs()[0].name: _as_input(x)}
     for _ in range(warmup):

@@ -1,6 +1,7 @@
 """Reports on matrix runs (`harness report`) and run-to-run comparison (`harness compare`).
 
-Reads the RUN_DIR layout of harness/run/layout.py with pandas and plots with matplotlib; imports no
+Reads the RUN_DIR layout of harness/records/folders.py with pandas and plots with matplotlib;
+imports no
 deep-learning framework.
 """
 

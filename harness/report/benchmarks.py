@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness.machine_load import is_noisy
+from harness.measure.machine_load import is_noisy
 from harness.report.load import LATENCY_COLUMNS
 
 SOURCE = "pytest-benchmark"

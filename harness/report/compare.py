@@ -11,7 +11,7 @@ the noise, judged as follows:
 
 A flagged change is a "regression" when it is worse (lower accuracy, slower) and an
 "improvement" otherwise; but a timing change where either run timed some seed on a busy machine
-(harness.machine_load) is flagged "noisy" instead: the machine, not the code, may have moved
+(harness.measure.machine_load) is flagged "noisy" instead: the machine, not the code, may have moved
 it. Rows present in one run only say so.
 
 A gate (`harness compare --fail-on-regression`) also fails on what the numbers cannot show
@@ -33,11 +33,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from harness.records.folders import UNAVAILABLE
 from harness.report.format import MISSING, NOISY_MARK, flag_set
 from harness.report.load import RunData, load_run
 from harness.report.tables import trained
 from harness.run.job import at_step
-from harness.run.layout import UNAVAILABLE
 
 KEYS = ["spec", "point", "backend"]
 ACCURACY = "test_accuracy"

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from harness.measure.intervals import geometric_mean_interval
 from harness.report.format import MISSING, NOISY_MARK
 from harness.report.reproduction import AGREE, DIFFERS, is_within, tolerance_pp
 from harness.report.speed_records import (
@@ -31,7 +32,6 @@ from harness.report.speed_records import (
     spec_ratios,
 )
 from harness.report.tables import DELTA_PAIR, ONE_CLASS
-from harness.speed.intervals import geometric_mean_interval
 
 if TYPE_CHECKING:
     from harness.report.load import RunData
@@ -216,8 +216,8 @@ def shown_decision(rows: list[Row]) -> pd.DataFrame:
 
 
 def decision_intro(run: RunData) -> str:
+    from harness.measure.intervals import floor_as_percent
     from harness.report.speed_records import floor
-    from harness.speed.intervals import floor_as_percent
 
     if not run.speed.specs:
         timed = ("This run has no protocol speed records (RUN_DIR/speed/specs): its speed rows "

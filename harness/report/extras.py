@@ -1,5 +1,5 @@
 """What a reader needs to judge a report besides its numbers: the threads each framework ran
-with, how long the run and each job took, and (harness.report.commands) how to run it again.
+with, how long the run and each job took, and (harness.report.reproduce) how to run it again.
 """
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ import json
 
 import pandas as pd
 
+from harness.records import folders
 from harness.report.load import PHASE_COLUMNS, RunData
 from harness.report.retimed import TIMED
 from harness.report.tables import trained
-from harness.run import layout
 
 JOB_COLUMNS = ["job_id", "spec", "point", "backend", "seed", "status", "trained_epochs",
                "resumed_after_epoch",
@@ -101,7 +101,7 @@ def phases_table(jobs: pd.DataFrame) -> pd.DataFrame:
 
 
 PHASES_CAPTION = ("Mean seconds of each part of a finished job, per backend: "
-                  + "; ".join(f"{name}: {text}" for name, text in layout.JOB_PHASES.items())
+                  + "; ".join(f"{name}: {text}" for name, text in folders.JOB_PHASES.items())
                   + "; total: from the job's process start to its record.")
 
 

@@ -3,7 +3,8 @@
 Formats follow the column names the tables use: accuracies and losses to 4 decimals, deltas
 signed, times to 3 significant-ish digits, parity differences in scientific notation.
 
-Timings taken on a busy machine (harness.machine_load) carry NOISY_MARK. A table says which by
+Timings taken on a busy machine (harness.measure.machine_load) carry NOISY_MARK. A table says which
+by
 boolean flag columns that the page does not show: `noisy_<column>` marks `<column>`, and a
 plain `noisy` marks every timing column (TIMING_COLUMNS) beside it, in the same column group
 when headers are (batch, metric) pairs.

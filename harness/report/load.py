@@ -1,4 +1,5 @@
-"""Read a RUN_DIR (see harness/run/layout.py) into pandas frames for `harness report` and `compare`.
+"""Read a RUN_DIR (see harness/records/folders.py) into pandas frames for `harness report` and
+`compare`.
 
 Every file is optional: a failed job may stop before metrics.json, the ONNX record or
 latency.json, and an interrupted run has no summary.json. What is missing becomes NaN plus a
@@ -20,12 +21,12 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from harness.machine_load import is_noisy
+from harness.measure.machine_load import is_noisy
+from harness.measure.speed_load import SpeedData, load_speed
+from harness.records import folders
 from harness.report.retimed import apply_retimes, no_retimes
-from harness.run import layout
 from harness.run.records import SHAPES, AnyRecord, DamagedRecord, model_file_damage, read_record
 from harness.spec import SpecError, load_spec, spec_hash, zoo_dir
-from harness.speed.load import SpeedData, load_speed
 from harness.training import EAGER, FINAL_WEIGHTS_FILE, SPEC_FILE
 
 # The columns every latency frame has, whatever its source (run or pytest-benchmark).
@@ -33,13 +34,14 @@ LATENCY_COLUMNS = [
     "source", "job_id", "spec", "point", "backend", "seed", "runtime", "provider",
     "provider_used", "mode", "batch_size", "status", "reason", "threads", "p50_ms", "p90_ms",
     "p99_ms", "mean_ms", "std_ms", "min_ms", "max_ms", "runs", "throughput", "mixed",
-    "noisy", "others_cores",  # timed on a busy machine (harness.machine_load); others' cores
+    # timed on a busy machine (harness.measure.machine_load); others' cores
+    "noisy", "others_cores",
 ]
 # What each framework ran with, read back from it (metrics.json environment.backend).
 FRAMEWORK_SETTINGS = ["compile_mode", "tf32", "layout", "intra_op_threads", "inter_op_threads",
                       "data_device"]
-# Seconds of each part of a job (job.json `phases`, harness.run.layout.JOB_PHASES).
-PHASE_COLUMNS = [f"phase_{name}_s" for name in (*layout.JOB_PHASES, "total")]
+# Seconds of each part of a job (job.json `phases`, harness.records.folders.JOB_PHASES).
+PHASE_COLUMNS = [f"phase_{name}_s" for name in (*folders.JOB_PHASES, "total")]
 # Fixed columns, so a run whose jobs all failed early still gives frames the tables can read.
 JOB_NUMERIC = [
     "job_seconds", "seed", "published_test_accuracy", "published_test_loss", "test_accuracy",
@@ -248,7 +250,7 @@ def _job_row(folder: Path, job: dict[str, Any], metrics: dict[str, Any] | None,
         **_metric_fields(metrics),
         **_export_fields(export),
         **{f"phase_{name}_s": (job.get("phases") or {}).get(name)
-           for name in (*layout.JOB_PHASES, "total")},
+           for name in (*folders.JOB_PHASES, "total")},
         "job_dir": str(folder),
         "weights_file": str(weights) if weights.is_file() else "",
     }
@@ -326,7 +328,7 @@ def _job_records(folder: Path, notes: list[str]
                 records[name] = read_record(folder / name, shape)
             except DamagedRecord as exc:
                 damage.append(exc)
-    damage += model_file_damage(folder, records[layout.EXPORT_RECORD_FILE])
+    damage += model_file_damage(folder, records[folders.EXPORT_RECORD_FILE])
     notes += [_unreadable(folder, exc) for exc in damage]
     return records, damage
 
@@ -343,10 +345,10 @@ def _damaged_row(row: dict[str, Any], damage: list[DamagedRecord]) -> None:
 
 def _read_job(folder: Path, data: dict[str, Any], notes: list[str]) -> None:
     records, damage = _job_records(folder, notes)
-    metrics = records[layout.METRICS_FILE]
-    latency = records[layout.LATENCY_FILE]
-    row = _job_row(folder, records[layout.JOB_FILE] or {}, metrics,
-                   records[layout.EXPORT_RECORD_FILE])
+    metrics = records[folders.METRICS_FILE]
+    latency = records[folders.LATENCY_FILE]
+    row = _job_row(folder, records[folders.JOB_FILE] or {}, metrics,
+                   records[folders.EXPORT_RECORD_FILE])
     if damage:
         _damaged_row(row, damage)
     data["jobs"].append(row)
@@ -359,7 +361,7 @@ def _read_job(folder: Path, data: dict[str, Any], notes: list[str]) -> None:
     if metrics and metrics.get("environment"):
         data["environment"].setdefault(row["backend"], metrics["environment"])
     if row["status"] == "ok" and metrics is None:
-        notes.append(f"job {row['job_id']}: status ok but no {layout.METRICS_FILE}")
+        notes.append(f"job {row['job_id']}: status ok but no {folders.METRICS_FILE}")
 
 
 def load_run(run_dir: Path | str, *, with_retimes: bool = True) -> RunData:
@@ -371,17 +373,17 @@ def load_run(run_dir: Path | str, *, with_retimes: bool = True) -> RunData:
     notes: list[str] = []
     data: dict[str, Any] = {"jobs": [], "history": [], "latency": [], "confusion": [],
                             "environment": {}}
-    for folder in layout.finished_job_dirs(run_dir):
+    for folder in folders.finished_job_dirs(run_dir):
         _read_job(folder, data, notes)
     if not data["jobs"]:
-        notes.append(f"{run_dir}: no finished jobs under {layout.JOBS_DIR}/")
+        notes.append(f"{run_dir}: no finished jobs under {folders.JOBS_DIR}/")
     jobs = _numeric(pd.DataFrame(data["jobs"], columns=JOB_COLUMNS), JOB_NUMERIC)
     latency = _numeric(pd.DataFrame(data["latency"], columns=LATENCY_COLUMNS),
                        ["seed", "batch_size", "threads", "others_cores", *_STAT_KEYS])
     run = RunData(
         run_dir=run_dir,
-        run=read_json_or_none(run_dir / layout.RUN_FILE, notes),
-        summary=read_json_or_none(run_dir / layout.SUMMARY_FILE, notes),
+        run=read_json_or_none(run_dir / folders.RUN_FILE, notes),
+        summary=read_json_or_none(run_dir / folders.SUMMARY_FILE, notes),
         jobs=jobs,
         history=pd.DataFrame(data["history"]),
         latency=latency,
@@ -392,8 +394,8 @@ def load_run(run_dir: Path | str, *, with_retimes: bool = True) -> RunData:
         speed=load_speed(run_dir),
     )
     notes += run.speed.problems
-    retimes = run_dir / layout.RETIME_DIR
-    if with_retimes and (retimes / layout.JOBS_DIR).is_dir():
+    retimes = run_dir / folders.RETIME_DIR
+    if with_retimes and (retimes / folders.JOBS_DIR).is_dir():
         apply_retimes(run, load_run(retimes, with_retimes=False))
     else:
         no_retimes(run)

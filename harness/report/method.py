@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from harness.measure.intervals import floor_as_percent
 from harness.report.speed_records import ORT, floor, machine_facts
-from harness.speed.intervals import floor_as_percent
 
 if TYPE_CHECKING:
     from harness.report.load import RunData
@@ -150,7 +150,7 @@ def _text(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-# protocol settings the method names in its own words (harness.speed.compare.Protocol)
+# protocol settings the method names in its own words (harness.measure.protocol.Protocol)
 _NAMED = {"windows": "window pairs per comparison", "latency_seconds":
           "minimum latency window (s)", "warmup_calls": "untimed warm-up calls",
           "threads": "threads", "onnxruntime_graph_optimization":
@@ -204,7 +204,7 @@ def _run_method(run: RunData) -> str:
     config = (run.run or {}).get("config") or {}
     threads = config.get("threads")
     return (
-        "Method (the run's own timing, harness.timing.measure): per configuration one loop "
+        "Method (the run's own timing, harness.measure.timing.measure): per configuration one loop "
         "timing each predict call on one batch already in memory (session or predictor built "
         f"outside the timed region), after {config.get('latency_warmup', '?')} untimed warm-up "
         f"calls, until at least {config.get('latency_min_runs', '?')} calls and "

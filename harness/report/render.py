@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.env import utc_now
+from harness.measure.environment import utc_now
+from harness.records import folders
 from harness.report.benchmarks import load_benchmark_json
 from harness.report.findings import Bullets, Figure, figures_frame
 from harness.report.format import markdown_table
 from harness.report.load import load_run
 from harness.report.sections import Plot, Section, Table, build_sections, load_warnings
-from harness.run import layout
 
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
@@ -227,7 +227,7 @@ def write_report(run_dir: Path | str, out_dir: Path | str | None = None,
     The folder gets report.md, report.html, tables/*.csv and plots/*.png.
     """
     run = load_run(run_dir)
-    out = Path(out_dir) if out_dir is not None else Path(run_dir) / layout.REPORT_DIR
+    out = Path(out_dir) if out_dir is not None else Path(run_dir) / folders.REPORT_DIR
     out.mkdir(parents=True, exist_ok=True)
     notes = list(run.notes)
     benchmarks = [str(path) for path in benchmark_jsons]  # read twice: not a one-pass iterable

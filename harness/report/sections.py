@@ -11,10 +11,10 @@ from typing import Any
 
 import pandas as pd
 
-from harness.machine_load import MIN_INTERVAL_SECONDS, NOISY_OTHERS_CORES, noisy_note
+from harness.measure.machine_load import MIN_INTERVAL_SECONDS, NOISY_OTHERS_CORES, noisy_note
+from harness.records.folders import UNAVAILABLE
 from harness.report import facts, plots
 from harness.report import tables as T
-from harness.report.commands import report_command, reproduce_commands
 from harness.report.decision import (
     DECISION,
     Row,
@@ -35,6 +35,7 @@ from harness.report.format import (
 )
 from harness.report.load import RunData
 from harness.report.method import latency_method, machine_speed_rows
+from harness.report.reproduce import report_command, reproduce_commands
 from harness.report.reproduction import (
     expected_backends,
     reproduction_caption,
@@ -52,7 +53,6 @@ from harness.report.speed_protocol import (
     shown_protocol,
 )
 from harness.report.speed_records import alias_groups, framework_name, pairs_of
-from harness.run.layout import UNAVAILABLE
 
 LATENCY_ROW_KEYS = ["source", "spec", "point", "backend", "runtime", "provider", "mode"]
 BUSY_LEGEND = (f"{NOISY_MARK.strip()} marks a figure timed on a busy machine (other processes "

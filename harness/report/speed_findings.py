@@ -10,12 +10,12 @@ import math
 
 import pandas as pd
 
+from harness.measure.intervals import floor_as_percent
+from harness.measure.speed_load import SpeedData
 from harness.report.decision import DECISION, Row
 from harness.report.figures import Figure, Sentence, row_label
 from harness.report.speed_protocol import ALIAS_OF, VERDICT, column_stem
 from harness.report.speed_records import ORT, floor
-from harness.speed.intervals import floor_as_percent
-from harness.speed.load import SpeedData
 
 
 def _row_figure(row: Row, column: str = "estimate") -> Figure:

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from harness.measure.speed_records import Comparison, Estimate, SpecSpeed
 from harness.report.format import MISSING, NOISY_MARK, NOISY_PREFIX, flag_set
 from harness.report.speed_records import ORT, Pair, alias_groups, counted_once, judge
 from harness.report.tables import KEYS
-from harness.speed.records import Comparison, Estimate, SpecSpeed
 
 if TYPE_CHECKING:
     from harness.report.load import RunData

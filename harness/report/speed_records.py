@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from harness.measure.intervals import paired_ratios
+from harness.measure.intervals import verdict as time_verdict
+from harness.measure.protocol import per_unit_pairs
+from harness.measure.speed_load import SpeedData
+from harness.measure.speed_records import Comparison, Estimate, Kind, SpecSpeed
 from harness.report.tables import DELTA_PAIR
-from harness.speed.compare import per_unit_pairs
-from harness.speed.intervals import paired_ratios
-from harness.speed.intervals import verdict as time_verdict
-from harness.speed.load import SpeedData
-from harness.speed.records import Comparison, Estimate, Kind, SpecSpeed
 
 if TYPE_CHECKING:
     from harness.report.load import RunData
@@ -51,7 +51,7 @@ DEFAULT_PAIRS = (Pair("training", *DELTA_PAIR),
 
 def spec_ratios(comparison: Comparison) -> np.ndarray:
     """a's time over b's for each pair of adjacent windows (window 2i with 2i + 1, whichever
-    ran first), as the protocol paired them (harness.speed.compare.per_unit_pairs)."""
+    ran first), as the protocol paired them (harness.measure.protocol.per_unit_pairs)."""
     a_times, b_times = per_unit_pairs(comparison.windows, comparison.a, comparison.b)
     return paired_ratios(a_times, b_times) if a_times else np.empty(0)
 

@@ -4,7 +4,7 @@ Rows are keyed by spec and sweep point (`point`, "" for the spec as written); jo
 only in their seed are averaged (the seeds table shows their spread). Columns that vary by
 backend are named `<metric>_<backend>`, deltas `delta_<metric>` = keras - torch. Boolean
 `noisy_<column>` columns (a plain `noisy` in the latency table) say that a timing was taken on a
-busy machine (harness.machine_load): in any seed, or on either side of a delta or speed-up.
+busy machine (harness.measure.machine_load): in any seed, or on either side of a delta or speed-up.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import math
 
 import pandas as pd
 
-from harness.run.layout import UNAVAILABLE
+from harness.records.folders import UNAVAILABLE
 from harness.training import EAGER
 
 KEYS = ["spec", "point"]

@@ -1,6 +1,6 @@
 """The report's variant section: what each runtime and variant buys, at what accuracy.
 
-Reads the `variants` and `variant_records` that `harness.variants` adds to each job's
+Reads the `variants` and `variant_records` that `harness.latency.variants` adds to each job's
 latency.json (and the accuracy it puts beside the job's own records). A run timed without
 variants has none, and its report has no such section.
 
@@ -34,14 +34,14 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.lines import Line2D
 
-from harness.machine_load import is_noisy
+from harness.latency.variants.catalog import COMPILED, EAGER, FAILS_ACCURACY
+from harness.measure.machine_load import is_noisy
+from harness.records import folders
 from harness.report import plots
 from harness.report.format import display
 from harness.report.load import RunData, read_json_or_none
 from harness.report.plots import _grid, _legend, _plain_log
 from harness.report.sections import Plot, Section, Table, slug
-from harness.run import layout
-from harness.variants.catalog import COMPILED, EAGER, FAILS_ACCURACY
 
 KEYS = ["study", "spec", "point", "backend", "runtime", "variant", "provider", "mode",
         "batch_size"]
@@ -100,7 +100,7 @@ def load_variant_records(run: RunData) -> pd.DataFrame:
     """One row per timed variant record of every finished job of the run."""
     rows, notes = [], []
     for job in run.jobs.itertuples(index=False):
-        latency = read_json_or_none(Path(job.job_dir) / layout.LATENCY_FILE, notes) or {}
+        latency = read_json_or_none(Path(job.job_dir) / folders.LATENCY_FILE, notes) or {}
         keys = {"study": job.study, "spec": job.spec, "point": job.point, "seed": job.seed,
                 "job_id": job.job_id, "job_mode": job.compile}
         rows += _record_rows(latency, keys)

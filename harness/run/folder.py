@@ -1,4 +1,4 @@
-"""The run folder (harness.run.layout) as `harness run` writes it: one writer at a time, the
+"""The run folder (harness.records.folders) as `harness run` writes it: one writer at a time, the
 plan, each job's folder put in place whole, the summary.
 
 A job works in a hidden partial folder (wherever it ran, its folder ends up there) and is
@@ -22,10 +22,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from harness.env import utc_now
 from harness.errors import UsageError
-from harness.results import RESULT_SCHEMA_VERSION, read_json, write_json_atomic
-from harness.run import layout
+from harness.measure.environment import utc_now
+from harness.records import folders
+from harness.records.io import RESULT_SCHEMA_VERSION, read_json, write_json_atomic
 from harness.run.job import Job, Placement, last_step
 from harness.run.plan import Plan, RunConfig
 from harness.run.records import DamagedRecord, JobShape, read_record
@@ -41,8 +41,8 @@ def _holder(text: str) -> str:
 
 
 # What a run folder's fixed entries must be where they exist (a retime folder is a run folder).
-_FOLDERS = (layout.JOBS_DIR, layout.SPECS_DIR, layout.SERVERS_DIR, layout.RETIME_DIR)
-_FILES = (layout.LOCK_FILE, layout.RUN_FILE, layout.SUMMARY_FILE)
+_FOLDERS = (folders.JOBS_DIR, folders.SPECS_DIR, folders.SERVERS_DIR, folders.RETIME_DIR)
+_FILES = (folders.LOCK_FILE, folders.RUN_FILE, folders.SUMMARY_FILE)
 
 
 def _refuse_unless(path: Path, is_right: bool, allowed: str) -> None:
@@ -56,7 +56,7 @@ def check_run_folder(run_dir: Path) -> None:
     """UsageError where `run_dir` or one of its fixed entries (its retime folder's too) is not
     what a run folder holds there: a file named `jobs` would fail every job of the run."""
     _refuse_unless(run_dir, run_dir.is_dir(), "a run folder must be a folder")
-    for folder in (run_dir, run_dir / layout.RETIME_DIR):
+    for folder in (run_dir, run_dir / folders.RETIME_DIR):
         for name in _FOLDERS:
             path = folder / name
             _refuse_unless(path, path.is_dir(), f"a run folder's `{name}` must be a folder")
@@ -73,7 +73,7 @@ def run_folder_lock(run_dir: Path) -> Iterator[None]:
     belongs to the file the holder opened). A folder check_run_folder refuses is not locked."""
     check_run_folder(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / layout.LOCK_FILE, "a+", encoding="utf-8") as handle:
+    with open(run_dir / folders.LOCK_FILE, "a+", encoding="utf-8") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -94,7 +94,7 @@ def _started(run_dir: Path) -> dict[str, Any]:
     `resumed_utc`, when each later one started (an unreadable run.json: a new folder)."""
     now = utc_now()
     try:
-        earlier = read_json(run_dir / layout.RUN_FILE)
+        earlier = read_json(run_dir / folders.RUN_FILE)
     except (OSError, ValueError):
         earlier = None
     if not isinstance(earlier, dict) or not isinstance(earlier.get("created_utc"), str):
@@ -109,19 +109,19 @@ def write_plan(plan: Plan, config: RunConfig, run_dir: Path) -> None:
     other run can be writing them). Training checkpoints stay, this command's and others' on
     the same folder alike: a job resumes from its own (harness.training.checkpoint)."""
     for name, spec in plan.specs.items():
-        spec_file = layout.spec_file(run_dir, name)
+        spec_file = folders.spec_file(run_dir, name)
         spec_file.parent.mkdir(parents=True, exist_ok=True)
         spec_file.write_text(dump_spec(spec), encoding="utf-8")
-    write_json_atomic(run_dir / layout.RUN_FILE, {
+    write_json_atomic(run_dir / folders.RUN_FILE, {
         "schema_version": RESULT_SCHEMA_VERSION, "kind": "run", **_started(run_dir),
         "config": asdict(config), "jobs": [job.record() for job in plan.jobs]})
-    for stale in (run_dir / layout.JOBS_DIR).glob(".*.partial"):
+    for stale in (run_dir / folders.JOBS_DIR).glob(".*.partial"):
         shutil.rmtree(stale, ignore_errors=True)
 
 
 def spec_text(run_dir: Path, job: Job) -> str:
     """The YAML of the job's spec, as write_plan wrote it."""
-    return layout.spec_file(run_dir, job.spec).read_text(encoding="utf-8")
+    return folders.spec_file(run_dir, job.spec).read_text(encoding="utf-8")
 
 
 def _remove(path: Path) -> None:
@@ -134,7 +134,7 @@ def _remove(path: Path) -> None:
 
 def fresh_partial_dir(run_dir: Path, job_id: str) -> Path:
     """The job's partial folder, empty."""
-    work = layout.partial_dir(run_dir, job_id)
+    work = folders.partial_dir(run_dir, job_id)
     _remove(work)
     work.mkdir(parents=True)
     return work
@@ -160,17 +160,17 @@ def finish_job(run_dir: Path, job: Job, lost: str | None,
                placement: Placement | None = None) -> dict[str, Any]:
     """Put the job's partial folder in place as `jobs/<job_id>` and return its job.json. A job
     whose process died before recording anything gets a failed job.json saying `lost`."""
-    work = layout.partial_dir(run_dir, job.job_id)
+    work = folders.partial_dir(run_dir, job.job_id)
     work.mkdir(parents=True, exist_ok=True)
-    if not (work / layout.JOB_FILE).is_file():
-        log = work / layout.JOB_LOG_FILE
+    if not (work / folders.JOB_FILE).is_file():
+        log = work / folders.JOB_LOG_FILE
         log_text = log.read_text(encoding="utf-8", errors="replace") if log.is_file() else ""
-        write_json_atomic(work / layout.JOB_FILE, failed_record(
+        write_json_atomic(work / folders.JOB_FILE, failed_record(
             job, lost or "the job recorded nothing", placement, log_text))
-    final = layout.job_dir(run_dir, job.job_id)
+    final = folders.job_dir(run_dir, job.job_id)
     _remove(final)  # an earlier folder of the job: changed since, or damaged (harness.run.resume)
     work.rename(final)
-    return read_json(final / layout.JOB_FILE)
+    return read_json(final / folders.JOB_FILE)
 
 
 def _summary_record(path: Path) -> dict[str, Any]:
@@ -184,16 +184,17 @@ def _summary_record(path: Path) -> dict[str, Any]:
 
 
 def write_summary(run_dir: Path, jobs: list[Job]) -> dict[str, Any]:
-    records = {job.job_id: _summary_record(layout.job_dir(run_dir, job.job_id) / layout.JOB_FILE)
+    records = {job.job_id: _summary_record(folders.job_dir(run_dir, job.job_id) / folders.JOB_FILE)
                for job in jobs}
     failed = [{"job_id": job_id, "failed_step": r.get("failed_step"), "error": r.get("error")}
-              for job_id, r in records.items() if r.get("status") not in ("ok", layout.UNAVAILABLE)]
+              for job_id, r in records.items()
+              if r.get("status") not in ("ok", folders.UNAVAILABLE)]
     # a compile mode this platform cannot run: recorded with its reason, not a failure
     unavailable = [{"job_id": job_id, "reason": r.get("error")}
-                   for job_id, r in records.items() if r.get("status") == layout.UNAVAILABLE]
+                   for job_id, r in records.items() if r.get("status") == folders.UNAVAILABLE]
     summary = {"schema_version": RESULT_SCHEMA_VERSION, "kind": "summary",
                "finished_utc": utc_now(), "jobs": len(jobs),
                "ok": len(jobs) - len(failed) - len(unavailable), "failed": failed,
                "unavailable": unavailable}
-    write_json_atomic(Path(run_dir) / layout.SUMMARY_FILE, summary)
+    write_json_atomic(Path(run_dir) / folders.SUMMARY_FILE, summary)
     return summary

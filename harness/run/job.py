@@ -28,7 +28,7 @@ NOT_IN_RESUME_KEY = frozenset({
 
 # A write that failed for want of space (a full disk, a quota): neither the job nor the command
 # is at fault, and every write after it would fail too (harness.run.matrix.stop_when_full,
-# harness.cli, harness.cli_args).
+# harness.cli, harness.commands.args).
 FULL_DISK = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
@@ -134,7 +134,7 @@ class Placement(BaseModel):
     warm: bool = False  # forked from a warm job server (harness.run.job_server)
     host: str | None = None  # filled in by the job's process, with what it saw:
     affinity: tuple[int, ...] | None = None  # the cores it could run on
-    threads: int | None = None  # the compute threads each runtime got (harness.env)
+    threads: int | None = None  # the compute threads each runtime got (harness.measure.environment)
 
     def record(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

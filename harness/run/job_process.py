@@ -13,8 +13,6 @@ how far it is.
 
 from __future__ import annotations
 
-import contextlib
-import importlib
 import json
 import os
 import socket
@@ -28,35 +26,18 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from harness.env import thread_budget, utc_now
-from harness.memory import peak_of, track_memory
-from harness.onnx_io import DEFAULT_OPSET
-from harness.results import RESULT_SCHEMA_VERSION, read_json, write_json_atomic
-from harness.run import layout
+from harness.backends.preload import import_frameworks
+from harness.measure.environment import thread_budget, utc_now
+from harness.measure.memory import peak_of, track_memory
+from harness.records import folders
+from harness.records.io import RESULT_SCHEMA_VERSION, read_json, write_json_atomic
 from harness.run.job import Job, Placement
 from harness.spec import ModelSpec
 from harness.spec.loader import parse_spec
 
 STEPS = ("train", "export", "latency")
-PHASES = layout.JOB_PHASES
+PHASES = folders.JOB_PHASES
 PROGRESS_EVERY_S = 10.0  # a progress line within a long epoch (outside every timed region)
-# Modules each backend's steps import; importing them first times imports apart from the work
-# (and a warm job server imports them once for many jobs).
-_IMPORTS = {"keras": ("harness.backends.keras_tf", "harness.backends.keras_tf.exporter",
-                      "tf2onnx"),
-            "torch": ("harness.backends.pytorch", "harness.backends.pytorch.exporter",
-                      "torch.onnx", "onnxscript", "onnxscript.function_libs.torch_lib.ops",
-                      "torch._dynamo"),  # torch.optim imports _dynamo on first use
-            # converts in a Keras-on-TensorFlow child process: nothing more to import here
-            "keras-jax": ("harness.backends.keras_jax", "harness.backends.keras_jax.exporter"),
-            "keras-torch": ("harness.backends.keras_torch", "harness.backends.keras_torch.exporter",
-                            "torch.onnx", "onnxscript")}
-
-
-# Backends whose converter a warm job server warms up before forking jobs (warm_up).
-_WARM_UPS = {"torch": "harness.backends.pytorch.exporter"}
-
-
 def _data_dir(job: Job) -> Path | None:
     return Path(job.data_dir) if job.data_dir else None
 
@@ -121,9 +102,9 @@ def _train(job: Job, spec: ModelSpec, work: Path, checkpoint: Path | None = None
 
 
 def _export(job: Job, spec: ModelSpec, work: Path) -> None:
-    from harness.exporting import ExportError, export_model
+    from harness.export.driver import ExportError, export_model
 
-    record = export_model(None, job.backend, work / layout.ONNX_FILE, run_dir=work,
+    record = export_model(None, job.backend, work / folders.ONNX_FILE, run_dir=work,
                           opset=job.opset, limit_test=job.limit_test, threads=job.threads,
                           data_dir=_data_dir(job))
     if not record["passed"]:
@@ -133,10 +114,10 @@ def _export(job: Job, spec: ModelSpec, work: Path) -> None:
 def _latency(job: Job, spec: ModelSpec, work: Path) -> None:
     """ONNX Runtime (the export above) and native latency per provider x batch size; the
     native predictor in the job's compile mode, and eager: the reference of every speed-up."""
-    from harness.bench import bench_backend, input_batch, latency_result
-    from harness.exporting import recorded_source, weights_source
+    from harness.export.driver import recorded_source, weights_source
+    from harness.latency.bench import bench_backend, input_batch, latency_result
+    from harness.latency.variants import VariantBench, VariantSettings
     from harness.training import EAGER
-    from harness.variants import VariantBench, VariantSettings
 
     source = weights_source(None, work)
     variants = VariantBench(VariantSettings(
@@ -149,13 +130,13 @@ def _latency(job: Job, spec: ModelSpec, work: Path) -> None:
                 "layout": job.layout}
     environments: dict[str, Any] = {}
     records = bench_backend(
-        source, job.backend, onnx_path=work / layout.ONNX_FILE,
+        source, job.backend, onnx_path=work / folders.ONNX_FILE,
         x=input_batch(source, max(job.batch_sizes), _data_dir(job)),
         environments=environments, variants=variants, **settings)
     result = latency_result(source.spec, {job.backend: recorded_source(
         source.description, work)}, {**settings, **variants.settings.as_dict()}, records,
         environments)
-    write_json_atomic(work / layout.LATENCY_FILE, {**result, **variants.result()})
+    write_json_atomic(work / folders.LATENCY_FILE, {**result, **variants.result()})
 
 
 def _job_relative(message: str, work: Path) -> str:
@@ -180,27 +161,9 @@ def _affinity() -> tuple[int, ...] | None:
     return tuple(sorted(os.sched_getaffinity(0))) if hasattr(os, "sched_getaffinity") else None
 
 
-def import_frameworks(backend: str) -> None:
-    """Import what the steps will (a missing framework is the train step's error to report)."""
-    for module in (*_IMPORTS.get(backend, ()), "onnx", "onnxruntime"):
-        try:
-            importlib.import_module(module)
-        except ImportError:
-            continue
-
-
-def warm_up(backend: str, opset: int = DEFAULT_OPSET) -> None:
-    """For a process that forks many jobs: do once what each job's first use would do again
-    (torch.onnx's first export). A failure here is left for the job's own step to report."""
-    if backend not in _WARM_UPS:
-        return
-    with contextlib.suppress(Exception):  # the job's own step reports what fails here
-        importlib.import_module(_WARM_UPS[backend]).warm_up(opset)
-
-
 def _train_metrics(work: Path) -> dict[str, Any] | None:
     """The job's training record (metrics.json), None where training wrote none."""
-    metrics_file = work / layout.METRICS_FILE
+    metrics_file = work / folders.METRICS_FILE
     return read_json(metrics_file) if metrics_file.is_file() else None
 
 
@@ -212,7 +175,7 @@ def _split_phases(steps: dict[str, float], work: Path,
     seconds only."""
     phases = {"train_setup": steps.get("train"), "export": steps.get("export"),
               "latency": steps.get("latency")}
-    export_file = work / layout.EXPORT_RECORD_FILE
+    export_file = work / folders.EXPORT_RECORD_FILE
     if "train" in steps and metrics is not None:
         checkpoint = metrics.get("checkpoint") or {}
         resumes = checkpoint.get("resumes") or [{"after_epoch": 0}]
@@ -249,7 +212,7 @@ def _failure(exc: Exception, step: str, work: Path) -> dict[str, Any]:
 
     if isinstance(exc, CompileUnavailable):
         print(f"unavailable: {exc}", flush=True)
-        return {"status": layout.UNAVAILABLE, "failed_step": step, "error": str(exc)[:2000]}
+        return {"status": folders.UNAVAILABLE, "failed_step": step, "error": str(exc)[:2000]}
     traceback.print_exc()
     error = _job_relative(f"{type(exc).__name__}: {str(exc).strip()}", work)
     return {"status": "failed", "failed_step": step, "error": error[:2000]}
@@ -259,7 +222,7 @@ def _run_steps(job: Job, spec: ModelSpec, work: Path, record: dict[str, Any],
                checkpoint: Path | None) -> dict[str, float]:
     """Run every step, recording the first failure in `record`; return each step's seconds."""
     seconds: dict[str, float] = {}
-    memory: dict[str, Any] = {}  # per step: peak RSS of the job's process (harness.memory)
+    memory: dict[str, Any] = {}  # per step: peak RSS of the job's process (harness.measure.memory)
     actions: tuple[Step, ...] = (partial(_train, checkpoint=checkpoint), _export, _latency)
     for step, action in zip(STEPS, actions, strict=True):
         print(f"step {step}", flush=True)
@@ -296,14 +259,14 @@ def run_job(job: Job, spec: ModelSpec, work: Path, placement: Placement, spawned
     phases.update(_split_phases(steps, work, metrics))
     record.update(finished_utc=utc_now(), seconds=time.perf_counter() - start,
                   phases={**phases, "total": time.time() - spawned}, resumed=_resumed(metrics))
-    write_json_atomic(work / layout.JOB_FILE, record)
+    write_json_atomic(work / folders.JOB_FILE, record)
     return record
 
 
 def run_given(given: dict[str, Any], work: Path, entered: float) -> int:
     """Run the job an executor gave (job_input); the process's exit status."""
     job = Job.model_validate(given["job"])
-    spec = parse_spec(given["spec"], source=layout.spec_file(Path("RUN_DIR"), job.spec))
+    spec = parse_spec(given["spec"], source=folders.spec_file(Path("RUN_DIR"), job.spec))
     checkpoint = given.get("checkpoint")
     record = run_job(job, spec, work, Placement.model_validate(given["placement"]),
                      given["spawned"], entered, Path(checkpoint) if checkpoint else None)

@@ -18,8 +18,8 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from harness.results import read_json
-from harness.run import layout
+from harness.records import folders
+from harness.records.io import read_json
 from harness.run.display import Display, PlainDisplay
 from harness.run.executors import Executor
 from harness.run.folder import run_folder_lock, write_plan, write_summary
@@ -38,7 +38,7 @@ def status_text(record: dict[str, Any], step: str | None = None) -> str:
     record names none (a process that died before recording its failure)."""
     if record["status"] == "ok":
         return "ok"
-    if record["status"] == layout.UNAVAILABLE:
+    if record["status"] == folders.UNAVAILABLE:
         return f"unavailable: {record['error']}"
     return f"FAILED{at_step(record.get('failed_step') or step)}: {record['error']}"
 
@@ -110,7 +110,7 @@ class ProgressTracker:
                                   f"{self._prefix(job.job_id)} {job.job_id}: "
                                   f"{status_text(record, self.steps.pop(job.job_id, None))}")
         self.display.overall(self.done, self.total, self.eta.text(self.pending))
-        stop_when_full(layout.job_dir(self.run_dir or Path(), job.job_id), record)
+        stop_when_full(folders.job_dir(self.run_dir or Path(), job.job_id), record)
 
 
 def learn_finished(eta: Eta, plan: Plan, todo: list[Job], run_dir: Path) -> None:
@@ -118,7 +118,7 @@ def learn_finished(eta: Eta, plan: Plan, todo: list[Job], run_dir: Path) -> None
     `harness run` of the same plan): a resumed run's ETA from its start."""
     pending = {job.job_id for job in todo}
     for job in plan.jobs:
-        path = layout.job_dir(run_dir, job.job_id) / layout.JOB_FILE
+        path = folders.job_dir(run_dir, job.job_id) / folders.JOB_FILE
         if job.job_id in pending or not path.is_file():
             continue
         try:
@@ -135,7 +135,7 @@ def learn_finished(eta: Eta, plan: Plan, todo: list[Job], run_dir: Path) -> None
 
 def checkpointed(run_dir: Path, todo: list[Job], show: Printer) -> dict[str, int]:
     """The jobs whose training continues from a checkpoint, with its epochs; says which."""
-    done = {job.job_id: epochs_done(layout.checkpoint_dir(run_dir, job.job_id)) for job in todo}
+    done = {job.job_id: epochs_done(folders.checkpoint_dir(run_dir, job.job_id)) for job in todo}
     done = {job_id: epochs for job_id, epochs in done.items() if epochs}
     if done:
         show(f"{len(done)} job(s) continue from their checkpoints: "

@@ -2,7 +2,7 @@
 accuracy and loss, the epoch times (the steady one with its interval over epochs, when there
 are enough of them), and whether the ONNX export matched the framework.
 
-Read from the jobs' records (harness.run.layout); a record that is missing or unreadable
+Read from the jobs' records (harness.records.folders); a record that is missing or unreadable
 leaves its cells empty (the report says why).
 """
 
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.run import layout
+from harness.records import folders
 from harness.run.records import SHAPES, DamagedRecord, read_record
 
 # A steady interval needs a few epochs after the first; with fewer the median stands alone.
@@ -52,7 +52,7 @@ def _epoch_seconds(history: Any) -> list[float]:
 
 def _steady(seconds: list[float]) -> tuple[float | None, tuple[float, float] | None]:
     """The median of the epochs after the first, and its interval when there are enough."""
-    from harness.speed.intervals import median_interval
+    from harness.measure.intervals import median_interval
 
     steady = seconds[1:]
     if not steady:
@@ -73,12 +73,12 @@ def _parity_text(export: dict[str, Any]) -> str:
 
 
 def job_outcome(job_dir: Path) -> JobOutcome:
-    job = _read(job_dir / layout.JOB_FILE)
+    job = _read(job_dir / folders.JOB_FILE)
     config = job.get("config") if isinstance(job.get("config"), dict) else {}
     outcome = {"job_id": job_dir.name, "spec": str(config.get("spec", "")),
                "backend": str(config.get("backend", "")), "seed": config.get("seed"),
                "status": str(job.get("status", "unknown"))}
-    metrics = _read(job_dir / layout.METRICS_FILE)
+    metrics = _read(job_dir / folders.METRICS_FILE)
     if not metrics:
         return JobOutcome(**outcome)
     seconds = _epoch_seconds(metrics.get("history"))
@@ -87,10 +87,10 @@ def job_outcome(job_dir: Path) -> JobOutcome:
         **outcome, accuracy=metrics.get("test_accuracy"), loss=metrics.get("test_loss"),
         epochs=len(seconds), first_epoch_s=seconds[0] if seconds else None,
         steady_epoch_s=steady, steady_interval=interval,
-        parity=_parity_text(_read(job_dir / layout.EXPORT_RECORD_FILE)))
+        parity=_parity_text(_read(job_dir / folders.EXPORT_RECORD_FILE)))
 
 
 def run_outcomes(run_dir: Path, job_ids: list[str]) -> list[JobOutcome]:
     """The outcome of each of `job_ids` that has a job folder, in the given order."""
-    folders = [layout.job_dir(run_dir, job_id) for job_id in job_ids]
+    folders = [folders.job_dir(run_dir, job_id) for job_id in job_ids]
     return [job_outcome(folder) for folder in folders if folder.is_dir()]

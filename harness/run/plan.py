@@ -9,11 +9,11 @@ from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
 from harness.errors import UsageError
+from harness.latency.variants.catalog import check_compile_modes
 from harness.run.job import Job, new_job
 from harness.run.sweeps import Override, apply_point, check_job_count, grid, parse_set, point_count
 from harness.spec import ModelSpec, SpecError, SpecProblem, list_specs, load_spec, spec_hash
 from harness.training import COMPILE_MODES, EAGER, EPOCH_TIMING
-from harness.variants.catalog import check_compile_modes
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,8 @@ class RunConfig:
     strict_providers: bool = False  # a device ORT session with nodes on the CPU is not timed
     tf32: bool = False  # TF32 maths in both frameworks (harness.training.TrainConfig)
     layout: str = "channels_last"  # PyTorch's CNN memory layout
-    # harness.variants, timed and scored in each job's latency step beside the float32 export
+    # harness.latency.variants, timed and scored in each job's latency step beside the float32
+    # export
     ort_variants: list[str] = field(default_factory=list)
     # a job per mode (harness.training.COMPILE_MODES): training and native latency in it
     compile_modes: list[str] = field(default_factory=lambda: [EAGER])

@@ -1,4 +1,4 @@
-"""A job folder's records (harness.run.layout), checked before anything trusts them.
+"""A job folder's records (harness.records.folders), checked before anything trusts them.
 
 Resume (harness.run.resume) counts an ok job as finished only when every record it wrote reads
 back whole, and runs it again otherwise; the report (harness.report.load) shows such a job as
@@ -20,8 +20,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from harness.results import RESULT_SCHEMA_VERSION
-from harness.run import layout
+from harness.records import folders
+from harness.records.io import RESULT_SCHEMA_VERSION
 from harness.training import FINAL_WEIGHTS_FILE
 
 JsonObject = dict[str, Any]
@@ -95,7 +95,7 @@ class OnnxFile(_Shape):
 
 
 class ExportShape(_Shape):
-    """model.onnx.json (harness.exporting) as the report reads it."""
+    """model.onnx.json (harness.export.driver) as the report reads it."""
 
     parity: JsonObject | None = None
     onnx: JsonObject | None = None
@@ -118,10 +118,10 @@ class LatencyEntry(_Shape):
 
 
 class LatencyShape(_Shape):
-    """latency.json (harness.bench) as the report reads it."""
+    """latency.json (harness.latency.bench) as the report reads it."""
 
     records: list[LatencyEntry] = []
-    variants: list[JsonObject] | None = None  # with --ort-variants (harness.variants)
+    variants: list[JsonObject] | None = None  # with --ort-variants (harness.latency.variants)
     variant_records: list[LatencyEntry] | None = None
 
 
@@ -139,11 +139,11 @@ class AnyRecord(_Shape):
 # What the report reads of each record, present or not; what a finished ok job must hold
 # beside its job.json (FinishedJob): every step's record.
 SHAPES: dict[str, type[_Shape]] = {
-    layout.JOB_FILE: JobShape, layout.METRICS_FILE: MetricsShape,
-    layout.EXPORT_RECORD_FILE: ExportShape, layout.LATENCY_FILE: LatencyShape}
+    folders.JOB_FILE: JobShape, folders.METRICS_FILE: MetricsShape,
+    folders.EXPORT_RECORD_FILE: ExportShape, folders.LATENCY_FILE: LatencyShape}
 FINISHED_STEPS: dict[str, type[_Shape]] = {
-    layout.METRICS_FILE: FinishedMetrics, layout.EXPORT_RECORD_FILE: FinishedExport,
-    layout.LATENCY_FILE: FinishedLatency}
+    folders.METRICS_FILE: FinishedMetrics, folders.EXPORT_RECORD_FILE: FinishedExport,
+    folders.LATENCY_FILE: FinishedLatency}
 
 
 class DamagedRecord(Exception):
@@ -190,10 +190,10 @@ def model_file_damage(job_dir: Path, export: dict[str, Any] | None) -> list[Dama
     sha256 in `export` (its model.onnx.json, where it gives one), final_weights.npz as an
     archive whose members' checksums hold. A file that is not there is no damage."""
     found = []
-    onnx, expected = job_dir / layout.ONNX_FILE, ((export or {}).get("onnx") or {}).get("sha256")
+    onnx, expected = job_dir / folders.ONNX_FILE, ((export or {}).get("onnx") or {}).get("sha256")
     if expected and onnx.is_file() and _sha256(onnx) != expected:
         found.append(DamagedRecord(onnx.name, "damaged",
-                                   f"its sha256 is not the one {layout.EXPORT_RECORD_FILE} gives"))
+                                   f"its sha256 is not the one {folders.EXPORT_RECORD_FILE} gives"))
     weights = job_dir / FINAL_WEIGHTS_FILE
     if weights.is_file():
         try:
@@ -215,16 +215,16 @@ def finished_job_damage(job_dir: Path) -> list[DamagedRecord]:
             records[name] = read_record(job_dir / name, shape)
         except DamagedRecord as exc:
             found.append(exc)
-    return found + model_file_damage(job_dir, records.get(layout.EXPORT_RECORD_FILE))
+    return found + model_file_damage(job_dir, records.get(folders.EXPORT_RECORD_FILE))
 
 
 def ok_jobs(run_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
     """(folder, job.json) of each ok job of a run whose records all read back whole: what
     `harness retime` may time again (a damaged job is left to resume, which re-runs it)."""
     found = []
-    for folder in layout.finished_job_dirs(run_dir):
+    for folder in folders.finished_job_dirs(run_dir):
         try:
-            job = read_record(folder / layout.JOB_FILE, FinishedJob)
+            job = read_record(folder / folders.JOB_FILE, FinishedJob)
         except DamagedRecord:
             continue
         if job["status"] == "ok" and not finished_job_damage(folder):

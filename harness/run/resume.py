@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from harness.run import layout
+from harness.records import folders
 from harness.run.job import Job, resume_fields
 from harness.run.plan import option_defaults
 from harness.run.records import DamagedRecord, FinishedJob, finished_job_damage, read_record
@@ -61,11 +61,11 @@ class ResumeState(NamedTuple):
 
 
 def resume_state(run_dir: Path, job: Job) -> ResumeState:
-    folder = layout.job_dir(run_dir, job.job_id)
+    folder = folders.job_dir(run_dir, job.job_id)
     if not folder.exists():
         return ResumeState(False)
     try:  # a folder is put in place only with its job.json: without one it is damaged
-        record = read_record(folder / layout.JOB_FILE, FinishedJob)
+        record = read_record(folder / folders.JOB_FILE, FinishedJob)
     except DamagedRecord as exc:
         return ResumeState(False, damage=(exc.reason,))
     if record["status"] != "ok":
@@ -110,8 +110,8 @@ def jobs_to_run(run_dir: Path, jobs: list[Job], show: Printer) -> list[Job]:
     for damage, names in damaged.items():
         show(f"{_runs_again(len(names), damage)} ({_some(names)})")
     planned = {job.job_id for job in jobs}
-    others = [p.name for p in layout.finished_job_dirs(run_dir) if p.name not in planned]
+    others = [p.name for p in folders.finished_job_dirs(run_dir) if p.name not in planned]
     if others:
-        show(f"note: {len(others)} job folder(s) in {run_dir / layout.JOBS_DIR} are not part of "
+        show(f"note: {len(others)} job folder(s) in {run_dir / folders.JOBS_DIR} are not part of "
              f"this command (kept; `harness report` reads them too): {_some(others)}")
     return todo

@@ -1,7 +1,8 @@
 """Quiet re-timing of a run: `harness retime RUN_DIR`, the library behind it.
 
 A long run's accuracies hold whatever else the machine did meanwhile; its timings do not
-(harness.machine_load flags each epoch and latency figure taken on a busy machine). Re-timing
+(harness.measure.machine_load flags each epoch and latency figure taken on a busy machine).
+Re-timing
 runs, on a quiet machine, one job per spec x sweep point x backend x compile mode of the run
 (its lowest seed) for a couple of full epochs: the same job in every setting that decides its
 timings (data, batch size, threads, layout, maths, initial weights and batch order, export and
@@ -20,9 +21,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from harness.machine_load import is_noisy
-from harness.results import RESULT_SCHEMA_VERSION, write_json_atomic
-from harness.run import layout
+from harness.measure.machine_load import is_noisy
+from harness.records import folders
+from harness.records.io import RESULT_SCHEMA_VERSION, write_json_atomic
 from harness.run.display import Display
 from harness.run.executors import Executor
 from harness.run.folder import run_folder_lock, write_summary
@@ -38,7 +39,7 @@ RETIME_KIND = "retime"
 
 
 def retime_dir(run_dir: Path) -> Path:
-    return Path(run_dir) / layout.RETIME_DIR  # a run folder of re-timed jobs, same job ids
+    return Path(run_dir) / folders.RETIME_DIR  # a run folder of re-timed jobs, same job ids
 
 
 def timing_key(config: dict[str, Any]) -> tuple[str, str, str, str]:
@@ -50,7 +51,7 @@ def timing_key(config: dict[str, Any]) -> tuple[str, str, str, str]:
 
 
 def _records(job_dir: Path) -> Iterator[dict[str, Any]]:
-    for name in (layout.METRICS_FILE, layout.LATENCY_FILE):
+    for name in (folders.METRICS_FILE, folders.LATENCY_FILE):
         with contextlib.suppress(DamagedRecord):  # missing or damaged: nothing timed to judge
             yield read_record(job_dir / name, SHAPES[name])
 
@@ -102,7 +103,7 @@ def plan_retimes(run_dir: Path, epochs: int = DEFAULT_EPOCHS, everything: bool =
 def _drop_busy_retimes(out: Path, jobs: list[Job], display: Display) -> None:
     """A re-timing that was itself timed on a busy machine is worth nothing: run it again."""
     for job in jobs:
-        folder = layout.job_dir(out, job.job_id)
+        folder = folders.job_dir(out, job.job_id)
         if folder.is_dir() and busy_timings(folder):
             display.message(f"{job.job_id}: its re-timing was busy too; timing it again")
             shutil.rmtree(folder)
@@ -111,12 +112,12 @@ def _drop_busy_retimes(out: Path, jobs: list[Job], display: Display) -> None:
 def _write_plan(run_dir: Path, out: Path, jobs: list[Job], epochs: int) -> Plan:
     specs: dict[str, ModelSpec] = {}
     for job in jobs:
-        source = layout.spec_file(run_dir, job.spec)
-        target = layout.spec_file(out, job.spec)
+        source = folders.spec_file(run_dir, job.spec)
+        target = folders.spec_file(out, job.spec)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, target)
         specs[job.spec] = load_spec(target)
-    write_json_atomic(out / layout.RUN_FILE, {
+    write_json_atomic(out / folders.RUN_FILE, {
         "schema_version": RESULT_SCHEMA_VERSION, "kind": RETIME_KIND, "of": "..",
         "epochs": epochs, "jobs": [job.record() for job in jobs]})
     return Plan(specs=specs, jobs=jobs)

@@ -17,14 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.results import write_json_atomic
-from harness.run import layout
+from harness.measure.protocol import Protocol
+from harness.measure.speed_load import REPEAT_DIR, SPECS_DIR, speed_dir
+from harness.measure.speed_records import SpecSpeed
+from harness.records import folders
+from harness.records.io import write_json_atomic
 from harness.run.folder import run_folder_lock
 from harness.run.records import ok_jobs
 from harness.spec import ModelSpec, load_spec, training_hash
-from harness.speed.compare import Protocol
-from harness.speed.load import REPEAT_DIR, SPECS_DIR, speed_dir
-from harness.speed.records import SpecSpeed
 from harness.speed.spec_timing import REFERENCE, SpecTiming, time_spec
 from harness.speed.worker import WorkerError
 
@@ -50,7 +50,7 @@ def _run_specs(run_dir: Path) -> dict[str, _RunSpec]:
         name = str(config["spec"])
         entry = found.get(name)
         if entry is None:
-            entry = found[name] = _RunSpec(load_spec(layout.spec_file(run_dir, name)),
+            entry = found[name] = _RunSpec(load_spec(folders.spec_file(run_dir, name)),
                                            str(config.get("study") or ""),
                                            threads=config.get("threads"),
                                            seed=int(config.get("seed") or 0),

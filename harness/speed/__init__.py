@@ -1,3 +1,3 @@
-"""Speed comparisons with their uncertainty: the timing protocol (interleaved windows of fixed
-work), its statistics (medians, bootstrap intervals, the A/A noise floor, verdicts) and its
-typed records. `harness retime` writes them; the report reads them (harness.speed.load)."""
+"""Speed comparisons run: each backend of one spec held in a worker process of its own, and
+every comparison of the timing protocol (harness.measure.protocol) between them, for
+`harness retime`. The statistics and records live in harness.measure."""

@@ -1,4 +1,4 @@
-"""Every comparison of one spec with the protocol (harness.speed.compare): training steps of
+"""Every comparison of one spec with the protocol (harness.measure.protocol): training steps of
 each backend against the reference (native PyTorch), native inference likewise, ONNX Runtime
 against each framework's own predictor, and, for the noise floor, the reference against a
 second copy of itself (A/A)."""
@@ -8,11 +8,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from harness.env import environment, utc_now
+from harness.measure.environment import environment, utc_now
+from harness.measure.protocol import Protocol, Side, calibrate, comparison
+from harness.measure.speed_records import Comparison, Estimate, SpecSpeed
 from harness.spec import ModelSpec, spec_hash, training_hash
 from harness.spec.loader import dump_spec
-from harness.speed.compare import Protocol, Side, calibrate, comparison
-from harness.speed.records import Comparison, Estimate, SpecSpeed
 from harness.speed.worker import Worker, WorkerError, WorkerSetup
 
 REFERENCE = "torch"  # what every other backend is compared with, when it is timed

@@ -1,7 +1,7 @@
 """A process that holds one configuration (a backend with a spec built from its initial
 weights, its data on the device, and its ONNX export) and runs timing windows on request.
 
-Comparisons interleave windows of two such processes (harness.speed.compare), so Keras and
+Comparisons interleave windows of two such processes (harness.measure.protocol), so Keras and
 PyTorch, or two copies of one framework for the noise floor, never share a process: a process
 holds one Keras backend, and neither framework's thread pools or allocator see the other's.
 Only the window itself is timed, inside the worker; the request and the reply are not.
@@ -93,7 +93,7 @@ class _Configuration:
         return np.concatenate(parts)
 
     def train(self, steps: int) -> tuple[float, Any]:
-        from harness.machine_load import load_mark, load_since
+        from harness.measure.machine_load import load_mark, load_since
 
         indices = self._next_indices(steps)
         mark = load_mark()
@@ -109,8 +109,8 @@ class _Configuration:
         return self._predictors[key]
 
     def _session_runner(self, x: np.ndarray) -> Callable[[], Any]:
-        from harness.exporting import convert_to_onnx
-        from harness.onnx_io import DEFAULT_OPSET
+        from harness.backends.onnx_io import DEFAULT_OPSET
+        from harness.export.driver import convert_to_onnx
         from harness.ort.sessions import create_session
         from harness.ort.timing import session_runner
 
@@ -124,7 +124,7 @@ class _Configuration:
         return session_runner(session, x)
 
     def calls(self, runtime: str, batch: int, calls: int) -> tuple[float, Any]:
-        from harness.machine_load import load_mark, load_since
+        from harness.measure.machine_load import load_mark, load_since
 
         fn = self._predictor(runtime, batch)
         mark = load_mark()

@@ -1,369 +1,52 @@
-"""Train one spec in one backend and evaluate it: the library behind `harness train`.
+"""Training: one spec in one backend, the same batch order and initial weights in every
+framework; its record (metrics.json), checkpoints, and the speed of `harness train` runs."""
 
-Both backends start from the same initial weights (drawn once in numpy from the spec) and see
-the training set in the same order every epoch, so the remaining differences between their
-curves come from the frameworks themselves (dropout masks, kernels, float rounding).
-"""
+from harness.training.loop import (
+    COMPILE_MODES,
+    COMPILED,
+    EAGER,
+    EPOCH_TIMING,
+    FINAL_WEIGHTS_FILE,
+    METRICS_FILE,
+    SPEC_FILE,
+    TEST_OUTPUTS_FILE,
+    CompileUnavailable,
+    EpochRecord,
+    ProgressCallback,
+    TrainConfig,
+    TrainOutcome,
+    as_spec,
+    compiled_model,
+    confusion_matrix,
+    default_out_dir,
+    epoch_timing,
+    load_test_outputs,
+    save_test_outputs,
+    steady_epoch_seconds,
+    train_and_evaluate,
+)
 
-from __future__ import annotations
-
-import statistics
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any
-
-import numpy as np
-
-from harness import data as data_module
-from harness.backends import Backend, BackendUnavailable, get_backend
-from harness.backends.base import Evaluation
-from harness.env import environment, utc_now
-from harness.machine_load import load_mark, load_since
-from harness.memory import track_memory
-from harness.results import RESULT_SCHEMA_VERSION, write_json_atomic
-from harness.spec import ModelSpec, infer, initial_weights, load_spec, spec_hash
-from harness.spec.initializers import save_weights
-from harness.spec.loader import dump_spec
-from harness.training.checkpoint import Progress, TrainingCheckpoint
-
-METRICS_FILE = "metrics.json"
-SPEC_FILE = "spec.yaml"  # the exact spec trained, so a run can be exported or re-run later
-FINAL_WEIGHTS_FILE = "final_weights.npz"  # canonical layout: loads into any backend
-# The trained model's class probabilities on the test set, with its labels: the confusion
-# matrix's source, and the native side of the export's parity check (harness.exporting), so the
-# test set is not run through the framework again.
-TEST_OUTPUTS_FILE = "test_outputs.npz"
-# What an epoch's time is, named in every record and matrix job: the optimizer steps of one
-# epoch over batches already on the device (no data set-up, no validation), and the steady
-# figure the median of the epochs after the first.
-EPOCH_TIMING = "optimizer-steps-only; steady=median(epochs 2..N)"
-# How the framework runs the model (`--compile`): eager, or compiled (Backend.compiled:
-# torch.compile with inductor, Keras jit_compile=True); for training and native inference.
-EAGER, COMPILED = "eager", "compiled"
-COMPILE_MODES = (EAGER, COMPILED)
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """What `harness train` varies; None means "as the spec says" (or all data)."""
-
-    backend: str
-    device: str = "cpu"
-    epochs: int | None = None
-    seed: int | None = None
-    limit: int | None = None
-    limit_test: int | None = None
-    threads: int | None = None  # None: every core the process may use (harness.env)
-    data_dir: Path | None = None
-    batch_size: int | None = None
-    tf32: bool = False  # let float32 matmuls and convolutions round to TF32 (both frameworks)
-    layout: str = "channels_last"  # memory layout of image activations where it is a choice
-    # "compiled": torch.compile / Keras XLA (Backend.compiled); the first epoch holds the
-    # compilation, which epoch_timing keeps apart from the steady epochs
-    compile: str = EAGER
-    download: bool | None = None  # missing data files: harness.data.may_download
-
-
-class CompileUnavailable(BackendUnavailable):
-    """The compiled mode cannot run on this platform (no compiler, a backend that already
-    compiles every step): a matrix job records it as `unavailable`, not as a failure."""
-
-
-def compiled_model(backend: Backend, model: Any, mode: str) -> Any:
-    """`model` in the training mode `mode` (COMPILE_MODES)."""
-    if mode not in COMPILE_MODES:
-        raise ValueError(f"compile mode must be one of {list(COMPILE_MODES)}, got {mode!r}")
-    if mode == EAGER:
-        return model
-    try:
-        return backend.compiled(model)
-    except BackendUnavailable as exc:
-        raise CompileUnavailable(f"{backend.name} --compile {mode}: {exc}") from exc
-
-
-@dataclass
-class EpochRecord:
-    epoch: int
-    train_loss: float
-    train_accuracy: float
-    val_loss: float | None
-    val_accuracy: float | None
-    seconds: float
-    # others' CPU use while the epoch trained (harness.machine_load); "noisy": a busy machine
-    machine_load: dict[str, Any] | None = None
-
-
-@dataclass
-class TrainOutcome:
-    metrics: dict[str, Any]
-    out_dir: Path
-    history: list[EpochRecord] = field(default_factory=list)
-
-
-ProgressCallback = Callable[[EpochRecord, int], None]
-
-
-def as_spec(spec_ref: str | Path | ModelSpec) -> ModelSpec:
-    """A spec given as itself (one --set changed), a zoo name or a YAML file."""
-    return spec_ref if isinstance(spec_ref, ModelSpec) else load_spec(spec_ref)
-
-
-def default_out_dir(spec: ModelSpec, config: TrainConfig, seed: int) -> Path:
-    stamp = utc_now().replace(":", "").replace("-", "")
-    run_name = f"{config.backend}-{config.device}-seed{seed}-{stamp}"
-    return Path("results") / "train" / spec.name / run_name
-
-
-def _run_epochs(backend: Backend, model: Any, spec: ModelSpec, arrays: Any, test_data: Any,
-                epochs: int, seed: int, batch_size: int, on_epoch: ProgressCallback | None,
-                history: list[EpochRecord] | None = None,
-                after_epoch: Callable[[], None] | None = None
-                ) -> tuple[list[EpochRecord], Evaluation | None]:
-    """Train the epochs after those in `history` (restored from a checkpoint), appending each
-    one's record and calling `after_epoch`; every epoch's record, and the last epoch's
-    validation (None without one)."""
-    history = [] if history is None else history
-    train_data = backend.to_native(arrays.x_train, arrays.y_train)
-    val_data = test_data if spec.train.validation == "test" else None  # as the notebooks did
-    validation = None
-    for epoch in range(len(history), epochs):
-        order = data_module.epoch_order(len(arrays.y_train), epoch, seed, spec.train.shuffle)
-        mark = load_mark()
-        result = backend.train_epoch(model, train_data, order, batch_size)
-        load = load_since(mark)
-        if val_data is not None:
-            validation = backend.evaluate(model, val_data, batch_size)
-        record = EpochRecord(epoch + 1, result.loss, result.accuracy,
-                             validation.loss if validation else None,
-                             validation.accuracy if validation else None, result.seconds, load)
-        history.append(record)
-        if after_epoch is not None:
-            after_epoch()
-        if on_epoch is not None:
-            on_epoch(record, epochs)
-    return history, validation
-
-
-def _test_evaluation(backend: Backend, model: Any, arrays: Any, test_data: Any,
-                     validation: Evaluation | None, batch_size: int
-                     ) -> tuple[Evaluation, np.ndarray]:
-    """The trained model on the test set, and its class probabilities. Validating on the test
-    set (as the notebooks did), the last epoch's validation pass already computed them: the
-    same model in evaluation mode, the same data and batches, so the same numbers without
-    another pass; probabilities are predicted only where the evaluation did not give them."""
-    evaluation = validation or backend.evaluate(model, test_data, batch_size)
-    probabilities = evaluation.probabilities
-    if probabilities is None:
-        probabilities = backend.predict(model, arrays.x_test, batch_size)
-    return evaluation, probabilities
-
-
-def _training_identity(spec: ModelSpec, config: TrainConfig, seed: int, epochs: int,
-                       batch_size: int) -> dict[str, Any]:
-    """What a checkpoint must match to be resumed from: everything that decides the numbers
-    (the data folder aside: the data sets are checked by their checksums)."""
-    return {"spec_hash": spec_hash(spec), "spec": spec.name, "backend": config.backend,
-            "device": config.device, "seed": seed, "epochs": epochs, "batch_size": batch_size,
-            "limit": config.limit, "limit_test": config.limit_test, "threads": config.threads,
-            "tf32": config.tf32, "layout": config.layout, "compile": config.compile}
-
-
-@dataclass
-class _Setup:
-    """A spec built in a backend from its initial weights, with its data: what training needs."""
-
-    spec: ModelSpec
-    seed: int
-    epochs: int
-    batch_size: int
-    arrays: Any
-    backend: Backend
-    model: Any
-    start_weights: Any
-
-
-def _set_up(spec: ModelSpec, config: TrainConfig) -> _Setup:
-    seed = spec.train.seed if config.seed is None else config.seed
-    arrays = data_module.load_arrays(spec.input, data_dir=config.data_dir, limit=config.limit,
-                                     limit_test=config.limit_test, download=config.download)
-    backend = get_backend(config.backend, device=config.device, threads=config.threads,
-                          tf32=config.tf32, layout=config.layout)
-    backend.seed(seed)
-    model = backend.build(spec)
-    start_weights = initial_weights(spec, seed)
-    backend.set_weights(model, start_weights)
-    return _Setup(spec, seed, config.epochs or spec.train.epochs,
-                  config.batch_size or spec.train.batch_size, arrays, backend,
-                  compiled_model(backend, model, config.compile), start_weights)
-
-
-def train_and_evaluate(spec_ref: str | Path | ModelSpec, config: TrainConfig,
-                       out_dir: Path | None = None,
-                       on_epoch: ProgressCallback | None = None,
-                       checkpoint_dir: Path | None = None,
-                       on_resume: Callable[[int], None] | None = None,
-                       on_start: Callable[[dict[str, Any]], None] | None = None
-                       ) -> TrainOutcome:
-    """Build, train and test `spec` in `config.backend`; write metrics.json and the model.
-    With `checkpoint_dir`, the training state is saved there after every epoch, a training
-    cut short resumes from it (harness.training.checkpoint; `on_resume` is told how many
-    epochs it restored), and it is removed once done. `on_start` is told the backend's
-    environment once the model is built: the mode it really runs (compile_mode), as the
-    record will say."""
-    spec = as_spec(spec_ref)
-    run = _set_up(spec, config)
-    backend, model = run.backend, run.model
-    if on_start is not None:
-        on_start(backend.environment())
-    checkpoint = (TrainingCheckpoint(checkpoint_dir, _training_identity(
-        spec, config, run.seed, run.epochs, run.batch_size))
-        if checkpoint_dir is not None else None)
-    progress = (checkpoint and checkpoint.restore(backend, model)) or Progress(utc_now())
-    history = [EpochRecord(**record) for record in progress.history]
-    if history and on_resume is not None:
-        on_resume(len(history))
-    wall = time.perf_counter()
-
-    def after_epoch() -> None:
-        if checkpoint is not None:
-            progress.history = [asdict(record) for record in history]
-            checkpoint.save(backend, model, progress,
-                            progress.wall_seconds + time.perf_counter() - wall)
-
-    test_data = backend.to_native(run.arrays.x_test, run.arrays.y_test)  # validation and test
-    with track_memory() as memory:  # peak RSS while training (harness.memory)
-        _, validation = _run_epochs(backend, model, spec, run.arrays, test_data, run.epochs,
-                                    run.seed, run.batch_size, on_epoch, history, after_epoch)
-    evaluation, probabilities = _test_evaluation(backend, model, run.arrays, test_data,
-                                                 validation, run.batch_size)
-    wall = progress.wall_seconds + time.perf_counter() - wall
-
-    out_dir = out_dir or default_out_dir(spec, config, run.seed)
-    files = _save_model_files(run, out_dir, probabilities)
-    metrics = {
-        **_metrics_head(run, config, history, evaluation, probabilities),
-        # all processes' wall time, from the first epoch's start to the test set's end
-        "wall_seconds": wall,
-        "memory": memory.result(),  # this process's: since the last resume
-        "checkpoint": _checkpoint_record(checkpoint, progress),
-        **files,
-        "started_utc": progress.started_utc,
-        "finished_utc": utc_now(),
-        "environment": environment(backend.environment()),
-    }
-    write_json_atomic(out_dir / METRICS_FILE, metrics)
-    if checkpoint is not None:
-        checkpoint.clear()
-    return TrainOutcome(metrics, out_dir, history)
-
-
-def _save_model_files(run: _Setup, out_dir: Path, probabilities: np.ndarray) -> dict[str, str]:
-    """Write the trained model, its initial and final weights, test outputs and spec; their
-    file names, as the record lists them."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model_file = run.backend.save(run.model, out_dir)
-    save_weights(run.start_weights, str(out_dir / "initial_weights.npz"))
-    save_weights(run.backend.get_weights(run.model), str(out_dir / FINAL_WEIGHTS_FILE))
-    save_test_outputs(out_dir / TEST_OUTPUTS_FILE, probabilities, run.arrays.y_test)
-    (out_dir / SPEC_FILE).write_text(dump_spec(run.spec), encoding="utf-8")
-    return {"model_file": model_file.name, "initial_weights_file": "initial_weights.npz",
-            "final_weights_file": FINAL_WEIGHTS_FILE, "test_outputs_file": TEST_OUTPUTS_FILE,
-            "spec_file": SPEC_FILE}
-
-
-def _checkpoint_record(checkpoint: TrainingCheckpoint | None,
-                       progress: Progress) -> dict[str, Any] | None:
-    """None without checkpoints; else the resumes (after which epoch, when, where), the wall
-    seconds of the processes before this one, and the seconds this process spent writing
-    checkpoints (outside the epochs' time)."""
-    if checkpoint is None:
-        return None
-    return {"resumes": progress.resumes, "wall_seconds_before": progress.wall_seconds,
-            "save_seconds": checkpoint.save_seconds}
-
-
-def _metrics_head(run: _Setup, config: TrainConfig, history: list[EpochRecord],
-                  evaluation: Evaluation, probabilities: np.ndarray) -> dict[str, Any]:
-    """What was trained, how, and how well: the record's first fields."""
-    spec, arrays = run.spec, run.arrays
-    trainable, non_trainable = run.backend.count_params(run.model)
-    return {
-        "schema_version": RESULT_SCHEMA_VERSION,
-        "kind": "train",
-        "status": "ok",
-        "spec": {"name": spec.name, "hash": spec_hash(spec), "dataset": spec.input.dataset},
-        "backend": config.backend,
-        "device": config.device,
-        "seed": run.seed,
-        "epochs": run.epochs,
-        "batch_size": run.batch_size,
-        "optimizer": spec.train.optimizer.model_dump(),
-        "limit": config.limit,
-        "limit_test": config.limit_test,
-        "n_train": int(len(arrays.y_train)),
-        "n_test": int(len(arrays.y_test)),
-        "params": _params(spec, trainable, non_trainable),
-        "history": [asdict(record) for record in history],
-        "test_loss": evaluation.loss,
-        "test_accuracy": evaluation.accuracy,
-        # rows: true class, columns: predicted class (test set)
-        "confusion_matrix": confusion_matrix(arrays.y_test,
-                                             probabilities.argmax(axis=1)).tolist(),
-        "timing": epoch_timing(history, len(arrays.y_train)),
-        # what was asked for; what the frameworks ran with is read back into
-        # environment.backend (threads, compile_mode, tf32, layout, data_device)
-        "requested": {"threads": config.threads, "tf32": config.tf32, "layout": config.layout,
-                      "compile": config.compile},
-    }
-
-
-def _params(spec: ModelSpec, trainable: int, non_trainable: int) -> dict[str, int]:
-    """The spec's parameter counts and the framework's own (BN statistics non-trainable)."""
-    summary = infer(spec)
-    return {"total": summary.total_params, "trainable": summary.trainable_params,
-            "non_trainable": summary.non_trainable_params,
-            "backend_trainable": trainable, "backend_non_trainable": non_trainable}
-
-
-def save_test_outputs(path: Path, probabilities: np.ndarray, labels: np.ndarray) -> None:
-    np.savez_compressed(path, probabilities=probabilities.astype(np.float32, copy=False),
-                        labels=labels)
-
-
-def load_test_outputs(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
-    """(probabilities, labels) a run recorded; None where the file is missing or unreadable
-    (a run written before the harness kept them, a damaged file)."""
-    try:
-        with np.load(path) as outputs:
-            return outputs["probabilities"], outputs["labels"]
-    except (OSError, KeyError, ValueError):
-        return None
-
-
-def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, classes: int = 10) -> np.ndarray:
-    matrix = np.zeros((classes, classes), dtype=np.int64)
-    np.add.at(matrix, (labels, predicted), 1)
-    return matrix
-
-
-def steady_epoch_seconds(seconds: Sequence[float]) -> float | None:
-    """The steady epoch time, the one definition everywhere (records, report, benchmarks): the
-    median of the epochs after the first. None with fewer than two epochs: the first epoch
-    holds tracing, compilation and warm-up and is no steady figure."""
-    return statistics.median(seconds[1:]) if len(seconds) >= 2 else None
-
-
-def epoch_timing(history: list[EpochRecord], n_train: int) -> dict[str, float | int | None]:
-    """First epoch (tracing, compilation, warm-up) kept apart from the steady epochs."""
-    seconds = [record.seconds for record in history]
-    steady = steady_epoch_seconds(seconds)
-    return {
-        "first_epoch_seconds": seconds[0] if seconds else None,
-        "mean_epoch_seconds": sum(seconds) / len(seconds) if seconds else None,
-        "steady_epoch_seconds": steady,
-        "steady_epochs": max(len(seconds) - 1, 0),  # epochs behind the median; 0: no figure
-        "definition": EPOCH_TIMING,
-        "samples_per_second": n_train / steady if steady else None,
-    }
+__all__ = [
+    "METRICS_FILE",
+    "SPEC_FILE",
+    "FINAL_WEIGHTS_FILE",
+    "TEST_OUTPUTS_FILE",
+    "EAGER",
+    "COMPILED",
+    "EPOCH_TIMING",
+    "COMPILE_MODES",
+    "TrainConfig",
+    "CompileUnavailable",
+    "compiled_model",
+    "EpochRecord",
+    "TrainOutcome",
+    "ProgressCallback",
+    "as_spec",
+    "default_out_dir",
+    "train_and_evaluate",
+    "save_test_outputs",
+    "load_test_outputs",
+    "confusion_matrix",
+    "steady_epoch_seconds",
+    "epoch_timing",
+]

@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.backends.base import Backend
-from harness.env import utc_now
-from harness.results import RESULT_SCHEMA_VERSION, read_json, write_json_atomic
+from harness.measure.environment import utc_now
+from harness.records.io import RESULT_SCHEMA_VERSION, read_json, write_json_atomic
 
 CHECKPOINT_KIND = "checkpoint"
 PROGRESS_FILE = "progress.json"

@@ -113,7 +113,7 @@ class FallbackPredictorBackend:
 ], ids=["result-on-cpu", "predictor-refuses"])
 def test_bench_records_a_native_cpu_fallback_as_unavailable(device: str | None,
                                                             reason: str) -> None:
-    from harness.bench_native import _native_batch
+    from harness.latency.native import _native_batch
 
     record = _native_batch(FallbackPredictorBackend(device), None, "fake", "cuda", 2,
                            np.ones((2, 784), dtype=np.float32), None, FAST)
@@ -122,7 +122,7 @@ def test_bench_records_a_native_cpu_fallback_as_unavailable(device: str | None,
 
 
 def test_bench_times_a_native_result_on_the_gpu() -> None:
-    from harness.bench_native import _native_batch
+    from harness.latency.native import _native_batch
 
     record = _native_batch(FallbackPredictorBackend("cuda:0"), None, "fake", "cuda", 2,
                            np.ones((2, 784), dtype=np.float32), None, FAST)

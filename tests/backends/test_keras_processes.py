@@ -194,7 +194,7 @@ def _keras(name: str) -> Any:
 
 def worker_native_predictor(name: str) -> dict[str, Any]:
     """Two predictor calls, `predict`, and where the predictor's result lies."""
-    from harness.bench_native import result_device
+    from harness.latency.native import result_device
 
     keras, backend, spec = _keras(name), _backend(name), SMALL_CNN
     model = backend.build(spec)
@@ -209,7 +209,7 @@ def worker_native_predictor(name: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("name", KERAS_BACKENDS)
 def test_native_predictor_matches_predict_on_the_cpu(name: str, backend_call: Any) -> None:
-    from harness.bench_native import on_gpu
+    from harness.latency.native import on_gpu
 
     result = backend_call(name, worker_native_predictor, name)
     np.testing.assert_array_equal(result["first"], result["second"])  # dropout off

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from harness.backends import Backend, BackendUnavailable, get_backend
+from harness.measure.timing import measure
 from harness.spec import ModelSpec, initial_weights, parse_spec
-from harness.timing import measure
 
 # Image input, conv + BN + dropout: layout, inference-mode statistics and dropout all matter.
 SMALL_CNN = parse_spec("""

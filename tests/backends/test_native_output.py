@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from harness.backends import native_output
-from harness.backends.native_output import framework_log, native_output_to_log
+from harness.backends.quiet_output import framework_log, native_output_to_log
 
 
 def test_native_writes_go_to_the_log_and_stderr_comes_back(

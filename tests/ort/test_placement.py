@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("onnxruntime")
 
-from harness.bench_records import problems, summary_rows  # noqa: E402
+from harness.latency.records import problems, summary_rows  # noqa: E402
 from harness.ort import ProviderUnavailable, create_session  # noqa: E402
 from harness.ort.sessions import (  # noqa: E402
     DISABLE_CPU_EP_FALLBACK,
@@ -147,7 +147,7 @@ def test_strict_providers_sets_ort_option_for_cuda_only(
 
 def test_bench_table_and_problems_label_mixed_records(
         tiny_model: TinyModel, inputs: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
-    from harness.bench import _ort_records
+    from harness.latency.bench import _ort_records
 
     path, _, _ = tiny_model
     install_fake_cuda(monkeypatch, FakeCuda(events=compute_on_cpu()))

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.env import utc_now
-from harness.results import write_json_atomic
-from harness.run import layout
+from harness.measure.environment import utc_now
+from harness.records import folders
+from harness.records.io import write_json_atomic
 
 from .fakes import BACKENDS, SPECS, add_failed_job, build_job
 
@@ -26,7 +26,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         for backend in BACKENDS:
             build_job(root, spec, backend)
     add_failed_job(root)
-    write_json_atomic(root / layout.RUN_FILE, {"schema_version": 1, "kind": "run",
+    write_json_atomic(root / folders.RUN_FILE, {"schema_version": 1, "kind": "run",
                                                "created_utc": utc_now(), "jobs": []})
     return root
 

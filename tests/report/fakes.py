@@ -1,6 +1,6 @@
 """Builders of run folders for the report tests: real training and export, synthetic latency.
 
-latency.json is synthetic (made-up values in the harness.bench schema) so the tests need
+latency.json is synthetic (made-up values in the harness.latency.bench schema) so the tests need
 neither a GPU nor long timing loops.
 """
 
@@ -10,9 +10,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness.env import utc_now
-from harness.results import write_json_atomic
-from harness.run import layout
+from harness.measure.environment import utc_now
+from harness.records import folders
+from harness.records.io import write_json_atomic
 from harness.spec import load_spec, spec_hash
 
 SPECS = ("mlp2", "mlp2_bn")
@@ -42,7 +42,7 @@ def job_record(spec: str, backend: str, seed: int, status: str = "ok",
 
 
 def machine_load(noisy: bool) -> dict[str, Any]:
-    """A load record as harness.machine_load.judge writes it: others used 1.5 cores (noisy)
+    """A load record as harness.measure.machine_load.judge writes it: others used 1.5 cores (noisy)
     or 0.02 of one (quiet)."""
     return {"others_cores": 1.5 if noisy else 0.02, "cores": 2, "seconds": 1.0,
             "load_average_1m": 2.5 if noisy else 0.1, "threshold_cores": 0.25, "noisy": noisy}
@@ -82,22 +82,22 @@ def synthetic_latency(spec: str, backend: str, scale: float = 1.0) -> dict[str, 
 
 
 def build_job(run_dir: Path, spec: str, backend: str, seed: int = 0) -> Path:
-    from harness.exporting import export_model
+    from harness.export.driver import export_model
     from harness.training import TrainConfig, train_and_evaluate
 
-    out = layout.job_dir(run_dir, job_id(spec, backend, seed))
+    out = folders.job_dir(run_dir, job_id(spec, backend, seed))
     train_and_evaluate(spec, TrainConfig(backend=backend, epochs=2, limit=500, limit_test=200,
                                          seed=seed, threads=2), out_dir=out)
-    export_model(None, backend, out / layout.ONNX_FILE, run_dir=out, limit_test=200, threads=2)
-    write_json_atomic(out / layout.LATENCY_FILE, synthetic_latency(spec, backend))
-    write_json_atomic(out / layout.JOB_FILE, job_record(spec, backend, seed))
+    export_model(None, backend, out / folders.ONNX_FILE, run_dir=out, limit_test=200, threads=2)
+    write_json_atomic(out / folders.LATENCY_FILE, synthetic_latency(spec, backend))
+    write_json_atomic(out / folders.JOB_FILE, job_record(spec, backend, seed))
     return out
 
 
 def add_failed_job(run_dir: Path) -> None:
-    out = layout.job_dir(run_dir, FAILED_JOB)
+    out = folders.job_dir(run_dir, FAILED_JOB)
     out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out / layout.JOB_FILE, job_record(
+    write_json_atomic(out / folders.JOB_FILE, job_record(
         "mlp2", "keras", 1, status="failed", error=FAILED_ERROR, failed_step="export"))
 
 
@@ -129,8 +129,8 @@ def write_metrics_only_job(run_dir: Path, spec: str, backend: str, seed: int, ac
     """A job with hand-set numbers (no training): for comparisons with many seeds. Two epochs
     of `epoch_s` each, so the steady figure (the median of the epochs after the first) is
     `epoch_s` too. `noisy`: whether its epochs and its latency were timed on a busy machine."""
-    out = layout.job_dir(run_dir, job_id(spec, backend, seed))
-    write_json_atomic(out / layout.METRICS_FILE, {
+    out = folders.job_dir(run_dir, job_id(spec, backend, seed))
+    write_json_atomic(out / folders.METRICS_FILE, {
         "schema_version": 1, "kind": "train", "spec": {"name": spec}, "backend": backend,
         "seed": seed, "test_accuracy": accuracy, "test_loss": 1 - accuracy,
         "history": [{"epoch": epoch, "train_loss": 0.5, "train_accuracy": 0.9, "val_loss": 0.4,
@@ -140,10 +140,10 @@ def write_metrics_only_job(run_dir: Path, spec: str, backend: str, seed: int, ac
                    "steady_epoch_seconds": epoch_s, "samples_per_second": 1000 / epoch_s},
         "params": {"total": 100}})
     if p50_ms is not None:
-        write_json_atomic(out / layout.LATENCY_FILE, {"schema_version": 1, "kind": "latency",
+        write_json_atomic(out / folders.LATENCY_FILE, {"schema_version": 1, "kind": "latency",
             "records": [latency_record("onnxruntime", backend, "cpu", "session_run", 1,
                                        p50_ms, noisy[1])]})
-    write_json_atomic(out / layout.JOB_FILE, job_record(spec, backend, seed))
+    write_json_atomic(out / folders.JOB_FILE, job_record(spec, backend, seed))
 
 
 def write_study_job(run_dir: Path, spec: str, backend: str, seed: int, accuracy: float,
@@ -154,12 +154,12 @@ def write_study_job(run_dir: Path, spec: str, backend: str, seed: int, accuracy:
     as long as the steady ones, `epoch_s`), and CPU latency `p50_ms[runtime][batch size]` for
     "onnxruntime" and "native". `busy_epochs`: every epoch timed on a busy machine;
     `confusion`: its test confusion matrix (rows: labels, columns: predictions)."""
-    out = layout.job_dir(run_dir, job_id(spec, backend, seed))
+    out = folders.job_dir(run_dir, job_id(spec, backend, seed))
     history = [{"epoch": epoch, "train_loss": 1 / epoch + seed / 100, "train_accuracy": 0.9,
                 "val_loss": 1.2 / epoch + seed / 100, "val_accuracy": accuracy,
                 "seconds": epoch_s * (2 if epoch == 1 else 1),
                 "machine_load": machine_load(busy_epochs)} for epoch in range(1, epochs + 1)]
-    write_json_atomic(out / layout.METRICS_FILE, {
+    write_json_atomic(out / folders.METRICS_FILE, {
         "schema_version": 1, "kind": "train", "spec": {"name": spec}, "backend": backend,
         "seed": seed, "test_accuracy": accuracy, "test_loss": 1 - accuracy, "history": history,
         "timing": {"first_epoch_seconds": 2 * epoch_s, "mean_epoch_seconds": epoch_s,
@@ -171,8 +171,8 @@ def write_study_job(run_dir: Path, spec: str, backend: str, seed: int, accuracy:
     records = [latency_record(runtime, backend, "cpu", mode, size, p50)
                for runtime, mode in (("onnxruntime", "session_run"), ("native", "native"))
                for size, p50 in p50_ms[runtime].items()]
-    write_json_atomic(out / layout.LATENCY_FILE, {"schema_version": 1, "kind": "latency",
+    write_json_atomic(out / folders.LATENCY_FILE, {"schema_version": 1, "kind": "latency",
                                                   "records": records})
     job = job_record(spec, backend, seed)
     job["config"].update(epochs=epochs, providers=["cpu"])
-    write_json_atomic(out / layout.JOB_FILE, job)
+    write_json_atomic(out / folders.JOB_FILE, job)

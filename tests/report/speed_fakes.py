@@ -1,4 +1,5 @@
-"""Synthetic protocol speed records (harness.speed.records) for the report tests: interleaved
+"""Synthetic protocol speed records (harness.measure.speed_records) for the report tests:
+interleaved
 windows drawn from a seeded generator around set per-unit times, written where `harness
 retime` writes them (RUN_DIR/speed/specs, RUN_DIR/speed/repeat)."""
 
@@ -8,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.speed.intervals import median_interval, ratio_interval
-from harness.speed.load import REPEAT_DIR, SPECS_DIR, speed_dir
-from harness.speed.records import Comparison, Estimate, SpecSpeed, Window
+from harness.measure.intervals import median_interval, ratio_interval
+from harness.measure.speed_load import REPEAT_DIR, SPECS_DIR, speed_dir
+from harness.measure.speed_records import Comparison, Estimate, SpecSpeed, Window
 
 UNITS = 10  # steps or calls per window
 WINDOWS = 8  # per configuration

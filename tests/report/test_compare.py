@@ -12,8 +12,8 @@ pd = pytest.importorskip("pandas")  # the report extras; absent in a minimal ins
 pytest.importorskip("matplotlib")
 
 from harness.cli import main  # noqa: E402
+from harness.records import folders  # noqa: E402
 from harness.report import compare_runs  # noqa: E402
-from harness.run import layout  # noqa: E402
 
 from .fakes import FAILED_JOB, SPECS, job_id, write_metrics_only_job  # noqa: E402
 
@@ -21,7 +21,7 @@ SEED_ACCURACIES = (0.95, 0.96, 0.97)  # std 0.01 within each run
 
 
 def slow_down(run: Path, spec: str, backend: str, factor: float) -> None:
-    path = layout.job_dir(run, job_id(spec, backend)) / layout.LATENCY_FILE
+    path = folders.job_dir(run, job_id(spec, backend)) / folders.LATENCY_FILE
     latency = json.loads(path.read_text())
     for record in latency["records"]:
         if record["stats"]:
@@ -30,7 +30,7 @@ def slow_down(run: Path, spec: str, backend: str, factor: float) -> None:
 
 
 def edit_metrics(run: Path, spec: str, backend: str, **changes: float) -> None:
-    path = layout.job_dir(run, job_id(spec, backend)) / layout.METRICS_FILE
+    path = folders.job_dir(run, job_id(spec, backend)) / folders.METRICS_FILE
     metrics = json.loads(path.read_text())
     if "accuracy_delta" in changes:
         metrics["test_accuracy"] += changes["accuracy_delta"]
@@ -83,7 +83,7 @@ def test_with_several_seeds_the_spread_decides(tmp_path: Path) -> None:
 
 
 def test_rows_in_one_run_only_say_so(run_dir: Path, run_copy: Path) -> None:
-    shutil.rmtree(layout.job_dir(run_copy, job_id("mlp2_bn", "keras")))
+    shutil.rmtree(folders.job_dir(run_copy, job_id("mlp2_bn", "keras")))
     frame = compare_runs(run_dir, run_copy)
     gone = frame[(frame["spec"] == "mlp2_bn") & (frame["backend"] == "keras")]
     assert len(gone) and (gone["flag"] == "only in A").all()
@@ -103,6 +103,6 @@ def test_cli_compare_prints_flags_and_fails_only_when_asked(
     # run_dir holds a job that failed: a gate does not pass it, even against itself
     assert main(["compare", str(run_dir), str(run_dir), "--fail-on-regression"]) == 1
     assert f"B: {FAILED_JOB} failed at export" in capsys.readouterr().out
-    shutil.rmtree(layout.job_dir(run_copy, FAILED_JOB))
+    shutil.rmtree(folders.job_dir(run_copy, FAILED_JOB))
     assert main(["compare", str(run_copy), str(run_copy), "--fail-on-regression"]) == 0
     assert main(["compare", str(run_dir), str(tmp_path / "missing")]) == 2

@@ -11,8 +11,8 @@ import pytest
 pytest.importorskip("pandas")  # the report extras; absent in a minimal install
 
 from harness.cli import main  # noqa: E402
-from harness.results import write_json_atomic  # noqa: E402
-from harness.run import layout  # noqa: E402
+from harness.records import folders  # noqa: E402
+from harness.records.io import write_json_atomic  # noqa: E402
 
 from .fakes import job_id, job_record, write_metrics_only_job  # noqa: E402
 
@@ -28,7 +28,7 @@ def healthy_run(run: Path) -> Path:
 
 def failed_job(run: Path, backend: str, step: str | None = "train") -> None:
     """A job that failed (at `step`; None: its process recorded none), with no metrics."""
-    write_json_atomic(layout.job_dir(run, job_id("mlp2", backend)) / layout.JOB_FILE,
+    write_json_atomic(folders.job_dir(run, job_id("mlp2", backend)) / folders.JOB_FILE,
                       job_record("mlp2", backend, 0, status="failed", failed_step=step,
                                  error="OSError: disk full"))
 

@@ -13,7 +13,7 @@ import pytest
 pd = pytest.importorskip("pandas")  # the report extras; absent in a minimal install
 
 from harness.cli import main  # noqa: E402
-from harness.run import layout  # noqa: E402
+from harness.records import folders  # noqa: E402
 
 from .fakes import job_id, write_metrics_only_job  # noqa: E402
 
@@ -23,15 +23,15 @@ ALLOW = "--allow-different"
 
 def edit(run: Path, spec: str, backend: str, seed: int, file: str, **fields: Any) -> None:
     """Set `fields` in the job's job.json `config` (file JOB_FILE) or its metrics.json."""
-    path = layout.job_dir(run, job_id(spec, backend, seed)) / file
+    path = folders.job_dir(run, job_id(spec, backend, seed)) / file
     record = json.loads(path.read_text())
-    (record["config"] if file == layout.JOB_FILE else record).update(fields)
+    (record["config"] if file == folders.JOB_FILE else record).update(fields)
     path.write_text(json.dumps(record))
 
 
 def environment(torch: str = "2.13.0+cpu", cpu: str = "AMD EPYC", hostname: str = "vm-a",
                 load: float = 0.3) -> dict[str, Any]:
-    """metrics.json `environment` as harness.env writes it."""
+    """metrics.json `environment` as harness.measure.environment writes it."""
     return {"harness": "0.1.0", "commit": "1ea4cfa",
             "machine": {"hostname": hostname, "platform": "Linux-6.1-x86_64", "python": "3.11.7",
                         "cpu": cpu, "logical_cores": 2, "usable_cores": 2, "memory_gib": 7.7,
@@ -46,7 +46,7 @@ def one_job_run(run: Path, accuracy: float, epoch_s: float, seeds: tuple[int, ..
                 **config: Any) -> Path:
     for seed in seeds:
         write_metrics_only_job(run, "mlp2", "torch", seed, accuracy, epoch_s, 0.1)
-        edit(run, "mlp2", "torch", seed, layout.JOB_FILE, **config)
+        edit(run, "mlp2", "torch", seed, folders.JOB_FILE, **config)
     return run
 
 
@@ -102,13 +102,13 @@ def test_seeds_versions_machine_and_the_spec_itself_are_settings(
     b = one_job_run(tmp_path / "b", 0.9, 1.0, seeds=(0, 1), spec_hash="0123456789abcdef",
                     providers=["cpu"], limit=None, data_dir="/data/b")
     write_metrics_only_job(a, "mlp2_bn", "torch", 0, 0.9, 1.0)
-    edit(a, "mlp2_bn", "torch", 0, layout.JOB_FILE, epochs=5)  # not in B: not compared
-    edit(a, "mlp2", "torch", 0, layout.METRICS_FILE, environment=environment())
+    edit(a, "mlp2_bn", "torch", 0, folders.JOB_FILE, epochs=5)  # not in B: not compared
+    edit(a, "mlp2", "torch", 0, folders.METRICS_FILE, environment=environment())
     for seed in (0, 1):
-        edit(b, "mlp2", "torch", seed, layout.METRICS_FILE, environment=environment(
+        edit(b, "mlp2", "torch", seed, folders.METRICS_FILE, environment=environment(
             torch="2.12.0+cpu", cpu="Intel Xeon", hostname="vm-b", load=1.9))
     assert compare(a, b) == 0
-    a_hash = json.loads((layout.job_dir(a, job_id("mlp2", "torch")) / layout.JOB_FILE)
+    a_hash = json.loads((folders.job_dir(a, job_id("mlp2", "torch")) / folders.JOB_FILE)
                         .read_text())["config"]["spec_hash"]
     # torch's own record of its version is the package's: said once
     assert ("6 setting(s) differ between the runs; values shown without verdicts "

@@ -13,12 +13,12 @@ import pytest
 pd = pytest.importorskip("pandas")  # the report extras; absent in a minimal install
 pytest.importorskip("matplotlib")
 
+from harness.measure.speed_load import SpeedData  # noqa: E402
+from harness.measure.speed_records import Window  # noqa: E402
 from harness.report import write_report  # noqa: E402
 from harness.report.decision import ALL_STUDIES, COLUMNS  # noqa: E402
 from harness.report.method import repeat_text  # noqa: E402
 from harness.report.speed_records import spec_ratios  # noqa: E402
-from harness.speed.load import SpeedData  # noqa: E402
-from harness.speed.records import Window  # noqa: E402
 
 from .fakes import write_study_job  # noqa: E402
 from .speed_fakes import comparison, spec_speed, write_speed  # noqa: E402

@@ -16,9 +16,10 @@ pd = pytest.importorskip("pandas")  # the report extras; absent in a minimal ins
 pytest.importorskip("matplotlib")
 
 from harness.cli import build_parser  # noqa: E402
+from harness.records.io import write_json_atomic  # noqa: E402
 from harness.report import write_report  # noqa: E402
-from harness.report.commands import compact_specs  # noqa: E402
 from harness.report.findings import row_label  # noqa: E402
+from harness.report.reproduce import compact_specs  # noqa: E402
 from harness.report.reproduction import (  # noqa: E402
     AGREE,
     DIFFERS,
@@ -26,7 +27,6 @@ from harness.report.reproduction import (  # noqa: E402
     verdict,
     zoo_studies,
 )
-from harness.results import write_json_atomic  # noqa: E402
 from harness.run.plan import resolve_specs  # noqa: E402
 from harness.spec import load_spec  # noqa: E402
 
@@ -274,8 +274,8 @@ def test_when_every_epoch_ratio_is_busy_it_is_shown_marked(tmp_path: Path) -> No
 
 def test_published_figures_come_from_the_zoo_when_the_job_ran_the_same_model(
         tmp_path: Path) -> None:
+    from harness.records import folders
     from harness.report import load_run
-    from harness.run import layout
     from harness.training import SPEC_FILE
 
     run = tmp_path / "run"
@@ -284,13 +284,13 @@ def test_published_figures_come_from_the_zoo_when_the_job_ran_the_same_model(
     for backend, same_model in (("torch", True), ("keras", False)):
         write_study_job(run, "mlp2", backend, 0, 0.97, 1.0,
                         {"onnxruntime": ORT_MS["mlp2"], "native": NATIVE_MS["mlp2"]})
-        folder = layout.job_dir(run, f"mlp2-{backend}-seed0")
+        folder = folders.job_dir(run, f"mlp2-{backend}-seed0")
         (folder / SPEC_FILE).write_text(stale if same_model else stale.replace(
             "  study:", "  published_test_accuracy: 0.5\n  study:"))
         if not same_model:  # the job's spec hash is the zoo spec's (fakes.job_record)
-            job = json.loads((folder / layout.JOB_FILE).read_text())
+            job = json.loads((folder / folders.JOB_FILE).read_text())
             job["config"]["spec_hash"] = "another"
-            (folder / layout.JOB_FILE).write_text(json.dumps(job))
+            (folder / folders.JOB_FILE).write_text(json.dumps(job))
     published = load_run(run).jobs.set_index("backend")["published_test_accuracy"]
     assert published["torch"] == PUBLISHED["mlp2"]  # same model: the zoo's current figure
     assert published["keras"] == 0.5  # another model of that name: its own spec's

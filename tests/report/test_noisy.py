@@ -13,9 +13,9 @@ pd = pytest.importorskip("pandas")  # the report extras; absent in a minimal ins
 pytest.importorskip("matplotlib")
 
 from harness.cli import main  # noqa: E402
+from harness.records import folders  # noqa: E402
 from harness.report import compare_runs, write_report  # noqa: E402
 from harness.report.compare import display_rows  # noqa: E402
-from harness.run import layout  # noqa: E402
 
 from .fakes import job_id, machine_load, write_benchmark_json, write_metrics_only_job  # noqa: E402
 
@@ -44,7 +44,7 @@ def cells(markdown: str, *words: str) -> list[str]:
 
 
 def edit_job(run: Path, backend: str, name: str, change) -> None:
-    path = layout.job_dir(run, job_id("mlp2", backend)) / name
+    path = folders.job_dir(run, job_id("mlp2", backend)) / name
     path.write_text(json.dumps(change(json.loads(path.read_text()))))
 
 
@@ -93,7 +93,7 @@ def test_only_the_busy_epoch_marks_its_figure(tmp_path: Path) -> None:
         metrics["history"] = [first, {**first, "epoch": 2, "machine_load": machine_load(False)}]
         return metrics
 
-    edit_job(run, "torch", layout.METRICS_FILE, busy_first_of_two)
+    edit_job(run, "torch", folders.METRICS_FILE, busy_first_of_two)
     markdown = (write_report(run, tmp_path / "report") / "report.md").read_text()
     torch = cells(markdown, "| mlp2 | torch |")  # the seeds table: steady epoch only
     assert torch[-1] == "1.000"
@@ -108,7 +108,7 @@ def test_a_one_epoch_run_has_no_steady_figure_to_mark_busy(tmp_path: Path) -> No
         metrics["timing"].update(steady_epoch_seconds=None, samples_per_second=None)
         return metrics
 
-    edit_job(run, "keras", layout.METRICS_FILE, one_busy_epoch)
+    edit_job(run, "keras", folders.METRICS_FILE, one_busy_epoch)
     out = write_report(run, tmp_path / "report")
     framework = pd.read_csv(out / "tables" / "framework.csv").iloc[0]
     assert framework["noisy_first_epoch_s_keras"]
@@ -125,7 +125,7 @@ def test_timings_without_a_load_record_are_counted_as_unknown(tmp_path: Path) ->
             item.pop("machine_load")
         return record
 
-    for name in (layout.METRICS_FILE, layout.LATENCY_FILE):
+    for name in (folders.METRICS_FILE, folders.LATENCY_FILE):
         edit_job(run, "keras", name, without_load)
     markdown = (write_report(run, tmp_path / "report") / "report.md").read_text()
     assert "load is unknown for 2 training epoch(s) and 1 latency measurement(s)" in markdown

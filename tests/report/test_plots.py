@@ -134,8 +134,8 @@ def test_confusion_matrices_have_a_colour_bar(figures: list) -> None:
 
 
 def speed_data(busy: bool = False) -> Any:
-    records = pytest.importorskip("harness.speed.records")
-    from harness.speed.load import SpeedData
+    records = pytest.importorskip("harness.measure.speed_records")
+    from harness.measure.speed_load import SpeedData
 
     def estimate(value: float) -> Any:
         return records.Estimate(estimate=value, ci_low=value * 0.9, ci_high=value * 1.2, n=7)

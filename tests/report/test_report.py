@@ -14,10 +14,10 @@ pd = pytest.importorskip("pandas")  # the report extras; absent in a minimal ins
 pytest.importorskip("matplotlib")
 
 from harness.cli import main  # noqa: E402
+from harness.records import folders  # noqa: E402
 from harness.report import load_run, write_report  # noqa: E402
 from harness.report.benchmarks import load_benchmark_json  # noqa: E402
 from harness.report.load import spec_reference, study_of  # noqa: E402
-from harness.run import layout  # noqa: E402
 
 from .fakes import BACKENDS, FAILED_ERROR, FAILED_JOB, SPECS, job_id, write_benchmark_json  # noqa: E402
 
@@ -41,7 +41,7 @@ TABLE_COLUMNS = {
 
 
 def metrics(run_dir: Path, spec: str, backend: str) -> dict:
-    return json.loads((layout.job_dir(run_dir, job_id(spec, backend)) / layout.METRICS_FILE)
+    return json.loads((folders.job_dir(run_dir, job_id(spec, backend)) / folders.METRICS_FILE)
                       .read_text())
 
 
@@ -164,13 +164,13 @@ def test_html_and_markdown_have_every_section(report: Path) -> None:
 
 
 def test_a_run_with_missing_pieces_still_gets_a_report(run_copy: Path) -> None:
-    broken = layout.job_dir(run_copy, job_id("mlp2_bn", "torch"))
-    (broken / layout.LATENCY_FILE).unlink()
-    (broken / layout.EXPORT_RECORD_FILE).unlink()
-    (layout.job_dir(run_copy, job_id("mlp2_bn", "keras")) / layout.METRICS_FILE).write_text(
+    broken = folders.job_dir(run_copy, job_id("mlp2_bn", "torch"))
+    (broken / folders.LATENCY_FILE).unlink()
+    (broken / folders.EXPORT_RECORD_FILE).unlink()
+    (folders.job_dir(run_copy, job_id("mlp2_bn", "keras")) / folders.METRICS_FILE).write_text(
         "{not json")
     out = write_report(run_copy)
-    assert out == run_copy / layout.REPORT_DIR
+    assert out == run_copy / folders.REPORT_DIR
     parity = table(out, "parity")
     assert len(parity) == 3
     framework = table(out, "framework").set_index("spec")
@@ -199,10 +199,10 @@ def test_load_run_reads_jobs_history_and_latency(run_dir: Path) -> None:
 
 def test_cli_report(run_copy: Path, tmp_path: Path,
                     capsys: pytest.CaptureFixture[str]) -> None:
-    shutil.rmtree(run_copy / layout.REPORT_DIR, ignore_errors=True)
+    shutil.rmtree(run_copy / folders.REPORT_DIR, ignore_errors=True)
     bench = write_benchmark_json(tmp_path / "bench.json")
     assert main(["report", str(run_copy), "--benchmark-json", str(bench)]) == 0
-    assert (run_copy / layout.REPORT_DIR / "report.html").is_file()
+    assert (run_copy / folders.REPORT_DIR / "report.html").is_file()
     assert "report.html" in capsys.readouterr().out
     assert main(["report", str(tmp_path / "missing")]) == 2
 
@@ -210,13 +210,13 @@ def test_cli_report(run_copy: Path, tmp_path: Path,
 def test_sweep_points_get_rows_of_their_own(run_copy: Path) -> None:
     point = {"train.optimizer.learning_rate": 0.01}
     for backend in BACKENDS:
-        source = layout.job_dir(run_copy, job_id("mlp2", backend))
-        target = layout.job_dir(run_copy, f"mlp2--learning_rate-0.01--{backend}--seed0")
+        source = folders.job_dir(run_copy, job_id("mlp2", backend))
+        target = folders.job_dir(run_copy, f"mlp2--learning_rate-0.01--{backend}--seed0")
         shutil.copytree(source, target)
-        job = json.loads((target / layout.JOB_FILE).read_text())
+        job = json.loads((target / folders.JOB_FILE).read_text())
         job["config"].update(spec="mlp2--learning_rate-0.01", base_spec="mlp2",
                              overrides=point)
-        (target / layout.JOB_FILE).write_text(json.dumps(job))
+        (target / folders.JOB_FILE).write_text(json.dumps(job))
     out = write_report(run_copy)
     framework = table(out, "framework")
     rows = framework[framework["spec"] == "mlp2"]

@@ -12,10 +12,10 @@ import pytest
 pd = pytest.importorskip("pandas")  # the report extras; absent in a minimal install
 pytest.importorskip("matplotlib")
 
+from harness.records import folders  # noqa: E402
+from harness.records.io import read_json, write_json_atomic  # noqa: E402
 from harness.report import write_report  # noqa: E402
 from harness.report.load import load_run  # noqa: E402
-from harness.results import read_json, write_json_atomic  # noqa: E402
-from harness.run import layout  # noqa: E402
 from harness.spec import initial_weights, load_spec  # noqa: E402
 from harness.spec.initializers import save_weights  # noqa: E402
 from harness.training import FINAL_WEIGHTS_FILE  # noqa: E402
@@ -33,14 +33,14 @@ def run(tmp_path: Path) -> Path:
     run = tmp_path / "run"
     for backend in ("keras", "torch"):
         write_study_job(run, "mlp2", backend, 0, 0.97, 1.0, P50_MS)
-        job = layout.job_dir(run, job_id("mlp2", backend))
+        job = folders.job_dir(run, job_id("mlp2", backend))
         save_weights(initial_weights(load_spec("mlp2"), 0), str(job / FINAL_WEIGHTS_FILE))
-        (job / layout.ONNX_FILE).write_bytes(ONNX)
-        write_json_atomic(job / layout.EXPORT_RECORD_FILE, {
+        (job / folders.ONNX_FILE).write_bytes(ONNX)
+        write_json_atomic(job / folders.EXPORT_RECORD_FILE, {
             "schema_version": 1, "kind": "export", "passed": True,
             "parity": {"max_abs_diff": 1e-7, "passed": True},
             "onnx": {"bytes": len(ONNX), "sha256": hashlib.sha256(ONNX).hexdigest()}})
-    write_json_atomic(run / layout.RUN_FILE, {"schema_version": 1, "kind": "run",
+    write_json_atomic(run / folders.RUN_FILE, {"schema_version": 1, "kind": "run",
                                               "created_utc": "2024-01-01T00:00:00Z",
                                               "jobs": []})
     return run
@@ -58,16 +58,16 @@ def _cut(name: str) -> Callable[[Path], None]:
 
 # damage done to the PyTorch job -> the file a note names
 DAMAGE: dict[str, tuple[Callable[[Path], None], str]] = {
-    "latency.json records not a list": (_edit(layout.LATENCY_FILE, records=5),
-                                        layout.LATENCY_FILE),
-    "latency.json records not objects": (_edit(layout.LATENCY_FILE, records=[5]),
-                                         layout.LATENCY_FILE),
-    "metrics.json history not a list": (_edit(layout.METRICS_FILE, history=5),
-                                        layout.METRICS_FILE),
+    "latency.json records not a list": (_edit(folders.LATENCY_FILE, records=5),
+                                        folders.LATENCY_FILE),
+    "latency.json records not objects": (_edit(folders.LATENCY_FILE, records=[5]),
+                                         folders.LATENCY_FILE),
+    "metrics.json history not a list": (_edit(folders.METRICS_FILE, history=5),
+                                        folders.METRICS_FILE),
     "final_weights.npz cut short": (_cut(FINAL_WEIGHTS_FILE), FINAL_WEIGHTS_FILE),
-    "model.onnx garbled": (lambda job: (job / layout.ONNX_FILE).write_bytes(b"onnX"),
-                           layout.ONNX_FILE),
-    "job.json a list": (lambda job: (job / layout.JOB_FILE).write_text("[]"), layout.JOB_FILE),
+    "model.onnx garbled": (lambda job: (job / folders.ONNX_FILE).write_bytes(b"onnX"),
+                           folders.ONNX_FILE),
+    "job.json a list": (lambda job: (job / folders.JOB_FILE).write_text("[]"), folders.JOB_FILE),
 }
 
 
@@ -75,14 +75,14 @@ DAMAGE: dict[str, tuple[Callable[[Path], None], str]] = {
 def test_a_damaged_record_is_a_note_and_its_job_shows_as_damaged(damage: str,
                                                                   run: Path) -> None:
     do, name = DAMAGE[damage]
-    do(layout.job_dir(run, DAMAGED))
+    do(folders.job_dir(run, DAMAGED))
     report = write_report(run)
     loaded = load_run(run)
     jobs = loaded.jobs.set_index("job_id")
     assert jobs.loc[DAMAGED, "status"] == "damaged"
     assert f"{name} damaged" in jobs.loc[DAMAGED, "error"]
     assert jobs.loc[job_id("mlp2", "keras"), "status"] == "ok"
-    path = layout.job_dir(run, DAMAGED) / name
+    path = folders.job_dir(run, DAMAGED) / name
     assert [note for note in loaded.notes if note.startswith(f"{path}: unreadable (")]
     assert f"{path}: unreadable" in (report / "report.md").read_text()
     failed = pd.read_csv(report / "tables" / "failed.csv")

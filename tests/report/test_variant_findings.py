@@ -15,10 +15,10 @@ import pytest
 pd = pytest.importorskip("pandas")
 pytest.importorskip("matplotlib")
 
+from harness.latency.variants import FAILS_ACCURACY  # noqa: E402
+from harness.records import folders  # noqa: E402
+from harness.records.io import write_json_atomic  # noqa: E402
 from harness.report import write_report  # noqa: E402
-from harness.results import write_json_atomic  # noqa: E402
-from harness.run import layout  # noqa: E402
-from harness.variants import FAILS_ACCURACY  # noqa: E402
 
 from .fakes import job_id, job_record, latency_record  # noqa: E402
 
@@ -62,14 +62,14 @@ def _latency(spec: str, variants: list[tuple[str, str, str]]) -> dict[str, Any]:
 def _job(run: Path, spec: str, backend: str, mode: str, epochs_s: tuple[float, float] | None,
          latency: dict[str, Any] | None, status: str = "ok", error: str | None = None) -> None:
     name = job_id(spec, backend) + ("" if mode == "eager" else f"--{mode}")
-    out = layout.job_dir(run, name)
+    out = folders.job_dir(run, name)
     record = job_record(spec, backend, 0, status=status, error=error)
     record["job_id"] = name
     record["config"].update(compile=mode, study=STUDY)
-    write_json_atomic(out / layout.JOB_FILE, record)
+    write_json_atomic(out / folders.JOB_FILE, record)
     if epochs_s is not None:
         first, steady = epochs_s
-        write_json_atomic(out / layout.METRICS_FILE, {
+        write_json_atomic(out / folders.METRICS_FILE, {
             "schema_version": 1, "kind": "train", "spec": {"name": spec}, "backend": backend,
             "seed": 0, "test_accuracy": 0.97, "test_loss": 0.1,
             "history": [{"epoch": e, "train_loss": 0.2, "train_accuracy": 0.9,
@@ -78,7 +78,7 @@ def _job(run: Path, spec: str, backend: str, mode: str, epochs_s: tuple[float, f
             "timing": {"first_epoch_seconds": first, "steady_epoch_seconds": steady},
             "params": {"total": 100}})
     if latency is not None:
-        write_json_atomic(out / layout.LATENCY_FILE, latency)
+        write_json_atomic(out / folders.LATENCY_FILE, latency)
 
 
 @pytest.fixture(scope="module")
@@ -92,9 +92,9 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _job(run, "mlp2", "torch", "compiled", (10.0, 0.5),
          _latency("mlp2", [("native", "eager", "native"), *ort,
                            ("native", "compiled", "native")]))
-    _job(run, "mlp2", "keras", "compiled", None, None, status=layout.UNAVAILABLE,
+    _job(run, "mlp2", "keras", "compiled", None, None, status=folders.UNAVAILABLE,
          error="keras --compile compiled: no XLA here")
-    write_json_atomic(run / layout.RUN_FILE, {"schema_version": 1, "kind": "run", "jobs": []})
+    write_json_atomic(run / folders.RUN_FILE, {"schema_version": 1, "kind": "run", "jobs": []})
     return write_report(run)
 
 

@@ -21,18 +21,18 @@ def write_finished_records(work: Path, **metrics: object) -> None:
     (harness.run.records); `metrics`: more fields of its metrics.json."""
     import hashlib
 
-    from harness.results import RESULT_SCHEMA_VERSION, write_json_atomic
-    from harness.run import layout
+    from harness.records import folders
+    from harness.records.io import RESULT_SCHEMA_VERSION, write_json_atomic
 
     onnx = b"onnx"
-    (work / layout.ONNX_FILE).write_bytes(onnx)
+    (work / folders.ONNX_FILE).write_bytes(onnx)
     version = {"schema_version": RESULT_SCHEMA_VERSION}
-    write_json_atomic(work / layout.METRICS_FILE, {**version, "kind": "train", "history": [],
+    write_json_atomic(work / folders.METRICS_FILE, {**version, "kind": "train", "history": [],
                                                    "test_accuracy": 0.5, **metrics})
-    write_json_atomic(work / layout.EXPORT_RECORD_FILE, {
+    write_json_atomic(work / folders.EXPORT_RECORD_FILE, {
         **version, "kind": "export", "passed": True,
         "onnx": {"bytes": len(onnx), "sha256": hashlib.sha256(onnx).hexdigest()}})
-    write_json_atomic(work / layout.LATENCY_FILE, {**version, "kind": "latency", "records": []})
+    write_json_atomic(work / folders.LATENCY_FILE, {**version, "kind": "latency", "records": []})
 
 
 # write_finished_records for the stand-in scripts: the text they start with
@@ -42,9 +42,9 @@ FINISHED_RECORDS = ("from __future__ import annotations\n"
 SCRIPT = FINISHED_RECORDS + '''\
 import json, os, signal, sys, time
 from pathlib import Path
-from harness.env import utc_now
-from harness.results import RESULT_SCHEMA_VERSION, write_json_atomic
-from harness.run import layout
+from harness.measure.environment import utc_now
+from harness.records.io import RESULT_SCHEMA_VERSION, write_json_atomic
+from harness.records import folders
 from harness.run.job import Job
 from harness.spec import initial_weights
 from harness.spec.initializers import save_weights
@@ -68,7 +68,7 @@ save_weights(initial_weights(parse_spec(given["spec"]), job.seed),
              str(work / "final_weights.npz"))  # as a trained job's weights look
 (work / "model.pt").write_bytes(b"model")
 write_finished_records(work, model_file="model.pt", initial_weights_file="initial_weights.npz")
-write_json_atomic(work / layout.JOB_FILE, {
+write_json_atomic(work / folders.JOB_FILE, {
     "schema_version": RESULT_SCHEMA_VERSION, "kind": "job", "job_id": job.job_id,
     "status": "ok", "error": None, "failed_step": None, "started_utc": utc_now(),
     "config": job.record(), "placement": {**given["placement"],

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from harness.errors import UsageError
-from harness.results import read_json
-from harness.run import layout
+from harness.records import folders
+from harness.records.io import read_json
 from harness.run.folder import write_summary
 from harness.run.job import Job, Placement
 from harness.run.matrix import status_text
@@ -101,11 +101,11 @@ def test_a_compiled_job_trains_and_times_its_mode_beside_eager(
     record = _run(job, tiny, tmp_path / job.job_id)
     assert (record["status"], record["error"]) == ("ok", None), record["error"]
     assert record["config"]["compile"] == "compiled"
-    metrics = read_json(tmp_path / job.job_id / layout.METRICS_FILE)
+    metrics = read_json(tmp_path / job.job_id / folders.METRICS_FILE)
     assert metrics["requested"]["compile"] == "compiled"
     assert metrics["timing"]["first_epoch_seconds"] > 0  # the compiling epoch, kept apart
     assert metrics["timing"]["steady_epochs"] == 1
-    latency = read_json(tmp_path / job.job_id / layout.LATENCY_FILE)
+    latency = read_json(tmp_path / job.job_id / folders.LATENCY_FILE)
     native = {record["variant"]: record for record in
               [*latency["records"], *latency["variant_records"]]
               if record["runtime"] == "native"}
@@ -121,10 +121,10 @@ def test_an_eager_job_times_only_the_eager_framework(tiny: Path, tmp_path: Path)
     (job,) = plan_jobs(_config(tiny, epochs=1)).jobs
     record = _run(job, tiny, tmp_path / job.job_id)
     assert record["status"] == "ok", record["error"]
-    latency = read_json(tmp_path / job.job_id / layout.LATENCY_FILE)
+    latency = read_json(tmp_path / job.job_id / folders.LATENCY_FILE)
     assert [r["mode"] for r in latency["records"] if r["runtime"] == "native"] == ["native"]
     assert latency.get("variant_records", []) == []
-    assert read_json(tmp_path / job.job_id / layout.METRICS_FILE)["requested"]["compile"] == \
+    assert read_json(tmp_path / job.job_id / folders.METRICS_FILE)["requested"]["compile"] == \
         "eager"
 
 
@@ -140,11 +140,11 @@ def test_a_mode_the_platform_cannot_run_is_recorded_unavailable(
     monkeypatch.setattr(TorchBackend, "compiled", no_compiler)
     run_dir = tmp_path / "run"
     eager, compiled = plan_jobs(_config(tiny, compile_modes=["eager", "compiled"])).jobs
-    record = _run(compiled, tiny, layout.job_dir(run_dir, compiled.job_id))
-    assert (record["status"], record["failed_step"]) == (layout.UNAVAILABLE, "train")
+    record = _run(compiled, tiny, folders.job_dir(run_dir, compiled.job_id))
+    assert (record["status"], record["failed_step"]) == (folders.UNAVAILABLE, "train")
     assert record["error"] == ("torch --compile compiled: torch.compile (inductor) on the CPU "
                                "needs a C++ compiler")
-    assert not (layout.job_dir(run_dir, compiled.job_id) / layout.ONNX_FILE).exists()
+    assert not (folders.job_dir(run_dir, compiled.job_id) / folders.ONNX_FILE).exists()
     assert status_text(record) == f"unavailable: {record['error']}"
     summary = write_summary(run_dir, [eager, compiled])  # the eager job never ran: missing
     assert summary["unavailable"] == [{"job_id": compiled.job_id, "reason": record["error"]}]
@@ -198,7 +198,7 @@ def test_harness_run_takes_the_modes_variants_and_gate_into_its_jobs(
     """Through the command line, into each job; a report of the run gives them back as the
     options that re-run it (an eager job's mode left out: it is the default)."""
     from harness.cli import build_parser, main
-    from harness.report.commands import option_tokens, run_command
+    from harness.report.reproduce import option_tokens, run_command
     from harness.run.executors import child
 
     from .stand_in import StandIn
@@ -210,8 +210,8 @@ def test_harness_run_takes_the_modes_variants_and_gate_into_its_jobs(
                  "--compile", "compiled,eager", "--ort-variants", "int8-static,fp16",
                  "--accuracy-gate", "0.5", "--fresh-processes", "--out", str(out)]) == 0
     assert sorted(stand_in.calls()) == ["mlp2--torch--seed0", "mlp2--torch--seed0--compiled"]
-    configs = {job.name: read_json(job / layout.JOB_FILE)["config"]
-               for job in layout.finished_job_dirs(out)}
+    configs = {job.name: read_json(job / folders.JOB_FILE)["config"]
+               for job in folders.finished_job_dirs(out)}
     for job_id, config in configs.items():
         assert (config["compile"], config["ort_variants"], config["accuracy_gate"]) == (
             "compiled" if job_id.endswith("--compiled") else "eager",
@@ -241,7 +241,7 @@ def test_harness_train_compiled_and_a_mode_it_cannot_run(
             "128", "--limit-test", "32", "--threads", "1", "--compile", "compiled"]
     monkeypatch.setattr(TorchBackend, "compiled", _twin)
     assert main([*argv, "--out", str(tmp_path / "ok")]) == 0
-    assert read_json(tmp_path / "ok" / layout.METRICS_FILE)["requested"]["compile"] == \
+    assert read_json(tmp_path / "ok" / folders.METRICS_FILE)["requested"]["compile"] == \
         "compiled"
 
     def no_compiler(self: TorchBackend, model: Any) -> Any:

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from harness.errors import UsageError
-from harness.results import read_json, write_json_atomic
-from harness.run import layout
+from harness.records import folders
+from harness.records.io import read_json, write_json_atomic
 from harness.run.executors.local import LocalExecutor
 from harness.run.matrix import run_matrix
 from harness.run.plan import RunConfig
@@ -53,27 +53,27 @@ def _cut(name: str) -> Callable[[Path], None]:
 
 # damage done to a finished job's folder -> the reason resume gives for running it again
 DAMAGE: dict[str, tuple[Callable[[Path], None], str]] = {
-    "metrics.json removed": (lambda job: (job / layout.METRICS_FILE).unlink(),
+    "metrics.json removed": (lambda job: (job / folders.METRICS_FILE).unlink(),
                              "metrics.json missing"),
-    "metrics.json cut short": (_cut(layout.METRICS_FILE), "metrics.json damaged"),
-    "metrics.json of a later schema": (_edit(layout.METRICS_FILE, schema_version=2),
+    "metrics.json cut short": (_cut(folders.METRICS_FILE), "metrics.json damaged"),
+    "metrics.json of a later schema": (_edit(folders.METRICS_FILE, schema_version=2),
                                        "metrics.json damaged"),
-    "metrics.json without test accuracy": (_edit(layout.METRICS_FILE, test_accuracy=None),
+    "metrics.json without test accuracy": (_edit(folders.METRICS_FILE, test_accuracy=None),
                                            "metrics.json damaged"),
-    "latency.json records not a list": (_edit(layout.LATENCY_FILE, records=5),
+    "latency.json records not a list": (_edit(folders.LATENCY_FILE, records=5),
                                         "latency.json damaged"),
-    "latency.json of another kind": (_edit(layout.LATENCY_FILE, kind="train"),
+    "latency.json of another kind": (_edit(folders.LATENCY_FILE, kind="train"),
                                      "latency.json damaged"),
-    "model.onnx.json without the hash": (_edit(layout.EXPORT_RECORD_FILE, onnx={"bytes": 4}),
+    "model.onnx.json without the hash": (_edit(folders.EXPORT_RECORD_FILE, onnx={"bytes": 4}),
                                          "model.onnx.json damaged"),
-    "model.onnx.json removed": (lambda job: (job / layout.EXPORT_RECORD_FILE).unlink(),
+    "model.onnx.json removed": (lambda job: (job / folders.EXPORT_RECORD_FILE).unlink(),
                                 "model.onnx.json missing"),
-    "model.onnx garbled": (_write(layout.ONNX_FILE, b"onnX"), "model.onnx damaged"),
+    "model.onnx garbled": (_write(folders.ONNX_FILE, b"onnX"), "model.onnx damaged"),
     "final_weights.npz cut short": (_cut("final_weights.npz"), "final_weights.npz damaged"),
-    "job.json cut short": (_write(layout.JOB_FILE, b"{"), "job.json damaged"),
-    "job.json a list": (_write(layout.JOB_FILE, b"[]"), "job.json damaged"),
-    "job.json binary": (_write(layout.JOB_FILE, bytes(range(256))), "job.json damaged"),
-    "job.json removed": (lambda job: (job / layout.JOB_FILE).unlink(), "job.json missing"),
+    "job.json cut short": (_write(folders.JOB_FILE, b"{"), "job.json damaged"),
+    "job.json a list": (_write(folders.JOB_FILE, b"[]"), "job.json damaged"),
+    "job.json binary": (_write(folders.JOB_FILE, bytes(range(256))), "job.json damaged"),
+    "job.json removed": (lambda job: (job / folders.JOB_FILE).unlink(), "job.json missing"),
 }
 
 
@@ -82,20 +82,20 @@ def test_a_finished_job_with_a_damaged_record_runs_again_and_is_named(
         damage: str, finished: tuple[Path, StandIn]) -> None:
     out, stand_in = finished
     do, reason = DAMAGE[damage]
-    do(layout.job_dir(out, JOB))
+    do(folders.job_dir(out, JOB))
     lines = _run(out, stand_in)
     assert "2 jobs: 1 already finished, 1 to run" in lines
     assert f"1 finished job re-run: {reason} ({JOB})" in lines
     assert stand_in.calls().count(JOB) == 2
-    assert read_json(out / layout.SUMMARY_FILE)["ok"] == 2
+    assert read_json(out / folders.SUMMARY_FILE)["ok"] == 2
     assert "2 jobs: 2 already finished, 0 to run" in _run(out, stand_in)  # whole again
 
 
 def test_a_committed_folder_without_its_model_files_stays_finished(
         finished: tuple[Path, StandIn]) -> None:
     out, stand_in = finished
-    for job in layout.finished_job_dirs(out):  # as results/ keeps a run: records only
-        for model_file in (layout.ONNX_FILE, "final_weights.npz", "model.pt"):
+    for job in folders.finished_job_dirs(out):  # as results/ keeps a run: records only
+        for model_file in (folders.ONNX_FILE, "final_weights.npz", "model.pt"):
             (job / model_file).unlink()
     lines = _run(out, stand_in)
     assert "2 jobs: 2 already finished, 0 to run" in lines
@@ -105,14 +105,14 @@ def test_a_committed_folder_without_its_model_files_stays_finished(
 def test_damaged_jobs_are_counted_together_by_their_damage(
         finished: tuple[Path, StandIn]) -> None:
     out, stand_in = finished
-    for job in layout.finished_job_dirs(out):
-        (job / layout.LATENCY_FILE).write_text("{")
+    for job in folders.finished_job_dirs(out):
+        (job / folders.LATENCY_FILE).write_text("{")
     assert (f"2 finished jobs re-run: latency.json damaged ({JOB}, mlp3--torch--seed0)"
             in _run(out, stand_in))
 
 
-@pytest.mark.parametrize("entry", [layout.JOBS_DIR, layout.SPECS_DIR, layout.RUN_FILE,
-                                   layout.LOCK_FILE])
+@pytest.mark.parametrize("entry", [folders.JOBS_DIR, folders.SPECS_DIR, folders.RUN_FILE,
+                                   folders.LOCK_FILE])
 def test_a_run_folder_entry_of_the_wrong_kind_is_refused_before_anything_is_written(
         entry: str, tmp_path: Path) -> None:
     out, stand_in = tmp_path / "run", StandIn(tmp_path)
@@ -130,11 +130,11 @@ def test_a_run_folder_entry_of_the_wrong_kind_is_refused_before_anything_is_writ
 
 def test_a_resumed_run_keeps_its_creation_time(finished: tuple[Path, StandIn]) -> None:
     out, stand_in = finished
-    first = read_json(out / layout.RUN_FILE)
+    first = read_json(out / folders.RUN_FILE)
     assert first["resumed_utc"] == []
     _run(out, stand_in)
     _run(out, stand_in)
-    again = read_json(out / layout.RUN_FILE)
+    again = read_json(out / folders.RUN_FILE)
     assert again["created_utc"] == first["created_utc"]
     assert len(again["resumed_utc"]) == 2
     assert again["resumed_utc"] == sorted(again["resumed_utc"])
@@ -149,6 +149,6 @@ def test_retime_leaves_damaged_jobs_alone(finished: tuple[Path, StandIn]) -> Non
     from harness.run.retime import run_specs
 
     out, _ = finished
-    (layout.job_dir(out, "mlp3--torch--seed0") / layout.METRICS_FILE).write_text("{")
+    (folders.job_dir(out, "mlp3--torch--seed0") / folders.METRICS_FILE).write_text("{")
     assert [folder.name for folder, _ in ok_jobs(out)] == [JOB]
     assert run_specs(out) == {"mlp2"}

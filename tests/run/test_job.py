@@ -11,8 +11,8 @@ from pathlib import Path
 import pydantic
 import pytest
 
-from harness.results import RESULT_SCHEMA_VERSION, read_json, write_json_atomic
-from harness.run import layout
+from harness.records import folders
+from harness.records.io import RESULT_SCHEMA_VERSION, read_json, write_json_atomic
 from harness.run.executors.local import LocalExecutor
 from harness.run.job import NOT_IN_RESUME_KEY, Job, new_job
 from harness.run.matrix import run_matrix
@@ -53,11 +53,11 @@ def _old_resume_key(config: dict) -> str:
 def test_a_run_folder_from_before_resumes_and_reports(tmp_path: Path) -> None:
     out, stand_in, lines = tmp_path / "run", StandIn(tmp_path), []
     old = _record_from_before()
-    write_json_atomic(layout.job_dir(out, old["job_id"]) / layout.JOB_FILE, old)
-    write_finished_records(layout.job_dir(out, old["job_id"]))  # its other records, whole
+    write_json_atomic(folders.job_dir(out, old["job_id"]) / folders.JOB_FILE, old)
+    write_finished_records(folders.job_dir(out, old["job_id"]))  # its other records, whole
     run_matrix(CONFIG, out, show=lines.append, executor=LocalExecutor(command=stand_in.command))
     assert "1 jobs: 1 already finished, 0 to run" in lines and stand_in.calls() == []
-    assert read_json(layout.job_dir(out, old["job_id"]) / layout.JOB_FILE) == old  # untouched
+    assert read_json(folders.job_dir(out, old["job_id"]) / folders.JOB_FILE) == old  # untouched
 
     from harness.report.load import load_run
 

@@ -11,8 +11,8 @@ import pytest
 
 from harness.cli import main
 from harness.errors import UsageError
-from harness.results import read_json
-from harness.run import layout
+from harness.records import folders
+from harness.records.io import read_json
 from harness.run.executors import ExecutorChoice, make_executor
 from harness.run.executors.cores import claim_cores, split_cores, split_gpus
 from harness.run.executors.local import LocalExecutor
@@ -34,9 +34,9 @@ def test_two_workers_pin_each_job_to_its_own_cores(tmp_path: Path) -> None:
     summary = run_matrix(config, tmp_path / "run", show=lines.append,
                          executor=LocalExecutor(workers=2, command=stand_in.command))
     assert summary["ok"] == 4 and sorted(stand_in.calls()) == sorted(
-        p.name for p in layout.finished_job_dirs(tmp_path / "run"))
-    placements = [read_json(p / layout.JOB_FILE)["placement"]
-                  for p in layout.finished_job_dirs(tmp_path / "run")]
+        p.name for p in folders.finished_job_dirs(tmp_path / "run"))
+    placements = [read_json(p / folders.JOB_FILE)["placement"]
+                  for p in folders.finished_job_dirs(tmp_path / "run")]
     assert {p["slot"] for p in placements} == {0, 1}
     by_slot = {p["slot"]: set(p["affinity"]) for p in placements}
     assert by_slot[0] and by_slot[1] and not by_slot[0] & by_slot[1]  # disjoint
@@ -44,7 +44,7 @@ def test_two_workers_pin_each_job_to_its_own_cores(tmp_path: Path) -> None:
         assert placement["affinity"] == placement["cpus"]
     assert any(line.startswith("2 jobs at once: worker 0 on cores") for line in lines)
     assert not [line for line in lines if "framework notice" in line]  # in the job log only
-    log = (tmp_path / "run" / layout.JOBS_DIR / "mlp2--keras--seed0" / layout.JOB_LOG_FILE)
+    log = (tmp_path / "run" / folders.JOBS_DIR / "mlp2--keras--seed0" / folders.JOB_LOG_FILE)
     assert "framework notice" in log.read_text()
 
 
@@ -63,7 +63,7 @@ def test_parallel_workers_start_the_largest_jobs_first(tmp_path: Path) -> None:
 @needs_two_cores
 def test_jobs_continuing_from_a_checkpoint_start_before_the_largest(tmp_path: Path) -> None:
     stand_in, lines = StandIn(tmp_path), []
-    checkpoint = layout.checkpoint_dir(tmp_path / "run", "softmax_sgd--torch--seed0")
+    checkpoint = folders.checkpoint_dir(tmp_path / "run", "softmax_sgd--torch--seed0")
     checkpoint.mkdir(parents=True)
     (checkpoint / PROGRESS_FILE).write_text(json.dumps({"epochs_done": 4}))
     config = RunConfig(specs=["mlp2", "softmax_sgd", "mlp3", "cnn3_k3"], backends=["torch"],
@@ -81,7 +81,7 @@ def test_one_worker_is_left_unpinned(tmp_path: Path) -> None:
     config = RunConfig(specs=["mlp2"], backends=["torch"], batch_sizes=[1])
     run_matrix(config, tmp_path / "run", show=lambda line: None,
                executor=LocalExecutor(command=stand_in.command))
-    record = read_json(layout.job_dir(tmp_path / "run", "mlp2--torch--seed0") / layout.JOB_FILE)
+    record = read_json(folders.job_dir(tmp_path / "run", "mlp2--torch--seed0") / folders.JOB_FILE)
     assert record["placement"]["cpus"] is None and record["placement"]["slot"] is None
     assert record["placement"]["affinity"] == sorted(os.sched_getaffinity(0))
 

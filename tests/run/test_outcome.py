@@ -8,22 +8,22 @@ from pathlib import Path
 import pytest
 
 from harness.commands.run import print_outcomes
-from harness.results import write_json_atomic
-from harness.run import layout
+from harness.records import folders
+from harness.records.io import write_json_atomic
 from harness.run.outcome import run_outcomes
 
 
 def _job(run_dir: Path, job_id: str, epochs: list[float], parity: bool | None = True) -> None:
     spec, backend, seed = job_id.split("--")
-    folder = layout.job_dir(run_dir, job_id)
-    write_json_atomic(folder / layout.JOB_FILE, {
+    folder = folders.job_dir(run_dir, job_id)
+    write_json_atomic(folder / folders.JOB_FILE, {
         "schema_version": 1, "kind": "job", "status": "ok",
         "config": {"spec": spec, "backend": backend, "seed": int(seed.removeprefix("seed"))}})
-    write_json_atomic(folder / layout.METRICS_FILE, {
+    write_json_atomic(folder / folders.METRICS_FILE, {
         "schema_version": 1, "kind": "train", "test_accuracy": 0.9751, "test_loss": 0.0812,
         "history": [{"epoch": i + 1, "seconds": s} for i, s in enumerate(epochs)]})
     if parity is not None:
-        write_json_atomic(folder / layout.EXPORT_RECORD_FILE, {
+        write_json_atomic(folder / folders.EXPORT_RECORD_FILE, {
             "schema_version": 1, "kind": "export",
             "parity": {"passed": parity, "max_abs_diff": 2.3e-6}})
 
@@ -48,7 +48,7 @@ def test_run_ends_with_the_table_and_the_next_commands(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _job(tmp_path, "mlp2--torch--seed0", [3.0, 1.0, 1.2, 1.1])
     _job(tmp_path, "mlp3--keras--seed0", [4.0], parity=None)
-    write_json_atomic(tmp_path / layout.RUN_FILE, {
+    write_json_atomic(tmp_path / folders.RUN_FILE, {
         "schema_version": 1, "kind": "run",
         "jobs": [{"job_id": "mlp2--torch--seed0"}, {"job_id": "mlp3--keras--seed0"}]})
     print_outcomes(tmp_path)

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from harness.run import layout, progress
+from harness.records import folders, progress
 from harness.run.display import PlainDisplay, RichDisplay
 from harness.run.job import Placement, step_started
 from harness.run.job_process import PHASES, EpochProgress, _split_phases, _train_metrics
@@ -82,10 +82,10 @@ def test_a_resumed_run_estimates_from_the_jobs_its_folder_already_holds(
     work = expected_work(first, plan.specs[first.spec])
 
     def finished(job: Any, record: dict[str, Any] | str) -> None:
-        folder = layout.job_dir(tmp_path, job.job_id)
+        folder = folders.job_dir(tmp_path, job.job_id)
         folder.mkdir(parents=True)
         text = record if isinstance(record, str) else json.dumps(record)
-        (folder / layout.JOB_FILE).write_text(text)
+        (folder / folders.JOB_FILE).write_text(text)
 
     # resumed after epoch 2 of 4: 30 s for half the work, i.e. 60 s for all of it
     finished(first, {"status": "ok", "phases": {"total": 30.0},
@@ -151,9 +151,9 @@ def test_a_resumed_training_shows_the_epoch_it_continues_with(
 
 
 def test_phases_split_each_step_by_what_its_records_time(tmp_path: Path) -> None:
-    (tmp_path / layout.METRICS_FILE).write_text(json.dumps({
+    (tmp_path / folders.METRICS_FILE).write_text(json.dumps({
         "history": [{"seconds": 2.0}, {"seconds": 3.0}], "wall_seconds": 6.0}))
-    (tmp_path / layout.EXPORT_RECORD_FILE).write_text(json.dumps({
+    (tmp_path / folders.EXPORT_RECORD_FILE).write_text(json.dumps({
         "seconds": {"convert": 1.5, "parity": 0.5}}))
     phases = _split_phases({"train": 10.0, "export": 2.5, "latency": 4.0}, tmp_path,
                            _train_metrics(tmp_path))
@@ -235,19 +235,19 @@ def test_a_job_out_of_space_stops_the_run_naming_its_folder(tmp_path: Path) -> N
     with pytest.raises(OSError, match="No space left on device") as stop:
         tracker.finished(job, full)
     assert stop.value.errno == errno.ENOSPC
-    assert stop.value.filename == str(layout.job_dir(tmp_path, job.job_id))
+    assert stop.value.filename == str(folders.job_dir(tmp_path, job.job_id))
 
 
 def test_a_job_without_a_record_gets_the_step_and_last_line_of_its_log(tmp_path: Path) -> None:
     """finish_job for a process that died before its job.json: the failed record names the
     step its job.log last started and ends with the log's last line (e.g. the OSError)."""
-    from harness.run import layout
+    from harness.records import folders
     from harness.run.folder import finish_job, fresh_partial_dir
 
     plan = plan_jobs(RunConfig(specs=["mlp2"], backends=["torch"], epochs=1))
     (job,) = plan.jobs
     work = fresh_partial_dir(tmp_path, job.job_id)
-    (work / layout.JOB_LOG_FILE).write_text(
+    (work / folders.JOB_LOG_FILE).write_text(
         "step train\nepoch 1/1 loss 0.5\nstep export\n"
         "OSError: [Errno 28] No space left on device: 'model.onnx'\n")
     record = finish_job(tmp_path, job, "the job's process exited with status 1")

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from harness.results import read_json
-from harness.run import layout
+from harness.records import folders
+from harness.records.io import read_json
 from harness.run.executors.local import LocalExecutor
 from harness.run.matrix import run_matrix
 from harness.run.plan import RunConfig
@@ -45,7 +45,7 @@ def ray_cluster() -> object:
 
 
 def _jobs(run_dir: Path) -> dict[str, dict]:
-    return {p.name: read_json(p / layout.JOB_FILE) for p in layout.finished_job_dirs(run_dir)}
+    return {p.name: read_json(p / folders.JOB_FILE) for p in folders.finished_job_dirs(run_dir)}
 
 
 def _table(run_dir: Path) -> list[tuple]:
@@ -68,7 +68,7 @@ def test_ray_runs_every_job_once_retries_lost_workers_and_reports_like_local(
     summary = run_matrix(CONFIG, out, show=lines.append, executor=executor)
 
     jobs = _jobs(out)
-    assert sorted(jobs) == sorted(p.name for p in (out / layout.JOBS_DIR).iterdir())  # no partial
+    assert sorted(jobs) == sorted(p.name for p in (out / folders.JOBS_DIR).iterdir())  # no partial
     assert len(jobs) == 4 and summary["ok"] == 3
     calls = stand_in.calls()
     assert calls.count(LOST_ONCE) == 2 and calls.count(LOST_ALWAYS) == 2  # 1 retry each
@@ -77,12 +77,12 @@ def test_ray_runs_every_job_once_retries_lost_workers_and_reports_like_local(
     lost = jobs[LOST_ALWAYS]
     assert lost["status"] == "failed" and "lost on Ray after 2 attempt(s)" in lost["error"]
     assert lost["placement"]["executor"] == "ray"
-    done = layout.job_dir(out, LOST_ONCE)
+    done = folders.job_dir(out, LOST_ONCE)
     assert jobs[LOST_ONCE]["status"] == "ok" and jobs[LOST_ONCE]["placement"]["executor"] == "ray"
     assert {p.name for p in done.iterdir()} == {  # no model file unless asked for
-        layout.JOB_FILE, layout.METRICS_FILE, layout.ONNX_FILE, "final_weights.npz",
-        layout.EXPORT_RECORD_FILE, layout.LATENCY_FILE, layout.JOB_LOG_FILE}
-    assert "step train" in (done / layout.JOB_LOG_FILE).read_text()
+        folders.JOB_FILE, folders.METRICS_FILE, folders.ONNX_FILE, "final_weights.npz",
+        folders.EXPORT_RECORD_FILE, folders.LATENCY_FILE, folders.JOB_LOG_FILE}
+    assert "step train" in (done / folders.JOB_LOG_FILE).read_text()
     failed_line = next(line for line in lines if f"{LOST_ALWAYS}: FAILED" in line)
     assert failed_line.endswith(": " + lost["error"]) and "at None" not in failed_line
 
@@ -92,7 +92,7 @@ def test_ray_runs_every_job_once_retries_lost_workers_and_reports_like_local(
                          executor=RayExecutor(keep_models=True, command=stand_in.command))
     assert summary["ok"] == 4 and "4 jobs: 3 already finished, 1 to run" in lines
     assert stand_in.calls().count(LOST_ALWAYS) == 3
-    assert (layout.job_dir(out, LOST_ALWAYS) / "model.pt").is_file()  # asked for
+    assert (folders.job_dir(out, LOST_ALWAYS) / "model.pt").is_file()  # asked for
 
     local = tmp_path / "local"
     run_matrix(CONFIG, local, show=lambda line: None,
@@ -118,10 +118,10 @@ def test_a_real_job_on_ray_comes_back_whole_and_trains_as_locally(
                       executor=RayExecutor())["ok"] == 1
     assert run_matrix(config, local, show=lambda line: None)["ok"] == 1
     job = "mlp2--torch--seed0"
-    files = {p.name for p in layout.job_dir(local, job).iterdir()}
-    assert {p.name for p in layout.job_dir(on_ray, job).iterdir()} == \
+    files = {p.name for p in folders.job_dir(local, job).iterdir()}
+    assert {p.name for p in folders.job_dir(on_ray, job).iterdir()} == \
         files - {"model.pt", "initial_weights.npz"}  # model files stay on the worker
-    record = read_json(layout.job_dir(on_ray, job) / layout.JOB_FILE)
+    record = read_json(folders.job_dir(on_ray, job) / folders.JOB_FILE)
     assert record["placement"]["executor"] == "ray" and record["placement"]["threads"] == 1
     columns = ["job_id", "status", "test_accuracy", "test_loss", "final_train_loss",
                "parity_passed", "n_test"]
@@ -135,12 +135,12 @@ def test_a_job_folder_travels_whole_and_nothing_outside_it(tmp_path: Path) -> No
     work, back = tmp_path / "work", tmp_path / "back"
     (work / "test_data_set_0").mkdir(parents=True)
     (work / "test_data_set_0" / "input_0.pb").write_bytes(b"tensor")
-    (work / layout.METRICS_FILE).write_text('{"model_file": "model.pt"}')
+    (work / folders.METRICS_FILE).write_text('{"model_file": "model.pt"}')
     (work / "model.pt").write_bytes(b"model")
     back.mkdir()
     unpack(pack(work, keep_models=False), back)
     assert sorted(p.relative_to(back).as_posix() for p in back.rglob("*") if p.is_file()) == [
-        layout.METRICS_FILE, "test_data_set_0/input_0.pb"]
+        folders.METRICS_FILE, "test_data_set_0/input_0.pb"]
     assert (back / "test_data_set_0" / "input_0.pb").read_bytes() == b"tensor"
 
     evil = io.BytesIO()

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from harness.cli import main
-from harness.machine_load import NOISY_OTHERS_CORES
-from harness.results import read_json, write_json_atomic
-from harness.run import layout
+from harness.measure.machine_load import NOISY_OTHERS_CORES
+from harness.records import folders
+from harness.records.io import read_json, write_json_atomic
 from harness.run.display import PlainDisplay
 from harness.run.executors.local import LocalExecutor
 from harness.run.matrix import run_matrix
@@ -36,15 +36,15 @@ def _load(noisy: bool) -> dict[str, Any]:
 
 def _set_load(job_dir: Path, noisy: bool, latency_too: bool = True) -> None:
     """Every epoch (and latency figure) of the job as timed on a busy or a quiet machine."""
-    metrics = read_json(job_dir / layout.METRICS_FILE)
+    metrics = read_json(job_dir / folders.METRICS_FILE)
     for epoch in metrics["history"]:
         epoch["machine_load"] = _load(noisy)
-    write_json_atomic(job_dir / layout.METRICS_FILE, metrics)
-    latency = read_json(job_dir / layout.LATENCY_FILE)
+    write_json_atomic(job_dir / folders.METRICS_FILE, metrics)
+    latency = read_json(job_dir / folders.LATENCY_FILE)
     for record in latency["records"]:
         if record.get("stats") and latency_too:
             record["stats"]["machine_load"] = _load(noisy)
-    write_json_atomic(job_dir / layout.LATENCY_FILE, latency)
+    write_json_atomic(job_dir / folders.LATENCY_FILE, latency)
 
 
 @pytest.fixture(scope="module")
@@ -72,11 +72,11 @@ def _retime(run_dir: Path, **options: Any) -> tuple[dict[str, Any], list[str]]:
 
 def test_only_busy_keys_are_planned_once_with_their_lowest_seed(run_dir: Path) -> None:
     for job_id in JOB_IDS:
-        _set_load(layout.job_dir(run_dir, job_id), noisy=False)
+        _set_load(folders.job_dir(run_dir, job_id), noisy=False)
     assert plan_retimes(run_dir) == []
-    _set_load(layout.job_dir(run_dir, JOB_IDS[1]), noisy=True)  # only seed 1 was busy
+    _set_load(folders.job_dir(run_dir, JOB_IDS[1]), noisy=True)  # only seed 1 was busy
     [job] = plan_retimes(run_dir, epochs=4)
-    original = read_json(layout.job_dir(run_dir, JOB_IDS[0]) / layout.JOB_FILE)["config"]
+    original = read_json(folders.job_dir(run_dir, JOB_IDS[0]) / folders.JOB_FILE)["config"]
     assert job.job_id == JOB_IDS[0] and job.epochs == 4
     changed = {key for key, value in job.record().items() if original.get(key) != value}
     assert changed == {"epochs", "config_hash"}  # the same job in every other setting
@@ -89,12 +89,12 @@ def test_retimed_quiet_timings_replace_busy_ones_in_the_report(run_dir: Path) ->
     from harness.report.load import load_run
 
     for job_id in JOB_IDS:
-        _set_load(layout.job_dir(run_dir, job_id), noisy=True)
+        _set_load(folders.job_dir(run_dir, job_id), noisy=True)
     before = load_run(run_dir).jobs.set_index("job_id")
     summary, lines = _retime(run_dir)
     assert summary["ok"] == 1 and summary["jobs"] == 1, lines
-    timed = layout.job_dir(retime_dir(run_dir), JOB_IDS[0])
-    metrics = read_json(timed / layout.METRICS_FILE)
+    timed = folders.job_dir(retime_dir(run_dir), JOB_IDS[0])
+    metrics = read_json(timed / folders.METRICS_FILE)
     assert len(metrics["history"]) == 2  # the default: two full epochs (300 images here)
     _set_load(timed, noisy=False)
 
@@ -108,7 +108,7 @@ def test_retimed_quiet_timings_replace_busy_ones_in_the_report(run_dir: Path) ->
         latency = run.latency[run.latency["job_id"] == job_id]
         assert not latency.empty and not latency["noisy"].any()
     retimed_p50 = sorted(r["stats"]["p50_ms"] for r in read_json(
-        timed / layout.LATENCY_FILE)["records"] if r.get("stats"))
+        timed / folders.LATENCY_FILE)["records"] if r.get("stats"))
     assert sorted(run.latency[run.latency["job_id"] == JOB_IDS[1]]["p50_ms"]) == retimed_p50
 
     report = (write_report(run_dir, run_dir / "report") / "report.md").read_text()
@@ -119,9 +119,9 @@ def test_retimed_quiet_timings_replace_busy_ones_in_the_report(run_dir: Path) ->
 def test_a_busy_retiming_is_not_used_and_runs_again(run_dir: Path) -> None:
     from harness.report.load import load_run
 
-    _set_load(layout.job_dir(run_dir, JOB_IDS[0]), noisy=True, latency_too=False)
+    _set_load(folders.job_dir(run_dir, JOB_IDS[0]), noisy=True, latency_too=False)
     assert _retime(run_dir)[0]["ok"] == 1
-    timed = layout.job_dir(retime_dir(run_dir), JOB_IDS[0])
+    timed = folders.job_dir(retime_dir(run_dir), JOB_IDS[0])
     _set_load(timed, noisy=True)
     jobs = load_run(run_dir).jobs.set_index("job_id")
     assert jobs.at[JOB_IDS[0], "timed"] == "run" and jobs.at[JOB_IDS[0], "noisy_steady_epoch_s"]
@@ -138,15 +138,15 @@ def test_a_busy_retiming_is_not_used_and_runs_again(run_dir: Path) -> None:
 def test_retime_keeps_the_run_records_and_holds_the_folder_lock(run_dir: Path) -> None:
     from harness.run.folder import run_folder_lock
 
-    record = layout.job_dir(run_dir, JOB_IDS[0]) / layout.JOB_FILE
+    record = folders.job_dir(run_dir, JOB_IDS[0]) / folders.JOB_FILE
     _set_load(record.parent, noisy=True)
     before = record.read_bytes()
     with run_folder_lock(run_dir):  # a `harness run` holds the folder
         assert main(["retime", str(run_dir), "--whole-epochs"]) == 2  # held
-    assert not (retime_dir(run_dir) / layout.JOBS_DIR).exists()
+    assert not (retime_dir(run_dir) / folders.JOBS_DIR).exists()
     assert main(["retime", str(run_dir), "--whole-epochs", "--epochs", "2"]) == 0
     assert record.read_bytes() == before
-    assert json.loads((retime_dir(run_dir) / layout.RUN_FILE).read_text())["kind"] == "retime"
+    assert json.loads((retime_dir(run_dir) / folders.RUN_FILE).read_text())["kind"] == "retime"
 
 
 def test_retime_refuses_specs_the_run_does_not_have(run_dir: Path,

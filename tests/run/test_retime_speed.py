@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
+from harness.measure.speed_load import load_speed, speed_dir
+from harness.measure.speed_records import SpecSpeed
 from harness.run.matrix import run_matrix
 from harness.run.plan import RunConfig
 from harness.spec import load_spec, training_hash
 from harness.spec.loader import zoo_dir
-from harness.speed.load import load_speed, speed_dir
-from harness.speed.records import SpecSpeed
 
 FAST = ["--windows", "2", "--training-seconds", "0.05", "--latency-seconds", "0.01"]
 

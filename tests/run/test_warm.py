@@ -9,8 +9,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from harness.results import read_json
-from harness.run import layout
+from harness.records import folders
+from harness.records.io import read_json
 from harness.run.display import PlainDisplay
 from harness.run.executors.local import LocalExecutor
 from harness.run.executors.warm import SERVER_MODULE
@@ -54,11 +54,11 @@ def test_jobs_fork_from_a_warm_server_and_a_killed_one_is_recorded(tmp_path: Pat
     out, lines = tmp_path / "run", []
     summary = run_matrix(CONFIG, out, executor=LocalExecutor(warm=True),
                          display=KillFirstJob(lines.append))
-    killed = read_json(layout.job_dir(out, KILLED) / layout.JOB_FILE)
+    killed = read_json(folders.job_dir(out, KILLED) / folders.JOB_FILE)
     assert killed["status"] == "failed" and "exited with status -9" in killed["error"]
-    record = read_json(layout.job_dir(out, NEXT) / layout.JOB_FILE)
+    record = read_json(folders.job_dir(out, NEXT) / folders.JOB_FILE)
     assert record["status"] == "ok" and record["placement"]["warm"] is True, record["error"]
-    assert list(record["phases"]) == [*layout.JOB_PHASES, "total"]
+    assert list(record["phases"]) == [*folders.JOB_PHASES, "total"]
     assert summary["ok"] == 1 and not _servers()  # closed with the run
-    assert "ready" in (out / layout.SERVERS_DIR / "torch-worker0.log").read_text()
+    assert "ready" in (out / folders.SERVERS_DIR / "torch-worker0.log").read_text()
     assert any(line.startswith("Each job forked from a warm process") for line in lines)

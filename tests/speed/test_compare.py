@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.speed.compare import Protocol, Side, calibrate, comparison, per_unit_pairs
-from harness.speed.records import Window
+from harness.measure.protocol import Protocol, Side, calibrate, comparison, per_unit_pairs
+from harness.measure.speed_records import Window
 
 
 class FakeClock:

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from harness.speed.intervals import (
+from harness.measure.intervals import (
     floor_as_percent,
     geometric_mean_interval,
     median_interval,
@@ -17,7 +17,7 @@ from harness.speed.intervals import (
     ratio_interval,
     verdict,
 )
-from harness.speed.records import Comparison, Estimate
+from harness.measure.speed_records import Comparison, Estimate
 
 
 def test_median_interval_matches_the_normal_closed_form() -> None:

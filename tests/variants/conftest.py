@@ -52,9 +52,9 @@ def exports(spec_files: dict[str, Path], tmp_path_factory: pytest.TempPathFactor
     pytest.importorskip("torch")
     pytest.importorskip("onnxruntime")
     from harness.backends import get_backend
-    from harness.bench import export_checked
-    from harness.bench_native import build_model
-    from harness.exporting import weights_source
+    from harness.export.driver import weights_source
+    from harness.latency.bench import export_checked
+    from harness.latency.native import build_model
 
     folder = tmp_path_factory.mktemp("exports")
     backend = get_backend("torch", threads=1)

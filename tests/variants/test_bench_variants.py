@@ -13,8 +13,8 @@ pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 
 from harness.cli import main  # noqa: E402
-from harness.results import read_json  # noqa: E402
-from harness.variants import FAILS_ACCURACY, ORT_VARIANTS  # noqa: E402
+from harness.latency.variants import FAILS_ACCURACY, ORT_VARIANTS  # noqa: E402
+from harness.records.io import read_json  # noqa: E402
 
 from .conftest import always_class_zero  # noqa: E402
 
@@ -26,7 +26,7 @@ COMMON = ["--backends", "torch", "--providers", "cpu,cuda", "--batch-sizes", "1,
 @pytest.fixture(scope="module")
 def every_variant(trained_run: Path, tmp_path_factory: pytest.TempPathFactory
                   ) -> tuple[int, str, dict[str, Any]]:
-    from harness.variants import files
+    from harness.latency.variants import files
 
     out = tmp_path_factory.mktemp("bench")
     with pytest.MonkeyPatch.context() as patch:

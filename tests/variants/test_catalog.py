@@ -7,10 +7,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from harness.variants import FAILS_ACCURACY, ORT_VARIANTS, VariantSettings, expand_ort_variants
-from harness.variants.accuracy import gate, not_measured, scores
-from harness.variants.catalog import check_accuracy_gate, check_compile_modes
-from harness.variants.table import VARIANT_COLUMNS, variant_problems, variant_rows
+from harness.latency.variants import (
+    FAILS_ACCURACY,
+    ORT_VARIANTS,
+    VariantSettings,
+    expand_ort_variants,
+)
+from harness.latency.variants.accuracy import gate, not_measured, scores
+from harness.latency.variants.catalog import check_accuracy_gate, check_compile_modes
+from harness.latency.variants.table import VARIANT_COLUMNS, variant_problems, variant_rows
 
 
 def test_all_expands_to_every_variant_in_catalog_order() -> None:

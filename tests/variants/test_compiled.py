@@ -16,7 +16,7 @@ from harness.spec import load_spec
 def test_keras_compiled_twin_runs_xla_with_the_same_numbers(spec_files: dict[str, Path]) -> None:
     pytest.importorskip("tensorflow")
     from harness.backends import get_backend
-    from harness.bench_native import result_device
+    from harness.latency.native import result_device
 
     spec = load_spec(spec_files["tiny_mlp"])
     backend = get_backend("keras", threads=1)

@@ -12,14 +12,14 @@ pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
 from harness import data as data_module  # noqa: E402
-from harness.onnx_io import INPUT_NAME, check_file  # noqa: E402
-from harness.spec import load_spec  # noqa: E402
-from harness.variants.files import (  # noqa: E402
+from harness.backends.onnx_io import INPUT_NAME, check_file  # noqa: E402
+from harness.latency.variants.files import (  # noqa: E402
     CALIBRATION_IMAGES,
     build_variant_file,
     calibration_images,
     variant_path,
 )
+from harness.spec import load_spec  # noqa: E402
 
 
 def _run(path: Path, x: np.ndarray) -> np.ndarray:
@@ -119,8 +119,8 @@ def test_float16_conversion_is_a_valid_model_with_float32_interface(
 def test_a_file_that_fails_the_checks_raises(monkeypatch: pytest.MonkeyPatch,
                                              exports: dict[str, Path],
                                              spec_files: dict[str, Path]) -> None:
-    from harness.onnx_io import OnnxCheckError
-    from harness.variants import files
+    from harness.backends.onnx_io import OnnxCheckError
+    from harness.latency.variants import files
 
     def truncated(source: Path, out: Path, calibration: object) -> dict[str, str]:
         out.write_bytes(source.read_bytes()[:100])

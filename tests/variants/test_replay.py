@@ -13,9 +13,9 @@ pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 
 from harness import bench  # noqa: E402
-from harness.exporting import weights_source  # noqa: E402
-from harness.variants import VariantBench, VariantSettings, read_replay  # noqa: E402
-from harness.variants.replay import REPLAY_IMAGES, replay_dir, write_replay  # noqa: E402
+from harness.export.driver import weights_source  # noqa: E402
+from harness.latency.variants import VariantBench, VariantSettings, read_replay  # noqa: E402
+from harness.latency.variants.replay import REPLAY_IMAGES, replay_dir, write_replay  # noqa: E402
 
 FAST: dict[str, Any] = {"warmup": 0, "min_runs": 1, "min_seconds": 0.0}
 

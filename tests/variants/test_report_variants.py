@@ -13,9 +13,9 @@ pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 pytest.importorskip("matplotlib")
 
-from harness.results import write_json_atomic  # noqa: E402
-from harness.run import layout  # noqa: E402
-from harness.variants import FAILS_ACCURACY  # noqa: E402
+from harness.latency.variants import FAILS_ACCURACY  # noqa: E402
+from harness.records import folders  # noqa: E402
+from harness.records.io import write_json_atomic  # noqa: E402
 
 from .conftest import always_class_zero  # noqa: E402
 
@@ -26,34 +26,34 @@ VARIANTS = {"eager", "opt-all", "opt-disable", "int8-dynamic", "int8-static"}
 def _job(run_dir: Path, trained_run: Path, ort_variants: tuple[str, ...]) -> None:
     """A job folder as `harness run` leaves it, its latency step run for real (variants
     included), CPU only, at batch 1 and 32."""
-    from harness.bench import bench_backend, input_batch, latency_result
-    from harness.exporting import weights_source
-    from harness.variants import VariantBench, VariantSettings
+    from harness.export.driver import weights_source
+    from harness.latency.bench import bench_backend, input_batch, latency_result
+    from harness.latency.variants import VariantBench, VariantSettings
 
-    work = layout.job_dir(run_dir, JOB)
+    work = folders.job_dir(run_dir, JOB)
     source = weights_source(None, trained_run)
     variants = VariantBench(VariantSettings(ort_variants=ort_variants, limit_test=300))
     records = bench_backend(source, "torch", providers=["cpu"], batch_sizes=[1, 32],
-                            onnx_path=work / layout.ONNX_FILE, x=input_batch(source, 32),
+                            onnx_path=work / folders.ONNX_FILE, x=input_batch(source, 32),
                             threads=1, warmup=0, min_runs=2, min_seconds=0.0,
                             variants=variants)
     result = latency_result(source.spec, {}, {}, records, {})
-    write_json_atomic(work / layout.LATENCY_FILE, {**result, **variants.result()})
-    write_json_atomic(work / layout.JOB_FILE, {
+    write_json_atomic(work / folders.LATENCY_FILE, {**result, **variants.result()})
+    write_json_atomic(work / folders.JOB_FILE, {
         "schema_version": 1, "kind": "job", "job_id": JOB, "status": "ok",
         "config": {"spec": "tiny_mlp", "backend": "torch", "seed": 0, "overrides": {}}})
 
 
 @pytest.fixture(scope="module")
 def report(trained_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from harness.latency.variants import files
     from harness.report import write_report
-    from harness.variants import files
 
     run_dir = tmp_path_factory.mktemp("run")
     with pytest.MonkeyPatch.context() as patch:
         patch.setitem(files.BUILDERS, "int8-dynamic", always_class_zero)
         _job(run_dir, trained_run, ("opt-disable", "int8-dynamic", "int8-static"))
-    write_json_atomic(run_dir / layout.RUN_FILE, {"schema_version": 1, "kind": "run",
+    write_json_atomic(run_dir / folders.RUN_FILE, {"schema_version": 1, "kind": "run",
                                                   "jobs": []})
     return write_report(run_dir)
 
@@ -110,9 +110,9 @@ def test_a_run_without_variants_has_no_variant_section(tmp_path: Path) -> None:
     from harness.report.load import load_run
     from harness.report.variants import variant_sections, variant_tables
 
-    work = layout.job_dir(tmp_path, JOB)
-    write_json_atomic(work / layout.JOB_FILE, {"job_id": JOB, "status": "ok", "config": {}})
-    write_json_atomic(work / layout.LATENCY_FILE, {"kind": "latency", "records": [
+    work = folders.job_dir(tmp_path, JOB)
+    write_json_atomic(work / folders.JOB_FILE, {"job_id": JOB, "status": "ok", "config": {}})
+    write_json_atomic(work / folders.LATENCY_FILE, {"kind": "latency", "records": [
         {"runtime": "native", "backend": "torch", "provider": "cpu", "mode": "native",
          "batch_size": 1, "status": "ok", "stats": {"p50_ms": 1.0}}]})
     assert variant_sections(variant_tables(load_run(tmp_path))) == []

@@ -36,7 +36,7 @@ from harness.backends.keras_common.backend import (
     KerasBackendBase,
     batch_shape,
 )
-from harness.env import thread_budget, usable_cores
+from harness.measure.environment import thread_budget, usable_cores
 
 # Keras' JAX trainer's state, in the order its train step takes and returns it
 _STATE = ("trainable_variables", "non_trainable_variables", "optimizer_variables",

@@ -29,7 +29,7 @@ from harness.backends.keras_common.backend import (
     KerasData,
     each_step,
 )
-from harness.env import thread_budget
+from harness.measure.environment import thread_budget
 
 __all__ = ["KerasBackend", "KerasData"]
 

@@ -16,7 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from harness.onnx_io import INPUT_NAME, standardize_interface
+from harness.backends.onnx_io import INPUT_NAME, standardize_interface
 
 
 def _erfc_as_one_minus_erf(ctx: Any, node: Any, name: str, args: list[Any]) -> None:

@@ -30,7 +30,7 @@ from harness.backends.keras_common.backend import (
 )
 from harness.backends.pytorch import backend as torch_backend
 from harness.backends.pytorch import checkpoint as torch_checkpoint
-from harness.env import thread_budget
+from harness.measure.environment import thread_budget
 from harness.spec import ModelSpec
 
 

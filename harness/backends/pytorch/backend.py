@@ -39,7 +39,7 @@ from harness.backends.base import (
 from harness.backends.pytorch import checkpoint
 from harness.backends.pytorch.builder import SpecNet, build_module, get_canonical, set_canonical
 from harness.backends.pytorch.optimizers import make_optimizer
-from harness.env import thread_budget
+from harness.measure.environment import thread_budget
 from harness.spec import ModelSpec, Weights, initial_weights
 from harness.spec.schema import NUM_CLASSES
 

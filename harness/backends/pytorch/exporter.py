@@ -16,8 +16,8 @@ from pathlib import Path
 
 import torch
 
+from harness.backends.onnx_io import BATCH_DIM, INPUT_NAME, OUTPUT_NAME, standardize_interface
 from harness.backends.pytorch.backend import TorchModel
-from harness.onnx_io import BATCH_DIM, INPUT_NAME, OUTPUT_NAME, standardize_interface
 
 
 @contextlib.contextmanager

@@ -23,7 +23,7 @@ from harness.report.plots.base import (
 )
 
 if TYPE_CHECKING:
-    from harness.speed.load import SpeedData
+    from harness.measure.speed_load import SpeedData
 
 # A model at or below this test accuracy did not learn (ten classes: chance is about 0.1); so
 # does one that gave every test image the same class (`predicted_classes` 1).

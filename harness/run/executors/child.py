@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Protocol, TextIO
 
 from harness.backends.isolation import die_with_parent
-from harness.run import layout
+from harness.records import folders
 from harness.run.job import Job, Placement
 from harness.run.job_process import job_input
 
@@ -79,7 +79,7 @@ class JobProcess:
         """Wait for the end; None, or why the job may have recorded nothing."""
         code = self.process.wait()
         return None if code == 0 else (
-            f"the job's process exited with status {code} (see {layout.JOB_LOG_FILE})")
+            f"the job's process exited with status {code} (see {folders.JOB_LOG_FILE})")
 
     def kill(self) -> None:
         """Stop the job; the reader of `lines` then ends, and closes nothing."""
@@ -96,7 +96,7 @@ def start_job_process(job: Job, spec_text: str, placement: Placement, work: Path
     if placement.gpu is not None:
         env = {**os.environ, "CUDA_VISIBLE_DEVICES": placement.gpu}
     payload = job_input(job, spec_text, placement, checkpoint)  # its time is the job's start
-    log = open(work / layout.JOB_LOG_FILE, "w", encoding="utf-8")  # noqa: SIM115 - JobProcess
+    log = open(work / folders.JOB_LOG_FILE, "w", encoding="utf-8")  # noqa: SIM115 - JobProcess
     process = subprocess.Popen(
         [*(command or job_command()), str(work)], stdin=subprocess.PIPE,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, env=env,

@@ -1,5 +1,6 @@
 """Cores for parallel jobs: disjoint sets, so jobs side by side do not steal each other's cores
-and each job's threads (harness.env.thread_budget: the cores it may use) match its set.
+and each job's threads (harness.measure.environment.thread_budget: the cores it may use) match its
+set.
 
 Cores are handed out in topology order (package, physical core, logical CPU), so a set of two
 on a machine with SMT is one physical core's two threads rather than halves of two cores.
@@ -16,8 +17,8 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from harness.env import gpus
 from harness.errors import UsageError
+from harness.measure.environment import gpus
 
 _TOPOLOGY = Path("/sys/devices/system/cpu")
 

@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 
-from harness.run import layout
+from harness.records import folders
 from harness.run.executors import JobEvents
 from harness.run.executors.child import RunningJob, start_job_process
 from harness.run.executors.cores import split_cores, split_gpus
@@ -67,7 +67,7 @@ class LocalExecutor:
             child = servers.start(slot, job, text, self.placements[slot], work)
         else:
             child = start_job_process(job, text, self.placements[slot], work, self.command,
-                                      checkpoint=layout.checkpoint_dir(run_dir, job.job_id))
+                                      checkpoint=folders.checkpoint_dir(run_dir, job.job_id))
 
         def pump() -> None:
             for line in child.lines():

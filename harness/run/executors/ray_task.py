@@ -20,7 +20,7 @@ from typing import Any
 
 import psutil
 
-from harness.run import layout
+from harness.records import folders
 from harness.run.executors.child import start_job_process
 from harness.run.executors.cores import claim_cores
 from harness.run.job import Job, Placement
@@ -39,7 +39,7 @@ def _clear_lost_folders() -> None:
 def _model_files(work: Path) -> set[str]:
     """The framework's saved model and the initial weights (recomputable from spec and seed):
     left on the worker unless asked for. final_weights.npz, which the report reads, comes."""
-    metrics_file = work / layout.METRICS_FILE
+    metrics_file = work / folders.METRICS_FILE
     if not metrics_file.is_file():
         return set()
     metrics = json.loads(metrics_file.read_text(encoding="utf-8"))

@@ -17,7 +17,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
 
-from harness.run import layout
+from harness.records import folders
 from harness.run.executors.child import prepare_child
 from harness.run.job import Job, Placement
 from harness.run.job_process import job_input
@@ -57,7 +57,7 @@ class JobServer:
               checkpoint: Path) -> WarmJob:
         request = {**job_input(job, spec_text, placement, checkpoint), "work": str(work)}
         read_end, write_end = os.pipe()
-        log = open(work / layout.JOB_LOG_FILE, "w", encoding="utf-8")  # noqa: SIM115 - WarmJob
+        log = open(work / folders.JOB_LOG_FILE, "w", encoding="utf-8")  # noqa: SIM115 - WarmJob
         try:
             socket.send_fds(self.socket, [json.dumps(request).encode()], [write_end])
             reply = self.receive()
@@ -110,8 +110,8 @@ class WarmJob:
             return None
         if status is None:
             return (f"the job server ended during the job (see "
-                    f"{layout.SERVERS_DIR}/{self.server.log_file.name})")
-        return f"the job's process exited with status {status} (see {layout.JOB_LOG_FILE})"
+                    f"{folders.SERVERS_DIR}/{self.server.log_file.name})")
+        return f"the job's process exited with status {status} (see {folders.JOB_LOG_FILE})"
 
     def kill(self) -> None:
         if self.pid is not None:
@@ -133,10 +133,10 @@ class ServerPool:
         if server is None or not server.alive():
             if server is not None:
                 server.close()
-            log_file = self.run_dir / layout.SERVERS_DIR / f"{job.backend}-worker{slot}.log"
+            log_file = self.run_dir / folders.SERVERS_DIR / f"{job.backend}-worker{slot}.log"
             server = self.servers[key] = JobServer(job.backend, placement, log_file)
         return server.start(job, spec_text, placement.model_copy(update={"warm": True}), work,
-                            layout.checkpoint_dir(self.run_dir, job.job_id))
+                            folders.checkpoint_dir(self.run_dir, job.job_id))
 
     def close(self) -> None:
         for server in self.servers.values():

@@ -1,6 +1,6 @@
-"""Time and score every variant of one backend beside `harness.bench`'s own records.
+"""Time and score every variant of one backend beside `harness.latency.bench`'s own records.
 
-`harness.bench.bench_backend` builds the backend on each device, exports, and times the
+`harness.latency.bench.bench_backend` builds the backend on each device, exports, and times the
 float32 export in ONNX Runtime and the eager framework; with a VariantBench it then hands over
 (`run`): every requested ONNX Runtime variant and the compiled framework get latency records of
 the same schema (plus `variant`), and every record — the bench's own included — gets the
@@ -16,15 +16,13 @@ from typing import Any
 import numpy as np
 
 from harness.backends import BackendUnavailable
-from harness.bench import _ort_records
-from harness.bench_native import _native_batch
-from harness.bench_records import _failure, _record
+from harness.backends.onnx_io import check_file
 from harness.data import Arrays, load_arrays
-from harness.onnx_io import check_file
-from harness.ort.providers import ProviderUnavailable
-from harness.ort.timing import modes
-from harness.variants import accuracy as acc
-from harness.variants.catalog import (
+from harness.latency.bench import _ort_records
+from harness.latency.native import _native_batch
+from harness.latency.records import _failure, _record
+from harness.latency.variants import accuracy as acc
+from harness.latency.variants.catalog import (
     COMPILED,
     DEFAULT_ACCURACY_GATE,
     EAGER,
@@ -34,8 +32,10 @@ from harness.variants.catalog import (
     check_compile_modes,
     expand_ort_variants,
 )
-from harness.variants.files import BUILDERS, build_variant_file, variant_path
-from harness.variants.replay import REPLAY_IMAGES, write_replay
+from harness.latency.variants.files import BUILDERS, build_variant_file, variant_path
+from harness.latency.variants.replay import REPLAY_IMAGES, write_replay
+from harness.ort.providers import ProviderUnavailable
+from harness.ort.timing import modes
 
 
 @dataclass(frozen=True)

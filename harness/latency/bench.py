@@ -2,7 +2,8 @@
 predictor, from the same weights; and training speed read from runs. The library behind
 `harness bench`.
 
-Every figure is taken by `harness.timing.measure`, with sessions and predictors created outside
+Every figure is taken by `harness.measure.timing.measure`, with sessions and predictors created
+outside
 the timed region. A provider or device that cannot run gives records with status "unavailable"
 and the reason, never numbers measured somewhere else under its label.
 """
@@ -18,21 +19,21 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from harness.backends import Backend
-from harness.bench_native import _Native, _native_records, _natives
-from harness.bench_records import _failure, _noisy, _record
-from harness.env import environment, utc_now
-from harness.exporting import WeightsSource, convert_to_onnx, recorded_source, weights_source
-from harness.machine_load import is_noisy
-from harness.memory import track_memory
-from harness.onnx_io import DEFAULT_OPSET
+from harness.backends.onnx_io import DEFAULT_OPSET
+from harness.export.driver import WeightsSource, convert_to_onnx, recorded_source, weights_source
+from harness.latency.native import _Native, _native_records, _natives
+from harness.latency.records import _failure, _noisy, _record
+from harness.measure.environment import environment, utc_now
+from harness.measure.machine_load import is_noisy
+from harness.measure.memory import track_memory
+from harness.measure.timing import validate_measure_args
 from harness.ort.providers import PROVIDERS  # no onnxruntime import: harness.ort is lazy
 from harness.ort.timing import modes
-from harness.results import RESULT_SCHEMA_VERSION, read_json, write_json_atomic
+from harness.records.io import RESULT_SCHEMA_VERSION, read_json, write_json_atomic
 from harness.spec import ModelSpec, spec_hash
-from harness.timing import validate_measure_args
 
-if TYPE_CHECKING:  # harness.variants imports this module
-    from harness.variants import VariantBench
+if TYPE_CHECKING:  # harness.latency.variants imports this module
+    from harness.latency.variants import VariantBench
 
 LATENCY_SUFFIX = ".latency.json"
 
@@ -159,7 +160,7 @@ def bench_backend(source: WeightsSource, backend_name: str, *, providers: Sequen
                         for batch in batch_sizes for mode in modes(provider)]
         records += _native_records(natives[provider], backend_name, provider, batch_sizes, x,
                                    threads, timing, environments)
-    from harness.variants import BackendBench, write_framework_replay  # imports this module
+    from harness.latency.variants import BackendBench, write_framework_replay  # imports this module
 
     if onnx_ok and natives["cpu"].problem is None:  # test_data_set_0 beside the export
         write_framework_replay(natives["cpu"].backend, natives["cpu"].model, onnx_path, x)
@@ -207,7 +208,7 @@ def speedups(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 def input_batch(source: WeightsSource, size: int, data_dir: Path | None = None,
                 download: bool | None = None) -> np.ndarray:
     """`size` test images in the spec's input layout (repeated when the test set is smaller);
-    `download`: harness.data.may_download's."""
+    `download`: harness.data.datasets.may_download's."""
     from harness.data import load_arrays
 
     arrays = load_arrays(source.spec.input, data_dir=data_dir, limit=1,
@@ -266,9 +267,9 @@ def bench_spec(spec_ref: str | Path | ModelSpec | None, *, backends: Sequence[st
                data_dir: Path | None = None, strict_providers: bool = False,
                download: bool | None = None, **variant_options: Any) -> dict[str, Any]:
     """Time every backend x provider x batch size; write `<out_dir>/<spec>.latency.json`.
-    `variant_options`: harness.variants.VariantSettings' (ort_variants, compile_modes, ...).
-    `download`: for missing data files, harness.data.may_download's (the first read here)."""
-    from harness.variants import VariantBench, VariantSettings
+    `variant_options`: harness.latency.variants.VariantSettings' (ort_variants, compile_modes,
+    ...). `download`: for missing data files, harness.data.may_download's (the first read here)."""
+    from harness.latency.variants import VariantBench, VariantSettings
 
     validate_lists(backends, providers, batch_sizes)
     variants = VariantBench(VariantSettings(data_dir=data_dir, **variant_options))

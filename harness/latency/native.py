@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 
 from harness.backends import Backend, BackendUnavailable, get_backend
-from harness.bench_records import _failure, _record
-from harness.exporting import WeightsSource
-from harness.memory import track_memory
-from harness.timing import measure
+from harness.export.driver import WeightsSource
+from harness.latency.records import _failure, _record
+from harness.measure.memory import track_memory
+from harness.measure.timing import measure
 
 
 def result_device(output: Any) -> str:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from harness.speed.intervals import noise_floor
-from harness.speed.records import Comparison, Kind, SpecSpeed
+from harness.measure.intervals import noise_floor
+from harness.measure.speed_records import Comparison, Kind, SpecSpeed
 
 SPEED_DIR = "speed"
 SPECS_DIR = "specs"

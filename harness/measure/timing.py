@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.machine_load import load_mark, load_since
+from harness.measure.machine_load import load_mark, load_since
 
 _NS_PER_MS = 1e6
 _NS_PER_S = 1e9
@@ -36,7 +36,7 @@ class LatencyStats:
     max_ms: float
     batch_size: int
     throughput: float  # samples per second: batch_size / mean latency
-    # others' CPU use during the timed loop (harness.machine_load.judge); None: not recorded
+    # others' CPU use during the timed loop (harness.measure.machine_load.judge); None: not recorded
     machine_load: dict[str, Any] | None = None
     # the median's 95 % confidence interval over the calls (order statistics: distribution
     # free); None with too few calls for one

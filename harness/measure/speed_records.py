@@ -42,7 +42,7 @@ class Window(_Record):
     label: str
     seconds: float
     units: int
-    # others' CPU use during the window (harness.machine_load); None: not recorded
+    # others' CPU use during the window (harness.measure.machine_load); None: not recorded
     machine_load: dict[str, Any] | None = None
 
 

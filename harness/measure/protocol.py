@@ -10,7 +10,7 @@ For each comparison (`a` against `b`):
    so a drift of the machine's speed hits both sides of a pair alike, and the order inside a
    pair alternates, so neither side always runs first.
 4. Per side: the median time per unit with its bootstrap interval; the ratio a/b: the median
-   of the pairs' ratios with its interval (harness.speed.intervals).
+   of the pairs' ratios with its interval (harness.measure.intervals).
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from harness.machine_load import is_noisy
-from harness.speed.intervals import median_interval, ratio_interval
-from harness.speed.records import Comparison, Kind, Unit, Window
+from harness.measure.intervals import median_interval, ratio_interval
+from harness.measure.machine_load import is_noisy
+from harness.measure.speed_records import Comparison, Kind, Unit, Window
 
 # request(units) -> (seconds, machine_load): one window of `units` units of work
 WindowFn = Callable[[int], tuple[float, Any]]

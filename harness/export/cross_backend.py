@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from harness.backends import backend_names, get_backend
+from harness.backends.onnx_io import DEFAULT_OPSET
 from harness.data import load_arrays
-from harness.exporting import PARITY_TOLERANCE, WeightsSource, convert_to_onnx, weights_source
-from harness.onnx_io import DEFAULT_OPSET
+from harness.export.driver import PARITY_TOLERANCE, WeightsSource, convert_to_onnx, weights_source
 
 
 @dataclass(frozen=True)

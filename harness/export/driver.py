@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 
 from harness.backends import Backend, get_backend
+from harness.backends.onnx_io import DEFAULT_OPSET, OnnxCheckError, check_file
 from harness.data import load_arrays
-from harness.env import environment, utc_now
-from harness.onnx_io import DEFAULT_OPSET, OnnxCheckError, check_file
-from harness.results import RESULT_SCHEMA_VERSION, read_json, relative_path, write_json_atomic
+from harness.measure.environment import environment, utc_now
+from harness.records.io import RESULT_SCHEMA_VERSION, read_json, relative_path, write_json_atomic
 from harness.spec import ModelSpec, SpecError, SpecProblem, initial_weights, spec_hash
 from harness.spec.initializers import Weights, load_weights
 from harness.spec.loader import parse_spec

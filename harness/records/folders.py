@@ -26,13 +26,14 @@
                                model's test-set probabilities: the export's native side)
                                (jobs run by Ray: the framework's model file and
                                initial_weights.npz only with --fetch-models)
-        model.onnx, model.onnx.json   kind "export" (harness.exporting): onnx info, parity
+        model.onnx, model.onnx.json   kind "export" (harness.export.driver): onnx info, parity
         test_data_set_0/       input_0.pb, output_0.pb: test images and the framework's outputs
                                for them (ONNX TensorProto, the ONNX backend test data layout),
                                so the export can be replayed outside the harness
         model.variants/<variant>/   with --ort-variants: each quantised or float16 file
-                               (harness.variants), model.onnx with its own test_data_set_0/
-        latency.json           kind "latency" (harness.bench): ONNX Runtime and native records;
+                               (harness.latency.variants), model.onnx with its own test_data_set_0/
+        latency.json           kind "latency" (harness.latency.bench): ONNX Runtime and native
+        records;
                                with variants also `variants` (files, accuracy, the gate) and
                                `variant_records`
         job.log                the job's own output (stdout and stderr)

@@ -16,11 +16,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn, TypeVar
 
+from harness.backends.onnx_io import DEFAULT_OPSET
 from harness.data import SPLIT_SIZES
 from harness.errors import UsageError
-from harness.onnx_io import DEFAULT_OPSET
+from harness.records.folders import JOBS_DIR, RUN_FILE
 from harness.run.job import FULL_DISK
-from harness.run.layout import JOBS_DIR, RUN_FILE
 from harness.run.sweeps import parse_set
 from harness.spec.schema import MAX_SEED
 from harness.training import FINAL_WEIGHTS_FILE, METRICS_FILE, SPEC_FILE
@@ -226,7 +226,7 @@ def folder(text: str) -> Path:
 
 def data_folder(text: str) -> Path:
     """--data-dir: a folder that exists (read-only is fine). A missing one is a typo said now,
-    not a folder made and filled by a download (harness.data.may_download)."""
+    not a folder made and filled by a download (harness.data.datasets.may_download)."""
     path = folder(text)
     if not path.is_dir():
         raise argparse.ArgumentTypeError(f"{text}: no such folder (the datasets' folder; make "

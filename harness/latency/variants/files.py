@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from harness import data as data_module
-from harness.onnx_io import INPUT_NAME, check_file
-from harness.run.layout import ONNX_FILE
+from harness.backends.onnx_io import INPUT_NAME, check_file
+from harness.records.folders import ONNX_FILE
 from harness.spec.schema import InputSpec
 
 CALIBRATION_IMAGES = 256

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.variants.catalog import EAGER, FAILS_ACCURACY
+from harness.latency.variants.catalog import EAGER, FAILS_ACCURACY
 
 # runtime: eager and compiled are the framework's, every other variant ONNX Runtime's
 VARIANT_COLUMNS = ("backend", "variant", "provider", "mode", "batch", "p50 ms", "vs eager",

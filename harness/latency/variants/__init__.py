@@ -2,15 +2,20 @@
 levels, int8 (dynamic, static QDQ) and float16 files, compiled framework modes; each variant's
 accuracy on the test set, the accuracy gate, and replayable test data beside every file."""
 
-from harness.variants.catalog import (
+from harness.latency.variants.catalog import (
                                       COMPILE_MODES,
                                       DEFAULT_ACCURACY_GATE,
                                       FAILS_ACCURACY,
                                       ORT_VARIANTS,
                                       expand_ort_variants,
 )
-from harness.variants.replay import read_replay, replay_dir, write_framework_replay, write_replay
-from harness.variants.runner import BackendBench, VariantBench, VariantSettings
+from harness.latency.variants.replay import (
+                                      read_replay,
+                                      replay_dir,
+                                      write_framework_replay,
+                                      write_replay,
+)
+from harness.latency.variants.runner import BackendBench, VariantBench, VariantSettings
 
 __all__ = ["COMPILE_MODES", "DEFAULT_ACCURACY_GATE", "FAILS_ACCURACY", "ORT_VARIANTS",
            "BackendBench", "VariantBench", "VariantSettings", "expand_ort_variants",

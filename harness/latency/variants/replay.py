@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from harness.onnx_io import INPUT_NAME, OUTPUT_NAME
-from harness.run.layout import ONNX_FILE
+from harness.backends.onnx_io import INPUT_NAME, OUTPUT_NAME
+from harness.records.folders import ONNX_FILE
 
 TEST_DATA_SET = "test_data_set_0"
 REPLAY_IMAGES = 8  # test images per replay file: enough to show a wrong batch dimension

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.machine_load import is_noisy, noisy_note
+from harness.measure.machine_load import is_noisy, noisy_note
 
 BUSY_MARK = " (busy)"  # beside figures timed while other processes loaded the CPU
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import harness
-from harness.machine_load import load_average
+from harness.measure.machine_load import load_average
 
 # Distributions whose versions decide the numbers; recorded when installed.
 TRACKED_PACKAGES = ("numpy", "tensorflow", "keras", "jax", "jaxlib", "torch", "onnx",
@@ -120,7 +120,7 @@ def machine() -> dict[str, Any]:
         "memory_gib": memory_gib(),
         "cpu_flags": cpu_flags(),
         "virtual_machine": virtual_machine(),
-        # when the record was written; each timing has its own load (harness.machine_load)
+        # when the record was written; each timing has its own load (harness.measure.machine_load)
         "load_average_1m": load_average(),
     }
 

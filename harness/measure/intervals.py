@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from harness.speed.records import Comparison, Estimate, Verdict
+from harness.measure.speed_records import Comparison, Estimate, Verdict
 
 CONFIDENCE = 0.95
 N_RESAMPLES = 2000

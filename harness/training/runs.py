@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.results import read_json
+from harness.records.io import read_json
 from harness.training import METRICS_FILE
 
 TRAINING_COLUMNS = ("run", "spec", "backend", "device", "threads", "epochs",
