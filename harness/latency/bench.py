@@ -21,11 +21,11 @@ import numpy as np
 from harness.backends import Backend
 from harness.backends.onnx_io import DEFAULT_OPSET
 from harness.export.driver import WeightsSource, convert_to_onnx, recorded_source, weights_source
-from harness.latency.native import _Native, _native_records, _natives
-from harness.latency.records import _failure, _noisy, _record
+from harness.latency.native import NativeModel, native_records, natives_on_devices
+from harness.latency.onnx_runtime import ort_records
+from harness.latency.records import failure_reason, latency_record, noisy_record
 from harness.measure.environment import environment, utc_now
 from harness.measure.machine_load import is_noisy
-from harness.measure.memory import track_memory
 from harness.measure.timing import validate_measure_args
 from harness.ort.providers import PROVIDERS  # no onnxruntime import: harness.ort is lazy
 from harness.ort.timing import modes
@@ -63,39 +63,6 @@ def export_checked(backend: Backend, model: Any, source: WeightsSource, onnx_pat
     not worth timing). No parity: that is export's."""
     onnx_path.parent.mkdir(parents=True, exist_ok=True)
     convert_to_onnx(backend, model, source.spec, onnx_path, DEFAULT_OPSET)
-
-
-def _ort_records(onnx_path: Path, backend_name: str, provider: str, batch_sizes: Sequence[int],
-                 x: np.ndarray, threads: int | None, graph_optimization: str,
-                 timing: dict[str, Any], model_info: dict[str, Any],
-                 strict_providers: bool = False) -> list[dict[str, Any]]:
-    """ORT records; each says how many nodes each provider ran (`placement`, None where no
-    session ran) and whether a device provider left compute nodes to the CPU (`mixed`)."""
-    from harness.ort import measure_session
-
-    records = []
-    for batch in batch_sizes:
-        common = {"graph_optimization": graph_optimization, "model": model_info}
-        try:
-            with track_memory() as memory:  # the session's own footprint: peak and increase
-                result = measure_session(onnx_path, provider, batch_size=batch, x=x,
-                                         threads=threads, graph_optimization=graph_optimization,
-                                         strict_providers=strict_providers, **timing)
-        except Exception as exc:  # noqa: BLE001 - one broken combination must not stop the rest
-            records += [_record("onnxruntime", backend_name, provider, mode, batch, threads,
-                                status="failed", reason=_failure(exc), **common)
-                        for mode in modes(provider)]
-            continue
-        for mode in modes(provider):
-            stats = result["latency"].get(mode)
-            records.append(_record(
-                "onnxruntime", backend_name, provider, mode, batch, threads,
-                provider_used=result["provider"], status=result["status"],
-                reason=result["reason"], stats=stats, placement=result["placement"],
-                mixed=result["mixed"], graph_optimization_level=result["graph_optimization_level"],
-                intra_op_threads=result["intra_op_threads"],
-                inter_op_threads=result["inter_op_threads"], memory=memory.result(), **common))
-    return records
 
 
 def validate_lists(backends: Iterable[str], providers: Iterable[str],
@@ -141,7 +108,7 @@ def bench_backend(source: WeightsSource, backend_name: str, *, providers: Sequen
         raise ValueError(f"x holds {len(x)} samples, fewer than batch size {max(batch_sizes)}")
     onnx_path = Path(onnx_path)
     reuse = _reusable_onnx(onnx_path, source, backend_name)
-    natives = _natives(source, backend_name, providers, threads, tf32, layout)
+    natives = natives_on_devices(source, backend_name, providers, threads, tf32, layout)
     problem = _export(natives["cpu"], source, onnx_path, reuse)
     # Without the framework, an earlier export of the same weights still runs in ORT.
     onnx_ok = problem is None or reuse
@@ -151,14 +118,14 @@ def bench_backend(source: WeightsSource, backend_name: str, *, providers: Sequen
     records: list[dict[str, Any]] = []
     for provider in providers:
         if onnx_ok:
-            records += _ort_records(onnx_path, backend_name, provider, batch_sizes, x, threads,
+            records += ort_records(onnx_path, backend_name, provider, batch_sizes, x, threads,
                                     graph_optimization, timing, model_info, strict_providers)
         else:
-            records += [_record("onnxruntime", backend_name, provider, mode, batch, threads,
+            records += [latency_record("onnxruntime", backend_name, provider, mode, batch, threads,
                                 status=problem[0], reason=problem[1],
                                 graph_optimization=graph_optimization)
                         for batch in batch_sizes for mode in modes(provider)]
-        records += _native_records(natives[provider], backend_name, provider, batch_sizes, x,
+        records += native_records(natives[provider], backend_name, provider, batch_sizes, x,
                                    threads, timing, environments)
     from harness.latency.variants import BackendBench, write_framework_replay  # imports this module
 
@@ -172,7 +139,7 @@ def bench_backend(source: WeightsSource, backend_name: str, *, providers: Sequen
     return records
 
 
-def _export(native: _Native, source: WeightsSource, onnx_path: Path,
+def _export(native: NativeModel, source: WeightsSource, onnx_path: Path,
             reuse: bool) -> tuple[str, str] | None:
     """Export the CPU native model to `onnx_path` (checked) unless an earlier export is
     reused; the (status, reason) that keeps the framework or its export from running, if any."""
@@ -181,7 +148,7 @@ def _export(native: _Native, source: WeightsSource, onnx_path: Path,
     try:
         export_checked(native.backend, native.model, source, onnx_path)
     except Exception as exc:  # noqa: BLE001 - converter failures become records
-        return ("failed", _failure(exc))
+        return ("failed", failure_reason(exc))
     return None
 
 
@@ -201,7 +168,7 @@ def speedups(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                      "mode": r["mode"], "native_p50_ms": native_ms,
                      "onnxruntime_p50_ms": ort_ms,
                      "speedup": native_ms / ort_ms if ort_ms > 0 else math.inf,
-                     "noisy": _noisy(r) or is_noisy(native[key].get("machine_load"))})
+                     "noisy": noisy_record(r) or is_noisy(native[key].get("machine_load"))})
     return rows
 
 

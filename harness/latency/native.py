@@ -13,7 +13,7 @@ import numpy as np
 
 from harness.backends import Backend, BackendUnavailable, get_backend
 from harness.export.driver import WeightsSource
-from harness.latency.records import _failure, _record
+from harness.latency.records import failure_reason, latency_record
 from harness.measure.memory import track_memory
 from harness.measure.timing import measure
 
@@ -28,7 +28,7 @@ def on_gpu(device: str) -> bool:
     return "cuda" in device.lower() or "gpu" in device.lower()
 
 
-def _native_batch(backend: Backend, model: Any, name: str, provider: str, batch: int,
+def native_batch_records(backend: Backend, model: Any, name: str, provider: str, batch: int,
                   x: np.ndarray, threads: int | None, timing: dict[str, Any]) -> dict[str, Any]:
     try:
         with track_memory() as memory:
@@ -38,23 +38,23 @@ def _native_batch(backend: Backend, model: Any, name: str, provider: str, batch:
             first_call = time.perf_counter() - started
             if on_gpu(device) != (provider == "cuda"):
                 # e.g. TF soft placement after an earlier CPU backend hid the GPUs
-                return _record("native", name, provider, "native", batch, threads,
+                return latency_record("native", name, provider, "native", batch, threads,
                                provider_used=device, status="unavailable",
                                reason=f"{name} ran on {device}, not on {provider}")
             stats = measure(predictor, batch_size=batch, **timing)
     except BackendUnavailable as exc:  # e.g. the result was not on the requested device
-        return _record("native", name, provider, "native", batch, threads,
+        return latency_record("native", name, provider, "native", batch, threads,
                        status="unavailable", reason=str(exc))
     except Exception as exc:  # noqa: BLE001 - recorded, the other combinations still run
-        return _record("native", name, provider, "native", batch, threads, status="failed",
-                       reason=_failure(exc))
-    return _record("native", name, provider, "native", batch, threads, provider_used=device,
+        return latency_record("native", name, provider, "native", batch, threads, status="failed",
+                       reason=failure_reason(exc))
+    return latency_record("native", name, provider, "native", batch, threads, provider_used=device,
                    stats=stats.as_dict(), first_call_seconds=first_call,
                    memory=memory.result())
 
 
 @dataclass
-class _Native:
+class NativeModel:
     """A backend on one device with the model built, or why not: (status, reason)."""
 
     backend: Backend | None = None
@@ -63,27 +63,27 @@ class _Native:
 
 
 def _native_on(source: WeightsSource, name: str, device: str, threads: int | None,
-               tf32: bool = False, layout: str = "channels_last") -> _Native:
+               tf32: bool = False, layout: str = "channels_last") -> NativeModel:
     try:
         backend = get_backend(name, device=device, threads=threads, tf32=tf32, layout=layout)
     except BackendUnavailable as exc:
-        return _Native(problem=("unavailable", str(exc)))
+        return NativeModel(problem=("unavailable", str(exc)))
     try:
-        return _Native(backend, build_model(backend, source))
+        return NativeModel(backend, build_model(backend, source))
     except Exception as exc:  # noqa: BLE001 - e.g. out of GPU memory: recorded, others run
-        return _Native(problem=("failed", _failure(exc)))
+        return NativeModel(problem=("failed", failure_reason(exc)))
 
 
-def _native_records(native: _Native, name: str, provider: str, batch_sizes: Sequence[int],
+def native_records(native: NativeModel, name: str, provider: str, batch_sizes: Sequence[int],
                     x: np.ndarray, threads: int | None, timing: dict[str, Any],
                     environments: dict[str, Any] | None) -> list[dict[str, Any]]:
     if native.problem is not None:
         status, reason = native.problem
-        return [_record("native", name, provider, "native", batch, threads, status=status,
+        return [latency_record("native", name, provider, "native", batch, threads, status=status,
                         reason=reason) for batch in batch_sizes]
     if environments is not None:
         environments.setdefault(name, {})[provider] = native.backend.environment()
-    return [_native_batch(native.backend, native.model, name, provider, batch, x, threads,
+    return [native_batch_records(native.backend, native.model, name, provider, batch, x, threads,
                           timing) for batch in batch_sizes]
 
 
@@ -94,9 +94,9 @@ def build_model(backend: Backend, source: WeightsSource) -> Any:
     return model
 
 
-def _natives(source: WeightsSource, name: str, providers: Sequence[str],
+def natives_on_devices(source: WeightsSource, name: str, providers: Sequence[str],
              threads: int | None, tf32: bool = False,
-             layout: str = "channels_last") -> dict[str, _Native]:
+             layout: str = "channels_last") -> dict[str, NativeModel]:
     """The backend on every device, CPU always (it exports). Device backends first: Keras' CPU
     backend hides the GPUs from TensorFlow unless its runtime already started, and a CUDA
     predictor made after that would run on the CPU (caught, but then never measured)."""

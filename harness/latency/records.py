@@ -10,7 +10,7 @@ from harness.measure.machine_load import is_noisy, noisy_note
 BUSY_MARK = " (busy)"  # beside figures timed while other processes loaded the CPU
 
 
-def _record(runtime: str, backend: str, provider: str, mode: str, batch_size: int,
+def latency_record(runtime: str, backend: str, provider: str, mode: str, batch_size: int,
             threads: int | None, **fields: Any) -> dict[str, Any]:
     """One latency record; the fields every record has, in a fixed order."""
     record = {"runtime": runtime, "backend": backend, "provider": provider,
@@ -21,12 +21,12 @@ def _record(runtime: str, backend: str, provider: str, mode: str, batch_size: in
     return record
 
 
-def _failure(exc: BaseException) -> str:
+def failure_reason(exc: BaseException) -> str:
     first = (str(exc).strip().splitlines() or [""])[0][:300]
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
-def _noisy(record: dict[str, Any]) -> bool:
+def noisy_record(record: dict[str, Any]) -> bool:
     """Whether a latency record's timings were taken on a busy machine."""
     return is_noisy((record.get("stats") or {}).get("machine_load"))
 
@@ -51,7 +51,7 @@ def summary_rows(result: dict[str, Any]) -> list[list[str]]:
             rows.append([*head, r["status"], "", "", ""])
             continue
         stats = r["stats"]
-        busy = BUSY_MARK if _noisy(r) else ""
+        busy = BUSY_MARK if noisy_record(r) else ""
         pair = speedup.get((r["backend"], r["provider"], r["batch_size"], r["mode"]))
         ratio = "" if pair is None else (
             f"{pair['speedup']:.2f}x" + (BUSY_MARK if pair.get("noisy") else ""))
@@ -71,7 +71,7 @@ def problems(result: dict[str, Any]) -> list[str]:
         elif r.get("mixed"):
             lines[f"{r['backend']} {r['runtime']} on {r['provider']}: mixed: compute nodes ran "
                   f"on the CPU: {', '.join(r['placement']['fallback_compute_nodes'])}"] = None
-    busy = sum(1 for r in result["records"] if r["status"] == "ok" and _noisy(r))
+    busy = sum(1 for r in result["records"] if r["status"] == "ok" and noisy_record(r))
     if busy:
         lines[f"{busy} measurement(s) marked{BUSY_MARK}: {noisy_note()}"] = None
     return list(lines)

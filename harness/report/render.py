@@ -17,10 +17,11 @@ import pandas as pd
 from harness.measure.environment import utc_now
 from harness.records import folders
 from harness.report.benchmarks import load_benchmark_json
+from harness.report.blocks import Plot, Section, Table
 from harness.report.findings import Bullets, Figure, figures_frame
 from harness.report.format import markdown_table
 from harness.report.load import load_run
-from harness.report.sections import Plot, Section, Table, build_sections, load_warnings
+from harness.report.sections import build_sections, load_warnings
 
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"

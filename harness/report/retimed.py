@@ -9,12 +9,16 @@ job's `timed` column says where its timings come from: "run", or "re-timed: N ep
 from __future__ import annotations
 
 import shlex
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import pandas as pd
 
-if TYPE_CHECKING:
-    from harness.report.load import RunData
+
+class RunData(Protocol):
+    """What a re-timing reads and replaces of a loaded run (harness.report.load.RunData)."""
+
+    jobs: pd.DataFrame
+    latency: pd.DataFrame
 
 RUN = "run"
 TIMED = "timed"  # jobs column: where a job's timings come from

@@ -5,8 +5,6 @@ Each table keeps its full-precision frame (written as CSV) beside the text the p
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -15,6 +13,7 @@ from harness.measure.machine_load import MIN_INTERVAL_SECONDS, NOISY_OTHERS_CORE
 from harness.records.folders import UNAVAILABLE
 from harness.report import facts, plots
 from harness.report import tables as T
+from harness.report.blocks import Plot, Section, Table, slug
 from harness.report.decision import (
     DECISION,
     Row,
@@ -57,33 +56,6 @@ from harness.report.speed_records import alias_groups, framework_name, pairs_of
 LATENCY_ROW_KEYS = ["source", "spec", "point", "backend", "runtime", "provider", "mode"]
 BUSY_LEGEND = (f"{NOISY_MARK.strip()} marks a figure timed on a busy machine (other processes "
                f"used more than {NOISY_OTHERS_CORES:g} CPU core on average).")
-
-
-@dataclass
-class Table:
-    name: str  # CSV file stem
-    frame: pd.DataFrame  # what the CSV holds
-    shown: pd.DataFrame  # the text the page shows
-    caption: str = ""
-
-
-@dataclass
-class Plot:
-    name: str  # PNG file stem
-    png: bytes
-    caption: str
-
-
-@dataclass
-class Section:
-    title: str
-    anchor: str
-    intro: str = ""
-    items: list[Table | Plot | Bullets] = field(default_factory=list)
-
-
-def slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9_]+", "_", text.lower()).strip("_") or "x"
 
 
 def _by_batch(frame: pd.DataFrame, keys: list[str], values: list[str]) -> pd.DataFrame:

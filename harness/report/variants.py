@@ -38,10 +38,10 @@ from harness.latency.variants.catalog import COMPILED, EAGER, FAILS_ACCURACY
 from harness.measure.machine_load import is_noisy
 from harness.records import folders
 from harness.report import plots
+from harness.report.blocks import Plot, Section, Table, slug
 from harness.report.format import display
 from harness.report.load import RunData, read_json_or_none
-from harness.report.plots import _grid, _legend, _plain_log
-from harness.report.sections import Plot, Section, Table, slug
+from harness.report.plots import grid, legend, plain_log
 
 KEYS = ["study", "spec", "point", "backend", "runtime", "variant", "provider", "mode",
         "batch_size"]
@@ -262,7 +262,7 @@ def pareto_plot(table: pd.DataFrame, spec: str, point: str) -> bytes | None:
     colors = dict(zip(names, plt.get_cmap("tab20").colors * 4, strict=False))
     sizes = sorted(rows["batch_size"].unique())
     with plt.rc_context(plots.STYLE):
-        fig, axes = _grid(len(sizes), ncols=min(len(sizes), 3), panel=(4.2, 3.2))
+        fig, axes = grid(len(sizes), ncols=min(len(sizes), 3), panel=(4.2, 3.2))
         for ax, size in zip(axes, sizes, strict=True):
             panel = rows[rows["batch_size"] == size]
             for _, row in panel.iterrows():
@@ -273,14 +273,14 @@ def pareto_plot(table: pd.DataFrame, spec: str, point: str) -> bytes | None:
             ax.step(front["p50_ms"], front["accuracy"], where="post", color="black", lw=0.8,
                     ls="--")
             ax.set_xscale("log")
-            _plain_log(ax.xaxis, panel["p50_ms"])
+            plain_log(ax.xaxis, panel["p50_ms"])
             ax.set_title(f"batch {int(size)}")
             ax.set_xlabel("p50 latency (ms, log scale)")
             ax.set_ylabel("test accuracy")
         handles = [Line2D([], [], color=colors[n], marker="o", ls="", label=n) for n in names]
         handles += [Line2D([], [], color="black", ls="--", label="Pareto front"),
                     Line2D([], [], color="gray", marker="x", ls="", label=FAILS_ACCURACY)]
-        _legend(fig, handles)
+        legend(fig, handles)
         return plots.to_png(fig)
 
 

@@ -113,18 +113,18 @@ class FallbackPredictorBackend:
 ], ids=["result-on-cpu", "predictor-refuses"])
 def test_bench_records_a_native_cpu_fallback_as_unavailable(device: str | None,
                                                             reason: str) -> None:
-    from harness.latency.native import _native_batch
+    from harness.latency.native import native_batch_records
 
-    record = _native_batch(FallbackPredictorBackend(device), None, "fake", "cuda", 2,
+    record = native_batch_records(FallbackPredictorBackend(device), None, "fake", "cuda", 2,
                            np.ones((2, 784), dtype=np.float32), None, FAST)
     assert record["status"] == "unavailable" and record["reason"] == reason
     assert record["stats"] is None  # never CPU numbers under a CUDA label
 
 
 def test_bench_times_a_native_result_on_the_gpu() -> None:
-    from harness.latency.native import _native_batch
+    from harness.latency.native import native_batch_records
 
-    record = _native_batch(FallbackPredictorBackend("cuda:0"), None, "fake", "cuda", 2,
+    record = native_batch_records(FallbackPredictorBackend("cuda:0"), None, "fake", "cuda", 2,
                            np.ones((2, 784), dtype=np.float32), None, FAST)
     assert record["status"] == "ok" and record["provider_used"] == "cuda:0"
     assert record["stats"]["runs"] >= FAST["min_runs"]

@@ -147,13 +147,13 @@ def test_strict_providers_sets_ort_option_for_cuda_only(
 
 def test_bench_table_and_problems_label_mixed_records(
         tiny_model: TinyModel, inputs: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
-    from harness.latency.bench import _ort_records
+    from harness.latency.onnx_runtime import ort_records
 
     path, _, _ = tiny_model
     install_fake_cuda(monkeypatch, FakeCuda(events=compute_on_cpu()))
-    records = _ort_records(path, "torch", "cuda", [4], inputs, None, "all", FAST,
+    records = ort_records(path, "torch", "cuda", [4], inputs, None, "all", FAST,
                            {"file": path.name})
-    records += _ort_records(path, "torch", "cpu", [4], inputs, None, "all", FAST,
+    records += ort_records(path, "torch", "cpu", [4], inputs, None, "all", FAST,
                             {"file": path.name})
     assert [(r["provider"], r["mode"], r["mixed"]) for r in records] == [
         ("cuda", IO_BINDING, True), ("cuda", SESSION_RUN, True), ("cpu", SESSION_RUN, False)]

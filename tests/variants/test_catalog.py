@@ -58,7 +58,7 @@ def test_scores_and_gate() -> None:
     assert alone["accuracy"] == 0.75 and alone["argmax_agreement"] is None
 
 
-def _record(variant: str, runtime: str, p50: float | None, **fields: Any) -> dict[str, Any]:
+def latency_record(variant: str, runtime: str, p50: float | None, **fields: Any) -> dict[str, Any]:
     ok = p50 is not None
     return {"backend": "torch", "runtime": runtime, "variant": variant, "provider": "cpu",
             "provider_used": "cpu" if ok else None, "mode": "native" if runtime == "native"
@@ -70,10 +70,10 @@ def _record(variant: str, runtime: str, p50: float | None, **fields: Any) -> dic
 def test_the_printed_table_marks_the_gate_and_the_speed_up() -> None:
     entry = {"backend": "torch", "reference_accuracy": 0.9, "status": "ok", "reason": None}
     result = {
-        "records": [_record("eager", "native", 2.0, accuracy=0.9, fails_accuracy=False)],
+        "records": [latency_record("eager", "native", 2.0, accuracy=0.9, fails_accuracy=False)],
         "variant_records": [
-            _record("int8-static", "onnxruntime", 0.5, accuracy=0.5, fails_accuracy=True),
-            _record("fp16", "onnxruntime", None, accuracy=None, fails_accuracy=False)],
+            latency_record("int8-static", "onnxruntime", 0.5, accuracy=0.5, fails_accuracy=True),
+            latency_record("fp16", "onnxruntime", None, accuracy=None, fails_accuracy=False)],
         "variants": [
             {**entry, "variant": "eager", "accuracy": {"cpu": {
                 "accuracy": 0.9, "argmax_agreement": 1.0, "status": "ok"}}},

@@ -1,7 +1,8 @@
 """PyTorch backend: eager nn.Module built from a spec, trained with Keras 3's maths."""
 
-from harness.backends.pytorch.backend import TorchBackend, TorchData, TorchModel
+from harness.backends.pytorch.backend import TorchBackend
 from harness.backends.pytorch.builder import SpecNet, build_module
+from harness.backends.pytorch.model import TorchData, TorchModel
 from harness.backends.pytorch.optimizers import make_optimizer
 
 __all__ = ["SpecNet", "TorchBackend", "TorchData", "TorchModel", "build_module",

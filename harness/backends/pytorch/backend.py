@@ -19,7 +19,6 @@ import contextlib
 import platform
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -27,17 +26,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.hooks import RemovableHandle
 
 from harness.backends.base import (
     Backend,
     BackendUnavailable,
     EpochResult,
     Evaluation,
-    FirstSteps,
 )
 from harness.backends.pytorch import checkpoint
-from harness.backends.pytorch.builder import SpecNet, build_module, get_canonical, set_canonical
+from harness.backends.pytorch.builder import build_module, get_canonical, set_canonical
+from harness.backends.pytorch.model import TorchData, TorchModel
 from harness.backends.pytorch.optimizers import make_optimizer
 from harness.measure.environment import thread_budget
 from harness.spec import ModelSpec, Weights, initial_weights
@@ -45,30 +43,6 @@ from harness.spec.schema import NUM_CLASSES
 
 _STAT_BUFFERS = ("running_mean", "running_var")  # BN statistics: Keras' non-trainable weights
 _MEMORY_FORMATS = {"channels_last": torch.channels_last, "nchw": torch.contiguous_format}
-
-
-@dataclass
-class TorchModel:
-    """The handle `build` returns."""
-
-    spec: ModelSpec
-    net: SpecNet
-    optimizer: torch.optim.Optimizer
-    steps: int = 0  # optimizer steps taken (Keras' `iterations`)
-    layout: str | None = None  # of the first convolution's last output; None without convs
-    hooks: list[RemovableHandle] = field(default_factory=list)
-    first_steps: FirstSteps = field(default_factory=FirstSteps)  # compile/warm-up, apart
-
-
-@dataclass(frozen=True)
-class TorchData:
-    """A dataset split on the device: inputs in the spec's layout, int64 labels."""
-
-    x: torch.Tensor
-    y: torch.Tensor
-
-    def __len__(self) -> int:
-        return int(self.y.shape[0])
 
 
 def set_threads(threads: int) -> None:

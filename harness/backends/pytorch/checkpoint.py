@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import pickle
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-if TYPE_CHECKING:
-    from harness.backends.pytorch.backend import TorchModel
+from harness.backends.pytorch.model import TorchModel
 
 
 def save_training_state(model: TorchModel, path: Path) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from harness.backends.onnx_io import BATCH_DIM, INPUT_NAME, OUTPUT_NAME, standardize_interface
-from harness.backends.pytorch.backend import TorchModel
+from harness.backends.pytorch.model import TorchModel
 
 
 @contextlib.contextmanager

@@ -7,13 +7,11 @@ autograd bookkeeping) returning probabilities, synchronised on CUDA so the time 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-if TYPE_CHECKING:  # backend.py imports this module
-    from harness.backends.pytorch.backend import TorchModel
+from harness.backends.pytorch.model import TorchModel
 
 
 def native_predictor(model: TorchModel, x: np.ndarray,

@@ -18,9 +18,9 @@ import numpy as np
 from harness.backends import BackendUnavailable
 from harness.backends.onnx_io import check_file
 from harness.data import Arrays, load_arrays
-from harness.latency.bench import _ort_records
-from harness.latency.native import _native_batch
-from harness.latency.records import _failure, _record
+from harness.latency.native import native_batch_records
+from harness.latency.onnx_runtime import ort_records
+from harness.latency.records import failure_reason, latency_record
 from harness.latency.variants import accuracy as acc
 from harness.latency.variants.catalog import (
     COMPILED,
@@ -67,7 +67,7 @@ class VariantSettings:
 @dataclass
 class BackendBench:
     """One backend's part of a bench, as `bench_backend` prepared it. `natives` maps each
-    provider to bench's `_Native` (backend, model, problem); `onnx_problem` is (status, reason)
+    provider to bench's `NativeModel` (backend, model, problem); `onnx_problem` is (status, reason)
     when the float32 export is missing."""
 
     source: Any
@@ -201,13 +201,13 @@ class VariantBench:
                 except BackendUnavailable as exc:
                     problem = ("unavailable", str(exc))
                 except Exception as exc:  # noqa: BLE001 - recorded; other variants still run
-                    problem = ("failed", _failure(exc))
+                    problem = ("failed", failure_reason(exc))
             if problem is not None:
                 records = _not_run(job, "native", provider, problem)
                 scores = acc.not_measured(*problem)
             else:  # timed first: the first call of each batch size is its compilation
-                records = [_native_batch(native.backend, twin, job.backend_name, provider, batch,
-                                        job.x, job.threads, job.timing)
+                records = [native_batch_records(native.backend, twin, job.backend_name, provider,
+                                                batch, job.x, job.threads, job.timing)
                            for batch in job.batch_sizes]
                 entry["compile_seconds"][provider] = records[0].get("first_call_seconds")
                 scores = _native_scores(job, provider, twin, test, reference)
@@ -230,7 +230,7 @@ def _reference(job: BackendBench, test: Arrays) -> _Reference:
         else:
             return _Reference(None, None, "none: neither the export nor the framework ran")
     except Exception as exc:  # noqa: BLE001 - recorded: without it the gate judges nothing
-        return _Reference(None, None, f"none: {_failure(exc)}")
+        return _Reference(None, None, f"none: {failure_reason(exc)}")
     accuracy = float((probabilities.argmax(axis=1) == test.y_test).mean())
     return _Reference(probabilities, accuracy, what)
 
@@ -248,7 +248,7 @@ def _ort_scores(job: BackendBench, path: Path, provider: str, level: str, test: 
     except ProviderUnavailable as exc:
         return acc.not_measured("unavailable", str(exc))
     except Exception as exc:  # noqa: BLE001 - recorded beside the latency
-        return acc.not_measured("failed", _failure(exc))
+        return acc.not_measured("failed", failure_reason(exc))
     return _compare(probabilities, test, reference)
 
 
@@ -262,7 +262,7 @@ def _native_scores(job: BackendBench, provider: str, model: Any, test: Arrays,
         probabilities = native.backend.predict(model if model is not None else native.model,
                                                test.x_test, batch_size=max(job.batch_sizes))
     except Exception as exc:  # noqa: BLE001 - recorded beside the latency
-        return acc.not_measured("failed", _failure(exc))
+        return acc.not_measured("failed", failure_reason(exc))
     return _compare(probabilities, test, reference)
 
 
@@ -285,7 +285,7 @@ def _variant_file(job: BackendBench, name: str, entry: dict[str, Any],
         entry["replay"] = write_replay(path, job.x[:REPLAY_IMAGES], outputs).relative_to(
             job.onnx_path.parent).as_posix()
     except Exception as exc:  # noqa: BLE001 - a quantiser or converter failure is a record
-        problem = ("failed", _failure(exc))
+        problem = ("failed", failure_reason(exc))
         entry.update(status=problem[0], reason=problem[1])
         return job.onnx_path, problem
     return path, None
@@ -295,13 +295,13 @@ def _variant_records(job: BackendBench, path: Path, provider: str, level: str, s
                      ) -> list[dict[str, Any]]:
     model_info = {"file": path.relative_to(job.onnx_path.parent).as_posix(), "reused": False,
                   "sha256": sha256}
-    return _ort_records(path, job.backend_name, provider, job.batch_sizes, job.x, job.threads,
+    return ort_records(path, job.backend_name, provider, job.batch_sizes, job.x, job.threads,
                        level, job.timing, model_info, job.strict_providers)
 
 
 def _not_run(job: BackendBench, runtime: str, provider: str, problem: tuple[str, str]
              ) -> list[dict[str, Any]]:
     mode_list = modes(provider) if runtime == "onnxruntime" else ("native",)
-    return [_record(runtime, job.backend_name, provider, mode, batch, job.threads,
+    return [latency_record(runtime, job.backend_name, provider, mode, batch, job.threads,
                     status=problem[0], reason=problem[1])
             for batch in job.batch_sizes for mode in mode_list]

@@ -14,11 +14,11 @@ from harness.report.plots.base import (  # first: it selects the Agg backend
     PANEL,
     STYLE,
     Key,
-    _grid,
-    _legend,
-    _plain_log,
     backend_color,
+    grid,
     label,
+    legend,
+    plain_log,
     to_png,
 )
 from harness.report.plots.confusion import confusion_matrices, differing_keys
@@ -36,7 +36,7 @@ from harness.report.plots.weights import weight_distributions
 
 __all__ = [
     "BACKEND_COLORS", "DPI", "MAX_MARKED_EPOCHS", "MAX_NAMED_POINTS", "MAX_WEIGHT_SAMPLES",
-    "NOT_LEARNED_AT_OR_BELOW", "PANEL", "STYLE", "Key", "_grid", "_legend", "_plain_log",
+    "NOT_LEARNED_AT_OR_BELOW", "PANEL", "STYLE", "Key", "grid", "legend", "plain_log",
     "accuracy_vs_latency", "backend_color", "confusion_matrices", "did_not_learn",
     "differing_keys", "label", "latency_by_provider", "learning_curves", "loss_curves",
     "pareto_front", "speedup_intervals", "speedup_rows", "to_png", "weight_distributions",

@@ -56,7 +56,7 @@ def to_png(fig: Figure) -> bytes:
     return out.getvalue()
 
 
-def _grid(count: int, ncols: int = 4, panel: tuple[float, float] = PANEL, right: float = 0.15
+def grid(count: int, ncols: int = 4, panel: tuple[float, float] = PANEL, right: float = 0.15
           ) -> tuple[Figure, list[Any]]:
     """`count` panels in rows of `ncols`, `right` inches free on the right (a colour bar).
     Fixed spacing rather than tight_layout: with dozens of panels the layout solver costs more
@@ -75,7 +75,7 @@ def _grid(count: int, ncols: int = 4, panel: tuple[float, float] = PANEL, right:
     return fig, flat[:count]
 
 
-def _plain_log(axis: Any, values: Iterable[float]) -> None:
+def plain_log(axis: Any, values: Iterable[float]) -> None:
     """Log-axis labels as 0.05, 0.1, 0.2 rather than 5x10^-2. A short range has too few major
     ticks to read: under two decades the 2s and 5s are labelled too, under one every tick."""
     values = [v for v in values if v > 0]
@@ -93,7 +93,7 @@ def _plain_log(axis: Any, values: Iterable[float]) -> None:
         axis.set_minor_locator(NullLocator())
 
 
-def _legend(fig: Figure, handles: list[Line2D]) -> None:
+def legend(fig: Figure, handles: list[Line2D]) -> None:
     per_row = max(2, int(fig.get_figwidth() / 1.9))  # a legend no wider than the panels
     fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 1.0),
                ncol=min(len(handles), per_row), frameon=False)

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.colors import PowerNorm
 
-from harness.report.plots.base import STYLE, Key, _grid, label, to_png
+from harness.report.plots.base import STYLE, Key, grid, label, to_png
 from harness.report.reproduction import DIFFERS
 
 NCOLS = 6
@@ -75,7 +75,7 @@ def confusion_matrices(jobs: pd.DataFrame, confusion: dict[str, np.ndarray],
     if not panels:
         return None
     with plt.rc_context(STYLE):
-        fig, axes = _grid(len(panels), ncols=NCOLS, panel=(1.9, 2.0), right=COLOR_BAR_INCHES)
+        fig, axes = grid(len(panels), ncols=NCOLS, panel=(1.9, 2.0), right=COLOR_BAR_INCHES)
         ncols = min(NCOLS, len(panels))
         for index, (ax, (title, counts)) in enumerate(zip(axes, panels, strict=True)):
             outer = (index % ncols == 0, index + ncols >= len(panels))

@@ -15,11 +15,11 @@ from harness.report.plots.base import (
     MAX_MARKED_EPOCHS,
     STYLE,
     Key,
-    _grid,
-    _legend,
-    _plain_log,
     backend_color,
+    grid,
     label,
+    legend,
+    plain_log,
     to_png,
 )
 
@@ -55,7 +55,7 @@ def _spec_panels(axes: tuple[Any, Any], rows: pd.DataFrame, key: Key) -> None:
                            .stack(), errors="coerce").dropna()
     if (losses > 0).any():
         axes[1].set_yscale("log")
-        _plain_log(axes[1].yaxis, losses)
+        plain_log(axes[1].yaxis, losses)
     axes[1].set_ylabel("loss (log scale)")
 
 
@@ -65,12 +65,12 @@ def loss_curves(history: pd.DataFrame, keys: Sequence[Key]) -> bytes | None:
     if history.empty or not keys:
         return None
     with plt.rc_context(STYLE):
-        fig, axes = _grid(2 * len(keys))
+        fig, axes = grid(2 * len(keys))
         backends = sorted(history["backend"].unique())
         for index, key in enumerate(keys):
             rows = history[(history["spec"] == key[0]) & (history["point"] == key[1])]
             _spec_panels((axes[2 * index], axes[2 * index + 1]), rows, key)
-        _legend(fig, [Line2D([], [], color=backend_color(b), label=b) for b in backends]
+        legend(fig, [Line2D([], [], color=backend_color(b), label=b) for b in backends]
                 + [Line2D([], [], color="gray", label="train"),
                    Line2D([], [], color="gray", ls="--", label="validation")])
         return to_png(fig)

@@ -14,11 +14,11 @@ from matplotlib.ticker import NullLocator
 from harness.report.plots.base import (
     MAX_NAMED_POINTS,
     STYLE,
-    _grid,
-    _legend,
-    _plain_log,
     backend_color,
+    grid,
     label,
+    legend,
+    plain_log,
     to_png,
 )
 
@@ -106,7 +106,7 @@ def accuracy_vs_latency(jobs: pd.DataFrame, latency: pd.DataFrame,
             ax.set_ylim(low - pad * (3 if len(off) else 1), min(1.0, high + pad))
         _off_scale(ax, off)
         ax.set_xscale("log")
-        _plain_log(ax.xaxis, points["p50_ms"])
+        plain_log(ax.xaxis, points["p50_ms"])
         ax.set_xlabel(f"ONNX Runtime CPU p50 latency, batch {batch_size} (ms, log scale)")
         ax.set_ylabel("test accuracy")
         if ax.get_legend_handles_labels()[0]:  # none when no model learned
@@ -141,7 +141,7 @@ def latency_by_provider(table: pd.DataFrame) -> bytes | None:
     backends = sorted(table["backend"].unique())
     styles = dict(zip(backends, ["-", "--", ":", "-."] * 3, strict=False))
     with plt.rc_context(STYLE):
-        fig, axes = _grid(len(keys))
+        fig, axes = grid(len(keys))
         for ax, key in zip(axes, keys, strict=True):
             rows = table[(table["spec"] == key[0]) & (table["point"] == key[1])]
             for (name, backend), line in rows.groupby(["series", "backend"]):
@@ -153,11 +153,11 @@ def latency_by_provider(table: pd.DataFrame) -> bytes | None:
             ax.set_xticks(sizes, [str(int(size)) for size in sizes])
             ax.xaxis.set_minor_locator(NullLocator())
             ax.set_yscale("log")
-            _plain_log(ax.yaxis, rows["p50_ms"])
+            plain_log(ax.yaxis, rows["p50_ms"])
             ax.set_title(label(key))
             ax.set_xlabel("batch size")
             ax.set_ylabel("p50 (ms)")
-        _legend(fig, [Line2D([], [], color=colors[s], label=s) for s in series]
+        legend(fig, [Line2D([], [], color=colors[s], label=s) for s in series]
                 + [Line2D([], [], color="gray", ls=styles[b], label=b) for b in backends])
         return to_png(fig)
 
@@ -188,7 +188,7 @@ def _speedup_panel(ax: Any, rows: pd.DataFrame, specs: list[str], backends: list
     ax.grid(axis="y", color="0.92", lw=0.5)
     ax.axvline(1.0, color="0.4", lw=0.8, ls="--")
     ax.set_xscale("log")
-    _plain_log(ax.xaxis, [*rows["ci_low"], *rows["ci_high"], 1.0])
+    plain_log(ax.xaxis, [*rows["ci_low"], *rows["ci_high"], 1.0])
     ax.set_yticks(range(len(specs)), specs if names else [])
     ax.set_ylim(len(specs) - 0.5, -0.5)
     ax.set_xlabel("ONNX Runtime speed-up (framework time / ONNX Runtime time, log)")
@@ -205,7 +205,7 @@ def speedup_intervals(speed: SpeedData | None) -> bytes | None:
     sizes = sorted(rows["batch_size"].unique())
     backends = sorted(rows["backend"].unique())
     with plt.rc_context(STYLE):
-        fig, axes = _grid(len(sizes), ncols=len(sizes), panel=(4.0, 1.4 + 0.22 * len(specs)))
+        fig, axes = grid(len(sizes), ncols=len(sizes), panel=(4.0, 1.4 + 0.22 * len(specs)))
         for index, (ax, size) in enumerate(zip(axes, sizes, strict=True)):
             _speedup_panel(ax, rows[rows["batch_size"] == size], specs, backends, index == 0)
             ax.set_title(f"batch {int(size)}")
@@ -218,5 +218,5 @@ def speedup_intervals(speed: SpeedData | None) -> bytes | None:
         if rows["busy"].any():
             handles.append(Line2D([], [], color="gray", marker="o", mfc="white", ls="",
                                   label="timed on a busy machine"))
-        _legend(fig, handles)
+        legend(fig, handles)
         return to_png(fig)

@@ -13,10 +13,10 @@ from harness.report.plots.base import (
     MAX_WEIGHT_SAMPLES,
     STYLE,
     Key,
-    _grid,
-    _legend,
     backend_color,
+    grid,
     label,
+    legend,
     to_png,
 )
 from harness.spec.initializers import load_weights
@@ -49,7 +49,7 @@ def weight_distributions(jobs: pd.DataFrame, keys: Iterable[Key]) -> bytes | Non
     if not panels:
         return None
     with plt.rc_context(STYLE):
-        fig, axes = _grid(len(panels))
+        fig, axes = grid(len(panels))
         backends = sorted({b for _, files in panels for b in files})
         width = 0.8 / len(backends)
         for ax, (key, files) in zip(axes, panels, strict=True):
@@ -71,6 +71,6 @@ def weight_distributions(jobs: pd.DataFrame, keys: Iterable[Key]) -> bytes | Non
             ax.set_title(label(key))
             ax.set_xlabel("layer index (kernels)")
             ax.set_ylabel("weight")
-        _legend(fig, [Line2D([], [], color=backend_color(b), lw=6, alpha=0.6, label=b)
+        legend(fig, [Line2D([], [], color=backend_color(b), lw=6, alpha=0.6, label=b)
                       for b in backends])
         return to_png(fig)
