@@ -68,7 +68,13 @@ SPECS_DIR = "specs"
 SUMMARY_FILE = "summary.json"
 JOBS_DIR = "jobs"
 JOB_FILE = "job.json"
-METRICS_FILE = "metrics.json"
+METRICS_FILE = "metrics.json"  # the training record (harness.training)
+SPEC_FILE = "spec.yaml"  # the exact spec trained, so a run can be exported or re-run later
+FINAL_WEIGHTS_FILE = "final_weights.npz"  # canonical layout: loads into any backend
+# The trained model's class probabilities on the test set, with its labels: the confusion
+# matrix's source, and the native side of the export's parity check (harness.export.driver), so
+# the test set is not run through the framework again.
+TEST_OUTPUTS_FILE = "test_outputs.npz"
 ONNX_FILE = "model.onnx"
 EXPORT_RECORD_FILE = "model.onnx.json"
 LATENCY_FILE = "latency.json"

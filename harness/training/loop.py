@@ -22,19 +22,18 @@ from harness.backends.base import Evaluation
 from harness.measure.environment import environment, utc_now
 from harness.measure.machine_load import load_mark, load_since
 from harness.measure.memory import track_memory
+from harness.records.folders import (
+    FINAL_WEIGHTS_FILE,
+    METRICS_FILE,
+    SPEC_FILE,
+    TEST_OUTPUTS_FILE,
+)
 from harness.records.io import RESULT_SCHEMA_VERSION, write_json_atomic
 from harness.spec import ModelSpec, infer, initial_weights, load_spec, spec_hash
 from harness.spec.initializers import save_weights
 from harness.spec.loader import dump_spec
 from harness.training.checkpoint import Progress, TrainingCheckpoint
 
-METRICS_FILE = "metrics.json"
-SPEC_FILE = "spec.yaml"  # the exact spec trained, so a run can be exported or re-run later
-FINAL_WEIGHTS_FILE = "final_weights.npz"  # canonical layout: loads into any backend
-# The trained model's class probabilities on the test set, with its labels: the confusion
-# matrix's source, and the native side of the export's parity check (harness.export.driver), so the
-# test set is not run through the framework again.
-TEST_OUTPUTS_FILE = "test_outputs.npz"
 # What an epoch's time is, named in every record and matrix job: the optimizer steps of one
 # epoch over batches already on the device (no data set-up, no validation), and the steady
 # figure the median of the epochs after the first.
