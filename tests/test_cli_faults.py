@@ -17,8 +17,9 @@ import pytest
 
 from harness.cli import main
 from harness.commands import run as run_command
-from harness.records import folders, matrix
+from harness.records import folders
 from harness.records.io import RESULT_SCHEMA_VERSION, write_json_atomic
+from harness.run import matrix
 from harness.run.executors import JobEvents
 from harness.run.folder import finish_job, fresh_partial_dir
 from harness.run.job import Job, Placement

@@ -18,11 +18,11 @@ from harness.training import (
     EPOCH_TIMING,
     EpochRecord,
     TrainConfig,
-    _run_epochs,
     confusion_matrix,
     epoch_timing,
     train_and_evaluate,
 )
+from harness.training.loop import _run_epochs
 
 
 def _require(backend: str) -> None:

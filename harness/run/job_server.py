@@ -25,13 +25,16 @@ import traceback
 from pathlib import Path
 from typing import Any, NoReturn
 
+from harness.backends import REGISTRY
 from harness.backends.isolation import die_with_parent
-from harness.run.job_process import import_frameworks, run_given, warm_up
+from harness.backends.preload import import_frameworks, warm_up
+from harness.run.job_process import run_given
 
 MAX_REQUEST_BYTES = 1 << 22  # a job and its spec's YAML
 # Backends whose framework imports leave a process that forks cleanly (checked: a forked child
-# trains, exports and times); jobs of other backends start in a new interpreter.
-FORK_SAFE_BACKENDS = frozenset({"keras", "torch"})
+# trains, exports and times; BackendInfo.fork_safe); jobs of other backends start in a new
+# interpreter.
+FORK_SAFE_BACKENDS = frozenset(name for name, info in REGISTRY.items() if info.fork_safe)
 
 
 def _job(request: dict[str, Any], output: int, driver: socket.socket, server: int

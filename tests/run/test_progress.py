@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from harness.records import folders, progress
+from harness.records import folders
+from harness.run import progress
 from harness.run.display import PlainDisplay, RichDisplay
 from harness.run.job import Placement, step_started
 from harness.run.job_process import PHASES, EpochProgress, _split_phases, _train_metrics

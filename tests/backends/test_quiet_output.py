@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.backends import native_output
+from harness.backends import quiet_output as native_output
 from harness.backends.quiet_output import framework_log, native_output_to_log
 
 
