@@ -16,13 +16,19 @@ import pytest
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
-from harness import bench, bench_native, env, runs  # noqa: E402
 from harness.backends import BackendUnavailable  # noqa: E402
 from harness.cli import main  # noqa: E402
 from harness.export.driver import export_model, weights_source  # noqa: E402
+from harness.latency import bench  # noqa: E402
+from harness.latency import native as bench_native  # noqa: E402
+from harness.measure import environment as env  # noqa: E402
 from harness.records.io import read_json  # noqa: E402
 from harness.report.benchmarks import load_benchmark_json  # noqa: E402
-from harness.training import EpochRecord, epoch_timing  # noqa: E402
+from harness.training import (  # noqa: E402
+    EpochRecord,
+    epoch_timing,
+    runs,  # noqa: E402
+)
 
 FRAMEWORKS = {"torch": "torch", "keras": "tensorflow"}
 FAST: dict[str, Any] = {"warmup": 1, "min_runs": 3, "min_seconds": 0.0}

@@ -17,7 +17,9 @@ from typing import Any
 
 import pytest
 
-from harness import bench, bench_records, machine_load
+from harness.latency import bench
+from harness.latency import records as bench_records
+from harness.measure import machine_load
 from harness.measure.machine_load import (
     CpuTicks,
     is_noisy,

@@ -32,7 +32,6 @@ NOISY_OTHERS_CORES = 0.25  # others' average use, in cores, above which a timing
 MIN_INTERVAL_SECONDS = 0.2
 PROC_STAT = Path("/proc/stat")
 PROC_SELF_STAT = Path("/proc/self/stat")
-PROC_LOADAVG = Path("/proc/loadavg")
 # /proc/stat "cpu" columns: user nice system idle iowait irq softirq steal (guest and
 # guest_nice are already inside user and nice). Steal is busy: another guest had the core.
 _IDLE_COLUMNS = (3, 4)

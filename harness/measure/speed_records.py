@@ -13,8 +13,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 SPEED_SCHEMA_VERSION = 1
-SPEED_FILE = "speed.json"
-NOISE_FILE = "noise.json"
 
 Verdict = Literal["faster", "slower", "within noise"]
 # what one unit of a window's work is: one optimizer step (training) or one predict call

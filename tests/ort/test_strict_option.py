@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from harness import bench
 from harness.cli import main
+from harness.latency import bench
 from harness.run import matrix, plan
 
 

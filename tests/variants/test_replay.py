@@ -12,8 +12,8 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 
-from harness import bench  # noqa: E402
 from harness.export.driver import weights_source  # noqa: E402
+from harness.latency import bench  # noqa: E402
 from harness.latency.variants import VariantBench, VariantSettings, read_replay  # noqa: E402
 from harness.latency.variants.replay import REPLAY_IMAGES, replay_dir, write_replay  # noqa: E402
 
