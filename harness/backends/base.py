@@ -1,6 +1,7 @@
 """The small interface every backend implements: build, weights in/out, train, evaluate, predict.
 
-A backend is one folder under `harness/backends/` plus one line in `harness.backends.REGISTRY`.
+A backend is one folder under `harness/backends/` (its info.py declares it:
+harness.backends.info) plus one line in `harness.backends.BACKENDS`.
 Frameworks are imported inside the backend's modules only, so `harness list` stays fast and a
 user with only one framework installed can use that backend.
 """

@@ -273,3 +273,9 @@ runs = integer(1, MAX_RUNS)
 warmup = integer(0, MAX_RUNS)
 seconds = number(0, MAX_SECONDS)
 
+# The checks harness.run.options' RUN_OPTIONS name, of a value or of each item of a list.
+CHECKS: dict[str, Callable[[str], object]] = {
+    "str": str, "positive_int": positive_int, "seed": seed, "threads": threads,
+    "batch_size": batch_size, "opset": opset, "runs": runs, "seconds": seconds,
+    "fraction": number(0, 1), "training_limit": limit("training"), "test_limit": limit("test"),
+    "data_folder": data_folder, "set_override": set_override}

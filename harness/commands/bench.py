@@ -34,8 +34,10 @@ def _print_table(title: str, columns: tuple[str, ...], rows: list[list[str]]) ->
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from harness import bench, bench_records, runs
+    from harness.latency import bench
+    from harness.latency import records as bench_records
     from harness.latency.variants import table as variant_table
+    from harness.training import runs
 
     if args.spec is None and not args.from_run:
         raise UsageError("harness bench: give --spec, --from RUN_DIR, or both")

@@ -14,6 +14,8 @@ from rich.markup import escape
 
 from harness.commands import args as opt
 from harness.errors import UsageError
+from harness.run import options as opts
+from harness.run.options import RunOption
 from harness.run.sweeps import apply_point, parse_set
 from harness.spec import ModelSpec, load_spec
 from harness.spec.schema import DATASETS
@@ -21,10 +23,6 @@ from harness.spec.schema import DATASETS
 # Piped output (files, CI logs) gets room for whole tables rather than rich's 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
-
-# The one thread budget (harness.measure.environment.thread_budget), as every runtime applies it.
-THREADS_HELP = ("compute threads for every runtime: N intra-op, 1 inter-op (TensorFlow, "
-                "PyTorch, ONNX Runtime alike; default: every core this process may use)")
 
 
 def print_error(message: str) -> None:
@@ -46,22 +44,38 @@ def writing_into(folder: Path) -> Iterator[None]:
         raise
 
 
+def add_run_option(parser: argparse.ArgumentParser, option: RunOption,
+                   help_text: str | None = None) -> None:
+    """`harness run`'s option as harness.run.options defines it (another command's help:
+    `help_text`)."""
+    settings: dict[str, Any] = {"help": help_text or option.help, "dest": option.dest,
+                                "default": option.default_value()}
+    check = opt.CHECKS[option.check]
+    if option.form == opts.SWITCH:
+        settings["action"] = "store_true"
+    elif option.form == opts.FLAG:
+        settings.update(action="store_const", const=True)
+    elif option.form == opts.LIST:
+        settings["type"] = opt.csv(check, option.choices)
+    else:
+        settings.update(type=check, choices=option.choices, metavar=option.metavar)
+        if option.form == opts.REPEAT:
+            settings["action"] = "append"
+    parser.add_argument(option.flag, **settings)
+
+
 def add_common_data_options(parser: argparse.ArgumentParser,
                             limit_test_help: str = "use the first N test images") -> None:
     """--data-dir, --limit-test (what the command does with them: `limit_test_help`), --threads."""
-    parser.add_argument("--data-dir", type=opt.data_folder,
-                        help="the datasets' folder, which must exist (default: "
-                             "$HARNESS_DATA_DIR or a user cache folder)")
-    parser.add_argument("--limit-test", type=opt.limit("test"),
-                        help=f"{limit_test_help} (default: all 10,000)")
-    parser.add_argument("--threads", type=opt.threads, help=THREADS_HELP)
+    add_run_option(parser, opts.BY_FIELD["data_dir"])
+    add_run_option(parser, opts.BY_FIELD["limit_test"],
+                   f"{limit_test_help} (default: all 10,000)")
+    add_run_option(parser, opts.BY_FIELD["threads"])
 
 
 def add_download_option(parser: argparse.ArgumentParser) -> None:
     """--download: None unless given, harness.data's `download` (None: only into the cache)."""
-    parser.add_argument("--download", action="store_const", const=True, default=None,
-                        help="download missing dataset files into --data-dir or "
-                             "$HARNESS_DATA_DIR too (default: only into the user cache folder)")
+    add_run_option(parser, opts.BY_FIELD["download"])
 
 
 def add_spec_override_options(parser: argparse.ArgumentParser) -> None:
@@ -107,30 +121,15 @@ def spec_from_options(args: argparse.Namespace) -> ModelSpec | None:
 
 def add_framework_policy_options(parser: argparse.ArgumentParser) -> None:
     """Maths and memory layout, chosen once for every framework and recorded."""
-    parser.add_argument("--tf32", action="store_true",
-                        help="let float32 matmuls and convolutions round to TF32 on GPUs that "
-                             "have it, in both frameworks (default: off in both; TensorFlow's "
-                             "own default is on, PyTorch's off for matmuls)")
-    parser.add_argument("--layout", choices=["channels_last", "nchw"], default="channels_last",
-                        help="memory layout of PyTorch's CNN activations and kernels (default: "
-                             "channels_last, as Keras' NHWC tensors; Keras has no choice)")
+    add_run_option(parser, opts.BY_FIELD["tf32"])
+    add_run_option(parser, opts.BY_FIELD["layout"])
 
 
 def add_variant_options(parser: argparse.ArgumentParser) -> None:
     """ONNX Runtime variants of each export and the accuracy gate (harness.latency.variants)."""
-    from harness.latency.variants.catalog import ALL, DEFAULT_ACCURACY_GATE, ORT_VARIANTS
-
-    parser.add_argument("--ort-variants", type=opt.csv(str, [ALL, *ORT_VARIANTS]), default=[],
-                        help=f"ONNX Runtime variants of each export, or {ALL}: "
-                             f"{', '.join(ORT_VARIANTS)}")
-    parser.add_argument("--accuracy-gate", type=opt.number(0, 1),
-                        default=DEFAULT_ACCURACY_GATE,
-                        help="mark a variant below this fraction of the float32 model's "
-                             f"accuracy `fails accuracy` (default {DEFAULT_ACCURACY_GATE})")
+    add_run_option(parser, opts.BY_FIELD["ort_variants"])
+    add_run_option(parser, opts.BY_FIELD["accuracy_gate"])
 
 
 def add_strict_providers_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--strict-providers", action="store_true",
-                        help="record a CUDA ONNX Runtime session that would run any node on the "
-                             "CPU as unavailable instead of timing it (ORT's "
-                             "session.disable_cpu_ep_fallback)")
+    add_run_option(parser, opts.BY_FIELD["strict_providers"])

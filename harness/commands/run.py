@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
 
 from harness.commands import args as opt
 from harness.commands.common import (
     DATASETS,
-    add_common_data_options,
-    add_download_option,
-    add_framework_policy_options,
-    add_strict_providers_option,
-    add_variant_options,
+    add_run_option,
     console,
     err_console,
     print_error,
@@ -23,6 +19,7 @@ from harness.commands.common import (
 )
 from harness.errors import UsageError
 from harness.measure.environment import utc_now
+from harness.run.options import RUN_OPTIONS
 
 if TYPE_CHECKING:  # `harness run`'s types, imported when it runs
     from harness.run.display import Display
@@ -67,6 +64,20 @@ def with_plan(parser: argparse.ArgumentParser, args: argparse.Namespace,
     return args
 
 
+def _config_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """RunConfig's fields from the options, with what they leave to the run: every installed
+    backend, --dataset as its --set, the data folder's absolute path."""
+    from harness.backends import installed_backends
+
+    fields = {option.field: getattr(args, option.dest) for option in RUN_OPTIONS}
+    fields["specs"] = args.specs or []
+    fields["backends"] = args.backends or installed_backends()
+    fields["sets"] = [*(args.set or []),
+                      *([f"input.dataset={args.dataset}"] if args.dataset else [])]
+    fields["data_dir"] = str(args.data_dir.resolve()) if args.data_dir else None
+    return fields
+
+
 def _executor(args: argparse.Namespace, config: RunConfig) -> Executor:
     from harness.run.executors import ExecutorChoice, make_executor
 
@@ -94,21 +105,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     groups = [SpecGroup(specs, seeds) for specs, seeds in getattr(args, "groups", [])]
     if not groups and args.specs is None:
         raise UsageError("harness run: give --specs or --plan")
-    from harness.backends import installed_backends
-
-    sets = [*(args.set or []), *([f"input.dataset={args.dataset}"] if args.dataset else [])]
-    config = RunConfig(specs=args.specs or [], groups=groups,
-                       backends=args.backends or installed_backends(),
-                       providers=args.providers,
-                       batch_sizes=args.batch_sizes, seeds=args.seeds, epochs=args.epochs,
-                       limit=args.limit, limit_test=args.limit_test, threads=args.threads,
-                       device=args.device, sets=sets, opset=args.opset, download=args.download,
-                       latency_min_runs=args.latency_min_runs,
-                       latency_min_seconds=args.latency_min_seconds,
-                       strict_providers=args.strict_providers, tf32=args.tf32,
-                       layout=args.layout, compile_modes=args.compile,
-                       ort_variants=args.ort_variants, accuracy_gate=args.accuracy_gate,
-                       data_dir=str(args.data_dir.resolve()) if args.data_dir else None)
+    config = RunConfig(**_config_fields(args), groups=groups)
     out = args.out or Path("results") / f"run-{utc_now().replace(':', '').replace('-', '')}"
     try:
         with writing_into(out):
@@ -204,54 +201,26 @@ def _add_executor_options(parser: argparse.ArgumentParser) -> None:
                              "log lines), not only their progress; it is always in each job.log")
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    from harness.backends import backend_names
-    from harness.training import COMPILE_MODES, EAGER
+def _add_run_options(run: argparse.ArgumentParser) -> None:
+    """RunConfig's options (harness.run.options), with --plan and --dataset beside the specs."""
+    for option in RUN_OPTIONS:
+        add_run_option(run, option)
+        if option.field == "specs":
+            run.add_argument("--plan", type=opt.existing_file,
+                             help="a YAML run plan: groups of specs with their seeds, and run "
+                                  "options (options given here override the plan's); instead "
+                                  "of --specs")
+        elif option.field == "sets":
+            run.add_argument("--dataset", choices=DATASETS,
+                             help="every spec on this dataset instead of its input.dataset (as "
+                                  "--set input.dataset=NAME)")
 
+
+def register(sub: argparse._SubParsersAction) -> None:
     run = sub.add_parser("run", help="the matrix: train, export, parity, latency per job; "
                                      "resumable")
-    run.add_argument("--specs", type=opt.csv(str),
-                     help="names, globs (cnn*), study:NAME (a study of the zoo), YAML paths, "
-                          "or all")
-    run.add_argument("--plan", type=opt.existing_file,
-                     help="a YAML run plan: groups of specs with their seeds, and run options "
-                          "(options given here override the plan's); instead of --specs")
-    run.add_argument("--backends", type=opt.csv(str, backend_names()),
-                     help=f"comma-separated, of {','.join(backend_names())} (default: every "
-                          "one installed here; one named and not installed is refused)")
-    run.add_argument("--providers", type=opt.csv(str, ["cpu", "cuda"]), default=["cpu"],
-                     help="ONNX Runtime providers for latency, comma-separated (default: cpu)")
-    run.add_argument("--batch-sizes", type=opt.csv(opt.batch_size), default=[1, 32, 256],
-                     help="latency batch sizes (default: 1,32,256)")
-    run.add_argument("--seeds", type=opt.csv(opt.seed),
-                     help="repeat every job with these seeds (default: the spec's seed)")
-    run.add_argument("--epochs", type=opt.positive_int, help="default: each spec's")
-    run.add_argument("--limit", type=opt.limit("training"), help="train on the first N images")
-    run.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
-                     help="where the frameworks train")
-    run.add_argument("--set", type=opt.set_override, action="append", metavar="PATH=V1[,V2...]",
-                     help="override a spec field; lists expand into a grid (repeatable; a run "
-                          "plans at most 10,000 jobs)")
-    run.add_argument("--dataset", choices=DATASETS,
-                     help="every spec on this dataset instead of its input.dataset (as --set "
-                          "input.dataset=NAME)")
-    run.add_argument("--opset", type=opt.opset, default=opt.DEFAULT_OPSET,
-                     help=f"ONNX opset (default: {opt.DEFAULT_OPSET})")
-    run.add_argument("--latency-min-runs", type=opt.runs, default=20,
-                     help="timed runs per latency figure, at least (default 20)")
-    run.add_argument("--latency-min-seconds", type=opt.seconds, default=0.5,
-                     help="seconds per latency figure, at least (default 0.5)")
-    # the default as text: a report's reproduce commands leave out the value of an eager job
-    run.add_argument("--compile", type=opt.csv(str, list(COMPILE_MODES)), default=EAGER,
-                     help="a job per framework mode, comma-separated: eager (default), compiled "
-                          "(torch.compile/inductor, Keras XLA) for training and native latency; "
-                          "a mode this platform cannot run is recorded unavailable")
-    add_variant_options(run)
+    _add_run_options(run)
     run.add_argument("--out", type=opt.output_folder,
                      help="run folder (default: results/run-<time>)")
     _add_executor_options(run)
-    add_strict_providers_option(run)
-    add_framework_policy_options(run)
-    add_common_data_options(run)
-    add_download_option(run)
     run.set_defaults(func=cmd_run, run_parser=run)

@@ -8,8 +8,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-NAMES = {"keras": "Keras", "keras-jax": "Keras on JAX", "keras-torch": "Keras on PyTorch",
-         "torch": "PyTorch"}
+from harness.backends import backend_label
 
 
 @dataclass(frozen=True)
@@ -53,7 +52,7 @@ def row_label(spec: str, point: str) -> str:
 
 
 def backend_name(backend: str) -> str:
-    return NAMES.get(backend, backend)
+    return backend_label(backend)
 
 
 def figures_frame(findings: list[Bullets]) -> pd.DataFrame:

@@ -2,67 +2,38 @@
 each finished job's recorded settings) and the ones that run what is missing (from run.json).
 
 A job records every setting of its command under the option's own name (`batch_sizes` is
-`--batch-sizes`), so the options are rebuilt field by field, as `harness run`'s own parser
-knows them: a field no option sets (what an epoch's time means, say) is left out, and so is a
-value the option has by default. Fields that name the job rather than set it, and the inputs'
-folder, are never options (NOT_OPTIONS).
+`--batch-sizes`), so the options are rebuilt field by field, as harness.run.options defines
+them: a field no option sets (what an epoch's time means, say) is left out, and so is a value
+the option has by default. The plan's own options and the inputs' folder are never written
+back as options (NOT_OPTIONS).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import shlex
 from collections import defaultdict
 from collections.abc import Iterable
-from functools import cache
 from typing import Any
 
 import pandas as pd
 
+from harness.run.options import BY_DEST, written
 from harness.run.plan import STUDY_PREFIX
 
-# Fields of a job (or of run.json's config) that are no option of the command: identity and
-# bookkeeping, and the inputs' folder (a machine's path: HARNESS_DATA_DIR says it). specs,
-# backends, seeds and overrides are rebuilt apart.
-NOT_OPTIONS = frozenset({
-    "job_id", "spec", "base_spec", "spec_hash", "config_hash", "study", "backend", "seed",
-    "overrides", "data_dir", "specs", "backends", "seeds", "groups", "sets",
-})
-
-
-@cache
-def run_options() -> dict[str, argparse.Action]:
-    """`harness run`'s options by destination, from its own parser."""
-    from harness.cli import build_parser
-
-    parser = build_parser()
-    commands = next(action for action in parser._actions
-                    if isinstance(action, argparse._SubParsersAction))
-    return {action.dest: action for action in commands.choices["run"]._actions
-            if action.option_strings}
-
-
-def _value(value: Any) -> str:
-    if isinstance(value, (list, tuple)):
-        return ",".join(str(item) for item in value)
-    return str(value)
+# Options rebuilt apart (specs, backends, seeds) or never written: the inputs' folder is a
+# machine's path (HARNESS_DATA_DIR says it).
+NOT_OPTIONS = frozenset({"specs", "backends", "seeds", "data_dir"})
 
 
 def option_tokens(settings: dict[str, Any]) -> list[str]:
     """`--name value` for every setting an option of `harness run` gives another value than
     its default (a switch alone), in name order."""
     tokens: list[str] = []
-    options = run_options()
     for key in sorted(settings):
-        action, value = options.get(key), settings[key]
-        if key in NOT_OPTIONS or action is None or value is None or value == action.default:
-            continue
-        option = next(name for name in action.option_strings if name.startswith("--"))
-        if action.nargs == 0:  # a switch
-            tokens += [option] if value else []
-        else:
-            tokens += [option, _value(value)]
+        option = BY_DEST.get(key)
+        if key not in NOT_OPTIONS and option is not None:
+            tokens += written(option, settings[key])
     return tokens
 
 

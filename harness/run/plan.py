@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import MISSING, dataclass, field, fields
+from functools import partial
 from typing import Any
 
 from harness.errors import UsageError
 from harness.latency.variants.catalog import check_compile_modes
+from harness.run import options
 from harness.run.job import Job, new_job
 from harness.run.sweeps import Override, apply_point, check_job_count, grid, parse_set, point_count
 from harness.spec import ModelSpec, SpecError, SpecProblem, list_specs, load_spec, spec_hash
@@ -24,34 +26,44 @@ class SpecGroup:
     seeds: list[int] | None = None
 
 
+def _default(name: str) -> Any:
+    """A RunConfig field's default, from its option (harness.run.options)."""
+    return field(default_factory=partial(options.default, name))
+
+
 @dataclass(frozen=True)
 class RunConfig:
+    """What `harness run` was asked, field by field; each field's option and default:
+    harness.run.options."""
+
     specs: list[str]
     backends: list[str]
-    providers: list[str] = field(default_factory=lambda: ["cpu"])
-    batch_sizes: list[int] = field(default_factory=lambda: [1, 32, 256])
-    seeds: list[int] | None = None  # None: each spec's own train.seed
-    epochs: int | None = None
-    limit: int | None = None
-    limit_test: int | None = None
-    threads: int | None = None
-    device: str = "cpu"
-    sets: list[str] = field(default_factory=list)
-    data_dir: str | None = None
-    download: bool | None = None  # missing dataset files: harness.data.ensure_files' download
-    opset: int = 18
-    latency_warmup: int = 5
-    latency_min_runs: int = 20
-    latency_min_seconds: float = 0.5
-    strict_providers: bool = False  # a device ORT session with nodes on the CPU is not timed
-    tf32: bool = False  # TF32 maths in both frameworks (harness.training.TrainConfig)
-    layout: str = "channels_last"  # PyTorch's CNN memory layout
+    providers: list[str] = _default("providers")
+    batch_sizes: list[int] = _default("batch_sizes")
+    seeds: list[int] | None = _default("seeds")  # None: each spec's own train.seed
+    epochs: int | None = _default("epochs")
+    limit: int | None = _default("limit")
+    limit_test: int | None = _default("limit_test")
+    threads: int | None = _default("threads")
+    device: str = _default("device")
+    sets: list[str] = _default("sets")
+    data_dir: str | None = _default("data_dir")
+    # missing dataset files: harness.data.ensure_files' download
+    download: bool | None = _default("download")
+    opset: int = _default("opset")
+    latency_warmup: int = 5  # no option: untimed calls before each latency figure
+    latency_min_runs: int = _default("latency_min_runs")
+    latency_min_seconds: float = _default("latency_min_seconds")
+    # a device ORT session with nodes on the CPU is not timed
+    strict_providers: bool = _default("strict_providers")
+    tf32: bool = _default("tf32")  # TF32 maths in both frameworks (harness.training.TrainConfig)
+    layout: str = _default("layout")  # PyTorch's CNN memory layout
     # harness.latency.variants, timed and scored in each job's latency step beside the float32
     # export
-    ort_variants: list[str] = field(default_factory=list)
+    ort_variants: list[str] = _default("ort_variants")
     # a job per mode (harness.training.COMPILE_MODES): training and native latency in it
-    compile_modes: list[str] = field(default_factory=lambda: [EAGER])
-    accuracy_gate: float = 0.99  # of the float32 model's accuracy, else `fails accuracy`
+    compile_modes: list[str] = _default("compile_modes")
+    accuracy_gate: float = _default("accuracy_gate")  # of the float32 model's accuracy
     groups: list[SpecGroup] = field(default_factory=list)  # a plan's groups: replace specs, seeds
 
     def spec_groups(self) -> list[SpecGroup]:

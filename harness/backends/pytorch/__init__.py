@@ -2,8 +2,9 @@
 
 from harness.backends.pytorch.backend import TorchBackend
 from harness.backends.pytorch.builder import SpecNet, build_module
+from harness.backends.pytorch.info import INFO
 from harness.backends.pytorch.model import TorchData, TorchModel
 from harness.backends.pytorch.optimizers import make_optimizer
 
-__all__ = ["SpecNet", "TorchBackend", "TorchData", "TorchModel", "build_module",
+__all__ = ["INFO", "SpecNet", "TorchBackend", "TorchData", "TorchModel", "build_module",
            "make_optimizer"]

@@ -6,7 +6,6 @@ averaged (curves) or summed (confusion counts); weight distributions show the lo
 """
 
 from harness.report.plots.base import (  # first: it selects the Agg backend
-    BACKEND_COLORS,
     DPI,
     MAX_MARKED_EPOCHS,
     MAX_NAMED_POINTS,
@@ -35,7 +34,7 @@ from harness.report.plots.latency import (
 from harness.report.plots.weights import weight_distributions
 
 __all__ = [
-    "BACKEND_COLORS", "DPI", "MAX_MARKED_EPOCHS", "MAX_NAMED_POINTS", "MAX_WEIGHT_SAMPLES",
+    "DPI", "MAX_MARKED_EPOCHS", "MAX_NAMED_POINTS", "MAX_WEIGHT_SAMPLES",
     "NOT_LEARNED_AT_OR_BELOW", "PANEL", "STYLE", "Key", "grid", "legend", "plain_log",
     "accuracy_vs_latency", "backend_color", "confusion_matrices", "did_not_learn",
     "differing_keys", "label", "latency_by_provider", "learning_curves", "loss_curves",

@@ -18,10 +18,10 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import FuncFormatter, NullLocator  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from harness.backends import REGISTRY  # noqa: E402
+
 DPI = 100
 PANEL = (3.0, 2.3)  # inches per small-multiple panel
-BACKEND_COLORS = {"keras": "#d62728", "keras-jax": "#2ca02c", "keras-torch": "#9467bd",
-                  "torch": "#1f77b4"}
 STYLE = {"font.size": 8, "axes.titlesize": 9, "axes.labelsize": 8, "legend.fontsize": 8,
          "xtick.labelsize": 7, "ytick.labelsize": 7, "axes.spines.top": False,
          "axes.spines.right": False, "figure.facecolor": "white"}
@@ -38,9 +38,12 @@ def label(key: Key) -> str:
 
 
 def backend_color(backend: str) -> str:
+    """The backend's own colour (BackendInfo.color); an unknown one, a stable other one."""
+    info = REGISTRY.get(backend)
+    if info is not None:
+        return info.color
     others = plt.get_cmap("tab10").colors[2:]
-    return BACKEND_COLORS.get(backend) or matplotlib.colors.to_hex(
-        others[sum(map(ord, backend)) % len(others)])
+    return matplotlib.colors.to_hex(others[sum(map(ord, backend)) % len(others)])
 
 
 def to_png(fig: Figure) -> bytes:
