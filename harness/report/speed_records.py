@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from harness.backends import REGISTRY
 from harness.measure.intervals import paired_ratios
 from harness.measure.intervals import verdict as time_verdict
 from harness.measure.protocol import per_unit_pairs
@@ -29,8 +30,7 @@ DECISION_BATCHES = (1, 32)
 FLOOR_KIND: dict[str, Kind] = {"training": "training", "native": "native", ORT: "native"}
 NO_FLOOR = " (no A/A noise floor measured)"
 _BACKEND_WORDS = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
-_NAMES = {"keras": "Keras", "keras-jax": "Keras on JAX", "keras-torch": "Keras on PyTorch",
-          "torch": "PyTorch", ORT: "ONNX Runtime"}
+_NAMES = {**{name: info.label for name, info in REGISTRY.items()}, ORT: "ONNX Runtime"}
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import math
 
 import pandas as pd
 
+from harness.backends import reference_backend
 from harness.records.folders import UNAVAILABLE
 from harness.training import EAGER
 
@@ -20,7 +21,7 @@ KEYS = ["spec", "point"]
 FRAMEWORK_METRICS = ["test_accuracy", "test_loss", "final_train_loss", "first_epoch_s",
                      "compile_s", "steady_epoch_s"]
 DELTA_METRICS = ["test_accuracy", "test_loss", "final_train_loss", "steady_epoch_s"]
-DELTA_PAIR = ("keras", "torch")  # delta = first - second, when both backends ran
+DELTA_PAIR = ("keras", reference_backend())  # delta = first - second, when both backends ran
 
 
 def others_vs_reference(backends: list[str]) -> list[str]:

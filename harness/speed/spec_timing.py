@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from harness.backends import REGISTRY, reference_backend
 from harness.measure.environment import environment, utc_now
 from harness.measure.protocol import Protocol, Side, calibrate, comparison
 from harness.measure.speed_records import Comparison, Estimate, SpecSpeed
@@ -15,12 +16,10 @@ from harness.spec import ModelSpec, spec_hash, training_hash
 from harness.spec.loader import dump_spec
 from harness.speed.worker import Worker, WorkerError, WorkerSetup
 
-REFERENCE = "torch"  # what every other backend is compared with, when it is timed
+REFERENCE = reference_backend()  # what every other backend is compared with, when it is timed
 ONNX_RUNTIME = "onnxruntime"
 AA_FIRST, AA_SECOND = "#1", "#2"
 DEFAULT_BATCH_SIZES = (1, 32)
-_FRAMEWORKS = {"keras": "Keras 3 on TensorFlow", "keras-jax": "Keras 3 on JAX",
-               "keras-torch": "Keras 3 on PyTorch", "torch": "PyTorch"}
 _MODES = {"graph": "graph mode, XLA off", "xla": "XLA (jit_compile)", "eager": "eager",
           "jit": "jit (XLA)", "torch.compile": "torch.compile"}
 
@@ -28,8 +27,8 @@ _MODES = {"graph": "graph mode, XLA off", "xla": "XLA (jit_compile)", "eager": "
 def describe_backend(name: str, backend_environment: dict) -> str:
     """How a backend ran, in words: "Keras 3 on TensorFlow, graph mode, XLA off"."""
     mode = str(backend_environment.get("compile_mode") or "")
-    return ", ".join(part for part in (_FRAMEWORKS.get(name, name), _MODES.get(mode, mode))
-                     if part)
+    framework = REGISTRY[name].framework if name in REGISTRY else name
+    return ", ".join(part for part in (framework, _MODES.get(mode, mode)) if part)
 
 
 @dataclass
