@@ -240,12 +240,12 @@ def test_run_checks_the_data_once_before_any_job_as_train_does(
         capsys: pytest.CaptureFixture[str]) -> None:
     """--data-dir at an empty folder (no download there unasked): train's one line and exit
     3, no job started, no run folder made."""
-    import harness.data
+    import harness.data.datasets
 
     def offline(*args: Any, **kwargs: Any) -> None:
         raise OSError(errno.ENETUNREACH, os.strerror(errno.ENETUNREACH))
 
-    monkeypatch.setattr(harness.data, "_fetch", offline)
+    monkeypatch.setattr(harness.data.datasets, "_fetch", offline)
     empty = tmp_path / "data"
     empty.mkdir()
     assert main([*TRAIN, "--data-dir", str(empty), "--out", str(tmp_path / "t")]) == 3
@@ -326,7 +326,7 @@ def test_run_takes_dataset_and_download_as_train_does(
         tmp_path: Path, executor: RecordingExecutor, monkeypatch: pytest.MonkeyPatch) -> None:
     """--dataset is --set input.dataset=NAME for every spec; --download reaches the up-front
     data check (a named data folder is downloaded into only when asked)."""
-    import harness.data
+    import harness.data.datasets
 
     asked: list[tuple[str, object]] = []
     monkeypatch.setattr(harness.data, "ensure_files",

@@ -265,7 +265,7 @@ def test_duplicate_job_ids_are_refused_naming_both_sources(
 def test_job_errors_name_files_from_the_job_folder(tmp_path: Path) -> None:
     from harness.run.job_process import _job_relative
 
-    work = folders.partial_dir(tmp_path / "run", "mlp2--torch--seed0")
+    work = folders.JobFolder.partial(tmp_path / "run", "mlp2--torch--seed0").path
     message = f"ExportError: converter failed. Full traceback: {work / 'model.onnx.log'}"
     assert _job_relative(message, work) == \
         "ExportError: converter failed. Full traceback: model.onnx.log"

@@ -39,7 +39,7 @@
         job.log                the job's own output (stdout and stderr)
                                An ok job counts as finished when job.json, metrics.json,
                                model.onnx.json and latency.json read back whole and the model
-                               files present do too (harness.run.records): a committed folder
+                               files present do too (harness.records.checks): a committed folder
                                keeps its records and drops its model files
       jobs/.<job_id>.checkpoint/   a job's training state after its last finished epoch
                                (harness.training.checkpoint): a job cut short (a stopped run,
@@ -60,6 +60,7 @@ moved, copied or archived and still reports and resumes.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 LOCK_FILE = ".lock"
@@ -104,13 +105,69 @@ def spec_file(run_dir: Path, spec_name: str) -> Path:
     return Path(run_dir) / SPECS_DIR / f"{spec_name}.yaml"
 
 
+@dataclass(frozen=True)
+class JobFolder:
+    """One job's folder and the name of each of its files: a finished job's (`of`), a job's
+    in flight (`partial`), or any folder a job's files were written into (a Ray worker's)."""
+
+    path: Path
+
+    @classmethod
+    def of(cls, run_dir: Path, job_id: str) -> JobFolder:
+        return cls(Path(run_dir) / JOBS_DIR / job_id)
+
+    @classmethod
+    def partial(cls, run_dir: Path, job_id: str) -> JobFolder:
+        """Where a job in flight is written, renamed to `of` when complete."""
+        return cls(Path(run_dir) / JOBS_DIR / f".{job_id}.partial")
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def job(self) -> Path:
+        return self.path / JOB_FILE
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / METRICS_FILE
+
+    @property
+    def onnx(self) -> Path:
+        return self.path / ONNX_FILE
+
+    @property
+    def export_record(self) -> Path:
+        return self.path / EXPORT_RECORD_FILE
+
+    @property
+    def latency(self) -> Path:
+        return self.path / LATENCY_FILE
+
+    @property
+    def log(self) -> Path:
+        return self.path / JOB_LOG_FILE
+
+    @property
+    def spec(self) -> Path:
+        return self.path / SPEC_FILE
+
+    @property
+    def final_weights(self) -> Path:
+        return self.path / FINAL_WEIGHTS_FILE
+
+    @property
+    def test_outputs(self) -> Path:
+        return self.path / TEST_OUTPUTS_FILE
+
+    def file(self, name: str) -> Path:
+        """Any other file of the folder, by name (a model file a record names)."""
+        return self.path / name
+
+
 def job_dir(run_dir: Path, job_id: str) -> Path:
-    return Path(run_dir) / JOBS_DIR / job_id
-
-
-def partial_dir(run_dir: Path, job_id: str) -> Path:
-    """Where a job in flight is written, renamed to job_dir when complete."""
-    return Path(run_dir) / JOBS_DIR / f".{job_id}.partial"
+    return JobFolder.of(run_dir, job_id).path
 
 
 def checkpoint_dir(run_dir: Path, job_id: str) -> Path:
@@ -118,11 +175,17 @@ def checkpoint_dir(run_dir: Path, job_id: str) -> Path:
     return Path(run_dir) / JOBS_DIR / f".{job_id}.checkpoint"
 
 
-def finished_job_dirs(run_dir: Path) -> list[Path]:
+def finished_jobs(run_dir: Path) -> list[JobFolder]:
     """Job folders that hold a job.json (ok or failed), sorted by name. A job still in flight
     works in a hidden `.<job_id>.partial` folder, which is never one of them."""
     jobs = Path(run_dir) / JOBS_DIR
     if not jobs.is_dir():
         return []
-    return sorted(p for p in jobs.iterdir()
-                  if p.is_dir() and not p.name.startswith(".") and (p / JOB_FILE).is_file())
+    found = (JobFolder(p) for p in sorted(jobs.iterdir())
+             if p.is_dir() and not p.name.startswith("."))
+    return [folder for folder in found if folder.job.is_file()]
+
+
+def finished_job_dirs(run_dir: Path) -> list[Path]:
+    """finished_jobs' paths."""
+    return [folder.path for folder in finished_jobs(run_dir)]

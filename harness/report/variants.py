@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
@@ -36,11 +35,11 @@ from matplotlib.lines import Line2D
 
 from harness.latency.variants.catalog import COMPILED, EAGER, FAILS_ACCURACY
 from harness.measure.machine_load import is_noisy
-from harness.records import folders
+from harness.records.models import PartialLatency
 from harness.report import plots
 from harness.report.blocks import Plot, Section, Table, slug
 from harness.report.format import display
-from harness.report.load import RunData, read_json_or_none
+from harness.report.load import RunData
 from harness.report.plots import grid, legend, plain_log
 
 KEYS = ["study", "spec", "point", "backend", "runtime", "variant", "provider", "mode",
@@ -58,11 +57,12 @@ TRAINING_KEYS = ["spec", "point", "backend"]
 EPOCH_COLUMNS = ["first_epoch_s", "steady_epoch_s"]
 
 
-def _record_rows(latency: dict[str, Any], keys: dict[str, Any]) -> list[dict[str, Any]]:
+def _record_rows(latency: PartialLatency, keys: dict[str, Any]) -> list[dict[str, Any]]:
     """Every timed record that carries a variant, with its entry's accuracy and file."""
-    entries = {(e["backend"], e["variant"]): e for e in latency.get("variants") or []}
+    entries = {(e["backend"], e["variant"]): e for e in latency.variants or []}
     rows = []
-    for record in [*latency.get("records", []), *latency.get("variant_records", [])]:
+    for record in [entry.as_read()
+                   for entry in [*latency.records, *(latency.variant_records or [])]]:
         entry = entries.get((record.get("backend"), record.get("variant")))
         if entry is None or record.get("status") != "ok":
             continue
@@ -97,10 +97,13 @@ def _own_rows(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def load_variant_records(run: RunData) -> pd.DataFrame:
-    """One row per timed variant record of every finished job of the run."""
-    rows, notes = [], []
+    """One row per timed variant record of every finished job of the run (its latency.json as
+    the run's loader read it)."""
+    rows = []
     for job in run.jobs.itertuples(index=False):
-        latency = read_json_or_none(Path(job.job_dir) / folders.LATENCY_FILE, notes) or {}
+        latency = run.latency_records.get(job.job_id)
+        if latency is None:
+            continue
         keys = {"study": job.study, "spec": job.spec, "point": job.point, "seed": job.seed,
                 "job_id": job.job_id, "job_mode": job.compile}
         rows += _record_rows(latency, keys)

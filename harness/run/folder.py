@@ -3,7 +3,8 @@ plan, each job's folder put in place whole, the summary.
 
 A job works in a hidden partial folder (wherever it ran, its folder ends up there) and is
 renamed to `jobs/<job_id>` only when it holds a job.json, so a killed job leaves no folder
-that looks finished. Every executor finishes its jobs through `finish_job`.
+that looks finished. Every executor finishes its jobs through `finish_job`, which reads the
+job's job.json once (its process wrote it); the summary counts the records so read.
 
 A folder whose fixed entries are not what they must be (a file named `jobs`) is refused in one
 line before anything is written; a resumed run keeps run.json's `created_utc`.
@@ -25,10 +26,12 @@ from typing import Any
 from harness.errors import UsageError
 from harness.measure.environment import utc_now
 from harness.records import folders
+from harness.records.checks import DamagedRecord, read_record
+from harness.records.folders import JobFolder
 from harness.records.io import RESULT_SCHEMA_VERSION, read_json, write_json_atomic
+from harness.records.models import JobRecord, PartialJob, RunSummary, job_record
 from harness.run.job import Job, Placement, last_step
 from harness.run.plan import Plan, RunConfig
-from harness.run.records import DamagedRecord, JobShape, read_record
 from harness.spec.loader import dump_spec
 
 
@@ -134,14 +137,14 @@ def _remove(path: Path) -> None:
 
 def fresh_partial_dir(run_dir: Path, job_id: str) -> Path:
     """The job's partial folder, empty."""
-    work = folders.partial_dir(run_dir, job_id)
+    work = JobFolder.partial(run_dir, job_id).path
     _remove(work)
     work.mkdir(parents=True)
     return work
 
 
 def failed_record(job: Job, error: str, placement: Placement | None,
-                  log_text: str = "") -> dict[str, Any]:
+                  log_text: str = "") -> JobRecord:
     """job.json of a job whose process ended without writing one: the step its output
     (`log_text`, its job.log) last started, and the log's last line (the exception, e.g. a
     full disk while writing its record) after `error`."""
@@ -149,52 +152,41 @@ def failed_record(job: Job, error: str, placement: Placement | None,
                       if line.strip()), "")
     if last_line and last_line not in error:
         error = f"{error}; its output ended with: {last_line[:300]}"
-    return {"schema_version": RESULT_SCHEMA_VERSION, "kind": "job", "job_id": job.job_id,
-            "status": "failed", "failed_step": last_step(log_text), "config": job.record(),
-            "error": error,
-            "placement": placement.record() if placement else None, "started_utc": None,
-            "finished_utc": utc_now()}
+    return job_record(job.job_id, job.record(), placement.record() if placement else None,
+                      status="failed", error=error, failed_step=last_step(log_text),
+                      finished_utc=utc_now())
 
 
 def finish_job(run_dir: Path, job: Job, lost: str | None,
-               placement: Placement | None = None) -> dict[str, Any]:
+               placement: Placement | None = None) -> JobRecord:
     """Put the job's partial folder in place as `jobs/<job_id>` and return its job.json. A job
-    whose process died before recording anything gets a failed job.json saying `lost`."""
-    work = folders.partial_dir(run_dir, job.job_id)
-    work.mkdir(parents=True, exist_ok=True)
-    if not (work / folders.JOB_FILE).is_file():
-        log = work / folders.JOB_LOG_FILE
-        log_text = log.read_text(encoding="utf-8", errors="replace") if log.is_file() else ""
-        write_json_atomic(work / folders.JOB_FILE, failed_record(
-            job, lost or "the job recorded nothing", placement, log_text))
-    final = folders.job_dir(run_dir, job.job_id)
-    _remove(final)  # an earlier folder of the job: changed since, or damaged (harness.run.resume)
-    work.rename(final)
-    return read_json(final / folders.JOB_FILE)
-
-
-def _summary_record(path: Path) -> dict[str, Any]:
-    """A job's job.json as the summary counts it: missing, damaged, or as recorded."""
-    if not path.is_file():
-        return {"status": "missing"}
+    whose process died before recording anything, or recorded a job.json that does not read
+    back, gets a failed job.json saying `lost` (and the damage)."""
+    work = JobFolder.partial(run_dir, job.job_id)
+    work.path.mkdir(parents=True, exist_ok=True)
     try:
-        return read_record(path, JobShape)
+        record = read_record(work.job, JobRecord)
     except DamagedRecord as exc:
-        return {"status": "damaged", "error": str(exc)}
+        why = lost or "the job recorded nothing"
+        if work.job.is_file():  # written, but not whole: the run cannot count it
+            why = "; ".join(filter(None, (lost, str(exc))))
+        log_text = (work.log.read_text(encoding="utf-8", errors="replace")
+                    if work.log.is_file() else "")
+        record = failed_record(job, why, placement, log_text)
+        write_json_atomic(work.job, record.record())
+    final = JobFolder.of(run_dir, job.job_id).path
+    _remove(final)  # an earlier folder of the job: changed since, or damaged (harness.run.resume)
+    work.path.rename(final)
+    return record
 
 
-def write_summary(run_dir: Path, jobs: list[Job]) -> dict[str, Any]:
-    records = {job.job_id: _summary_record(folders.job_dir(run_dir, job.job_id) / folders.JOB_FILE)
-               for job in jobs}
-    failed = [{"job_id": job_id, "failed_step": r.get("failed_step"), "error": r.get("error")}
-              for job_id, r in records.items()
-              if r.get("status") not in ("ok", folders.UNAVAILABLE)]
-    # a compile mode this platform cannot run: recorded with its reason, not a failure
-    unavailable = [{"job_id": job_id, "reason": r.get("error")}
-                   for job_id, r in records.items() if r.get("status") == folders.UNAVAILABLE]
-    summary = {"schema_version": RESULT_SCHEMA_VERSION, "kind": "summary",
-               "finished_utc": utc_now(), "jobs": len(jobs),
-               "ok": len(jobs) - len(failed) - len(unavailable), "failed": failed,
-               "unavailable": unavailable}
-    write_json_atomic(Path(run_dir) / folders.SUMMARY_FILE, summary)
+MISSING = "missing"  # summary.json: a job that has no job.json
+
+
+def write_summary(run_dir: Path, jobs: list[Job], records: dict[str, JobRecord]) -> RunSummary:
+    """summary.json of `jobs`, from their job.json `records` as finish_job and resume read
+    them (a job with none: missing)."""
+    summary = RunSummary.of({job.job_id: records.get(job.job_id) or PartialJob(status=MISSING)
+                             for job in jobs}, utc_now())
+    write_json_atomic(Path(run_dir) / folders.SUMMARY_FILE, summary.record())
     return summary

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.records import folders
-from harness.records.io import read_json
+from harness.records.models import JobRecord, PartialJob
 from harness.run.display import Display, PlainDisplay
 from harness.run.executors import Executor
 from harness.run.folder import run_folder_lock, write_plan, write_summary
@@ -33,24 +33,24 @@ Printer = Callable[[str], None]
 Preflight = Callable[[RunConfig, Plan, Printer], None]
 
 
-def status_text(record: dict[str, Any], step: str | None = None) -> str:
+def status_text(record: PartialJob, step: str | None = None) -> str:
     """What a finished job came to; `step`: the step its output last started, named when its
     record names none (a process that died before recording its failure)."""
-    if record["status"] == "ok":
+    if record.status == "ok":
         return "ok"
-    if record["status"] == folders.UNAVAILABLE:
-        return f"unavailable: {record['error']}"
-    return f"FAILED{at_step(record.get('failed_step') or step)}: {record['error']}"
+    if record.status == folders.UNAVAILABLE:
+        return f"unavailable: {record.error}"
+    return f"FAILED{at_step(record.failed_step or step)}: {record.error}"
 
 
-def stop_when_full(job_dir: Path, record: dict[str, Any]) -> None:
+def stop_when_full(job_dir: Path, record: PartialJob) -> None:
     """Raise the OSError of a job that failed for want of space (ENOSPC, EDQUOT), naming its
     folder: the run stops there, rather than start every job left only to fail it the same
     way after its training (the command line says to free space and run it again; the job,
     recorded failed, runs again then)."""
-    if record.get("status") != "failed":
+    if record.status != "failed":
         return
-    error = str(record.get("error") or "")
+    error = record.error or ""
     for code in sorted(FULL_DISK):  # the system's words for it, as an OSError prints them
         if os.strerror(code) in error:
             raise OSError(code, os.strerror(code), str(job_dir))
@@ -61,9 +61,12 @@ class ProgressTracker:
     run when a job failed for want of space (stop_when_full)."""
 
     def __init__(self, plan: Plan, todo: list[Job], slots: int, display: Display,
-                 work: dict[str, float] | None = None, run_dir: Path | None = None) -> None:
-        """`work`: each job's work left (default: all of it); `run_dir`: the run folder, whose
-        finished jobs the ETA learns from before any job of this run finishes."""
+                 work: dict[str, float] | None = None, run_dir: Path | None = None,
+                 finished: dict[str, JobRecord] | None = None) -> None:
+        """`work`: each job's work left (default: all of it); `run_dir`: the run folder;
+        `finished`: the job.json of the plan's jobs finished already (as resume read them),
+        which the ETA learns from before any job of this run finishes. `records` gathers them
+        and those of the jobs finishing: the run's summary counts them."""
         self.display, self.total = display, len(plan.jobs)
         self.done = self.total - len(todo)
         self.pending = [job.job_id for job in todo]
@@ -72,8 +75,8 @@ class ProgressTracker:
                        backend={job.job_id: job.backend for job in todo},
                        kind={job.job_id: model_kind(plan.specs[job.spec]) for job in todo},
                        slots=slots)
-        if run_dir is not None:
-            learn_finished(self.eta, plan, todo, run_dir)
+        learn_finished(self.eta, plan, finished or {})
+        self.records: dict[str, JobRecord] = dict(finished or {})
         self.run_dir = run_dir
         self.epochs = {job.job_id: job.epochs or plan.specs[job.spec].train.epochs
                        for job in todo}
@@ -99,13 +102,14 @@ class ProgressTracker:
             self.steps[job.job_id] = step
         self.display.job_line(job.job_id, line)
 
-    def finished(self, job: Job, record: dict[str, Any]) -> None:
+    def finished(self, job: Job, record: JobRecord) -> None:
         if job.job_id not in self.number:  # an executor that does not say when jobs start
             self.started_count += 1
             self.number[job.job_id] = self.started_count
             self.pending.remove(job.job_id)
         self.done += 1
-        self.eta.finished(job.job_id, (record.get("phases") or {}).get("total"))
+        self.records[job.job_id] = record
+        self.eta.finished(job.job_id, (record.phases or {}).get("total"))
         self.display.job_finished(job.job_id,
                                   f"{self._prefix(job.job_id)} {job.job_id}: "
                                   f"{status_text(record, self.steps.pop(job.job_id, None))}")
@@ -113,24 +117,17 @@ class ProgressTracker:
         stop_when_full(folders.job_dir(self.run_dir or Path(), job.job_id), record)
 
 
-def learn_finished(eta: Eta, plan: Plan, todo: list[Job], run_dir: Path) -> None:
-    """Teach `eta` the seconds of the plan's jobs already finished ok in `run_dir` (an earlier
-    `harness run` of the same plan): a resumed run's ETA from its start."""
-    pending = {job.job_id for job in todo}
+def learn_finished(eta: Eta, plan: Plan, finished: dict[str, JobRecord]) -> None:
+    """Teach `eta` the seconds of the plan's jobs `finished` ok already (an earlier `harness
+    run` of the same plan; their job.json by job id): a resumed run's ETA from its start."""
     for job in plan.jobs:
-        path = folders.job_dir(run_dir, job.job_id) / folders.JOB_FILE
-        if job.job_id in pending or not path.is_file():
+        record = finished.get(job.job_id)
+        total = (record.phases or {}).get("total") if record is not None else None
+        if record is None or record.status != "ok" or total is None:  # None: an older record
             continue
-        try:
-            record = read_json(path)
-            seconds = float((record.get("phases") or {})["total"])
-            after_epoch = int((record.get("resumed") or {}).get("after_epoch", 0))
-        except (OSError, ValueError, KeyError, TypeError):  # an older or damaged record
-            continue
-        if record.get("status") == "ok":
-            spec = plan.specs[job.spec]
-            eta.learn(job.backend, model_kind(spec), expected_work(job, spec, after_epoch),
-                      seconds)
+        spec = plan.specs[job.spec]
+        after_epoch = record.resumed.after_epoch if record.resumed else 0
+        eta.learn(job.backend, model_kind(spec), expected_work(job, spec, after_epoch), total)
 
 
 def checkpointed(run_dir: Path, todo: list[Job], show: Printer) -> dict[str, int]:
@@ -205,7 +202,8 @@ def check_resources(config: RunConfig, plan: Plan, show: Printer) -> None:
 def run_matrix(config: RunConfig, run_dir: Path, show: Printer = print, *,
                executor: Executor | None = None, display: Display | None = None,
                preflight: Preflight | None = None) -> dict[str, Any]:
-    """Run every job not finished yet; return (and write) the run's summary. A command that
+    """Run every job not finished yet; return (and write) the run's summary (summary.json:
+    harness.records.models.RunSummary, as JSON). A command that
     cannot be planned, a plan `preflight` refuses (check_resources), or a folder another run
     holds, raises before anything is written. Default executor: one local job at a time;
     default display: plain lines to `show`."""
@@ -220,7 +218,8 @@ def run_matrix(config: RunConfig, run_dir: Path, show: Printer = print, *,
             preflight(config, plan, display.message)
         with run_folder_lock(run_dir):
             write_plan(plan, config, run_dir)
-            todo = jobs_to_run(run_dir, plan.jobs, display.message)
+            todo, finished = jobs_to_run(run_dir, plan.jobs, display.message)
+            records = dict(finished)
             if todo:
                 if executor.description:
                     display.message(executor.description)
@@ -230,9 +229,10 @@ def run_matrix(config: RunConfig, run_dir: Path, show: Printer = print, *,
                                                   resumed.get(job.job_id, 0)) for job in todo}
                 if executor.slots > 1:  # one at a time: the plan's order, as it reads
                     todo = order_jobs(todo, work, resumed)
-                executor.run(run_dir, todo,
-                             ProgressTracker(plan, todo, executor.slots, display, work,
-                                             run_dir))
-            return write_summary(run_dir, plan.jobs)
+                tracker = ProgressTracker(plan, todo, executor.slots, display, work, run_dir,
+                                          finished)
+                executor.run(run_dir, todo, tracker)
+                records = tracker.records
+            return write_summary(run_dir, plan.jobs, records).record()
     finally:
         display.close()

@@ -10,10 +10,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
-from harness.records import folders
-from harness.run.records import SHAPES, DamagedRecord, read_record
+from harness.records.checks import DamagedRecord, read_record
+from harness.records.folders import JobFolder
+from harness.records.models import (
+    Epoch,
+    PartialExport,
+    PartialJob,
+    PartialTraining,
+    Record,
+)
+
+R = TypeVar("R", bound=Record)
 
 # A steady interval needs a few epochs after the first; with fewer the median stands alone.
 MIN_STEADY_EPOCHS_FOR_INTERVAL = 3
@@ -35,19 +44,16 @@ class JobOutcome:
     parity: str = ""  # "passed" / "FAILED" with the largest difference; "" when not exported
 
 
-def _read(path: Path) -> dict[str, Any]:
-    """The record checked against its shape (harness.run.records); {} when missing or damaged."""
+def _read(path: Path, model: type[R]) -> R | None:
+    """The record as `model`; None when missing or damaged."""
     try:
-        return read_record(path, SHAPES[path.name])
+        return read_record(path, model)
     except DamagedRecord:
-        return {}
+        return None
 
 
-def _epoch_seconds(history: Any) -> list[float]:
-    if not isinstance(history, list):
-        return []
-    return [float(e["seconds"]) for e in history
-            if isinstance(e, dict) and isinstance(e.get("seconds"), (int, float))]
+def _epoch_seconds(history: list[Epoch]) -> list[float]:
+    return [epoch.seconds for epoch in history if epoch.seconds is not None]
 
 
 def _steady(seconds: list[float]) -> tuple[float | None, tuple[float, float] | None]:
@@ -63,34 +69,34 @@ def _steady(seconds: list[float]) -> tuple[float | None, tuple[float, float] | N
     return estimate.estimate, (estimate.ci_low, estimate.ci_high)
 
 
-def _parity_text(export: dict[str, Any]) -> str:
-    parity = export.get("parity")
-    if not isinstance(parity, dict):
+def _parity_text(export: PartialExport | None) -> str:
+    parity = export.parity if export is not None else None
+    if parity is None:
         return ""
-    worst = parity.get("max_abs_diff")
-    detail = f" (max |Δ| {worst:.1e})" if isinstance(worst, (int, float)) else ""
-    return ("passed" if parity.get("passed") else "FAILED") + detail
+    worst = parity.max_abs_diff
+    detail = f" (max |Δ| {worst:.1e})" if worst is not None else ""
+    return ("passed" if parity.passed else "FAILED") + detail
 
 
-def job_outcome(job_dir: Path) -> JobOutcome:
-    job = _read(job_dir / folders.JOB_FILE)
-    config = job.get("config") if isinstance(job.get("config"), dict) else {}
-    outcome = {"job_id": job_dir.name, "spec": str(config.get("spec", "")),
+def job_outcome(folder: JobFolder) -> JobOutcome:
+    job = _read(folder.job, PartialJob) or PartialJob()
+    config = job.config or {}
+    outcome = {"job_id": folder.name, "spec": str(config.get("spec", "")),
                "backend": str(config.get("backend", "")), "seed": config.get("seed"),
-               "status": str(job.get("status", "unknown"))}
-    metrics = _read(job_dir / folders.METRICS_FILE)
-    if not metrics:
+               "status": job.status}
+    metrics = _read(folder.metrics, PartialTraining)
+    if metrics is None:
         return JobOutcome(**outcome)
-    seconds = _epoch_seconds(metrics.get("history"))
+    seconds = _epoch_seconds(metrics.history)
     steady, interval = _steady(seconds)
     return JobOutcome(
-        **outcome, accuracy=metrics.get("test_accuracy"), loss=metrics.get("test_loss"),
+        **outcome, accuracy=metrics.test_accuracy, loss=metrics.test_loss,
         epochs=len(seconds), first_epoch_s=seconds[0] if seconds else None,
         steady_epoch_s=steady, steady_interval=interval,
-        parity=_parity_text(_read(job_dir / folders.EXPORT_RECORD_FILE)))
+        parity=_parity_text(_read(folder.export_record, PartialExport)))
 
 
 def run_outcomes(run_dir: Path, job_ids: list[str]) -> list[JobOutcome]:
     """The outcome of each of `job_ids` that has a job folder, in the given order."""
-    folders = [folders.job_dir(run_dir, job_id) for job_id in job_ids]
-    return [job_outcome(folder) for folder in folders if folder.is_dir()]
+    found = [JobFolder.of(run_dir, job_id) for job_id in job_ids]
+    return [job_outcome(folder) for folder in found if folder.path.is_dir()]

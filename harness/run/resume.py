@@ -4,7 +4,7 @@ The key holds every job field that can change its result or its timings (harness
 a changed setting re-runs the jobs it touches, and says so, rather than mixing old and new
 records. A record written before an option existed counts as recorded with the option's
 default (the behaviour before it), so a long run survives an upgrade. Nor does a job count on
-its job.json alone: every record it wrote must read back whole (harness.run.records), else it
+its job.json alone: every record it wrote must read back whole (harness.records.checks), else it
 runs again, named.
 """
 
@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from harness.records import folders
+from harness.records.checks import DamagedRecord, finished_job_damage, read_record
+from harness.records.folders import JobFolder
+from harness.records.models import JobRecord
 from harness.run.job import Job, resume_fields
 from harness.run.plan import option_defaults
-from harness.run.records import DamagedRecord, FinishedJob, finished_job_damage, read_record
 
 Printer = Callable[[str], None]
 
@@ -53,30 +55,31 @@ def changes(recorded: dict[str, Any], job: Job) -> tuple[str, ...]:
 class ResumeState(NamedTuple):
     """`finished`: an ok job.json holds the same resume key and every record of the job reads
     back whole; else why an ok job runs again: `changes` to its settings, or `damage` to its
-    records (harness.run.records). Both are empty for a job never finished."""
+    records (harness.records.checks). Both are empty for a job never finished. `record`: its
+    job.json, where it reads back."""
 
     finished: bool
     changes: tuple[str, ...] = ()
     damage: tuple[str, ...] = ()
+    record: JobRecord | None = None
 
 
 def resume_state(run_dir: Path, job: Job) -> ResumeState:
-    folder = folders.job_dir(run_dir, job.job_id)
-    if not folder.exists():
+    folder = JobFolder.of(run_dir, job.job_id)
+    if not folder.path.exists():
         return ResumeState(False)
     try:  # a folder is put in place only with its job.json: without one it is damaged
-        record = read_record(folder / folders.JOB_FILE, FinishedJob)
+        record = read_record(folder.job, JobRecord)
     except DamagedRecord as exc:
         return ResumeState(False, damage=(exc.reason,))
-    if record["status"] != "ok":
-        return ResumeState(False)
-    recorded = record["config"]
-    if recorded.get("config_hash") != job.config_hash:
-        found = changes(recorded, job)
+    if record.status != "ok":
+        return ResumeState(False, record=record)
+    if record.config.get("config_hash") != job.config_hash:
+        found = changes(record.config, job)
         if found:
-            return ResumeState(False, changes=found)
+            return ResumeState(False, changes=found, record=record)
     damage = tuple(exc.reason for exc in finished_job_damage(folder))
-    return ResumeState(not damage, damage=damage)
+    return ResumeState(not damage, damage=damage, record=record)
 
 
 def _some(names: list[str]) -> str:
@@ -88,18 +91,28 @@ def _runs_again(count: int, why: tuple[str, ...]) -> str:
     return f"{count} finished job{'s' if count > 1 else ''} re-run: {', '.join(why)}"
 
 
-def jobs_to_run(run_dir: Path, jobs: list[Job], show: Printer) -> list[Job]:
+class Resumable(NamedTuple):
+    """The jobs to run, and the job.json of each job finished already, by job id."""
+
+    todo: list[Job]
+    finished: dict[str, JobRecord]
+
+
+def jobs_to_run(run_dir: Path, jobs: list[Job], show: Printer) -> Resumable:
     """The jobs not finished under the same resume key with every record whole; says which
     finished ones run again (naming the damaged ones) and which job folders are not part of
     this plan. A damaged job's folder stays until its new one replaces it, as a changed job's
     does (harness.run.folder.finish_job)."""
     todo: list[Job] = []
+    finished: dict[str, JobRecord] = {}
     reruns: Counter[tuple[str, ...]] = Counter()
     damaged: dict[tuple[str, ...], list[str]] = {}
     for job in jobs:
         state = resume_state(run_dir, job)
         if not state.finished:
             todo.append(job)
+        elif state.record is not None:
+            finished[job.job_id] = state.record
         if state.changes:
             reruns[state.changes] += 1
         if state.damage:
@@ -114,4 +127,4 @@ def jobs_to_run(run_dir: Path, jobs: list[Job], show: Printer) -> list[Job]:
     if others:
         show(f"note: {len(others)} job folder(s) in {run_dir / folders.JOBS_DIR} are not part of "
              f"this command (kept; `harness report` reads them too): {_some(others)}")
-    return todo
+    return Resumable(todo, finished)

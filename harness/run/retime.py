@@ -17,20 +17,21 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from harness.measure.machine_load import is_noisy
 from harness.records import folders
+from harness.records.checks import DamagedRecord, ok_jobs, read_record
+from harness.records.folders import JobFolder
 from harness.records.io import RESULT_SCHEMA_VERSION, write_json_atomic
+from harness.records.models import PartialLatency, PartialTraining
 from harness.run.display import Display
 from harness.run.executors import Executor
 from harness.run.folder import run_folder_lock, write_summary
 from harness.run.job import Job, new_job
 from harness.run.matrix import ProgressTracker
 from harness.run.plan import Plan, option_defaults
-from harness.run.records import SHAPES, DamagedRecord, ok_jobs, read_record
 from harness.run.resume import jobs_to_run
 from harness.spec import ModelSpec, load_spec
 
@@ -50,25 +51,26 @@ def timing_key(config: dict[str, Any]) -> tuple[str, str, str, str]:
             str(config.get("backend")), str(config.get("compile") or option_defaults()["compile"]))
 
 
-def _records(job_dir: Path) -> Iterator[dict[str, Any]]:
-    for name in (folders.METRICS_FILE, folders.LATENCY_FILE):
-        with contextlib.suppress(DamagedRecord):  # missing or damaged: nothing timed to judge
-            yield read_record(job_dir / name, SHAPES[name])
+def _loads(folder: JobFolder) -> list[dict[str, Any] | None]:
+    """The machine load of each epoch and latency figure the job's records give (a record
+    missing or damaged: nothing timed to judge)."""
+    loads: list[dict[str, Any] | None] = []
+    with contextlib.suppress(DamagedRecord):
+        loads += [epoch.machine_load
+                  for epoch in read_record(folder.metrics, PartialTraining).history]
+    with contextlib.suppress(DamagedRecord):
+        loads += [entry.stats.machine_load if entry.stats else None
+                  for entry in read_record(folder.latency, PartialLatency).records]
+    return loads
 
 
-def busy_timings(job_dir: Path) -> bool:
+def busy_timings(folder: JobFolder) -> bool:
     """Whether any epoch or latency figure of a finished job was timed on a busy machine."""
-    for record in _records(job_dir):
-        epochs = [epoch.get("machine_load") for epoch in record.get("history") or []]
-        latency = [(item.get("stats") or {}).get("machine_load")
-                   for item in record.get("records") or []]
-        if any(is_noisy(load) for load in (*epochs, *latency)):
-            return True
-    return False
+    return any(is_noisy(load) for load in _loads(folder))
 
 
-def _finished_ok(run_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
-    return [(folder, job["config"]) for folder, job in ok_jobs(run_dir)]
+def _finished_ok(run_dir: Path) -> list[tuple[JobFolder, dict[str, Any]]]:
+    return [(folder, job.config) for folder, job in ok_jobs(run_dir)]
 
 
 def run_specs(run_dir: Path) -> set[str]:
@@ -87,7 +89,7 @@ def plan_retimes(run_dir: Path, epochs: int = DEFAULT_EPOCHS, everything: bool =
                  specs: list[str] | None = None) -> list[Job]:
     """One re-timing job per timing key of the run's finished ok jobs (its lowest seed): each
     key with a busy timing, or every key with `everything`; only specs named in `specs`."""
-    groups: dict[tuple[str, str, str, str], list[tuple[Path, dict[str, Any]]]] = {}
+    groups: dict[tuple[str, str, str, str], list[tuple[JobFolder, dict[str, Any]]]] = {}
     for folder, config in _finished_ok(run_dir):
         if specs is None or timing_key(config)[0] in specs:
             groups.setdefault(timing_key(config), []).append((folder, config))
@@ -103,10 +105,10 @@ def plan_retimes(run_dir: Path, epochs: int = DEFAULT_EPOCHS, everything: bool =
 def _drop_busy_retimes(out: Path, jobs: list[Job], display: Display) -> None:
     """A re-timing that was itself timed on a busy machine is worth nothing: run it again."""
     for job in jobs:
-        folder = folders.job_dir(out, job.job_id)
-        if folder.is_dir() and busy_timings(folder):
+        folder = JobFolder.of(out, job.job_id)
+        if folder.path.is_dir() and busy_timings(folder):
             display.message(f"{job.job_id}: its re-timing was busy too; timing it again")
-            shutil.rmtree(folder)
+            shutil.rmtree(folder.path)
 
 
 def _write_plan(run_dir: Path, out: Path, jobs: list[Job], epochs: int) -> Plan:
@@ -127,8 +129,8 @@ def retime_run(run_dir: Path, executor: Executor, display: Display, *,
                epochs: int = DEFAULT_EPOCHS, everything: bool = False,
                specs: list[str] | None = None) -> dict[str, Any]:
     """Re-time the run's busy timings (every timing with `everything`) in RUN_DIR/retime;
-    return its summary. Holds the run folder's lock: no `harness run` writes it meanwhile (and
-    none could, undisturbed, while this times)."""
+    return its summary (RunSummary, as JSON). Holds the run folder's lock: no `harness run`
+    writes it meanwhile (and none could, undisturbed, while this times)."""
     run_dir = Path(run_dir)
     out = retime_dir(run_dir)
     try:
@@ -137,10 +139,12 @@ def retime_run(run_dir: Path, executor: Executor, display: Display, *,
             out.mkdir(exist_ok=True)
             _drop_busy_retimes(out, jobs, display)
             plan = _write_plan(run_dir, out, jobs, epochs)
-            todo = jobs_to_run(out, jobs, display.message)
+            todo, records = jobs_to_run(out, jobs, display.message)
             if todo:
-                executor.run(out, todo, ProgressTracker(plan, todo, executor.slots, display,
-                                                         run_dir=out))
-            return write_summary(out, jobs)
+                tracker = ProgressTracker(plan, todo, executor.slots, display, run_dir=out,
+                                          finished=records)
+                executor.run(out, todo, tracker)
+                records = tracker.records
+            return write_summary(out, jobs, records).record()
     finally:
         display.close()

@@ -21,9 +21,9 @@ from harness.measure.protocol import Protocol
 from harness.measure.speed_load import REPEAT_DIR, SPECS_DIR, speed_dir
 from harness.measure.speed_records import SpecSpeed
 from harness.records import folders
+from harness.records.checks import ok_jobs
 from harness.records.io import write_json_atomic
 from harness.run.folder import run_folder_lock
-from harness.run.records import ok_jobs
 from harness.spec import ModelSpec, load_spec, training_hash
 from harness.speed.spec_timing import REFERENCE, SpecTiming, time_spec
 from harness.speed.worker import WorkerError
@@ -44,7 +44,7 @@ def _run_specs(run_dir: Path) -> dict[str, _RunSpec]:
     """The specs the run trained (finished ok jobs, no sweep point), with their backends."""
     found: dict[str, _RunSpec] = {}
     for _, job in ok_jobs(run_dir):
-        config = job["config"]
+        config = job.config
         if config.get("overrides"):
             continue
         name = str(config["spec"])

@@ -18,7 +18,7 @@ from pathlib import Path
 
 def write_finished_records(work: Path, **metrics: object) -> None:
     """A finished job's records beside its job.json, as small as resume accepts them
-    (harness.run.records); `metrics`: more fields of its metrics.json."""
+    (harness.records.checks); `metrics`: more fields of its metrics.json."""
     import hashlib
 
     from harness.records import folders

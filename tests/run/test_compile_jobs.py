@@ -18,6 +18,7 @@ import pytest
 from harness.errors import UsageError
 from harness.records import folders
 from harness.records.io import read_json
+from harness.records.models import JobRecord
 from harness.run.folder import write_summary
 from harness.run.job import Job, Placement
 from harness.run.matrix import status_text
@@ -145,11 +146,15 @@ def test_a_mode_the_platform_cannot_run_is_recorded_unavailable(
     assert record["error"] == ("torch --compile compiled: torch.compile (inductor) on the CPU "
                                "needs a C++ compiler")
     assert not (folders.job_dir(run_dir, compiled.job_id) / folders.ONNX_FILE).exists()
-    assert status_text(record) == f"unavailable: {record['error']}"
-    summary = write_summary(run_dir, [eager, compiled])  # the eager job never ran: missing
-    assert summary["unavailable"] == [{"job_id": compiled.job_id, "reason": record["error"]}]
-    assert [failure["job_id"] for failure in summary["failed"]] == [eager.job_id]
-    assert summary["ok"] == 0 and summary["jobs"] == 2
+    recorded = JobRecord.model_validate(record)
+    assert status_text(recorded) == f"unavailable: {record['error']}"
+    # the eager job never ran: missing
+    summary = write_summary(run_dir, [eager, compiled], {compiled.job_id: recorded})
+    assert [(u.job_id, u.reason) for u in summary.unavailable] == [(compiled.job_id,
+                                                                     record["error"])]
+    assert [failure.job_id for failure in summary.failed] == [eager.job_id]
+    assert summary.ok == 0 and summary.jobs == 2
+    assert read_json(run_dir / folders.SUMMARY_FILE) == summary.record()
 
 
 def test_harness_train_says_a_mode_is_unavailable_in_one_line(

@@ -145,7 +145,7 @@ def test_a_resumed_run_keeps_its_creation_time(finished: tuple[Path, StandIn]) -
 def test_retime_leaves_damaged_jobs_alone(finished: tuple[Path, StandIn]) -> None:
     """`harness retime` reads a run's jobs through the same checks: a damaged record is no
     traceback; the job is simply not one to time again (resume re-runs it)."""
-    from harness.run.records import ok_jobs
+    from harness.records.checks import ok_jobs
     from harness.run.retime import run_specs
 
     out, _ = finished

@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from harness.errors import UsageError
+from harness.records.models import JobRecord
 from harness.run.job import Job, Placement
 
 EXECUTORS = ("local", "ray")
@@ -31,7 +32,8 @@ class JobEvents(Protocol):
 
     def line(self, job: Job, line: str) -> None: ...
 
-    def finished(self, job: Job, record: dict[str, Any]) -> None: ...
+    def finished(self, job: Job, record: JobRecord) -> None:
+        """`record`: its job.json, as finish_job read it."""
 
 
 class Executor(Protocol):

@@ -17,6 +17,7 @@ from typing import Protocol, TextIO
 
 from harness.backends.isolation import die_with_parent
 from harness.records import folders
+from harness.records.folders import JobFolder
 from harness.run.job import Job, Placement
 from harness.run.job_process import job_input
 
@@ -96,7 +97,7 @@ def start_job_process(job: Job, spec_text: str, placement: Placement, work: Path
     if placement.gpu is not None:
         env = {**os.environ, "CUDA_VISIBLE_DEVICES": placement.gpu}
     payload = job_input(job, spec_text, placement, checkpoint)  # its time is the job's start
-    log = open(work / folders.JOB_LOG_FILE, "w", encoding="utf-8")  # noqa: SIM115 - JobProcess
+    log = open(JobFolder(work).log, "w", encoding="utf-8")  # noqa: SIM115 - JobProcess
     process = subprocess.Popen(
         [*(command or job_command()), str(work)], stdin=subprocess.PIPE,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, env=env,

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from harness.records.models import JobRecord
 from harness.run.executors import ExecutorUnavailable, JobEvents
 from harness.run.executors.ray_task import run_job_task, unpack
 from harness.run.folder import finish_job, fresh_partial_dir, spec_text
@@ -103,7 +104,7 @@ class RayExecutor:
         self._connect()
         return max(int(self.ray.cluster_resources().get("CPU", 1) // self.cpus), 1)
 
-    def _finish(self, run_dir: Path, job: Job, ref: Any) -> dict[str, Any]:
+    def _finish(self, run_dir: Path, job: Job, ref: Any) -> JobRecord:
         work = fresh_partial_dir(run_dir, job.job_id)
         try:
             lost, data = self.ray.get(ref)

@@ -9,7 +9,6 @@ as a task. The harness, its frameworks and the data must be installed on every w
 from __future__ import annotations
 
 import io
-import json
 import os
 import shutil
 import tarfile
@@ -20,7 +19,9 @@ from typing import Any
 
 import psutil
 
-from harness.records import folders
+from harness.records.checks import DamagedRecord, read_record
+from harness.records.folders import JobFolder
+from harness.records.models import PartialTraining
 from harness.run.executors.child import start_job_process
 from harness.run.executors.cores import claim_cores
 from harness.run.job import Job, Placement
@@ -39,12 +40,11 @@ def _clear_lost_folders() -> None:
 def _model_files(work: Path) -> set[str]:
     """The framework's saved model and the initial weights (recomputable from spec and seed):
     left on the worker unless asked for. final_weights.npz, which the report reads, comes."""
-    metrics_file = work / folders.METRICS_FILE
-    if not metrics_file.is_file():
+    try:
+        metrics = read_record(JobFolder(work).metrics, PartialTraining)
+    except DamagedRecord:  # no training record: no model files to leave
         return set()
-    metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
-    return {str(metrics.get(key)) for key in ("model_file", "initial_weights_file")
-            if metrics.get(key)}
+    return {name for name in (metrics.model_file, metrics.initial_weights_file) if name}
 
 
 def pack(work: Path, keep_models: bool) -> bytes:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from harness.records import folders
+from harness.records.folders import JobFolder
 from harness.run.executors.child import prepare_child
 from harness.run.job import Job, Placement
 from harness.run.job_process import job_input
@@ -57,7 +58,7 @@ class JobServer:
               checkpoint: Path) -> WarmJob:
         request = {**job_input(job, spec_text, placement, checkpoint), "work": str(work)}
         read_end, write_end = os.pipe()
-        log = open(work / folders.JOB_LOG_FILE, "w", encoding="utf-8")  # noqa: SIM115 - WarmJob
+        log = open(JobFolder(work).log, "w", encoding="utf-8")  # noqa: SIM115 - WarmJob
         try:
             socket.send_fds(self.socket, [json.dumps(request).encode()], [write_end])
             reply = self.receive()
