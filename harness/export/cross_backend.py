@@ -18,6 +18,7 @@ from harness.backends import backend_names, get_backend
 from harness.backends.onnx_io import DEFAULT_OPSET
 from harness.data import load_arrays
 from harness.export.driver import PARITY_TOLERANCE, WeightsSource, convert_to_onnx, weights_source
+from harness.training import build_with_weights
 
 
 @dataclass(frozen=True)
@@ -39,8 +40,7 @@ def _backend_outputs(name: str, source: WeightsSource, x: np.ndarray, work_dir: 
     from harness.ort import create_session, run_batched
 
     backend = get_backend(name, threads=threads)
-    model = backend.build(source.spec)
-    backend.set_weights(model, source.weights)
+    model = build_with_weights(backend, source.spec, source.weights)
     native = backend.predict(model, x)
     path = work_dir / f"{source.spec.name}.{name}.onnx"
     # work_dir is deleted at the end: a failure's log goes where the user can still read it

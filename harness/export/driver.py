@@ -1,8 +1,9 @@
 """Export a spec's model to ONNX and prove the numbers survive: the library behind
-`harness export`.
+`harness export`, and a matrix job's export step.
 
 The weights come from a training run (`final_weights.npz`, canonical layout, so a model trained
-in one framework can be exported through the other) or are the spec's initial weights.
+in one framework can be exported through the other), are the spec's initial weights, or are
+the trained model a matrix job hands over in memory (`export_trained`).
 """
 
 from __future__ import annotations
@@ -18,20 +19,22 @@ import numpy as np
 
 from harness.backends import Backend, get_backend
 from harness.backends.onnx_io import DEFAULT_OPSET, OnnxCheckError, check_file
-from harness.data import load_arrays
+from harness.data import Arrays, load_arrays
 from harness.measure.environment import environment, utc_now
 from harness.records.io import RESULT_SCHEMA_VERSION, read_json, relative_path, write_json_atomic
 from harness.spec import ModelSpec, SpecError, SpecProblem, initial_weights, spec_hash
 from harness.spec.initializers import Weights, load_weights
 from harness.spec.loader import parse_spec
 from harness.training import (
-    EAGER,
     FINAL_WEIGHTS_FILE,
     METRICS_FILE,
     SPEC_FILE,
     TEST_OUTPUTS_FILE,
+    TrainedModel,
     as_spec,
+    build_with_weights,
     load_test_outputs,
+    native_outputs_match,
 )
 
 PARITY_TOLERANCE = 1e-4  # max |probability difference| native vs ONNX Runtime on the test set
@@ -76,6 +79,15 @@ def weights_source(spec_ref: str | Path | ModelSpec | None,
         "source": "run", "run_dir": str(run_dir), "trained_backend": metrics.get("backend"),
         "seed": metrics.get("seed"), "epochs": metrics.get("epochs"),
     })
+
+
+def trained_source(trained: TrainedModel) -> WeightsSource:
+    """The weights of a model trained in this process, described as `weights_source` describes
+    its run folder's."""
+    return WeightsSource(trained.spec, trained.weights, {
+        "source": "run", "run_dir": str(trained.out_dir),
+        "trained_backend": trained.config.backend, "seed": trained.seed,
+        "epochs": trained.epochs})
 
 
 def recorded_source(description: dict[str, Any], record_dir: Path) -> dict[str, Any]:
@@ -135,9 +147,8 @@ def recorded_native_outputs(run_dir: Path | None, backend: str,
         return None
     metrics = read_json(Path(run_dir) / METRICS_FILE)
     requested = metrics.get("requested") or {}
-    if (metrics.get("backend") != backend or metrics.get("device") != "cpu"
-            or requested.get("tf32")
-            or requested.get("compile", EAGER) != EAGER):
+    if metrics.get("backend") != backend or not native_outputs_match(
+            metrics.get("device"), requested.get("tf32"), requested.get("compile")):
         return None
     recorded = load_test_outputs(Path(run_dir) / metrics.get("test_outputs_file",
                                                              TEST_OUTPUTS_FILE))
@@ -183,24 +194,46 @@ def export_model(spec_ref: str | Path | ModelSpec | None, backend_name: str, out
     """Export, check, compare on the test set; write `<out>.json` (and into the run's
     metrics.json when exported from a run). Raises ExportError when anything fails."""
     source = weights_source(spec_ref, run_dir)
-    spec = source.spec
     backend = get_backend(backend_name, threads=threads)
-    model = backend.build(spec)
-    backend.set_weights(model, source.weights)
-    out = Path(out)
+    model = build_with_weights(backend, source.spec, source.weights)
+    arrays = load_arrays(source.spec.input, data_dir=data_dir, limit=1, limit_test=limit_test,
+                         download=download)
+    record = _export_checked(backend, model, source, Path(out), opset, arrays, threads,
+                             recorded_native_outputs(run_dir, backend_name, arrays.y_test))
+    if run_dir is not None:
+        _record_in_run(Path(run_dir), Path(out), record)
+    return record
+
+
+def export_trained(trained: TrainedModel, out: Path, opset: int = DEFAULT_OPSET,
+                   threads: int | None = None) -> dict[str, Any]:
+    """`export_model` of a model trained in this process: its CPU model (the trained one where
+    it trained on the CPU), its test set and, where they are the CPU model's, its recorded
+    test-set probabilities as the native side; writes `<out>.json`, not the run's record."""
+    backend, model = trained.on_device("cpu")
+    native = trained.probabilities if trained.probabilities_as_on_cpu else None
+    return _export_checked(backend, model, trained_source(trained), Path(out), opset,
+                           trained.arrays, threads, native)
+
+
+def _export_checked(backend: Backend, model: Any, source: WeightsSource, out: Path, opset: int,
+                    arrays: Arrays, threads: int | None,
+                    native: np.ndarray | None) -> dict[str, Any]:
+    """Convert `model` (holding the source's weights) to `out`, check it, compare it with the
+    framework on the test set (`native`: the framework's outputs already known); the record,
+    written as `<out>.json`."""
+    spec = source.spec
     out.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     onnx_info = convert_to_onnx(backend, model, spec, out, opset)
     converted = time.perf_counter()
-    arrays = load_arrays(spec.input, data_dir=data_dir, limit=1, limit_test=limit_test,
-                         download=download)
     parity = onnx_parity(backend, model, out, arrays.x_test, arrays.y_test, threads,
-                         native=recorded_native_outputs(run_dir, backend_name, arrays.y_test))
+                         native=native)
     record = {
         "schema_version": RESULT_SCHEMA_VERSION,
         "kind": "export",
         "spec": {"name": spec.name, "hash": spec_hash(spec)},
-        "backend": backend_name,
+        "backend": backend.name,
         "converter": backend.onnx_converter,
         "opset_requested": opset,
         "file": out.name,
@@ -211,22 +244,25 @@ def export_model(spec_ref: str | Path | ModelSpec | None, backend_name: str, out
         "seconds": {"convert": converted - started, "parity": time.perf_counter() - converted},
         "created_utc": utc_now(),
         "environment": environment(backend.environment()),
+        "passed": parity["passed"],
     }
-    record["passed"] = record["parity"]["passed"]
     write_json_atomic(out.with_name(out.name + ".json"), record)
-    if run_dir is not None:
-        _record_in_run(Path(run_dir), out, record)
     return record
+
+
+def export_summary(record: dict[str, Any], out: Path, run_dir: Path) -> dict[str, Any]:
+    """An export as the run's training record lists it (metrics.json `exports`)."""
+    return {"path": relative_path(out, run_dir), "backend": record["backend"],
+            "opset": record["onnx"]["opset"], "passed": record["passed"],
+            **{k: record["parity"][k] for k in ("max_abs_diff", "native_accuracy",
+                                                "onnx_accuracy", "provider")}}
 
 
 def _record_in_run(run_dir: Path, out: Path, record: dict[str, Any]) -> None:
     """Add (or replace) this export's summary in the run's metrics.json, atomically."""
     metrics_path = run_dir / METRICS_FILE
     metrics = read_json(metrics_path)
-    summary = {"path": relative_path(out, run_dir), "backend": record["backend"],
-               "opset": record["onnx"]["opset"], "passed": record["passed"],
-               **{k: record["parity"][k] for k in ("max_abs_diff", "native_accuracy",
-                                                   "onnx_accuracy", "provider")}}
+    summary = export_summary(record, out, run_dir)
     exports = [e for e in metrics.get("exports", []) if e.get("path") != summary["path"]]
     metrics["exports"] = [*exports, summary]
     write_json_atomic(metrics_path, metrics)

@@ -14,16 +14,28 @@ import hashlib
 import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from harness.backends import Backend
 from harness.backends.onnx_io import DEFAULT_OPSET
-from harness.export.driver import WeightsSource, convert_to_onnx, recorded_source, weights_source
-from harness.latency.native import NativeModel, native_records, natives_on_devices
+from harness.export.driver import (
+    WeightsSource,
+    convert_to_onnx,
+    recorded_source,
+    trained_source,
+    weights_source,
+)
+from harness.latency.native import NativeModel, built_from, native_records, natives_on_devices
 from harness.latency.onnx_runtime import ort_records
 from harness.latency.records import failure_reason, latency_record, noisy_record
+from harness.latency.variants import (
+    BackendBench,
+    VariantBench,
+    VariantSettings,
+    write_framework_replay,
+)
 from harness.measure.environment import environment, utc_now
 from harness.measure.machine_load import is_noisy
 from harness.measure.timing import validate_measure_args
@@ -31,9 +43,7 @@ from harness.ort.providers import PROVIDERS  # no onnxruntime import: harness.or
 from harness.ort.timing import modes
 from harness.records.io import RESULT_SCHEMA_VERSION, read_json, write_json_atomic
 from harness.spec import ModelSpec, spec_hash
-
-if TYPE_CHECKING:  # harness.latency.variants imports this module
-    from harness.latency.variants import VariantBench
+from harness.training import TrainedModel
 
 LATENCY_SUFFIX = ".latency.json"
 
@@ -42,27 +52,31 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def _reusable_onnx(onnx_path: Path, source: WeightsSource, backend_name: str) -> bool:
-    """True when `onnx_path` has an export record (`harness export`) of these very weights."""
+def _reusable_export(onnx_path: Path, source: WeightsSource,
+                     backend_name: str) -> dict[str, Any] | None:
+    """The ONNX description of `onnx_path`'s export record (`harness export`) where it is an
+    export of these very weights, else None."""
     record_path = onnx_path.with_name(onnx_path.name + ".json")
     if not (onnx_path.is_file() and record_path.is_file()):
-        return False
+        return None
     try:
         record = read_json(record_path)
-        return (record.get("kind") == "export" and record.get("backend") == backend_name
-                and record["spec"]["hash"] == spec_hash(source.spec)
-                and record.get("weights") == recorded_source(source.description,
-                                                             onnx_path.parent)
-                and record["onnx"]["sha256"] == _sha256(onnx_path))
+        reusable = (record.get("kind") == "export" and record.get("backend") == backend_name
+                    and record["spec"]["hash"] == spec_hash(source.spec)
+                    and record.get("weights") == recorded_source(source.description,
+                                                                 onnx_path.parent)
+                    and record["onnx"]["sha256"] == _sha256(onnx_path))
     except (OSError, ValueError, KeyError, TypeError):
-        return False  # unreadable or foreign record: export again
+        return None  # unreadable or foreign record: export again
+    return record["onnx"] if reusable else None
 
 
-def export_checked(backend: Backend, model: Any, source: WeightsSource, onnx_path: Path) -> None:
+def export_checked(backend: Backend, model: Any, source: WeightsSource,
+                   onnx_path: Path) -> dict[str, Any]:
     """Export `model` to `onnx_path`; convert_to_onnx runs the ONNX checks (a broken file is
-    not worth timing). No parity: that is export's."""
+    not worth timing) and describes the file. No parity: that is export's."""
     onnx_path.parent.mkdir(parents=True, exist_ok=True)
-    convert_to_onnx(backend, model, source.spec, onnx_path, DEFAULT_OPSET)
+    return convert_to_onnx(backend, model, source.spec, onnx_path, DEFAULT_OPSET)
 
 
 def validate_lists(backends: Iterable[str], providers: Iterable[str],
@@ -86,6 +100,15 @@ def validate_lists(backends: Iterable[str], providers: Iterable[str],
             raise ValueError(f"batch sizes must be positive integers, got {size!r}")
 
 
+def _timing(batch_sizes: Sequence[int], warmup: int, min_runs: int, min_seconds: float,
+            max_seconds: float | None) -> dict[str, Any]:
+    """`measure`'s settings, checked."""
+    timing = {"warmup": warmup, "min_runs": min_runs, "min_seconds": min_seconds,
+              "max_seconds": max_seconds}
+    validate_measure_args(batch_size=max(batch_sizes), **timing)
+    return timing
+
+
 def bench_backend(source: WeightsSource, backend_name: str, *, providers: Sequence[str],
                   batch_sizes: Sequence[int], onnx_path: Path, threads: int | None = None,
                   graph_optimization: str = "all", warmup: int = 10, min_runs: int = 50,
@@ -95,61 +118,88 @@ def bench_backend(source: WeightsSource, backend_name: str, *, providers: Sequen
                   layout: str = "channels_last",
                   variants: VariantBench | None = None) -> list[dict[str, Any]]:
     """Latency records of one backend: its ONNX export in ONNX Runtime and its own predictor,
-    for every provider x batch size (ORT records per mode). `environments`, when given, is
-    filled with `{backend: {provider: backend.environment()}}`. `strict_providers`: a device
-    ORT session with any node on the CPU is recorded unavailable, not timed. `tf32` and
-    `layout` set the native frameworks' maths and memory layout (harness.training.TrainConfig).
-    `variants`, when given, times and scores its variants and the accuracy of these records."""
+    for every provider x batch size (ORT records per mode), the backend built on each device
+    from the source's weights and exported (unless `onnx_path` already holds their export).
+    `tf32` and `layout` set the native frameworks' maths and memory layout
+    (harness.training.TrainConfig); the rest as `time_backend` takes it."""
     validate_lists([backend_name], providers, batch_sizes)
-    timing = {"warmup": warmup, "min_runs": min_runs, "min_seconds": min_seconds,
-              "max_seconds": max_seconds}
-    validate_measure_args(batch_size=max(batch_sizes), **timing)
-    if len(x) < max(batch_sizes):
-        raise ValueError(f"x holds {len(x)} samples, fewer than batch size {max(batch_sizes)}")
+    timing = _timing(batch_sizes, warmup, min_runs, min_seconds, max_seconds)
     onnx_path = Path(onnx_path)
-    reuse = _reusable_onnx(onnx_path, source, backend_name)
-    natives = natives_on_devices(source, backend_name, providers, threads, tf32, layout)
-    problem = _export(natives["cpu"], source, onnx_path, reuse)
+    reused = _reusable_export(onnx_path, source, backend_name)
+    natives = natives_on_devices(built_from(source, backend_name, threads, tf32, layout),
+                                 providers)
     # Without the framework, an earlier export of the same weights still runs in ORT.
-    onnx_ok = problem is None or reuse
-    # named as the latency record beside it (bench_spec's out_dir, a matrix job's folder) sees it
-    model_info = {"file": onnx_path.name, "reused": reuse,
-                  "sha256": _sha256(onnx_path) if onnx_ok else None}
-    records: list[dict[str, Any]] = []
-    for provider in providers:
-        if onnx_ok:
-            records += ort_records(onnx_path, backend_name, provider, batch_sizes, x, threads,
-                                    graph_optimization, timing, model_info, strict_providers)
-        else:
-            records += [latency_record("onnxruntime", backend_name, provider, mode, batch, threads,
-                                status=problem[0], reason=problem[1],
-                                graph_optimization=graph_optimization)
-                        for batch in batch_sizes for mode in modes(provider)]
-        records += native_records(natives[provider], backend_name, provider, batch_sizes, x,
-                                   threads, timing, environments)
-    from harness.latency.variants import BackendBench, write_framework_replay  # imports this module
+    info, problem = (reused, None) if reused else _export(natives["cpu"], source, onnx_path)
+    return time_backend(BackendBench(
+        source, backend_name, natives, onnx_path, problem, list(providers), list(batch_sizes),
+        x, threads, graph_optimization, timing, strict_providers, info),
+        reused=reused is not None, environments=environments, variants=variants)
 
-    if onnx_ok and natives["cpu"].problem is None:  # test_data_set_0 beside the export
-        write_framework_replay(natives["cpu"].backend, natives["cpu"].model, onnx_path, x)
+
+def bench_trained(trained: TrainedModel, export: dict[str, Any], onnx_path: Path, *,
+                  providers: Sequence[str], batch_sizes: Sequence[int],
+                  threads: int | None = None, warmup: int = 10, min_runs: int = 50,
+                  min_seconds: float = 1.0, environments: dict[str, Any] | None = None,
+                  strict_providers: bool = False,
+                  variants: VariantBench | None = None) -> list[dict[str, Any]]:
+    """`bench_backend` of a model trained in this process and its export (`export`, its
+    record, at `onnx_path`): the trained model on its own device, built only on the others;
+    its test images as the input batch; the export's hash."""
+    name = trained.config.backend
+    validate_lists([name], providers, batch_sizes)
+    timing = _timing(batch_sizes, warmup, min_runs, min_seconds, None)
+    natives = natives_on_devices(trained.on_device, providers)
+    x = repeated(trained.arrays.x_test, max(batch_sizes))
+    return time_backend(BackendBench(
+        trained_source(trained), name, natives, Path(onnx_path), None, list(providers),
+        list(batch_sizes), x, threads, "all", timing, strict_providers, export["onnx"]),
+        reused=True, environments=environments, variants=variants)
+
+
+def time_backend(bench: BackendBench, *, reused: bool, environments: dict[str, Any] | None,
+                 variants: VariantBench | None) -> list[dict[str, Any]]:
+    """The records of `bench` (prepared: natives, export): ORT and native per provider x batch
+    size. `reused`: the export was there before. `environments`, when given, is filled with
+    `{backend: {provider: backend.environment()}}`. `strict_providers`: a device ORT session
+    with any node on the CPU is recorded unavailable, not timed. `variants`, when given, times
+    and scores its variants and the accuracy of these records."""
+    if len(bench.x) < max(bench.batch_sizes):
+        raise ValueError(f"x holds {len(bench.x)} samples, fewer than batch size "
+                         f"{max(bench.batch_sizes)}")
+    name, cpu, problem = bench.backend_name, bench.natives["cpu"], bench.onnx_problem
+    # named as the latency record beside it (bench_spec's out_dir, a matrix job's folder) sees it
+    model_info = {"file": bench.onnx_path.name, "reused": reused,
+                  "sha256": bench.onnx_info["sha256"] if problem is None else None}
+    records: list[dict[str, Any]] = []
+    for provider in bench.providers:
+        if problem is None:
+            records += ort_records(bench.onnx_path, name, provider, bench.batch_sizes, bench.x,
+                                   bench.threads, bench.graph_optimization, bench.timing,
+                                   model_info, bench.strict_providers)
+        else:
+            records += [latency_record("onnxruntime", name, provider, mode, batch,
+                                       bench.threads, status=problem[0], reason=problem[1],
+                                       graph_optimization=bench.graph_optimization)
+                        for batch in bench.batch_sizes for mode in modes(provider)]
+        records += native_records(bench.natives[provider], name, provider, bench.batch_sizes,
+                                  bench.x, bench.threads, bench.timing, environments)
+    if problem is None and cpu.problem is None:  # test_data_set_0 beside the export
+        write_framework_replay(cpu.backend, cpu.model, bench.onnx_path, bench.x)
     if variants is not None:
-        variants.run(BackendBench(source, backend_name, natives, onnx_path,
-                                  None if onnx_ok else problem, list(providers),
-                                  list(batch_sizes), x, threads, graph_optimization, timing,
-                                  strict_providers), records)
+        variants.run(bench, records)
     return records
 
 
-def _export(native: NativeModel, source: WeightsSource, onnx_path: Path,
-            reuse: bool) -> tuple[str, str] | None:
-    """Export the CPU native model to `onnx_path` (checked) unless an earlier export is
-    reused; the (status, reason) that keeps the framework or its export from running, if any."""
-    if native.problem is not None or reuse:
-        return native.problem
+def _export(native: NativeModel, source: WeightsSource,
+            onnx_path: Path) -> tuple[dict[str, Any] | None, tuple[str, str] | None]:
+    """Export the CPU native model to `onnx_path` (checked): the file's description, or the
+    (status, reason) that keeps the framework or its export from running."""
+    if native.problem is not None:
+        return None, native.problem
     try:
-        export_checked(native.backend, native.model, source, onnx_path)
+        return export_checked(native.backend, native.model, source, onnx_path), None
     except Exception as exc:  # noqa: BLE001 - converter failures become records
-        return ("failed", failure_reason(exc))
-    return None
+        return None, ("failed", failure_reason(exc))
 
 
 def speedups(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -180,7 +230,11 @@ def input_batch(source: WeightsSource, size: int, data_dir: Path | None = None,
 
     arrays = load_arrays(source.spec.input, data_dir=data_dir, limit=1,
                          limit_test=min(size, 10_000), download=download)
-    x = arrays.x_test
+    return repeated(arrays.x_test, size)
+
+
+def repeated(x: np.ndarray, size: int) -> np.ndarray:
+    """The first `size` rows of `x` (repeated when it has fewer), contiguous float32."""
     if len(x) < size:
         x = np.concatenate([x] * math.ceil(size / len(x)))
     return np.ascontiguousarray(x[:size], dtype=np.float32)
@@ -236,8 +290,6 @@ def bench_spec(spec_ref: str | Path | ModelSpec | None, *, backends: Sequence[st
     """Time every backend x provider x batch size; write `<out_dir>/<spec>.latency.json`.
     `variant_options`: harness.latency.variants.VariantSettings' (ort_variants, compile_modes,
     ...). `download`: for missing data files, harness.data.may_download's (the first read here)."""
-    from harness.latency.variants import VariantBench, VariantSettings
-
     validate_lists(backends, providers, batch_sizes)
     variants = VariantBench(VariantSettings(data_dir=data_dir, **variant_options))
     sources = sources_by_backend(spec_ref, backends, run_dirs)

@@ -5,7 +5,7 @@ apart)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +16,7 @@ from harness.export.driver import WeightsSource
 from harness.latency.records import failure_reason, latency_record
 from harness.measure.memory import track_memory
 from harness.measure.timing import measure
+from harness.training import build_with_weights
 
 
 def result_device(output: Any) -> str:
@@ -62,14 +63,26 @@ class NativeModel:
     problem: tuple[str, str] | None = None
 
 
-def _native_on(source: WeightsSource, name: str, device: str, threads: int | None,
-               tf32: bool = False, layout: str = "channels_last") -> NativeModel:
-    try:
+# (backend, model) on a device: built from weights (`built_from`), or a trained model's
+# (harness.training.TrainedModel.on_device: the trained one on its own device)
+ModelOn = Callable[[str], tuple[Backend, Any]]
+
+
+def built_from(source: WeightsSource, name: str, threads: int | None, tf32: bool = False,
+               layout: str = "channels_last") -> ModelOn:
+    """Backend `name` on a device with the source's model built there."""
+    def on(device: str) -> tuple[Backend, Any]:
         backend = get_backend(name, device=device, threads=threads, tf32=tf32, layout=layout)
-    except BackendUnavailable as exc:
-        return NativeModel(problem=("unavailable", str(exc)))
+        return backend, build_model(backend, source)
+
+    return on
+
+
+def _native_on(model_on: ModelOn, device: str) -> NativeModel:
     try:
-        return NativeModel(backend, build_model(backend, source))
+        return NativeModel(*model_on(device))
+    except BackendUnavailable as exc:  # no framework, no such device
+        return NativeModel(problem=("unavailable", str(exc)))
     except Exception as exc:  # noqa: BLE001 - e.g. out of GPU memory: recorded, others run
         return NativeModel(problem=("failed", failure_reason(exc)))
 
@@ -89,18 +102,13 @@ def native_records(native: NativeModel, name: str, provider: str, batch_sizes: S
 
 def build_model(backend: Backend, source: WeightsSource) -> Any:
     """The backend's model of the source's spec, holding the source's weights."""
-    model = backend.build(source.spec)
-    backend.set_weights(model, source.weights)
-    return model
+    return build_with_weights(backend, source.spec, source.weights)
 
 
-def natives_on_devices(source: WeightsSource, name: str, providers: Sequence[str],
-             threads: int | None, tf32: bool = False,
-             layout: str = "channels_last") -> dict[str, NativeModel]:
+def natives_on_devices(model_on: ModelOn, providers: Sequence[str]) -> dict[str, NativeModel]:
     """The backend on every device, CPU always (it exports). Device backends first: Keras' CPU
     backend hides the GPUs from TensorFlow unless its runtime already started, and a CUDA
     predictor made after that would run on the CPU (caught, but then never measured)."""
-    natives = {p: _native_on(source, name, p, threads, tf32, layout)
-               for p in providers if p != "cpu"}
-    natives["cpu"] = _native_on(source, name, "cpu", threads, tf32, layout)
+    natives = {p: _native_on(model_on, p) for p in providers if p != "cpu"}
+    natives["cpu"] = _native_on(model_on, "cpu")
     return natives

@@ -5,10 +5,12 @@
 The job (harness.run.job.Job), its spec's YAML text and its placement come on stdin, so the
 process needs no run folder: it writes its records into WORK_DIR (a run's partial folder, or a
 Ray worker's temporary folder) and ends with job.json saying ok or failed, how long each part
-took (`phases`, PHASES) and where it ran (`placement`). Given a checkpoint folder, its training
-saves its state there after each epoch and resumes from it (harness.training.checkpoint). Its
-output is the job log; lines that start with `step `, `epoch ` or `progress ` tell the driver
-how far it is.
+took (`phases`, PHASES) and where it ran (`placement`). The steps hand each other the trained
+model in memory (harness.training.TrainedModel: spec, backend, model, weights, data, test-set
+probabilities), so each expensive thing happens once per job; the training record is written
+once, after the export. Given a checkpoint folder, its training saves its state there after
+each epoch and resumes from it (harness.training.checkpoint). Its output is the job log; lines
+that start with `step `, `epoch ` or `progress ` tell the driver how far it is.
 """
 
 from __future__ import annotations
@@ -22,22 +24,28 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.backends.preload import import_frameworks
 from harness.measure.environment import thread_budget, utc_now
 from harness.measure.memory import peak_of, track_memory
 from harness.records import folders
-from harness.records.io import RESULT_SCHEMA_VERSION, read_json, write_json_atomic
+from harness.records.io import RESULT_SCHEMA_VERSION, write_json_atomic
 from harness.run.job import Job, Placement
 from harness.spec import ModelSpec
 from harness.spec.loader import parse_spec
 
+if TYPE_CHECKING:  # the frameworks load in the steps (harness.backends.preload times them)
+    from harness.training import TrainOutcome
+
 STEPS = ("train", "export", "latency")
 PHASES = folders.JOB_PHASES
 PROGRESS_EVERY_S = 10.0  # a progress line within a long epoch (outside every timed region)
+
+
 def _data_dir(job: Job) -> Path | None:
     return Path(job.data_dir) if job.data_dir else None
 
@@ -88,11 +96,21 @@ class EpochProgress:
         self._thread.join()
 
 
-def _train(job: Job, spec: ModelSpec, work: Path, checkpoint: Path | None = None) -> None:
-    from harness.training import TrainConfig, train_and_evaluate
+@dataclass
+class _Pass:
+    """What a job's steps hand each other in memory: the training's outcome (its record, not
+    yet written, and the trained model) and the export's record."""
+
+    training: TrainOutcome | None = None
+    export: dict[str, Any] | None = None
+
+
+def _train(job: Job, spec: ModelSpec, work: Path, done: _Pass,
+           checkpoint: Path | None = None) -> None:
+    from harness.training import TrainConfig, train_model
 
     with EpochProgress(job.epochs or spec.train.epochs) as progress:
-        train_and_evaluate(spec, TrainConfig(
+        done.training = train_model(spec, TrainConfig(
             backend=job.backend, device=job.device, epochs=job.epochs, seed=job.seed,
             limit=job.limit, limit_test=job.limit_test, threads=job.threads,
             data_dir=_data_dir(job), tf32=job.tf32, layout=job.layout,
@@ -101,41 +119,52 @@ def _train(job: Job, spec: ModelSpec, work: Path, checkpoint: Path | None = None
             on_resume=progress.resumed)
 
 
-def _export(job: Job, spec: ModelSpec, work: Path) -> None:
-    from harness.export.driver import ExportError, export_model
+def _export(job: Job, spec: ModelSpec, work: Path, done: _Pass) -> None:
+    """Export the trained model and check it; then the training record is written, once,
+    with the export's summary (as `harness export --from` adds it), or without where the
+    export failed."""
+    from harness.export.driver import ExportError, export_summary, export_trained
+    from harness.training import write_record
 
-    record = export_model(None, job.backend, work / folders.ONNX_FILE, run_dir=work,
-                          opset=job.opset, limit_test=job.limit_test, threads=job.threads,
-                          data_dir=_data_dir(job))
-    if not record["passed"]:
-        raise ExportError(f"ONNX parity failed: max |diff| {record['parity']['max_abs_diff']:.2e}")
+    assert done.training is not None  # the train step ran
+    out = work / folders.ONNX_FILE
+    try:
+        done.export = export_trained(done.training.trained, out, opset=job.opset,
+                                     threads=job.threads)
+        done.training.metrics["exports"] = [export_summary(done.export, out, work)]
+    finally:
+        write_record(done.training)
+    parity = done.export["parity"]
+    if not done.export["passed"]:
+        raise ExportError(f"ONNX parity failed: max |diff| {parity['max_abs_diff']:.2e}")
 
 
-def _latency(job: Job, spec: ModelSpec, work: Path) -> None:
+def _latency(job: Job, spec: ModelSpec, work: Path, done: _Pass) -> None:
     """ONNX Runtime (the export above) and native latency per provider x batch size; the
-    native predictor in the job's compile mode, and eager: the reference of every speed-up."""
-    from harness.export.driver import recorded_source, weights_source
-    from harness.latency.bench import bench_backend, input_batch, latency_result
+    native predictor in the job's compile mode, and eager: the reference of every speed-up.
+    The trained model is timed on its own device, and its test set scores the variants."""
+    from harness.export.driver import recorded_source, trained_source
+    from harness.latency.bench import bench_trained, latency_result
     from harness.latency.variants import VariantBench, VariantSettings
     from harness.training import EAGER
 
-    source = weights_source(None, work)
+    assert done.training is not None and done.export is not None  # train and export ran
+    trained = done.training.trained
     variants = VariantBench(VariantSettings(
         ort_variants=job.ort_variants, compile_modes=(EAGER, job.compile),
-        accuracy_gate=job.accuracy_gate, data_dir=_data_dir(job), limit_test=job.limit_test))
+        accuracy_gate=job.accuracy_gate, data_dir=_data_dir(job), limit_test=job.limit_test),
+        test=trained.arrays)
     settings = {"providers": list(job.providers), "batch_sizes": list(job.batch_sizes),
                 "threads": job.threads, "warmup": job.latency_warmup,
                 "min_runs": job.latency_min_runs, "min_seconds": job.latency_min_seconds,
-                "strict_providers": job.strict_providers, "tf32": job.tf32,
-                "layout": job.layout}
+                "strict_providers": job.strict_providers}
     environments: dict[str, Any] = {}
-    records = bench_backend(
-        source, job.backend, onnx_path=work / folders.ONNX_FILE,
-        x=input_batch(source, max(job.batch_sizes), _data_dir(job)),
-        environments=environments, variants=variants, **settings)
-    result = latency_result(source.spec, {job.backend: recorded_source(
-        source.description, work)}, {**settings, **variants.settings.as_dict()}, records,
-        environments)
+    records = bench_trained(trained, done.export, work / folders.ONNX_FILE,
+                            environments=environments, variants=variants, **settings)
+    source = trained_source(trained)
+    result = latency_result(spec, {job.backend: recorded_source(source.description, work)},
+                            {**settings, "tf32": job.tf32, "layout": job.layout,
+                             **variants.settings.as_dict()}, records, environments)
     write_json_atomic(work / folders.LATENCY_FILE, {**result, **variants.result()})
 
 
@@ -161,29 +190,22 @@ def _affinity() -> tuple[int, ...] | None:
     return tuple(sorted(os.sched_getaffinity(0))) if hasattr(os, "sched_getaffinity") else None
 
 
-def _train_metrics(work: Path) -> dict[str, Any] | None:
-    """The job's training record (metrics.json), None where training wrote none."""
-    metrics_file = work / folders.METRICS_FILE
-    return read_json(metrics_file) if metrics_file.is_file() else None
-
-
-def _split_phases(steps: dict[str, float], work: Path,
-                  metrics: dict[str, Any] | None) -> dict[str, float]:
+def _split_phases(steps: dict[str, float], metrics: dict[str, Any] | None,
+                  export: dict[str, Any] | None) -> dict[str, float]:
     """Each step's seconds split by what its records time: the epochs and evaluation inside
     the train step (`metrics`, the training record), the parity check inside the export
-    (model.onnx.json). A training resumed from a checkpoint counts this process's epochs and
-    seconds only."""
+    (`export`, model.onnx.json's record). A training resumed from a checkpoint counts this
+    process's epochs and seconds only."""
     phases = {"train_setup": steps.get("train"), "export": steps.get("export"),
               "latency": steps.get("latency")}
-    export_file = work / folders.EXPORT_RECORD_FILE
     if "train" in steps and metrics is not None:
         checkpoint = metrics.get("checkpoint") or {}
         resumes = checkpoint.get("resumes") or [{"after_epoch": 0}]
         epochs = sum(epoch["seconds"] for epoch in metrics["history"][resumes[-1]["after_epoch"]:])
         wall = metrics["wall_seconds"] - checkpoint.get("wall_seconds_before", 0.0)
         phases.update(train_setup=steps["train"] - wall, epochs=epochs, evaluation=wall - epochs)
-    if "export" in steps and export_file.is_file():
-        parity = (read_json(export_file).get("seconds") or {}).get("parity")
+    if "export" in steps and export is not None:
+        parity = (export.get("seconds") or {}).get("parity")
         if parity is not None:
             phases.update(export=steps["export"] - parity, parity=parity)
     return {name: phases[name] for name in PHASES if phases.get(name) is not None}
@@ -201,7 +223,7 @@ def _resumed(metrics: dict[str, Any] | None) -> dict[str, Any] | None:
             "earlier_seconds": checkpoint["wall_seconds_before"]}
 
 
-Step = Callable[[Job, ModelSpec, Path], None]
+Step = Callable[[Job, ModelSpec, Path, _Pass], None]
 
 
 def _failure(exc: Exception, step: str, work: Path) -> dict[str, Any]:
@@ -219,8 +241,9 @@ def _failure(exc: Exception, step: str, work: Path) -> dict[str, Any]:
 
 
 def _run_steps(job: Job, spec: ModelSpec, work: Path, record: dict[str, Any],
-               checkpoint: Path | None) -> dict[str, float]:
-    """Run every step, recording the first failure in `record`; return each step's seconds."""
+               checkpoint: Path | None, done: _Pass) -> dict[str, float]:
+    """Run every step, handing each the one before's results (`done`), recording the first
+    failure in `record`; return each step's seconds."""
     seconds: dict[str, float] = {}
     memory: dict[str, Any] = {}  # per step: peak RSS of the job's process (harness.measure.memory)
     actions: tuple[Step, ...] = (partial(_train, checkpoint=checkpoint), _export, _latency)
@@ -228,7 +251,7 @@ def _run_steps(job: Job, spec: ModelSpec, work: Path, record: dict[str, Any],
         print(f"step {step}", flush=True)
         try:
             with _timed(seconds, step), track_memory() as tracker:
-                action(job, spec, work)
+                action(job, spec, work, done)
         except Exception as exc:  # noqa: BLE001 - a failed job is recorded; the run goes on
             record.update(_failure(exc, step, work))
             break
@@ -254,9 +277,10 @@ def run_job(job: Job, spec: ModelSpec, work: Path, placement: Placement, spawned
     start = time.perf_counter()
     with _timed(phases, "imports"):
         import_frameworks(job.backend)
-    steps = _run_steps(job, spec, work, record, checkpoint)
-    metrics = _train_metrics(work)
-    phases.update(_split_phases(steps, work, metrics))
+    done = _Pass()
+    steps = _run_steps(job, spec, work, record, checkpoint, done)
+    metrics = done.training.metrics if done.training is not None else None
+    phases.update(_split_phases(steps, metrics, done.export))
     record.update(finished_utc=utc_now(), seconds=time.perf_counter() - start,
                   phases={**phases, "total": time.time() - spawned}, resumed=_resumed(metrics))
     write_json_atomic(work / folders.JOB_FILE, record)

@@ -1,22 +1,25 @@
 """Training: one spec in one backend, the same batch order and initial weights in every
 framework; its record (metrics.json), checkpoints, and the speed of `harness train` runs."""
 
-from harness.training.loop import (
+from harness.training.config import (
     COMPILE_MODES,
     COMPILED,
     EAGER,
+    CompileUnavailable,
+    TrainConfig,
+    compiled_model,
+    native_outputs_match,
+)
+from harness.training.loop import (
     EPOCH_TIMING,
     FINAL_WEIGHTS_FILE,
     METRICS_FILE,
     SPEC_FILE,
     TEST_OUTPUTS_FILE,
-    CompileUnavailable,
     EpochRecord,
     ProgressCallback,
-    TrainConfig,
     TrainOutcome,
     as_spec,
-    compiled_model,
     confusion_matrix,
     default_out_dir,
     epoch_timing,
@@ -24,7 +27,10 @@ from harness.training.loop import (
     save_test_outputs,
     steady_epoch_seconds,
     train_and_evaluate,
+    train_model,
+    write_record,
 )
+from harness.training.trained import TrainedModel, build_with_weights
 
 __all__ = [
     "METRICS_FILE",
@@ -44,6 +50,11 @@ __all__ = [
     "as_spec",
     "default_out_dir",
     "train_and_evaluate",
+    "train_model",
+    "write_record",
+    "TrainedModel",
+    "build_with_weights",
+    "native_outputs_match",
     "save_test_outputs",
     "load_test_outputs",
     "confusion_matrix",

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from harness import data as data_module
-from harness.backends import Backend, BackendUnavailable, get_backend
+from harness.backends import Backend, get_backend
 from harness.backends.base import Evaluation
 from harness.measure.environment import environment, utc_now
 from harness.measure.machine_load import load_mark, load_since
@@ -33,53 +33,14 @@ from harness.spec import ModelSpec, infer, initial_weights, load_spec, spec_hash
 from harness.spec.initializers import save_weights
 from harness.spec.loader import dump_spec
 from harness.training.checkpoint import Progress, TrainingCheckpoint
+from harness.training.config import TrainConfig, compiled_model
+from harness.training.evaluation import TestPass
+from harness.training.trained import TrainedModel
 
 # What an epoch's time is, named in every record and matrix job: the optimizer steps of one
 # epoch over batches already on the device (no data set-up, no validation), and the steady
 # figure the median of the epochs after the first.
 EPOCH_TIMING = "optimizer-steps-only; steady=median(epochs 2..N)"
-# How the framework runs the model (`--compile`): eager, or compiled (Backend.compiled:
-# torch.compile with inductor, Keras jit_compile=True); for training and native inference.
-EAGER, COMPILED = "eager", "compiled"
-COMPILE_MODES = (EAGER, COMPILED)
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """What `harness train` varies; None means "as the spec says" (or all data)."""
-
-    backend: str
-    device: str = "cpu"
-    epochs: int | None = None
-    seed: int | None = None
-    limit: int | None = None
-    limit_test: int | None = None
-    threads: int | None = None  # None: every core the process may use (harness.measure.environment)
-    data_dir: Path | None = None
-    batch_size: int | None = None
-    tf32: bool = False  # let float32 matmuls and convolutions round to TF32 (both frameworks)
-    layout: str = "channels_last"  # memory layout of image activations where it is a choice
-    # "compiled": torch.compile / Keras XLA (Backend.compiled); the first epoch holds the
-    # compilation, which epoch_timing keeps apart from the steady epochs
-    compile: str = EAGER
-    download: bool | None = None  # missing data files: harness.data.datasets.may_download
-
-
-class CompileUnavailable(BackendUnavailable):
-    """The compiled mode cannot run on this platform (no compiler, a backend that already
-    compiles every step): a matrix job records it as `unavailable`, not as a failure."""
-
-
-def compiled_model(backend: Backend, model: Any, mode: str) -> Any:
-    """`model` in the training mode `mode` (COMPILE_MODES)."""
-    if mode not in COMPILE_MODES:
-        raise ValueError(f"compile mode must be one of {list(COMPILE_MODES)}, got {mode!r}")
-    if mode == EAGER:
-        return model
-    try:
-        return backend.compiled(model)
-    except BackendUnavailable as exc:
-        raise CompileUnavailable(f"{backend.name} --compile {mode}: {exc}") from exc
 
 
 @dataclass
@@ -97,9 +58,18 @@ class EpochRecord:
 
 @dataclass
 class TrainOutcome:
+    """The training record (`metrics`, metrics.json), the folder of its files, and the trained
+    model itself (what a matrix job's export and latency take)."""
+
     metrics: dict[str, Any]
     out_dir: Path
+    trained: TrainedModel
     history: list[EpochRecord] = field(default_factory=list)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The trained model (framework objects) stays in the process that trained it: an
+        # outcome a worker sends back (harness.backends.isolation) carries no `trained`.
+        return {**self.__dict__, "trained": None}
 
 
 ProgressCallback = Callable[[EpochRecord, int], None]
@@ -116,8 +86,9 @@ def default_out_dir(spec: ModelSpec, config: TrainConfig, seed: int) -> Path:
     return Path("results") / "train" / spec.name / run_name
 
 
-def _run_epochs(backend: Backend, model: Any, spec: ModelSpec, arrays: Any, test_data: Any,
-                epochs: int, seed: int, batch_size: int, on_epoch: ProgressCallback | None,
+def _run_epochs(backend: Backend, model: Any, spec: ModelSpec, arrays: Any,
+                test: TestPass | None, epochs: int, seed: int, batch_size: int,
+                on_epoch: ProgressCallback | None,
                 history: list[EpochRecord] | None = None,
                 after_epoch: Callable[[], None] | None = None
                 ) -> tuple[list[EpochRecord], Evaluation | None]:
@@ -126,15 +97,15 @@ def _run_epochs(backend: Backend, model: Any, spec: ModelSpec, arrays: Any, test
     validation (None without one)."""
     history = [] if history is None else history
     train_data = backend.to_native(arrays.x_train, arrays.y_train)
-    val_data = test_data if spec.train.validation == "test" else None  # as the notebooks did
+    validate = test if spec.train.validation == "test" else None  # as the notebooks did
     validation = None
     for epoch in range(len(history), epochs):
         order = data_module.epoch_order(len(arrays.y_train), epoch, seed, spec.train.shuffle)
         mark = load_mark()
         result = backend.train_epoch(model, train_data, order, batch_size)
         load = load_since(mark)
-        if val_data is not None:
-            validation = backend.evaluate(model, val_data, batch_size)
+        if validate is not None:
+            validation = validate(model)
         record = EpochRecord(epoch + 1, result.loss, result.accuracy,
                              validation.loss if validation else None,
                              validation.accuracy if validation else None, result.seconds, load)
@@ -144,20 +115,6 @@ def _run_epochs(backend: Backend, model: Any, spec: ModelSpec, arrays: Any, test
         if on_epoch is not None:
             on_epoch(record, epochs)
     return history, validation
-
-
-def _test_evaluation(backend: Backend, model: Any, arrays: Any, test_data: Any,
-                     validation: Evaluation | None, batch_size: int
-                     ) -> tuple[Evaluation, np.ndarray]:
-    """The trained model on the test set, and its class probabilities. Validating on the test
-    set (as the notebooks did), the last epoch's validation pass already computed them: the
-    same model in evaluation mode, the same data and batches, so the same numbers without
-    another pass; probabilities are predicted only where the evaluation did not give them."""
-    evaluation = validation or backend.evaluate(model, test_data, batch_size)
-    probabilities = evaluation.probabilities
-    if probabilities is None:
-        probabilities = backend.predict(model, arrays.x_test, batch_size)
-    return evaluation, probabilities
 
 
 def _training_identity(spec: ModelSpec, config: TrainConfig, seed: int, epochs: int,
@@ -172,7 +129,8 @@ def _training_identity(spec: ModelSpec, config: TrainConfig, seed: int, epochs: 
 
 @dataclass
 class _Setup:
-    """A spec built in a backend from its initial weights, with its data: what training needs."""
+    """A spec built in a backend from its initial weights, with its data: what training needs.
+    `model` is what trains (a compiled twin in the compiled mode), `eager` the model built."""
 
     spec: ModelSpec
     seed: int
@@ -180,6 +138,7 @@ class _Setup:
     batch_size: int
     arrays: Any
     backend: Backend
+    eager: Any
     model: Any
     start_weights: Any
 
@@ -195,7 +154,7 @@ def _set_up(spec: ModelSpec, config: TrainConfig) -> _Setup:
     start_weights = initial_weights(spec, seed)
     backend.set_weights(model, start_weights)
     return _Setup(spec, seed, config.epochs or spec.train.epochs,
-                  config.batch_size or spec.train.batch_size, arrays, backend,
+                  config.batch_size or spec.train.batch_size, arrays, backend, model,
                   compiled_model(backend, model, config.compile), start_weights)
 
 
@@ -206,12 +165,30 @@ def train_and_evaluate(spec_ref: str | Path | ModelSpec, config: TrainConfig,
                        on_resume: Callable[[int], None] | None = None,
                        on_start: Callable[[dict[str, Any]], None] | None = None
                        ) -> TrainOutcome:
-    """Build, train and test `spec` in `config.backend`; write metrics.json and the model.
-    With `checkpoint_dir`, the training state is saved there after every epoch, a training
-    cut short resumes from it (harness.training.checkpoint; `on_resume` is told how many
-    epochs it restored), and it is removed once done. `on_start` is told the backend's
-    environment once the model is built: the mode it really runs (compile_mode), as the
-    record will say."""
+    """`train_model`, and its record written (metrics.json): `harness train`."""
+    outcome = train_model(spec_ref, config, out_dir, on_epoch, checkpoint_dir, on_resume,
+                          on_start)
+    write_record(outcome)
+    return outcome
+
+
+def write_record(outcome: TrainOutcome) -> None:
+    """The training record, metrics.json, into the run folder."""
+    write_json_atomic(outcome.out_dir / METRICS_FILE, outcome.metrics)
+
+
+def train_model(spec_ref: str | Path | ModelSpec, config: TrainConfig,
+                out_dir: Path | None = None,
+                on_epoch: ProgressCallback | None = None,
+                checkpoint_dir: Path | None = None,
+                on_resume: Callable[[int], None] | None = None,
+                on_start: Callable[[dict[str, Any]], None] | None = None) -> TrainOutcome:
+    """Build, train and test `spec` in `config.backend`; write the model's files, and return
+    the record (`metrics`, not written: `write_record`) and the trained model. With
+    `checkpoint_dir`, the training state is saved there after every epoch, a training cut short
+    resumes from it (harness.training.checkpoint; `on_resume` is told how many epochs it
+    restored), and it is removed once done. `on_start` is told the backend's environment once
+    the model is built: the mode it really runs (compile_mode), as the record will say."""
     spec = as_spec(spec_ref)
     run = _set_up(spec, config)
     backend, model = run.backend, run.model
@@ -232,18 +209,19 @@ def train_and_evaluate(spec_ref: str | Path | ModelSpec, config: TrainConfig,
             checkpoint.save(backend, model, progress,
                             progress.wall_seconds + time.perf_counter() - wall)
 
-    test_data = backend.to_native(run.arrays.x_test, run.arrays.y_test)  # validation and test
+    # validation and test: the last epoch's validation on the test set is the test pass
+    test = TestPass(backend, run.arrays.x_test, run.arrays.y_test, run.batch_size)
     with track_memory() as memory:  # peak RSS while training (harness.measure.memory)
-        _, validation = _run_epochs(backend, model, spec, run.arrays, test_data, run.epochs,
+        _, validation = _run_epochs(backend, model, spec, run.arrays, test, run.epochs,
                                     run.seed, run.batch_size, on_epoch, history, after_epoch)
-    evaluation, probabilities = _test_evaluation(backend, model, run.arrays, test_data,
-                                                 validation, run.batch_size)
+    evaluation = validation or test(model)
     wall = progress.wall_seconds + time.perf_counter() - wall
 
-    out_dir = out_dir or default_out_dir(spec, config, run.seed)
-    files = _save_model_files(run, out_dir, probabilities)
+    trained = _trained(run, config, out_dir or default_out_dir(spec, config, run.seed),
+                       evaluation)
+    files = _save_model_files(run, trained)
     metrics = {
-        **_metrics_head(run, config, history, evaluation, probabilities),
+        **_metrics_head(run, config, history, evaluation, trained.probabilities),
         # all processes' wall time, from the first epoch's start to the test set's end
         "wall_seconds": wall,
         "memory": memory.result(),  # this process's: since the last resume
@@ -253,20 +231,32 @@ def train_and_evaluate(spec_ref: str | Path | ModelSpec, config: TrainConfig,
         "finished_utc": utc_now(),
         "environment": environment(backend.environment()),
     }
-    write_json_atomic(out_dir / METRICS_FILE, metrics)
     if checkpoint is not None:
         checkpoint.clear()
-    return TrainOutcome(metrics, out_dir, history)
+    return TrainOutcome(metrics, trained.out_dir, trained, history)
 
 
-def _save_model_files(run: _Setup, out_dir: Path, probabilities: np.ndarray) -> dict[str, str]:
+def _trained(run: _Setup, config: TrainConfig, out_dir: Path,
+             evaluation: Evaluation) -> TrainedModel:
+    """The trained model, eager: a compiled training's weights copied into the model it was
+    compiled from."""
+    weights = run.backend.get_weights(run.model)
+    if run.model is not run.eager:
+        run.backend.set_weights(run.eager, weights)
+    assert evaluation.probabilities is not None  # TestPass always gives them
+    return TrainedModel(run.spec, config, run.seed, run.epochs, run.backend, run.eager,
+                        weights, run.arrays, evaluation.probabilities, Path(out_dir))
+
+
+def _save_model_files(run: _Setup, trained: TrainedModel) -> dict[str, str]:
     """Write the trained model, its initial and final weights, test outputs and spec; their
     file names, as the record lists them."""
+    out_dir = trained.out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     model_file = run.backend.save(run.model, out_dir)
     save_weights(run.start_weights, str(out_dir / "initial_weights.npz"))
-    save_weights(run.backend.get_weights(run.model), str(out_dir / FINAL_WEIGHTS_FILE))
-    save_test_outputs(out_dir / TEST_OUTPUTS_FILE, probabilities, run.arrays.y_test)
+    save_weights(trained.weights, str(out_dir / FINAL_WEIGHTS_FILE))
+    save_test_outputs(out_dir / TEST_OUTPUTS_FILE, trained.probabilities, run.arrays.y_test)
     (out_dir / SPEC_FILE).write_text(dump_spec(run.spec), encoding="utf-8")
     return {"model_file": model_file.name, "initial_weights_file": "initial_weights.npz",
             "final_weights_file": FINAL_WEIGHTS_FILE, "test_outputs_file": TEST_OUTPUTS_FILE,

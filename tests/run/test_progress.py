@@ -11,12 +11,12 @@ import re
 import time
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
 
 import pytest
 from rich.console import Console
 
 from harness.records import folders
+from harness.records.models import job_record
 from harness.run import progress
 from harness.run.display import PlainDisplay, RichDisplay
 from harness.run.job import Placement, step_started
@@ -75,30 +75,26 @@ def test_eta_learns_convolutions_apart_from_dense_models() -> None:
 def test_a_resumed_run_estimates_from_the_jobs_its_folder_already_holds(
         tmp_path: Path) -> None:
     """Hours into a long run, a restarted `harness run` has an ETA from its start: it learns
-    from the finished jobs' records (a resumed training's seconds against its epochs after
-    the checkpoint), not from failed, unfinished or unreadable ones."""
+    from the finished jobs' records as resume read them (a resumed training's seconds against
+    its epochs after the checkpoint), not from failed, unfinished or older ones."""
     plan = plan_jobs(RunConfig(specs=["mlp2", "mlp3"], backends=["torch"], epochs=4,
                                limit=500, seeds=[0, 1]))
     first, second, third, last = plan.jobs
     work = expected_work(first, plan.specs[first.spec])
-
-    def finished(job: Any, record: dict[str, Any] | str) -> None:
-        folder = folders.job_dir(tmp_path, job.job_id)
-        folder.mkdir(parents=True)
-        text = record if isinstance(record, str) else json.dumps(record)
-        (folder / folders.JOB_FILE).write_text(text)
-
-    # resumed after epoch 2 of 4: 30 s for half the work, i.e. 60 s for all of it
-    finished(first, {"status": "ok", "phases": {"total": 30.0},
-                     "resumed": {"after_epoch": 2, "times": 1, "earlier_seconds": 40.0}})
-    finished(second, {"status": "failed", "phases": {"total": 1.0}})
-    finished(third, "{damaged")
+    finished = {
+        # resumed after epoch 2 of 4: 30 s for half the work, i.e. 60 s for all of it
+        first.job_id: job_record(first.job_id, first.record(), None, phases={"total": 30.0},
+                                 resumed={"after_epoch": 2, "times": 1,
+                                          "earlier_seconds": 40.0}),
+        second.job_id: job_record(second.job_id, second.record(), None, status="failed",
+                                  phases={"total": 1.0}),
+        third.job_id: job_record(third.job_id, third.record(), None)}  # no phases: older
     shown: list[str] = []
     display = PlainDisplay(shown.append)
     todo = [second, third, last]
     assert ProgressTracker(plan, todo, 1, display).eta.text(
         [j.job_id for j in todo]) == "ETA learning"
-    tracker = ProgressTracker(plan, todo, 1, display, run_dir=tmp_path)
+    tracker = ProgressTracker(plan, todo, 1, display, run_dir=tmp_path, finished=finished)
     expected = sum(60.0 * expected_work(job, plan.specs[job.spec]) / work for job in todo)
     assert tracker.eta.seconds_left([job.job_id for job in todo]) == pytest.approx(expected)
 
@@ -111,7 +107,8 @@ def test_the_eta_says_learning_until_a_job_of_each_kind_left_has_finished() -> N
     shown: list[str] = []
     tracker = ProgressTracker(plan, plan.jobs, 1, PlainDisplay(shown.append))
     for job, seconds in zip(plan.jobs, (30.0, 30.0, 10.0, 10.0), strict=True):
-        tracker.finished(job, {"status": "ok", "phases": {"total": seconds}})
+        tracker.finished(job, job_record(job.job_id, job.record(), None,
+                                         phases={"total": seconds}))
     assert [line.split("]")[0] for line in shown] == [
         "[1/4 ETA learning, >0m30s", "[2/4 ETA learning", "[3/4 ETA 0m10s", "[4/4 ETA 0m00s"]
 
@@ -214,12 +211,12 @@ def test_a_job_that_died_without_recording_its_step_is_shown_at_the_step_it_was_
     first, second = plan.jobs
     shown: list[str] = []
     tracker = ProgressTracker(plan, plan.jobs, 1, PlainDisplay(shown.append))
-    lost = {"status": "failed", "failed_step": None, "error": "the job's process exited"}
     for job, steps in ((first, ["step train\n", "step export\n"]), (second, [])):
         tracker.started(job, Placement(executor="local"))
         for line in steps:
             tracker.line(job, line)
-        tracker.finished(job, lost)
+        tracker.finished(job, job_record(job.job_id, job.record(), None, status="failed",
+                                         error="the job's process exited"))
     assert shown[-2].endswith(f"{first.job_id}: FAILED at export: the job's process exited")
     assert shown[-1].endswith(f"{second.job_id}: FAILED: the job's process exited")
     assert step_started("step latency\n") == "latency" and step_started("epoch 1/2") is None
@@ -231,8 +228,9 @@ def test_a_job_out_of_space_stops_the_run_naming_its_folder(tmp_path: Path) -> N
     tracker = ProgressTracker(plan, plan.jobs, 1, PlainDisplay(lambda line: None),
                               run_dir=tmp_path)
     tracker.started(job, Placement(executor="local"))
-    full = {"status": "failed", "failed_step": "train",
-            "error": f"OSError: [Errno {errno.ENOSPC}] {os.strerror(errno.ENOSPC)}: 'x.npz'"}
+    full = job_record(job.job_id, job.record(), None, status="failed", failed_step="train",
+                      error=f"OSError: [Errno {errno.ENOSPC}] {os.strerror(errno.ENOSPC)}: "
+                            "'x.npz'")
     with pytest.raises(OSError, match="No space left on device") as stop:
         tracker.finished(job, full)
     assert stop.value.errno == errno.ENOSPC
@@ -252,6 +250,6 @@ def test_a_job_without_a_record_gets_the_step_and_last_line_of_its_log(tmp_path:
         "step train\nepoch 1/1 loss 0.5\nstep export\n"
         "OSError: [Errno 28] No space left on device: 'model.onnx'\n")
     record = finish_job(tmp_path, job, "the job's process exited with status 1")
-    assert record["failed_step"] == "export"
-    assert record["error"].endswith("its output ended with: OSError: [Errno 28] No space left "
-                                    "on device: 'model.onnx'")
+    assert record.failed_step == "export"
+    assert (record.error or "").endswith("its output ended with: OSError: [Errno 28] No space "
+                                         "left on device: 'model.onnx'")

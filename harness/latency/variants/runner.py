@@ -1,10 +1,10 @@
 """Time and score every variant of one backend beside `harness.latency.bench`'s own records.
 
-`harness.latency.bench.bench_backend` builds the backend on each device, exports, and times the
-float32 export in ONNX Runtime and the eager framework; with a VariantBench it then hands over
-(`run`): every requested ONNX Runtime variant and the compiled framework get latency records of
-the same schema (plus `variant`), and every record — the bench's own included — gets the
-accuracy of its variant on its provider, measured on the test set, and the gate's verdict.
+`harness.latency.bench.time_backend` times the float32 export in ONNX Runtime and the eager
+framework on each device; with a VariantBench it then hands over (`run`): every requested ONNX
+Runtime variant and the compiled framework get latency records of the same schema (plus
+`variant`), and every record — the bench's own included — gets the accuracy of its variant on
+its provider, measured on the test set, and the gate's verdict.
 """
 
 from __future__ import annotations
@@ -66,9 +66,10 @@ class VariantSettings:
 
 @dataclass
 class BackendBench:
-    """One backend's part of a bench, as `bench_backend` prepared it. `natives` maps each
-    provider to bench's `NativeModel` (backend, model, problem); `onnx_problem` is (status, reason)
-    when the float32 export is missing."""
+    """One backend's part of a bench, as `bench_backend` (or a matrix job) prepared it.
+    `natives` maps each provider to bench's `NativeModel` (backend, model, problem);
+    `onnx_problem` is (status, reason) when the float32 export is missing, `onnx_info` its
+    checks' description (harness.backends.onnx_io.check_file: hash included) where known."""
 
     source: Any
     backend_name: str
@@ -82,6 +83,14 @@ class BackendBench:
     graph_optimization: str
     timing: dict[str, Any]
     strict_providers: bool = False
+    onnx_info: dict[str, Any] | None = None
+
+    def export_info(self) -> dict[str, Any]:
+        """The float32 export's checks: as its export described them, else checked now."""
+        if self.onnx_info is None:
+            self.onnx_info = check_file(self.onnx_path, tuple(self.source.spec.input.shape))
+        # the export's own notes (converter warnings) stay in its export record
+        return {k: v for k, v in self.onnx_info.items() if k != "converter_warnings"}
 
 
 @dataclass
@@ -97,12 +106,13 @@ class _Reference:
 @dataclass
 class VariantBench:
     """Collects `variants` (one entry per backend x variant: file, accuracy per provider) and
-    `records` (latency records of the variants) over the backends of one bench."""
+    `records` (latency records of the variants) over the backends of one bench. `test`: the
+    test set the variants are scored on, loaded at the first use where not given."""
 
     settings: VariantSettings
     variants: list[dict[str, Any]] = field(default_factory=list)
     records: list[dict[str, Any]] = field(default_factory=list)
-    _test: Arrays | None = None
+    test: Arrays | None = None
 
     def result(self) -> dict[str, Any]:
         return {"variants": self.variants, "variant_records": self.records}
@@ -121,10 +131,10 @@ class VariantBench:
             self._compiled(job, test, reference)
 
     def _test_arrays(self, source: Any) -> Arrays:
-        if self._test is None:
-            self._test = load_arrays(source.spec.input, data_dir=self.settings.data_dir,
-                                     limit=1, limit_test=self.settings.limit_test)
-        return self._test
+        if self.test is None:
+            self.test = load_arrays(source.spec.input, data_dir=self.settings.data_dir,
+                                    limit=1, limit_test=self.settings.limit_test)
+        return self.test
 
     def _entry(self, job: BackendBench, variant: str, runtime: str, reference: _Reference,
                **fields: Any) -> dict[str, Any]:
@@ -154,7 +164,7 @@ class VariantBench:
                           baseline=True, precision="float32", graph_optimization=level,
                           file=job.onnx_path.name)
         if job.onnx_problem is None:
-            ort["onnx"] = check_file(job.onnx_path, tuple(job.source.spec.input.shape))
+            ort["onnx"] = job.export_info()
         else:
             ort.update(status=job.onnx_problem[0], reason=job.onnx_problem[1])
         native = self._entry(job, EAGER, "native", reference, baseline=True,
@@ -273,10 +283,9 @@ def _variant_file(job: BackendBench, name: str, entry: dict[str, Any],
     if job.onnx_problem is not None:
         entry.update(status=job.onnx_problem[0], reason=job.onnx_problem[1])
         return job.onnx_path, job.onnx_problem
-    input_shape = tuple(job.source.spec.input.shape)
     try:
         if name not in BUILDERS:
-            entry.update(file=job.onnx_path.name, onnx=check_file(job.onnx_path, input_shape))
+            entry.update(file=job.onnx_path.name, onnx=job.export_info())
             return job.onnx_path, None
         entry.update(build_variant_file(name, job.onnx_path, job.source.spec.input,
                                         data_dir))
