@@ -33,7 +33,8 @@ from harness.backends.preload import import_frameworks
 from harness.measure.environment import thread_budget, utc_now
 from harness.measure.memory import peak_of, track_memory
 from harness.records import folders
-from harness.records.io import RESULT_SCHEMA_VERSION, write_json_atomic
+from harness.records.io import write_json_atomic
+from harness.records.models import JobRecord, job_record
 from harness.run.job import Job, Placement
 from harness.spec import ModelSpec
 from harness.spec.loader import parse_spec
@@ -240,10 +241,11 @@ def _failure(exc: Exception, step: str, work: Path) -> dict[str, Any]:
     return {"status": "failed", "failed_step": step, "error": error[:2000]}
 
 
-def _run_steps(job: Job, spec: ModelSpec, work: Path, record: dict[str, Any],
+def _run_steps(job: Job, spec: ModelSpec, work: Path, outcome: dict[str, Any],
                checkpoint: Path | None, done: _Pass) -> dict[str, float]:
     """Run every step, handing each the one before's results (`done`), recording the first
-    failure in `record`; return each step's seconds."""
+    failure and each step's memory in `outcome` (job.json's fields); return each step's
+    seconds."""
     seconds: dict[str, float] = {}
     memory: dict[str, Any] = {}  # per step: peak RSS of the job's process (harness.measure.memory)
     actions: tuple[Step, ...] = (partial(_train, checkpoint=checkpoint), _export, _latency)
@@ -253,37 +255,38 @@ def _run_steps(job: Job, spec: ModelSpec, work: Path, record: dict[str, Any],
             with _timed(seconds, step), track_memory() as tracker:
                 action(job, spec, work, done)
         except Exception as exc:  # noqa: BLE001 - a failed job is recorded; the run goes on
-            record.update(_failure(exc, step, work))
+            outcome.update(_failure(exc, step, work))
             break
         finally:
             memory[step] = tracker.result()
-    record["memory"] = {"steps": memory, "peak": peak_of(list(memory.values()))}
+    outcome["memory"] = {"steps": memory, "peak": peak_of(list(memory.values()))}
     return seconds
 
 
 def run_job(job: Job, spec: ModelSpec, work: Path, placement: Placement, spawned: float,
-            entered: float, checkpoint: Path | None = None) -> dict[str, Any]:
+            entered: float, checkpoint: Path | None = None) -> JobRecord:
     """Run the job into `work`; return its record (also written as job.json). `spawned`: the
     wall-clock time its process was asked for (by an executor on this host); `entered`: when
     the process reached its main function; `checkpoint`: its training's checkpoint folder."""
     work.mkdir(parents=True, exist_ok=True)
-    record: dict[str, Any] = {
-        "schema_version": RESULT_SCHEMA_VERSION, "kind": "job", "job_id": job.job_id,
-        "status": "ok", "error": None, "failed_step": None, "started_utc": utc_now(),
-        "config": job.record(), "placement": placement.model_copy(update={
-            "host": socket.gethostname(), "affinity": _affinity(),
-            "threads": thread_budget(job.threads)}).record()}
+    started_utc = utc_now()
+    outcome: dict[str, Any] = {}
     phases = {"start": max(entered - spawned, 0.0)}
     start = time.perf_counter()
     with _timed(phases, "imports"):
         import_frameworks(job.backend)
     done = _Pass()
-    steps = _run_steps(job, spec, work, record, checkpoint, done)
+    steps = _run_steps(job, spec, work, outcome, checkpoint, done)
     metrics = done.training.metrics if done.training is not None else None
     phases.update(_split_phases(steps, metrics, done.export))
-    record.update(finished_utc=utc_now(), seconds=time.perf_counter() - start,
-                  phases={**phases, "total": time.time() - spawned}, resumed=_resumed(metrics))
-    write_json_atomic(work / folders.JOB_FILE, record)
+    record = job_record(
+        job.job_id, job.record(), placement.model_copy(update={
+            "host": socket.gethostname(), "affinity": _affinity(),
+            "threads": thread_budget(job.threads)}).record(),
+        started_utc=started_utc, **outcome, finished_utc=utc_now(),
+        seconds=time.perf_counter() - start, phases={**phases, "total": time.time() - spawned},
+        resumed=_resumed(metrics))
+    write_json_atomic(work / folders.JOB_FILE, record.record())
     return record
 
 
@@ -294,7 +297,7 @@ def run_given(given: dict[str, Any], work: Path, entered: float) -> int:
     checkpoint = given.get("checkpoint")
     record = run_job(job, spec, work, Placement.model_validate(given["placement"]),
                      given["spawned"], entered, Path(checkpoint) if checkpoint else None)
-    return 0 if record["status"] == "ok" else 1
+    return 0 if record.status == "ok" else 1
 
 
 def job_input(job: Job, spec_text: str, placement: Placement,

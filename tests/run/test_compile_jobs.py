@@ -78,7 +78,8 @@ def _run(job: Job, spec_file: Path, work: Path) -> dict[str, Any]:
     from harness.run.job_process import run_job
 
     now = time.time()
-    return run_job(job, load_spec(spec_file), work, Placement(executor="local"), now, now)
+    return run_job(job, load_spec(spec_file), work, Placement(executor="local"), now,
+                   now).record()
 
 
 def _twin(backend: Any, model: Any) -> Any:
