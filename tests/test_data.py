@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness import data
+from harness.data import datasets as data
 from harness.data import DATASETS, Arrays, DataError, RawDataset
 from harness.spec.schema import InputSpec
 

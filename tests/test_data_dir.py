@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import data
+from harness.data import datasets as data
 from harness.cli import main
 from harness.data import DATASETS, DataError
 

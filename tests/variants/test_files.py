@@ -13,6 +13,7 @@ pytest.importorskip("onnxruntime")
 
 from harness import data as data_module  # noqa: E402
 from harness.backends.onnx_io import INPUT_NAME, check_file  # noqa: E402
+from harness.data import datasets  # noqa: E402
 from harness.latency.variants.files import (  # noqa: E402
     CALIBRATION_IMAGES,
     build_variant_file,
@@ -68,7 +69,8 @@ class _Poisoned:
 def _poisoned_raw(monkeypatch: pytest.MonkeyPatch) -> None:
     real = data_module.load_raw("mnist")
     raw = data_module.RawDataset(real.name, real.x_train, real.y_train, _Poisoned(), _Poisoned())
-    monkeypatch.setattr(data_module, "load_raw", lambda *args, **kwargs: raw)
+    for module in (data_module, datasets):  # the package's name and the loaders' own
+        monkeypatch.setattr(module, "load_raw", lambda *args, **kwargs: raw)
 
 
 def test_the_poison_trips_when_the_test_set_is_read(monkeypatch: pytest.MonkeyPatch,
