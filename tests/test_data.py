@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.data import datasets as data
 from harness.data import DATASETS, Arrays, DataError, RawDataset
+from harness.data import datasets as data
 from harness.spec.schema import InputSpec
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"

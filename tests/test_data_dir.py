@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.data import datasets as data
 from harness.cli import main
 from harness.data import DATASETS, DataError
+from harness.data import datasets as data
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 needs_shared = pytest.mark.skipif(not (SHARED / "mnist").is_dir(),

@@ -42,6 +42,13 @@ class EpochResult:
     loss: float  # mean training loss over the epoch's batches (weighted by batch size)
     accuracy: float  # training accuracy over the epoch, in training mode (dropout on)
     seconds: float  # wall time of the epoch's training steps only (no validation)
+    # The same steps in consecutive windows (harness.measure.step_windows.plan_windows), the
+    # device synchronised at each boundary: each window's seconds (they add up to `seconds`),
+    # its optimizer steps, and whether it is one first call of a batch shape (FirstSteps:
+    # tracing, compilation), timed alone and kept out of steady step time. Empty: not timed.
+    window_seconds: tuple[float, ...] = ()
+    window_steps: tuple[int, ...] = ()
+    window_first_call: tuple[bool, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@ Building, weights, evaluation, prediction, saving and the shape of an epoch are 
 the same on TensorFlow, JAX and PyTorch. An epoch runs Keras' compiled train step (what `fit`
 calls once per batch) over batches that are already the framework's tensors on the backend's
 device, gathered in the epoch's order before the clock starts: the timed region holds the
-optimizer steps and nothing `fit` sets up per call (data adapter, pipeline, callbacks).
+optimizer steps and nothing `fit` sets up per call (data adapter, pipeline, callbacks), in
+windows (harness.measure.step_windows), each ending when the device finished its steps.
 Weights, losses and metrics are those of `fit(..., shuffle=False)` over the same batches.
 
 What differs per Keras backend (a subclass each): device placement and threads, how a tensor is
@@ -16,7 +17,6 @@ does), waiting for queued work, ONNX export and the native predictor.
 from __future__ import annotations
 
 import contextlib
-import time
 import weakref
 from abc import abstractmethod
 from collections.abc import Callable, Sequence
@@ -37,6 +37,7 @@ from harness.backends.base import (
 )
 from harness.backends.keras_common import checkpoint
 from harness.backends.keras_common.builder import build_model, compile_mode, spec_index
+from harness.measure.step_windows import plan_windows, time_windows
 from harness.spec import ModelSpec, Weights, initial_weights
 from harness.spec.schema import NUM_CLASSES
 
@@ -92,9 +93,10 @@ class KerasBackendBase(Backend):
 
     @abstractmethod
     def _steps(self, model: keras.Model, batches: list[tuple[Any, Any]],
-               first: FirstSteps) -> Callable[[], None]:
-        """A callable taking the epoch's optimizer steps and waiting for them to finish
-        (the timed region); whatever the step needs before or after is done outside it."""
+               first: FirstSteps) -> Callable[[int, int], None]:
+        """A callable `run(start, stop)` taking the optimizer steps of batches[start:stop]
+        (called with consecutive ranges, in order) and waiting until the device finished them
+        (one timed window); whatever the step needs before or after is done outside it."""
 
     def _build_for_training(self, model: keras.Model, batch: tuple[Any, Any]) -> None:
         """Build what the step needs (optimizer and metric variables) from a batch's shapes,
@@ -197,19 +199,21 @@ class KerasBackendBase(Backend):
             self._build_for_training(model, batches[0])
         model.make_train_function()
         model.reset_metrics()
-        steps = self._steps(model, batches, self._first_steps.setdefault(model, FirstSteps()))
+        first = self._first_steps.setdefault(model, FirstSteps())
+        windows = plan_windows([batch_shape(batch) for batch in batches], first.shapes)
+        run = self._steps(model, batches, first)
         self._synchronize()  # the gather is not part of the epoch's time
         try:
-            start = time.perf_counter()
             with self._scope():
-                steps()
-            seconds = time.perf_counter() - start
+                seconds, window_seconds = time_windows(windows, run)
         finally:
             self._end_epoch(model)
         # loss: mean over the epoch weighted by batch size, as fit's history reports it
         metrics = model.get_metrics_result()
         return EpochResult(loss=float(metrics["loss"]), accuracy=float(metrics["accuracy"]),
-                           seconds=seconds)
+                           seconds=seconds, window_seconds=window_seconds,
+                           window_steps=tuple(w.steps for w in windows),
+                           window_first_call=tuple(w.first_call for w in windows))
 
     def evaluate(self, model: keras.Model, data: KerasData, batch_size: int) -> Evaluation:
         """Keras' own `evaluate` (the loss `fit` validates with; on TensorFlow computed from

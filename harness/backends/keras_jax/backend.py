@@ -6,8 +6,8 @@ with the time of each first step apart (where the compilation happens).
 
 The step is a pure function of the model's state: as `fit` does, an epoch takes the variables'
 values once, passes them through every step and writes them back into the variables after its
-last step (outside the timed region). JAX dispatches asynchronously; the epoch's time ends when
-its last step's state is ready.
+last step (outside the timed region). JAX dispatches asynchronously; each timed window of the
+epoch (harness.measure.step_windows) ends when its last step's state is ready.
 
 Threads: XLA's CPU runtime sizes its thread pool from the cores the process may run on when the
 runtime starts, and has no setting of its own; a budget below that is applied by narrowing the
@@ -115,7 +115,7 @@ class KerasJaxBackend(KerasBackendBase):
         return str(device)
 
     def _steps(self, model: keras.Model, batches: list[tuple[Any, Any]],
-               first: FirstSteps) -> Callable[[], None]:
+               first: FirstSteps) -> Callable[[int, int], None]:
         # As JAXTrainer.fit: the variables' values, taken once (and the variables emptied:
         # the step donates its state), go through every step.
         start = model._get_jax_state(**dict.fromkeys(_STATE, True), purge_model_variables=True)
@@ -126,11 +126,15 @@ class KerasJaxBackend(KerasBackendBase):
         model._jax_state_synced = False
         model._jax_state = dict(zip(_STATE, start, strict=True))  # synced back whatever happens
         feeds = [batch_shape(batch) for batch in batches]
+        feed = iter(batches)  # consecutive ranges: `feed` is at the window's start
+        state = start
 
-        def run() -> None:
-            state, feed = start, iter(batches)
-            for shape in feeds:
+        def run(begin: int, end: int) -> None:
+            nonlocal state
+            for shape in feeds[begin:end]:
                 _, state = first.call(shape, model.train_function, state, feed)
+            # A window ends when its last step's state is computed (JAX dispatches
+            # asynchronously); the state is kept after each, as the step donates the last.
             jax.block_until_ready(state)
             model._jax_state = dict(zip(_STATE, state, strict=True))
 

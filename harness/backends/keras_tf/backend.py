@@ -128,11 +128,11 @@ class KerasBackend(KerasBackendBase):
         distribution strategy), and so does the harness."""
 
     def _steps(self, model: keras.Model, batches: list[tuple[Any, Any]],
-               first: FirstSteps) -> Callable[[], None]:
+               first: FirstSteps) -> Callable[[int, int], None]:
         feed = iter(batches)  # a Python iterator: `train_function` takes one batch per call
 
-        def run() -> None:
-            each_step(batches, first, model.train_function, feed)
+        def run(start: int, stop: int) -> None:  # consecutive ranges: `feed` is at `start`
+            each_step(batches[start:stop], first, model.train_function, feed)
             self._synchronize()
 
         return run

@@ -84,14 +84,14 @@ class KerasTorchBackend(KerasBackendBase):
         return str(tensor.device)
 
     def _steps(self, model: keras.Model, batches: list[tuple[Any, Any]],
-               first: FirstSteps) -> Callable[[], None]:
+               first: FirstSteps) -> Callable[[int, int], None]:
         # `fit` hands the step a one-element list per batch and switches the module to
         # training mode for the epoch (Keras' layers take `training` from the step itself).
         feeds = [(batch_shape(batch), [batch]) for batch in batches]
         model.train()
 
-        def run() -> None:
-            for shape, feed in feeds:
+        def run(start: int, stop: int) -> None:
+            for shape, feed in feeds[start:stop]:
                 first.call(shape, model.train_function, feed)
             self._synchronize()
 

@@ -5,7 +5,8 @@ categorical cross-entropy from those logits (`_get_logits` in keras' TF backend)
 probabilities. Statistics stay on the device during an epoch; one sync at its end.
 
 An epoch's batches are gathered on the device, in the epoch's order, before the clock starts:
-the timed region holds the optimizer steps only, as in the Keras backend.
+the timed region holds the optimizer steps only, as in the Keras backend. It is timed in
+windows (harness.measure.step_windows), the device synchronised at each boundary.
 
 Memory layout of image CNNs is a choice (`layout`), not an accident of the NHWC->NCHW permute
 (a view whose strides are channels-last): "channels_last" converts the convolution weights and
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import platform
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -38,6 +38,7 @@ from harness.backends.pytorch.builder import build_module, get_canonical, set_ca
 from harness.backends.pytorch.model import TorchData, TorchModel
 from harness.backends.pytorch.optimizers import make_optimizer
 from harness.measure.environment import thread_budget
+from harness.measure.step_windows import plan_windows, time_windows
 from harness.spec import ModelSpec, Weights, initial_weights
 from harness.spec.schema import NUM_CLASSES
 
@@ -270,16 +271,22 @@ class TorchBackend(Backend):
             correct.add_((logits.detach().argmax(dim=1) == yb).sum())
 
         first = model.first_steps
+        shapes = [tuple(xb.shape) for xb, _ in batches]
+        windows = plan_windows(shapes, first.shapes)
+
+        def run(begin: int, end: int) -> None:
+            for (xb, yb), shape in zip(batches[begin:end], shapes[begin:end], strict=True):
+                first.call(shape, step, xb, yb)
+            self._synchronize()  # a window ends when the device finished its steps
+
         self._synchronize()  # the gather is not part of the epoch's time
-        start = time.perf_counter()
-        for xb, yb in batches:
-            first.call(tuple(xb.shape), step, xb, yb)
-        self._synchronize()
-        seconds = time.perf_counter() - start
+        seconds, window_seconds = time_windows(windows, run)
         model.steps += len(batches)
         count = max(len(index), 1)
         return EpochResult(loss=loss_sum.item() / count, accuracy=correct.item() / count,
-                           seconds=seconds)
+                           seconds=seconds, window_seconds=window_seconds,
+                           window_steps=tuple(w.steps for w in windows),
+                           window_first_call=tuple(w.first_call for w in windows))
 
     def evaluate(self, model: TorchModel, data: TorchData, batch_size: int) -> Evaluation:
         net = model.net
