@@ -46,10 +46,12 @@ def test_train_set_and_dataset_train_the_overridden_spec_and_say_so(
                                  "on cpu, 1 epoch on 500 training images")
     assert printed[3].startswith(f"  test_accuracy {metrics['test_accuracy']:.4f}  test_loss "
                                  f"{metrics['test_loss']:.4f}  (200 test images)")
-    assert printed[4].endswith("1 epoch: no steady figure (give --epochs 2 or more); `harness "
-                               "retime` times steps with intervals, in a `harness run` folder")
-    assert printed[5] == f"  wrote {out / 'metrics.json'} (the record) and model.pt"
-    assert printed[6].startswith(f"next: harness export --backend torch --from {out} ")
+    assert printed[4].endswith("1 epoch: no steady epoch (give --epochs 2 or more; the step "
+                               "time below needs only one)")
+    # 500 images in batches of 128: 4 steps, a first call and 3 one-step windows
+    assert printed[5].startswith("  training step: ") and "/step (" in printed[5]
+    assert printed[6] == f"  wrote {out / 'metrics.json'} (the record) and model.pt"
+    assert printed[7].startswith(f"next: harness export --backend torch --from {out} ")
 
 
 def test_the_mode_printed_is_the_mode_recorded(tmp_path: Path,

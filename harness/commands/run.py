@@ -134,7 +134,7 @@ MAX_OUTCOME_ROWS = 40  # a long run's table is the report's job; the terminal ge
 def _epoch_text(outcome: JobOutcome) -> str:
     if outcome.steady_epoch_s is None:
         return "" if outcome.first_epoch_s is None else (
-            f"{outcome.first_epoch_s:.2f} s (1 epoch, with compilation: no steady figure)")
+            f"{outcome.first_epoch_s:.2f} s (1 epoch: no steady one)")
     text = f"{outcome.steady_epoch_s:.3g} s"
     if outcome.steady_interval:
         low, high = outcome.steady_interval
@@ -147,7 +147,7 @@ def print_outcomes(out: Path) -> None:
     from rich.table import Table
 
     from harness.records.io import read_json
-    from harness.run.outcome import run_outcomes
+    from harness.run.outcome import run_outcomes, step_ratios
 
     try:
         planned = [job["job_id"] for job in read_json(out / "run.json").get("jobs") or []]
@@ -156,14 +156,18 @@ def print_outcomes(out: Path) -> None:
     outcomes = run_outcomes(out, planned)
     if outcomes:
         table = Table("job", "test accuracy", "test loss", "steady epoch [95 % over epochs]",
-                      "ONNX parity", title="what the jobs came to", title_justify="left")
+                      "steady step [95 % over windows]", "ONNX parity",
+                      title="what the jobs came to", title_justify="left")
         for outcome in outcomes[:MAX_OUTCOME_ROWS]:
             table.add_row(escape(outcome.job_id), _number(outcome.accuracy, 4),
                           _number(outcome.loss, 4), _epoch_text(outcome),
+                          outcome.step.short() if outcome.step else "",
                           outcome.parity or ("" if outcome.status == "ok" else outcome.status))
         console.print(table)
         if len(outcomes) > MAX_OUTCOME_ROWS:
             console.print(f"... and {len(outcomes) - MAX_OUTCOME_ROWS} more jobs: see the report")
+        for ratio in step_ratios(outcomes)[:MAX_OUTCOME_ROWS]:
+            console.print(ratio.describe(), highlight=False, markup=False, soft_wrap=True)
     console.print(f"next: harness report {out}    (tables, plots, the decision table)\n"
                   f"      harness retime {out}    (step and call times of each framework in "
                   "interleaved windows: ratios with intervals against a measured noise floor)",

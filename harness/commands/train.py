@@ -15,11 +15,12 @@ from harness.commands.common import (
     spec_from_options,
     writing_into,
 )
+from harness.measure.step_windows import recorded_windows, steady_step_time
 from harness.training import COMPILE_MODES, EAGER, METRICS_FILE, EpochRecord, TrainOutcome
 
 # the steady figure is the median of the epochs after the first (harness.training.epoch_timing)
-NO_STEADY = ("1 epoch: no steady figure (give --epochs 2 or more); `harness retime` times steps "
-             "with intervals, in a `harness run` folder")
+NO_STEADY = ("1 epoch: no steady epoch (give --epochs 2 or more; the step time below needs "
+             "only one)")
 
 
 def _print_epoch(record: EpochRecord, epochs: int) -> None:
@@ -38,6 +39,7 @@ def _print_summary(outcome: TrainOutcome, device: str) -> None:
     steady, epochs = timing["steady_epoch_seconds"], len(metrics["history"])
     steady_epochs = "epoch 2" if epochs == 2 else f"median of epochs 2 to {epochs}"
     speed = NO_STEADY if steady is None else f"steady {steady:.3g} s ({steady_epochs})"
+    step = steady_step_time(recorded_windows(metrics["history"]))
     lines = [
         f"done: {metrics['spec']['name']} with {backend} "
         f"({metrics['environment']['backend'].get('compile_mode')}) on {device}, "
@@ -46,6 +48,8 @@ def _print_summary(outcome: TrainOutcome, device: str) -> None:
         f"  ({metrics['n_test']:,} test images)",
         f"  epoch seconds: first {timing['first_epoch_seconds']:.3g} s (warm-up included); "
         f"{speed}",
+        "  training step: " + (step.describe() + " (median over its step windows, compilation "
+                               "and the first window apart)" if step else "not timed in windows"),
         f"  wrote {out / METRICS_FILE} (the record) and {metrics['model_file']}",
         f"next: harness export --backend {backend} --from {out} --out {out / 'model.onnx'}"
         "    (ONNX file, checked against the framework)",

@@ -21,7 +21,8 @@ BOOTSTRAP_SEED = 0
 _METHOD = "percentile"
 
 
-def _bootstrap(data: tuple[np.ndarray, ...], statistic, vectorized: bool) -> tuple[float, float]:
+def bootstrap_interval(data: tuple[np.ndarray, ...], statistic, vectorized: bool
+                       ) -> tuple[float, float]:
     from scipy.stats import bootstrap
 
     result = bootstrap(data, statistic, confidence_level=CONFIDENCE, n_resamples=N_RESAMPLES,
@@ -39,7 +40,8 @@ def median_interval(values: Sequence[float] | np.ndarray) -> Estimate:
     median = float(np.median(data))
     if data.size < 2 or np.ptp(data) == 0:
         return Estimate(estimate=median, ci_low=median, ci_high=median, n=int(data.size))
-    low, high = _bootstrap((data,), lambda x, axis: np.median(x, axis=axis), vectorized=True)
+    low, high = bootstrap_interval((data,), lambda x, axis: np.median(x, axis=axis),
+                                   vectorized=True)
     return Estimate(estimate=median, ci_low=min(low, median), ci_high=max(high, median),
                     n=int(data.size))
 
@@ -78,7 +80,7 @@ def geometric_mean_interval(ratios_per_spec: Sequence[Sequence[float]]) -> Estim
         def statistic(*samples: np.ndarray, axis: int) -> np.ndarray:
             return np.mean([np.median(s, axis=axis) for s in samples], axis=0)
 
-        low, high = _bootstrap(logs, statistic, vectorized=True)
+        low, high = bootstrap_interval(logs, statistic, vectorized=True)
     return Estimate(estimate=math.exp(point), ci_low=math.exp(min(low, point)),
                     ci_high=math.exp(max(high, point)), n=len(logs),
                     method="geometric mean over specs of each spec's median paired ratio; 95% "

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Collection, Hashable, Sequence
+from collections.abc import Callable, Collection, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
-from harness.measure.intervals import _bootstrap, median_interval
+from harness.measure.intervals import bootstrap_interval, median_interval
 
 MAX_WINDOWS = 10  # steady windows per epoch
 # Fewer usable windows give no interval: a percentile bootstrap of the median of so few values
@@ -111,11 +111,23 @@ class Windows:
     window_first_call: tuple[bool, ...]
 
 
+def recorded_windows(history: Iterable[Mapping[str, Any]]) -> list[Windows]:
+    """The windows of a training record's epochs (metrics.json `history`), those that have
+    them (records written before windows have none)."""
+    return [Windows(tuple(epoch["window_seconds"]), tuple(epoch["window_steps"]),
+                    tuple(epoch.get("window_first_call") or [False] * len(epoch["window_steps"])))
+            for epoch in history if epoch.get("window_seconds") and epoch.get("window_steps")]
+
+
 def _span(low: float | None, high: float | None, count: int, scale: Callable[[float], str]
           ) -> str:
     if low is None or high is None:
-        return f"no interval: {count} windows, {MIN_WINDOWS} needed"
-    return f"95 % CI {scale(low)}–{scale(high)}, {count} windows"
+        return f"no interval: {_windows(count)}, {MIN_WINDOWS} needed"
+    return f"95 % CI {scale(low)}–{scale(high)}, {_windows(count)}"
+
+
+def _windows(count: int) -> str:
+    return f"{count} window{'' if count == 1 else 's'}"
 
 
 def _unit(seconds: float) -> tuple[float, str]:
@@ -155,6 +167,14 @@ class StepTime:
         scale = _formatter(self.median, factor)
         return (f"{scale(self.median)} {unit}/step "
                 f"({_span(self.low, self.high, self.windows, scale)})")
+
+    def short(self) -> str:
+        """For a table cell: "945 µs [900–990]", or "945 µs (4 windows)" without an interval."""
+        factor, unit = _unit(self.median)
+        scale = _formatter(self.median, factor)
+        if self.low is None or self.high is None:
+            return f"{scale(self.median)} {unit} ({_windows(self.windows)})"
+        return f"{scale(self.median)} {unit} [{scale(self.low)}–{scale(self.high)}]"
 
 
 def steady_values(epochs: Sequence[EpochWindows], warmup: int = 1) -> tuple[list[float], int]:
@@ -228,6 +248,6 @@ def step_time_ratio(a: StepTime, b: StepTime) -> StepTimeRatio:
     def log_ratio(x: np.ndarray, y: np.ndarray, axis: int) -> np.ndarray:
         return np.median(x, axis=axis) - np.median(y, axis=axis)
 
-    low, high = _bootstrap(logs, log_ratio, vectorized=True)
+    low, high = bootstrap_interval(logs, log_ratio, vectorized=True)
     return StepTimeRatio(ratio, min(math.exp(low), ratio), max(math.exp(high), ratio), a, b)
 

@@ -106,6 +106,10 @@ class Epoch(Record):
     val_loss: float | None = None
     seconds: float | None = None
     machine_load: JsonObject | None = None  # harness.measure.machine_load
+    # the epoch's step windows (harness.measure.step_windows); absent in records before them
+    window_seconds: list[float] | None = None
+    window_steps: list[int] | None = None
+    window_first_call: list[bool] | None = None
 
 
 class PartialTraining(Versioned):

@@ -54,6 +54,11 @@ class EpochRecord:
     # others' CPU use while the epoch trained (harness.measure.machine_load); "noisy": a busy
     # machine
     machine_load: dict[str, Any] | None = None
+    # the epoch's steps in windows (harness.backends.base.EpochResult): the steady time per
+    # step with its interval, even from one epoch (harness.measure.step_windows)
+    window_seconds: tuple[float, ...] = ()
+    window_steps: tuple[int, ...] = ()
+    window_first_call: tuple[bool, ...] = ()
 
 
 @dataclass
@@ -108,7 +113,9 @@ def _run_epochs(backend: Backend, model: Any, spec: ModelSpec, arrays: Any,
             validation = validate(model)
         record = EpochRecord(epoch + 1, result.loss, result.accuracy,
                              validation.loss if validation else None,
-                             validation.accuracy if validation else None, result.seconds, load)
+                             validation.accuracy if validation else None, result.seconds, load,
+                             result.window_seconds, result.window_steps,
+                             result.window_first_call)
         history.append(record)
         if after_epoch is not None:
             after_epoch()
