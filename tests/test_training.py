@@ -75,8 +75,14 @@ def test_metrics_record_spec_environment_and_history(backend: str, tmp_path: Pat
         == (545976, 452)
     # this notebook trained without validation data: the history says so rather than inventing it
     assert [e["val_loss"] for e in metrics["history"]] == [None, None]
-    assert set(metrics["history"][0]) == {"epoch", "train_loss", "train_accuracy", "val_loss",
-                                          "val_accuracy", "seconds", "machine_load"}
+    epoch = metrics["history"][0]
+    assert set(epoch) == {"epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
+                          "seconds", "machine_load", "window_seconds", "window_steps",
+                          "window_first_call"}
+    # the epoch's step windows: every step in one, their times within the epoch's
+    assert sum(epoch["window_steps"]) == -(-metrics["n_train"] // metrics["batch_size"])
+    assert 0 < sum(epoch["window_seconds"]) <= epoch["seconds"] * (1 + 1e-9)
+    assert len(epoch["window_first_call"]) == len(epoch["window_steps"])
     env = metrics["environment"]
     assert env["machine"]["cpu"] and env["machine"]["logical_cores"]
     # TensorFlow's pools may have been fixed earlier in this process; what ran is recorded
