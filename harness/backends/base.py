@@ -85,6 +85,10 @@ class Backend(ABC):
 
     name: ClassVar[str]
     onnx_converter: ClassVar[str]  # named in export records and error messages
+    # Whether `evaluate` yields the class probabilities from its own pass. Where it does not,
+    # a training's test-set pass is one `predict`, scored by the harness
+    # (harness.training.evaluation), rather than `evaluate` and then `predict`.
+    evaluate_gives_probabilities: ClassVar[bool] = True
 
     def __init__(self, device: str = "cpu", threads: int | None = None,
                  dtype: str = "float32", tf32: bool = False,

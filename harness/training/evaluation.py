@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.backends import REGISTRY, Backend
+from harness.backends import Backend
 from harness.backends.base import Evaluation
 
 # The probability a label may have at least when its log is taken: the smallest normal
@@ -38,8 +38,8 @@ class TestPass:
 
     def __init__(self, backend: Backend, x: np.ndarray, y: np.ndarray, batch_size: int) -> None:
         self.backend, self.x, self.y, self.batch_size = backend, x, y, batch_size
-        predicts = "keras" in REGISTRY[backend.name].frameworks
-        self._native = None if predicts else backend.to_native(x, y)
+        self._native = (backend.to_native(x, y) if backend.evaluate_gives_probabilities
+                        else None)
 
     def __call__(self, model: Any) -> Evaluation:
         """`model` (in inference mode) on the test set, with its probabilities."""

@@ -62,6 +62,7 @@ class KerasBackendBase(Backend):
     backend and default compile mode and supply the framework-specific hooks below."""
 
     keras_backend: ClassVar[str]  # keras.backend.backend() this harness backend runs on
+    evaluate_gives_probabilities: ClassVar[bool] = False  # Keras' evaluate returns scores only
     jit_compile: ClassVar[bool]  # the Keras backend's own default compile mode, kept
 
     def __init__(self, device: str = "cpu", threads: int | None = None,
