@@ -150,7 +150,7 @@ def speed_row(run: RunData, study: str, specs: list[str], pair: Pair) -> Row:
 
 
 def spec_study(run: RunData, spec: str) -> str:
-    from harness.report.load import spec_reference, study_of
+    from harness.report.specs import spec_reference, study_of
 
     studies = run.jobs.loc[run.jobs["spec"] == spec, "study"].dropna()
     return str(studies.iloc[0]) if not studies.empty else study_of(spec_reference(None, spec))

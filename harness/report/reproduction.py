@@ -29,8 +29,9 @@ import pandas as pd
 
 from harness.data import SPLIT_SIZES
 from harness.report.format import MISSING, cell_text
-from harness.report.load import RunData, point_label, spec_reference, study_of
+from harness.report.load import RunData
 from harness.report.reproduce import missing_job_settings, option_tokens, run_command
+from harness.report.specs import point_label, spec_reference, study_of
 from harness.report.tables import DELTA_PAIR, ONE_CLASS, others_vs_reference
 from harness.run.plan import resolve_specs
 from harness.spec import SpecError, list_specs, load_spec

@@ -17,7 +17,7 @@ from harness.cli import main  # noqa: E402
 from harness.records import folders  # noqa: E402
 from harness.report import load_run, write_report  # noqa: E402
 from harness.report.benchmarks import load_benchmark_json  # noqa: E402
-from harness.report.load import spec_reference, study_of  # noqa: E402
+from harness.report.specs import spec_reference, study_of  # noqa: E402
 
 from .fakes import BACKENDS, FAILED_ERROR, FAILED_JOB, SPECS, job_id, write_benchmark_json  # noqa: E402
 
