@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
+from harness.measure.step_windows import StepWindow
 from harness.spec import ModelSpec, Weights
 
 DEVICES = ("cpu", "cuda")
@@ -49,6 +50,16 @@ class EpochResult:
     window_seconds: tuple[float, ...] = ()
     window_steps: tuple[int, ...] = ()
     window_first_call: tuple[bool, ...] = ()
+
+    @classmethod
+    def of_windows(cls, loss: float, accuracy: float, windows: Sequence[StepWindow],
+                   timing: tuple[float, tuple[float, ...]]) -> EpochResult:
+        """The epoch timed in `windows` (plan_windows); `timing`: time_windows' (seconds,
+        each window's seconds)."""
+        seconds, window_seconds = timing
+        return cls(loss=loss, accuracy=accuracy, seconds=seconds, window_seconds=window_seconds,
+                   window_steps=tuple(w.steps for w in windows),
+                   window_first_call=tuple(w.first_call for w in windows))
 
 
 @dataclass(frozen=True)
@@ -85,9 +96,9 @@ class Backend(ABC):
 
     name: ClassVar[str]
     onnx_converter: ClassVar[str]  # named in export records and error messages
-    # Whether `evaluate` yields the class probabilities from its own pass. Where it does not,
-    # a training's test-set pass is one `predict`, scored by the harness
-    # (harness.training.evaluation), rather than `evaluate` and then `predict`.
+    # Whether `evaluate` yields the class probabilities from its own pass (then a training's
+    # test-set pass is that `evaluate`); where it does not, the test-set pass is one `predict`,
+    # scored by the harness (harness.training.evaluation), not `evaluate` and then `predict`.
     evaluate_gives_probabilities: ClassVar[bool] = True
 
     def __init__(self, device: str = "cpu", threads: int | None = None,

@@ -45,8 +45,4 @@ class TestPass:
         """`model` (in inference mode) on the test set, with its probabilities."""
         if self._native is None:
             return scores(self.backend.predict(model, self.x, self.batch_size), self.y)
-        evaluation = self.backend.evaluate(model, self._native, self.batch_size)
-        if evaluation.probabilities is None:  # Backend.evaluate: the caller predicts them
-            probabilities = self.backend.predict(model, self.x, self.batch_size)
-            return Evaluation(evaluation.loss, evaluation.accuracy, probabilities)
-        return evaluation
+        return self.backend.evaluate(model, self._native, self.batch_size)

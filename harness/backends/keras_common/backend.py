@@ -206,15 +206,13 @@ class KerasBackendBase(Backend):
         self._synchronize()  # the gather is not part of the epoch's time
         try:
             with self._scope():
-                seconds, window_seconds = time_windows(windows, run)
+                timing = time_windows(windows, run)
         finally:
             self._end_epoch(model)
         # loss: mean over the epoch weighted by batch size, as fit's history reports it
         metrics = model.get_metrics_result()
-        return EpochResult(loss=float(metrics["loss"]), accuracy=float(metrics["accuracy"]),
-                           seconds=seconds, window_seconds=window_seconds,
-                           window_steps=tuple(w.steps for w in windows),
-                           window_first_call=tuple(w.first_call for w in windows))
+        return EpochResult.of_windows(float(metrics["loss"]), float(metrics["accuracy"]),
+                                      windows, timing)
 
     def evaluate(self, model: keras.Model, data: KerasData, batch_size: int) -> Evaluation:
         """Keras' own `evaluate` (the loss `fit` validates with; on TensorFlow computed from

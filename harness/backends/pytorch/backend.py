@@ -280,13 +280,11 @@ class TorchBackend(Backend):
             self._synchronize()  # a window ends when the device finished its steps
 
         self._synchronize()  # the gather is not part of the epoch's time
-        seconds, window_seconds = time_windows(windows, run)
+        timing = time_windows(windows, run)
         model.steps += len(batches)
         count = max(len(index), 1)
-        return EpochResult(loss=loss_sum.item() / count, accuracy=correct.item() / count,
-                           seconds=seconds, window_seconds=window_seconds,
-                           window_steps=tuple(w.steps for w in windows),
-                           window_first_call=tuple(w.first_call for w in windows))
+        return EpochResult.of_windows(loss_sum.item() / count, correct.item() / count, windows,
+                                      timing)
 
     def evaluate(self, model: TorchModel, data: TorchData, batch_size: int) -> Evaluation:
         net = model.net
