@@ -62,3 +62,13 @@ def test_every_relative_link_names_a_file_that_exists(page: Path) -> None:
         if re.match(r"^[a-z]+:", target):
             continue
         assert (page.parent / target).exists(), f"{page.name}: {target}"
+
+
+def test_the_layer_table_lists_every_layer_type() -> None:
+    """The README's layer table has one row per spec layer type, no more."""
+    from harness.spec.layers import LAYER_TYPES
+
+    text = (ROOT / "README.md").read_text()
+    table = text[text.index("## Layers"):text.index("## Documentation")]
+    rows = re.findall(r"^\| `([a-z0-9_]+)` \|", table, flags=re.MULTILINE)
+    assert sorted(rows) == sorted(LAYER_TYPES)

@@ -185,8 +185,35 @@ def optimizer_spec(label: str) -> ModelSpec:
                  optimizer_cases()[label])
 
 
+def graph_spec() -> ModelSpec:
+    """A graph spec: a residual addition and a concatenation of images and of flat vectors,
+    both global pools, and a Flatten read by a dense layer and an addition at once (torch must
+    then flatten in Keras' order and the dense layer must not permute its kernel)."""
+    layers: list[dict[str, Any]] = [
+        {"type": "conv2d", "filters": 4, "kernel_size": 3, "padding": "same",
+         "activation": "relu", "name": "c1"},
+        {"type": "conv2d", "filters": 4, "kernel_size": 3, "padding": "same", "name": "c2"},
+        {"type": "add", "inputs": ["c1", "c2"]},
+        {"type": "maxpool2d", "pool_size": 2, "name": "p"},
+        {"type": "conv2d", "filters": 2, "kernel_size": 1, "activation": "tanh"},
+        {"type": "concatenate", "inputs": ["p", "input_branch"], "name": "cat"},
+        {"type": "global_avgpool2d", "inputs": ["cat"], "name": "g_avg"},
+        {"type": "global_maxpool2d", "inputs": ["cat"], "name": "g_max"},
+        {"type": "avgpool2d", "pool_size": 7, "inputs": ["cat"]},
+        {"type": "flatten", "name": "f"},
+        {"type": "dense", "units": 24, "name": "fd"},
+        {"type": "add", "inputs": ["f", "fd"], "name": "res"},
+        {"type": "concatenate", "inputs": ["g_avg", "g_max", "res"]},
+        _dense(1, 10, "softmax"),
+    ]
+    # the 1x1 conv reads the pool, and the concatenation reads it by name
+    layers[4]["name"] = "input_branch"
+    layers[4]["inputs"] = ["p"]
+    return _spec("vocabulary_graph", DATASETS[0], [28, 28, 1], layers)
+
+
 def vocabulary_specs() -> list[ModelSpec]:
-    return [mlp_spec(), *(windows_spec(v) for v in range(len(PADDINGS)))]
+    return [mlp_spec(), *(windows_spec(v) for v in range(len(PADDINGS))), graph_spec()]
 
 
 # --------------------------------------------------------------------------- the words
@@ -206,13 +233,17 @@ def _words(specs: list[ModelSpec]) -> dict[str, set[Any]]:
     """What the specs say: every word, by where it is said."""
     words: dict[str, set[Any]] = {key: set() for key in (
         "activation", "activation layer", "kernel_initializer", "bias_initializer",
-        "layer type", "last layer", "dataset", "switch", "window", "batchnorm", "dropout")}
+        "layer type", "last layer", "dataset", "switch", "window", "batchnorm", "dropout",
+        "merge")}
     for spec in specs:
         words["dataset"].add(spec.input.dataset)
         words["last layer"].add(spec.layers[-1].type)
         for index, info in enumerate(infer(spec).layers):
             layer = info.layer
             words["layer type"].add(layer.type)
+            if type(layer).arity != (1, 1):
+                words["merge"].add((layer.type, "image" if len(info.input_shape) == 3
+                                    else "flat"))
             words["switch"].update((layer.type, f, getattr(layer, f)) for f in _bool_fields(
                 type(layer)))
             if layer.type in ("batchnorm", "dropout"):
@@ -252,8 +283,10 @@ def test_the_specs_speak_the_whole_vocabulary() -> None:
     assert words["dataset"] == set(DATASETS)
     assert words["switch"] == {(kind, field, value) for kind, cls in LAYER_TYPES.items()
                                for field in _bool_fields(cls) for value in (False, True)}
-    assert words["window"] == set(itertools.product(WINDOW_TYPES, PADDINGS, (False, True),
-                                                    (1, 2)))
+    assert set(itertools.product(WINDOW_TYPES, PADDINGS, (False, True), (1, 2))) \
+        <= words["window"]
+    merges = [name for name, cls in LAYER_TYPES.items() if cls.arity != (1, 1)]
+    assert words["merge"] == set(itertools.product(merges, ("image", "flat")))
     assert words["batchnorm"] == words["dropout"] == set(PLACEMENTS)
     assert {case["name"] for case in optimizer_cases().values()} == set(OPTIMIZERS)
 

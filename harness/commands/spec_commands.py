@@ -36,10 +36,17 @@ def cmd_show(args: argparse.Namespace) -> int:
     table.add_column("Layer (type)")
     table.add_column("Output Shape")
     table.add_column("Param #", justify="right")
-    table.add_row("", "input", str((None, *summary.input_shape)), "0")
+    graph = not summary.is_chain
+    if graph:  # as Keras' summary of a functional model: which layers each one reads
+        table.add_column("Connected to")
+    table.add_row("", "input", str((None, *summary.input_shape)), "0", *([""] if graph else []))
     for info in summary.layers:
-        table.add_row(str(info.index), describe(info.layer), str((None, *info.output_shape)),
-                      f"{info.params:,}")
+        name = f" ({info.layer.name})" if info.layer.name else ""
+        row = [str(info.index), describe(info.layer) + name, str((None, *info.output_shape)),
+               f"{info.params:,}"]
+        if graph:
+            row.append(", ".join("input" if i < 0 else str(i) for i in info.inputs))
+        table.add_row(*row)
     console.print(table)
     console.print(f" Dataset: {spec.input.dataset}")
     console.print(f" Total params: {summary.total_params:,}")

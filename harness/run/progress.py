@@ -22,17 +22,14 @@ from dataclasses import dataclass, field
 from harness.data import SPLIT_SIZES
 from harness.run.job import Job
 from harness.spec import ModelSpec, infer
-from harness.spec.layers import Conv2D
+from harness.spec.layers import Conv2D, Inferred
 
 
 def macs_per_image(spec: ModelSpec) -> int:
     """Multiply-accumulates of one forward pass, about (at least the parameter count)."""
     total = 0
     for info in infer(spec).layers:
-        positions = 1
-        if isinstance(info.layer, Conv2D):
-            positions = info.output_shape[0] * info.output_shape[1]  # channels last: H, W, C
-        total += info.params * positions
+        total += info.params * info.layer.positions(Inferred(info.output_shape, info.padding))
     return max(total, 1)
 
 

@@ -75,31 +75,13 @@ def sample(init: L.Initializer, shape: tuple[int, ...], rng: np.random.Generator
 def initial_weights(spec: ModelSpec, seed: int | None = None) -> Weights:
     """All parameters and BN statistics of `spec`, drawn from its initializers.
 
-    `seed` defaults to the spec's `train.seed`. The draw order is fixed (layer by layer, kernel
-    then bias), so the same spec and seed always give the same arrays.
+    `seed` defaults to the spec's `train.seed`. The draw order is fixed (layer by layer, each
+    layer's arrays in the order its `weights` lists them: kernel then bias), so the same spec
+    and seed always give the same arrays.
     """
     rng = np.random.default_rng(spec.train.seed if seed is None else seed)
-    weights: Weights = {}
-    for info in infer(spec).layers:
-        layer, i = info.layer, info.index
-        if isinstance(layer, L.Dense):
-            weights[f"{i}.kernel"] = sample(layer.kernel_initializer,
-                                            (info.input_shape[0], layer.units), rng)
-            if layer.use_bias:
-                weights[f"{i}.bias"] = sample(layer.bias_initializer, (layer.units,), rng)
-        elif isinstance(layer, L.Conv2D):
-            kh, kw = layer.kernel_size
-            weights[f"{i}.kernel"] = sample(layer.kernel_initializer,
-                                            (kh, kw, info.input_shape[2], layer.filters), rng)
-            if layer.use_bias:
-                weights[f"{i}.bias"] = sample(layer.bias_initializer, (layer.filters,), rng)
-        elif isinstance(layer, L.BatchNorm):
-            channels = info.input_shape[-1]
-            weights[f"{i}.gamma"] = np.ones(channels, np.float32)
-            weights[f"{i}.beta"] = np.zeros(channels, np.float32)
-            weights[f"{i}.moving_mean"] = np.zeros(channels, np.float32)
-            weights[f"{i}.moving_variance"] = np.ones(channels, np.float32)
-    return weights
+    return {f"{info.index}.{weight.name}": sample(weight.initializer, weight.shape, rng)
+            for info in infer(spec).layers for weight in info.weights}
 
 
 def save_weights(weights: Weights, path: str) -> None:

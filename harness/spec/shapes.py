@@ -1,7 +1,8 @@
 """Shape inference and parameter counting without any framework.
 
-Every backend builds from this: output shapes, TensorFlow-style 'same' paddings and parameter
-counts are computed once here, and a spec whose shapes do not work out is rejected.
+Every backend builds from this: the graph of a spec (which layer reads which), output shapes,
+TensorFlow-style 'same' paddings and parameter counts are computed once here from the layers'
+own `infer` and `weights`, and a spec whose graph or shapes do not work out is rejected.
 """
 
 from __future__ import annotations
@@ -10,32 +11,34 @@ import math
 from dataclasses import dataclass
 
 from harness.spec.errors import SpecError, SpecProblem
-from harness.spec.layers import (
-    ActivationLayer,
-    AvgPool2D,
-    BatchNorm,
-    Conv2D,
-    Dense,
-    Dropout,
-    Flatten,
-    Layer,
-    MaxPool2D,
-)
+from harness.spec.layers import MODEL_INPUT, Layer, Padding4, Shape, ShapeProblem, WeightSpec
 from harness.spec.schema import NUM_CLASSES, ModelSpec
 
-Shape = tuple[int, ...]
-Padding4 = tuple[int, int, int, int]  # top, bottom, left, right
+INPUT_INDEX = -1  # LayerInfo.inputs' name for the model's input
 
 
 @dataclass(frozen=True)
 class LayerInfo:
     index: int
     layer: Layer
-    input_shape: Shape
+    input_shapes: tuple[Shape, ...]
     output_shape: Shape
-    trainable_params: int
-    non_trainable_params: int
+    weights: tuple[WeightSpec, ...]
+    inputs: tuple[int, ...]  # the layers it reads, by index (INPUT_INDEX: the model's input)
     padding: Padding4 = (0, 0, 0, 0)  # explicit zero padding of conv / pool layers
+
+    @property
+    def input_shape(self) -> Shape:
+        """The shape of the (first) input."""
+        return self.input_shapes[0]
+
+    @property
+    def trainable_params(self) -> int:
+        return sum(math.prod(w.shape) for w in self.weights if w.trainable)
+
+    @property
+    def non_trainable_params(self) -> int:
+        return sum(math.prod(w.shape) for w in self.weights if not w.trainable)
 
     @property
     def params(self) -> int:
@@ -52,6 +55,12 @@ class ModelSummary:
         return self.layers[-1].output_shape
 
     @property
+    def is_chain(self) -> bool:
+        """Every layer reads the one before it (a keras.Sequential)."""
+        return all(info.inputs == (info.index - 1 if info.index else INPUT_INDEX,)
+                   for info in self.layers)
+
+    @property
     def trainable_params(self) -> int:
         return sum(info.trainable_params for info in self.layers)
 
@@ -64,94 +73,57 @@ class ModelSummary:
         return self.trainable_params + self.non_trainable_params
 
 
-def _window_1d(size: int, kernel: int, stride: int, padding: str) -> tuple[int, int, int] | None:
-    """Output size and (before, after) padding along one axis, as TensorFlow computes them."""
-    if padding == "valid":
-        if size < kernel:
-            return None
-        return (size - kernel) // stride + 1, 0, 0
-    out = math.ceil(size / stride)
-    total = max((out - 1) * stride + kernel - size, 0)
-    return out, total // 2, total - total // 2
-
-
-def _window_2d(
-    index: int, kind: str, shape: Shape, kernel: tuple[int, int], strides: tuple[int, int],
-    padding: str,
-) -> tuple[Shape, Padding4]:
-    if len(shape) != 3:
-        raise _problem(index, "type", f"{kind} needs an image input (H, W, C), got shape {shape}")
-    rows = _window_1d(shape[0], kernel[0], strides[0], padding)
-    cols = _window_1d(shape[1], kernel[1], strides[1], padding)
-    if rows is None or cols is None:
-        field = "kernel_size" if kind == "conv2d" else "pool_size"
-        raise _problem(
-            index, field,
-            f"window {kernel[0]}x{kernel[1]} does not fit input {shape[0]}x{shape[1]} "
-            f"with padding 'valid'",
-        )
-    return (rows[0], cols[0], shape[2]), (rows[1], rows[2], cols[1], cols[2])
-
-
 def _at(index: int, field: str, message: str) -> SpecProblem:
     return SpecProblem(f"layers[{index}].{field}", message)
 
 
-def _problem(index: int, field: str, message: str) -> SpecError:
-    return SpecError([_at(index, field, message)])
-
-
-def _infer_layer(index: int, layer: Layer, shape: Shape, problems: list[SpecProblem]
-                 ) -> LayerInfo:
-    """The layer's output shape and parameters. A problem after which the output shape is
-    still known (a dense layer on an image, a softmax on one) goes to `problems` and inference
-    goes on, so one pass reports them all; one that leaves it unknown raises SpecError."""
-    trainable = non_trainable = 0
-    padding: Padding4 = (0, 0, 0, 0)
-    if isinstance(layer, Dense):
-        if len(shape) != 1:
-            problems.append(_at(index, "type", f"dense needs a flat input; got shape {shape} "
-                                               "(add a flatten layer before it)"))
-        out: Shape = (layer.units,)
-        trainable = math.prod(shape) * layer.units + (layer.units if layer.use_bias else 0)
-    elif isinstance(layer, Conv2D):
-        out, padding = _window_2d(index, "conv2d", shape, layer.kernel_size, layer.strides,
-                                  layer.padding)
-        out = (out[0], out[1], layer.filters)
-        kh, kw = layer.kernel_size
-        trainable = kh * kw * shape[2] * layer.filters + (layer.filters if layer.use_bias else 0)
-    elif isinstance(layer, (MaxPool2D, AvgPool2D)):
-        out, padding = _window_2d(index, layer.type, shape, layer.pool_size,
-                                  layer.resolved_strides, layer.padding)
-    elif isinstance(layer, Flatten):
-        out = (math.prod(shape),)
-    elif isinstance(layer, BatchNorm):
-        out = shape
-        trainable, non_trainable = 2 * shape[-1], 2 * shape[-1]
-    elif isinstance(layer, (Dropout, ActivationLayer)):
-        out = shape
-    else:  # pragma: no cover - the schema's union is closed
-        raise TypeError(f"unhandled layer type {type(layer).__name__}")
-    activation = getattr(layer, "activation", "linear")
-    if activation == "softmax" and len(out) != 1:
-        problems.append(_at(index, "activation", f"softmax needs a flat input; got shape {out}"))
-    return LayerInfo(index, layer, shape, out, trainable, non_trainable, padding)
-
-
-def infer(spec: ModelSpec) -> ModelSummary:
-    """Infer every layer's output shape and parameter count; raise SpecError if they don't fit."""
-    shape: Shape | None = tuple(spec.input.shape)
-    infos, problems = [], []
+def _resolve_inputs(spec: ModelSpec) -> tuple[list[tuple[int, ...]], list[SpecProblem]]:
+    """Each layer's inputs as indices: the previous layer by default, else its named ones,
+    which must be earlier layers (or `input`)."""
+    names: dict[str, int] = {}
+    resolved: list[tuple[int, ...]] = []
+    problems: list[SpecProblem] = []
     for index, layer in enumerate(spec.layers):
-        try:
-            info = _infer_layer(index, layer, shape, problems)
-        except SpecError as exc:  # the shapes after it are unknown: no later shape checks
-            problems.extend(exc.problems)
-            shape = None
-            break
-        infos.append(info)
-        shape = info.output_shape
+        if layer.inputs is None:
+            resolved.append((index - 1 if index else INPUT_INDEX,))
+        else:
+            found = []
+            for name in layer.inputs:
+                if name == MODEL_INPUT:
+                    found.append(INPUT_INDEX)
+                elif name in names:
+                    found.append(names[name])
+                else:
+                    problems.append(_at(index, "inputs", f"{name!r} is not the name of an "
+                                        f"earlier layer (or {MODEL_INPUT!r}); earlier names: "
+                                        f"{sorted(names) or 'none'}"))
+            resolved.append(tuple(found))
+        low, high = type(layer).arity
+        count = len(layer.inputs) if layer.inputs is not None else 1
+        if count < low or (high is not None and count > high):
+            wanted = f"{low}" if low == high else f"at least {low}" if high is None \
+                else f"{low} to {high}"
+            problems.append(_at(index, "inputs", f"{layer.type} takes {wanted} input(s); got "
+                                f"{count}"))
+        if layer.name is not None:
+            if layer.name == MODEL_INPUT or layer.name in names:
+                problems.append(_at(index, "name", f"{layer.name!r} is taken (by the model "
+                                    "input or an earlier layer); names must be unique"))
+            names[layer.name] = index
+    return resolved, problems
+
+
+def _unused(spec: ModelSpec, inputs: list[tuple[int, ...]]) -> list[SpecProblem]:
+    """Layers whose output no later layer reads (except the last: the model's output)."""
+    read = {i for sources in inputs for i in sources}
+    return [_at(index, "name", f"the output of layer {index} ({layer.type}) is never used; "
+                               "every layer but the last must feed a later one")
+            for index, layer in enumerate(spec.layers[:-1]) if index not in read]
+
+
+def _final_checks(spec: ModelSpec, shape: Shape | None) -> list[SpecProblem]:
     last_index = len(spec.layers) - 1
+    problems = []
     if shape is not None and shape != (NUM_CLASSES,):
         problems.append(_at(last_index, "type", f"the model must end with {NUM_CLASSES} class "
                                                 f"probabilities, got shape {shape}"))
@@ -159,6 +131,36 @@ def infer(spec: ModelSpec) -> ModelSummary:
         problems.append(_at(last_index, "activation",
                             "the last layer must be a softmax (categorical cross-entropy is "
                             "computed on class probabilities, as in Keras)"))
+    return problems
+
+
+def infer(spec: ModelSpec) -> ModelSummary:
+    """Infer every layer's output shape and parameter count; raise SpecError if they don't fit."""
+    inputs, problems = _resolve_inputs(spec)
+    if problems:
+        raise SpecError(problems)
+    problems = _unused(spec, inputs)
+    outputs: dict[int, Shape] = {INPUT_INDEX: tuple(spec.input.shape)}
+    infos: list[LayerInfo] = []
+    shape: Shape | None = None
+    for index, layer in enumerate(spec.layers):
+        shapes = tuple(outputs[i] for i in inputs[index])
+        found: list[tuple[str, str]] = []
+        try:
+            out = layer.infer(shapes, found)
+        except ShapeProblem as exc:  # the shapes after it are unknown: no later shape checks
+            problems.extend(_at(index, f, m) for f, m in found)
+            problems.append(_at(index, exc.field, exc.message))
+            shape = None
+            break
+        problems.extend(_at(index, f, m) for f, m in found)
+        if getattr(layer, "activation", "linear") == "softmax" and len(out.shape) != 1:
+            problems.append(_at(index, "activation",
+                                f"softmax needs a flat input; got shape {out.shape}"))
+        infos.append(LayerInfo(index, layer, shapes, out.shape, layer.weights(shapes, out),
+                               inputs[index], out.padding))
+        outputs[index] = shape = out.shape
+    problems.extend(_final_checks(spec, shape))
     if problems:
         raise SpecError(problems)
     return ModelSummary(tuple(infos), tuple(spec.input.shape))
@@ -166,20 +168,4 @@ def infer(spec: ModelSpec) -> ModelSummary:
 
 def describe(layer: Layer) -> str:
     """A short Keras-summary-like label, e.g. 'conv2d 32 3x3 same relu'."""
-    if isinstance(layer, Dense):
-        return f"dense {layer.units} {layer.activation}"
-    if isinstance(layer, Conv2D):
-        kh, kw = layer.kernel_size
-        stride = "" if layer.strides == (1, 1) else f" /{layer.strides[0]}x{layer.strides[1]}"
-        return f"conv2d {layer.filters} {kh}x{kw}{stride} {layer.padding} {layer.activation}"
-    if isinstance(layer, (MaxPool2D, AvgPool2D)):
-        ph, pw = layer.pool_size
-        sh, sw = layer.resolved_strides
-        return f"{layer.type} {ph}x{pw} /{sh}x{sw} {layer.padding}"
-    if isinstance(layer, Dropout):
-        return f"dropout {layer.rate:g}"
-    if isinstance(layer, BatchNorm):
-        return f"batchnorm m={layer.momentum:g} eps={layer.epsilon:g}"
-    if isinstance(layer, ActivationLayer):
-        return f"activation {layer.activation}"
-    return layer.type
+    return layer.describe()

@@ -197,3 +197,47 @@ def test_training_step_check_detects_a_slightly_wrong_hyperparameter(
     final, _ = _train_both("adadelta", exact_backends, change_torch_optimizer=change)
     with pytest.raises(AssertionError, match="adadelta"):
         _assert_same_weights(final, "adadelta")
+
+
+GRAPH_SPEC = """
+name: flatten_into_a_residual
+input: {shape: [28, 28, 1]}
+layers:
+  - {type: conv2d, filters: 3, kernel_size: 5, strides: 3, activation: relu}
+  - {type: maxpool2d, pool_size: 2}
+  - {type: flatten, name: f}
+  - {type: dense, units: 48, activation: tanh, name: d}
+  - {type: add, inputs: [f, d]}
+  - {type: dense, units: 10, activation: softmax}
+train:
+  optimizer: {name: sgd, learning_rate: 0.1, momentum: 0.0, nesterov: false}
+  batch_size: 8
+  epochs: 1
+"""
+
+
+@pytest.mark.parametrize("keras_order", [True, False], ids=["as-built", "torch-order"])
+def test_a_flatten_read_by_an_add_is_in_keras_order(
+        keras_order: bool, keras_backend: Backend, torch_backend: Backend,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Flatten whose output reaches an addition cannot leave its (C, H, W) order to the next
+    dense kernel: torch flattens it in Keras' order. Negative control: left in torch's order
+    (the permutation only absorbed by the dense layer), the outputs differ."""
+    from harness.backends.pytorch import builder
+
+    spec = parse_spec(GRAPH_SPEC)
+    if not keras_order:
+        orders = builder.flat_feature_orders
+        monkeypatch.setattr(builder, "flat_feature_orders",
+                            lambda s: (orders(s)[0] | {3: builder._hwc_to_chw((4, 4, 3))},
+                                       set()))
+    weights = _scrambled(initial_weights(spec))
+    keras_model, torch_model = keras_backend.build(spec), torch_backend.build(spec)
+    keras_backend.set_weights(keras_model, weights)
+    torch_backend.set_weights(torch_model, weights)
+    x = _batch(spec)
+    gap = np.abs(torch_backend.predict(torch_model, x) - keras_backend.predict(keras_model, x))
+    if keras_order:
+        assert gap.max() <= 1e-5
+    else:
+        assert gap.max() > 1e-3

@@ -36,7 +36,12 @@ from harness.backends.base import (
     KerasBackendConflict,
 )
 from harness.backends.keras_common import checkpoint
-from harness.backends.keras_common.builder import build_model, compile_mode, spec_index
+from harness.backends.keras_common.builder import (
+    build_model,
+    compile_mode,
+    keras_variables,
+    spec_index,
+)
 from harness.measure.step_windows import plan_windows, time_windows
 from harness.spec import ModelSpec, Weights, initial_weights
 from harness.spec.schema import NUM_CLASSES
@@ -136,7 +141,7 @@ class KerasBackendBase(Backend):
         # construction, so call this before `build`.
         keras.utils.set_random_seed(seed)
 
-    def build(self, spec: ModelSpec) -> keras.Sequential:
+    def build(self, spec: ModelSpec) -> keras.Model:
         with self._scope():
             model = build_model(spec, jit_compile=self.jit_compile, dtype=self.dtype)
         # The spec's initial weights, as every backend starts (a caller's set_weights only
@@ -298,8 +303,8 @@ def each_step(batches: Sequence[tuple[Any, Any]], first: FirstSteps,
 
 def _variables(model: keras.Model) -> dict[str, Any]:
     """Canonical key -> Keras variable. Keras' own layouts already are the canonical ones."""
-    return {f"{spec_index(layer)}.{variable.name}": variable
-            for layer in model.layers for variable in layer.weights}
+    return {f"{spec_index(layer)}.{name}": variable
+            for layer in model.layers for name, variable in keras_variables(layer).items()}
 
 
 def _conv_layout(model: keras.Model | None) -> str | None:

@@ -1,4 +1,6 @@
-"""Spec -> compiled keras.Sequential: one Keras layer per spec layer, named `l<index>_<type>`.
+"""Spec -> compiled Keras model: one Keras layer per spec layer, named `l<index>_<type>`; a
+keras.Sequential for a chain, a functional model for a graph spec (layers naming `inputs`).
+Each layer is made by its entry in `harness.backends.keras_common.layers.ENTRIES`.
 
 Everything here is plain Keras, the same on every Keras backend: the spec's semantics *are*
 Keras', so each field maps to the Keras argument of the same name. Import through a harness
@@ -8,16 +10,16 @@ backend package (`keras_tf`, `keras_jax`, `keras_torch`), which selects the Kera
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import keras
 
+from harness.backends.keras_common.layers import ENTRIES
 from harness.spec import ModelSpec
 from harness.spec import layers as L
 from harness.spec import schema as S
-from harness.spec.shapes import infer
+from harness.spec.shapes import INPUT_INDEX, LayerInfo, ModelSummary, infer
 
-_NAME = re.compile(r"^l(\d+)_[a-z0-9]+$")
+_NAME = re.compile(r"^l(\d+)_([a-z0-9_]+)$")
 
 
 def layer_name(index: int, layer: L.Layer) -> str:
@@ -53,49 +55,32 @@ def make_initializer(init: L.Initializer) -> keras.initializers.Initializer:
     return simple[type(init)]()
 
 
-def _weighted_kwargs(layer: L.Dense | L.Conv2D) -> dict[str, Any]:
-    # Variables start at zero; `build_model` then names the spec's initializers on the layer.
-    return {"activation": layer.activation, "use_bias": layer.use_bias,
-            "kernel_initializer": "zeros", "bias_initializer": "zeros"}
-
-
-def _name_spec_initializers(keras_layer: keras.layers.Layer, layer: L.Layer) -> None:
+def name_spec_initializers(keras_layer: keras.layers.Layer, layer: L.Layer) -> None:
     """The spec's initializers on a built layer: its config (and a saved model) names them,
     though the numbers come from `harness.spec.initial_weights`, drawn once in numpy. Keras'
     own draw at build would be overwritten anyway, and on JAX each new shape's draw is an XLA
     compilation of its own (about a second each)."""
-    if isinstance(layer, (L.Dense, L.Conv2D)):
-        keras_layer.kernel_initializer = make_initializer(layer.kernel_initializer)
-        keras_layer.bias_initializer = make_initializer(layer.bias_initializer)
+    for field in ("kernel_initializer", "bias_initializer"):
+        if hasattr(layer, field) and hasattr(keras_layer, field):
+            setattr(keras_layer, field, make_initializer(getattr(layer, field)))
 
 
-def make_layer(index: int, layer: L.Layer, dtype: str = "float32") -> keras.layers.Layer:
+def make_layer(info: LayerInfo, dtype: str = "float32") -> keras.layers.Layer:
     """One Keras layer for one spec layer, computing in `dtype`."""
-    return _make_layer(layer, {"name": layer_name(index, layer), "dtype": dtype})
+    common = {"name": layer_name(info.index, info.layer), "dtype": dtype}
+    return ENTRIES[type(info.layer)].make(info, common)
 
 
-def _make_layer(layer: L.Layer, common: dict[str, Any]) -> keras.layers.Layer:
-    kl = keras.layers
-    if isinstance(layer, L.Dense):
-        return kl.Dense(layer.units, **common, **_weighted_kwargs(layer))
-    if isinstance(layer, L.Conv2D):
-        # 'same' is TensorFlow's padding natively (extra row/column at the end).
-        return kl.Conv2D(layer.filters, layer.kernel_size, strides=layer.strides,
-                         padding=layer.padding, **common, **_weighted_kwargs(layer))
-    if isinstance(layer, (L.MaxPool2D, L.AvgPool2D)):
-        pool = kl.MaxPooling2D if isinstance(layer, L.MaxPool2D) else kl.AveragePooling2D
-        return pool(pool_size=layer.pool_size, strides=layer.resolved_strides,
-                    padding=layer.padding, **common)
-    if isinstance(layer, L.Dropout):
-        return kl.Dropout(layer.rate, **common)
-    if isinstance(layer, L.BatchNorm):
-        return kl.BatchNormalization(axis=-1, momentum=layer.momentum, epsilon=layer.epsilon,
-                                     **common)
-    if isinstance(layer, L.ActivationLayer):
-        return kl.Activation(layer.activation, **common)
-    if isinstance(layer, L.Flatten):
-        return kl.Flatten(**common)
-    raise TypeError(f"unhandled layer type {type(layer).__name__}")  # pragma: no cover
+def keras_variables(keras_layer: keras.layers.Layer) -> dict[str, object]:
+    """Canonical array name (without the layer index) -> the Keras variable holding it."""
+    if not keras_layer.weights:
+        return {}
+    spec_type = _NAME.match(keras_layer.name).group(2)  # type: ignore[union-attr]
+    return _ENTRY_BY_TYPE[spec_type].variables(keras_layer)
+
+
+_ENTRY_BY_TYPE = {L.LAYER_TYPES[L.LAYER_CLASSES.index(cls)]: entry
+                  for cls, entry in ENTRIES.items()}
 
 
 def make_optimizer(opt: S.Optimizer) -> keras.optimizers.Optimizer:
@@ -124,16 +109,31 @@ def make_optimizer(opt: S.Optimizer) -> keras.optimizers.Optimizer:
 _LOSSES = {"categorical_crossentropy": keras.losses.CategoricalCrossentropy}
 
 
+def _functional(summary: ModelSummary, layers: list[keras.layers.Layer], dtype: str,
+                name: str) -> keras.Model:
+    inputs = keras.Input(shape=summary.input_shape, dtype=dtype)
+    outputs: dict[int, object] = {INPUT_INDEX: inputs}
+    for info, keras_layer in zip(summary.layers, layers, strict=True):
+        sources = [outputs[i] for i in info.inputs]
+        arity = type(info.layer).arity
+        outputs[info.index] = keras_layer(sources if arity != (1, 1) else sources[0])
+    return keras.Model(inputs, outputs[len(layers) - 1], name=name)
+
+
 def build_model(spec: ModelSpec, jit_compile: bool | str = "auto",
-                dtype: str = "float32") -> keras.Sequential:
+                dtype: str = "float32") -> keras.Model:
     """Build and compile `spec`, its variables zero until the caller loads weights (see
-    `_name_spec_initializers`). Shapes are checked first by `infer` (clear errors, no Keras)."""
-    infer(spec)
-    layers = [make_layer(i, layer, dtype) for i, layer in enumerate(spec.layers)]
-    model = keras.Sequential([keras.Input(shape=tuple(spec.input.shape), dtype=dtype), *layers],
-                             name=spec.name.replace(".", "_").replace("-", "_"))
+    `name_spec_initializers`). Shapes are checked first by `infer` (clear errors, no Keras)."""
+    summary = infer(spec)
+    layers = [make_layer(info, dtype) for info in summary.layers]
+    name = spec.name.replace(".", "_").replace("-", "_")
+    if summary.is_chain:
+        model: keras.Model = keras.Sequential(
+            [keras.Input(shape=tuple(spec.input.shape), dtype=dtype), *layers], name=name)
+    else:
+        model = _functional(summary, layers, dtype, name)
     for keras_layer, layer in zip(layers, spec.layers, strict=True):
-        _name_spec_initializers(keras_layer, layer)
+        name_spec_initializers(keras_layer, layer)
     # One-hot labels + the softmax output: Keras computes the loss from the cached logits.
     # The loss computes in the model's dtype (a Keras loss defaults to floatx, float32).
     loss = _LOSSES[spec.train.loss](dtype=dtype)

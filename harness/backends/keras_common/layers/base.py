@@ -1,0 +1,37 @@
+"""What a Keras builder entry is: how to make the Keras layer of a spec layer, and (where its
+variables' names are not the canonical ones) which variable holds each canonical array.
+
+Everything here is plain Keras, the same on every Keras backend. The canonical layouts are
+Keras' own, so a variable is never converted, only found.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+
+from harness.spec.shapes import LayerInfo
+
+# (the spec layer's info, the arguments every Keras layer gets: name and dtype) -> the layer
+Maker = Callable[[LayerInfo, dict[str, Any]], keras.layers.Layer]
+
+
+def by_name(keras_layer: keras.layers.Layer) -> dict[str, Any]:
+    """Canonical name -> variable, where the canonical names are Keras' variable names."""
+    return {variable.name: variable for variable in keras_layer.weights}
+
+
+@dataclass(frozen=True)
+class KerasEntry:
+    make: Maker
+    variables: Callable[[keras.layers.Layer], dict[str, Any]] = by_name
+
+
+def weighted_kwargs(layer: Any) -> dict[str, Any]:
+    """Variables start at zero; the builder then names the spec's initializers on the layer
+    (see `harness.backends.keras_common.builder.name_spec_initializers`)."""
+    return {"activation": layer.activation, "use_bias": layer.use_bias,
+            "kernel_initializer": "zeros", "bias_initializer": "zeros"}

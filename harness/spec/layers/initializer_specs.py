@@ -1,0 +1,114 @@
+"""Initializer specs: how a layer's arrays start, by Keras' names and formulas.
+
+The numbers are drawn once, in numpy (`harness.spec.initializers`), and loaded into every
+backend, so training starts from identical weights.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from harness.spec.layers.base import Float32, StrictModel
+
+
+class GlorotUniform(StrictModel):
+    """Xavier uniform: U(-l, l), l = sqrt(6 / (fan_in + fan_out)). Keras' default kernel init."""
+
+    name: Literal["glorot_uniform"] = "glorot_uniform"
+
+
+class GlorotNormal(StrictModel):
+    """Keras glorot_normal: truncated normal (2 std), stddev sqrt(2 / (fan_in + fan_out))."""
+
+    name: Literal["glorot_normal"]
+
+
+class HeNormal(StrictModel):
+    """Keras he_normal: truncated normal (2 std), stddev sqrt(2 / fan_in)."""
+
+    name: Literal["he_normal"]
+
+
+class HeUniform(StrictModel):
+    """Keras he_uniform: U(-l, l), l = sqrt(6 / fan_in)."""
+
+    name: Literal["he_uniform"]
+
+
+class LecunNormal(StrictModel):
+    """Keras lecun_normal: truncated normal (2 std), stddev sqrt(1 / fan_in)."""
+
+    name: Literal["lecun_normal"]
+
+
+class LecunUniform(StrictModel):
+    """Keras lecun_uniform: U(-l, l), l = sqrt(3 / fan_in)."""
+
+    name: Literal["lecun_uniform"]
+
+
+class Normal(StrictModel):
+    """Plain (untruncated) normal, like keras.initializers.RandomNormal."""
+
+    name: Literal["normal"]
+    mean: Float32 = 0.0
+    stddev: Float32 = Field(0.05, gt=0)
+
+
+class TruncatedNormal(StrictModel):
+    """Normal re-drawn outside mean +/- 2 stddev, like keras.initializers.TruncatedNormal."""
+
+    name: Literal["truncated_normal"]
+    mean: Float32 = 0.0
+    stddev: Float32 = Field(0.05, gt=0)
+
+
+class Uniform(StrictModel):
+    """U(minval, maxval), like keras.initializers.RandomUniform."""
+
+    name: Literal["uniform"]
+    minval: Float32 = -0.05
+    maxval: Float32 = 0.05
+
+    @model_validator(mode="after")
+    def _check_range(self) -> Uniform:
+        if self.maxval <= self.minval:
+            raise ValueError(f"maxval ({self.maxval}) must be greater than minval ({self.minval})")
+        return self
+
+
+class Zeros(StrictModel):
+    name: Literal["zeros"] = "zeros"
+
+
+class Ones(StrictModel):
+    name: Literal["ones"]
+
+
+class Constant(StrictModel):
+    name: Literal["constant"]
+    value: Float32
+
+
+Initializer = Annotated[
+    GlorotUniform | GlorotNormal | HeNormal | HeUniform | LecunNormal | LecunUniform
+    | Normal | TruncatedNormal | Uniform | Zeros | Ones | Constant,
+    Field(discriminator="name"),
+]
+
+
+def initializer_shorthand(value: Any) -> Any:
+    """Allow `kernel_initializer: he_normal` as well as `{name: normal, stddev: 0.05}`."""
+    return {"name": value} if isinstance(value, str) else value
+
+
+class InitializerShorthand(StrictModel):
+    """For a layer with `kernel_initializer` / `bias_initializer` fields (declared by the layer,
+    in its own field order): `he_normal` may stand for `{name: he_normal}`."""
+
+    @field_validator("kernel_initializer", "bias_initializer", mode="before", check_fields=False)
+    @classmethod
+    def _initializer_shorthand(cls, value: Any) -> Any:
+        return initializer_shorthand(value)
