@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from harness.spec.schema import INPUT_SHAPES
+
 if TYPE_CHECKING:
     from rich.progress import Progress
 
@@ -367,8 +369,8 @@ def prepare(raw: RawDataset, input_spec: InputSpec, limit: int | None = None,
             limit_test: int | None = None) -> Arrays:
     """First `limit` / `limit_test` samples, x / scale as float32, reshaped per the spec."""
     shape = tuple(input_spec.shape)
-    if shape not in ((784,), (28, 28, 1)):
-        raise ValueError(f"input shape must be (784,) or (28, 28, 1), got {shape}")
+    if shape not in INPUT_SHAPES:
+        raise ValueError(f"input shape must be one of {INPUT_SHAPES}, got {shape}")
     if input_spec.dataset != raw.name:
         raise ValueError(f"input spec wants {input_spec.dataset!r} but got {raw.name!r} data")
     n_train = _check_limit("limit", limit, len(raw.y_train), "training")

@@ -16,11 +16,13 @@ from harness.spec.layers import Float32, Layer, StrictModel
 SCHEMA_VERSION = 1
 DATASETS = ("mnist", "fashion-mnist")
 NUM_CLASSES = 10
+INPUT_SHAPES = ((784,), (28, 28), (28, 28, 1))  # the 28x28 images: flat, rows, image
 MAX_SEED = 2**32 - 1  # Keras seeds NumPy's legacy generator, which takes 32-bit seeds
 
 
 class InputSpec(StrictModel):
-    """What the network sees: `shape` is [784] (flat) or [28, 28, 1] (channels-last image)."""
+    """What the network sees: `shape` is [784] (flat), [28, 28] (a sequence of 28 rows of 28
+    pixels, as recurrent models read MNIST) or [28, 28, 1] (channels-last image)."""
 
     dataset: Literal["mnist", "fashion-mnist"] = "mnist"
     shape: tuple[Annotated[StrictInt, Field(gt=0)], ...]
@@ -29,9 +31,10 @@ class InputSpec(StrictModel):
 
     @model_validator(mode="after")
     def _check_shape(self) -> InputSpec:
-        if self.shape not in ((784,), (28, 28, 1)):
+        if self.shape not in INPUT_SHAPES:
             raise ValueError(
-                f"shape must be [784] (flat) or [28, 28, 1] (image, channels-last), "
+                f"shape must be [784] (flat), [28, 28] (rows as a sequence) or [28, 28, 1] "
+                f"(image, channels-last), "
                 f"got {list(self.shape)}"
             )
         return self

@@ -69,8 +69,8 @@ def test_valid_spec_loads_with_name_from_file(tmp_path: Path) -> None:
          "probabilities, got shape (12,)"),
         ("activation: softmax", "activation: relu", "layers[3].activation: the last layer "
          "must be a softmax"),
-        ("shape: [28, 28, 1]", "shape: [32, 32, 3]", "input: shape must be [784] (flat) or "
-         "[28, 28, 1]"),
+        ("shape: [28, 28, 1]", "shape: [32, 32, 3]", "input: shape must be [784] (flat), "
+         "[28, 28] (rows as a sequence) or [28, 28, 1]"),
     ],
 )
 def test_invalid_spec_names_file_layer_and_field(tmp_path: Path, old: str, new: str,
