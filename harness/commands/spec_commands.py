@@ -8,17 +8,20 @@ from rich.table import Table
 
 from harness.commands.common import console
 from harness.spec import infer, list_specs, load_spec, spec_hash, zoo_dir
+from harness.spec.loader import ALL_ZOOS, ZOOS
 from harness.spec.shapes import describe
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    table = Table(title=f"Model zoo: {len(list_specs())} specs in {zoo_dir()}", box=None,
+    names = list_specs(args.zoo)
+    where = "every zoo" if args.zoo == ALL_ZOOS else f"{args.zoo} zoo, {zoo_dir(args.zoo)}"
+    table = Table(title=f"Model zoo: {len(names)} specs ({where})", box=None,
                   header_style="bold", title_justify="left")
     table.add_column("spec", no_wrap=True)
     for column in ("dataset", "input", "layers", "params", "optimizer", "batch", "epochs"):
         table.add_column(column, no_wrap=True, justify="left" if column in (
             "dataset", "input", "optimizer") else "right")
-    for name in list_specs():
+    for name in names:
         spec = load_spec(name)
         shape = "x".join(str(d) for d in spec.input.shape)
         table.add_row(name, spec.input.dataset, shape, str(len(spec.layers)),
@@ -63,7 +66,11 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    sub.add_parser("list", help="list the model zoo").set_defaults(func=cmd_list)
+    listing = sub.add_parser("list", help="list the model zoo")
+    listing.add_argument("--zoo", choices=[*ZOOS, ALL_ZOOS], default=ZOOS[0],
+                         help="which zoo: the MNIST notebooks' models (default), the modern "
+                              "architectures, or all")
+    listing.set_defaults(func=cmd_list)
 
     show = sub.add_parser("show", help="print a spec's layers, output shapes and parameters")
     show.add_argument("spec", help="zoo name or path of a YAML spec")

@@ -55,8 +55,8 @@ THREADS_HELP = ("compute threads for every runtime: N intra-op, 1 inter-op (Tens
                 "PyTorch, ONNX Runtime alike; default: every core this process may use)")
 
 RUN_OPTIONS = (
-    RunOption("--specs", "specs", "names, globs (cnn*), study:NAME (a study of the zoo), YAML "
-              "paths, or all", form=LIST),
+    RunOption("--specs", "specs", "names, globs (cnn*), study:NAME (a study of the zoo), "
+              "zoo:modern (every spec of a zoo), YAML paths, or all (the MNIST zoo)", form=LIST),
     RunOption("--backends", "backends", f"comma-separated, of {','.join(backend_names())} "
               "(default: every one installed here; one named and not installed is refused)",
               form=LIST, choices=tuple(backend_names())),

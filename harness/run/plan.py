@@ -15,6 +15,7 @@ from harness.run import options
 from harness.run.job import Job, new_job
 from harness.run.sweeps import Override, apply_point, check_job_count, grid, parse_set, point_count
 from harness.spec import ModelSpec, SpecError, SpecProblem, list_specs, load_spec, spec_hash
+from harness.spec.loader import ALL_ZOOS
 from harness.training import COMPILE_MODES, EAGER, EPOCH_TIMING
 
 
@@ -71,6 +72,7 @@ class RunConfig:
 
 
 STUDY_PREFIX = "study:"
+ZOO_PREFIX = "zoo:"
 
 
 def _study(name: str, zoo: list[str]) -> list[str]:
@@ -87,11 +89,14 @@ def _study(name: str, zoo: list[str]) -> list[str]:
 
 
 def resolve_specs(patterns: list[str]) -> list[str]:
-    """Names, globs over the zoo, `study:NAME`, `all`, or paths of YAML files -> references."""
-    zoo, chosen = list_specs(), []
+    """Names, globs over the zoos, `study:NAME`, `all` (the MNIST zoo), `zoo:NAME`, or paths
+    of YAML files -> references."""
+    zoo, chosen = list_specs(ALL_ZOOS), []
     for pattern in patterns:
         if pattern == "all":
-            matches = zoo
+            matches = list_specs()
+        elif pattern.startswith(ZOO_PREFIX):
+            matches = list_specs(pattern.removeprefix(ZOO_PREFIX))
         elif pattern.startswith(STUDY_PREFIX):
             matches = _study(pattern.removeprefix(STUDY_PREFIX), zoo)
         elif any(ch in pattern for ch in "*?["):

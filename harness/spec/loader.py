@@ -23,6 +23,10 @@ from harness.spec.shapes import infer
 
 MODELS_DIR_ENV = "HARNESS_MODELS_DIR"
 ZOO_PACKAGE_FOLDER = "zoo"  # package data: harness/zoo/*.yaml
+# The zoos: the MNIST notebooks' models (the zoo folder itself, the default everywhere) and
+# the modern architectures (its `modern` subfolder). A spec name is unique across them.
+ZOOS = ("mnist", "modern")
+ALL_ZOOS = "all"
 SPEC_SUFFIXES = (".yaml", ".yml")
 MAX_SPEC_BYTES = 2 * 1024 * 1024  # zoo specs are ~2 kB; more is not a spec
 MAX_NESTING = 16  # levels of mappings/lists (a spec uses 4: layers[i].kernel_initializer.name)
@@ -61,20 +65,22 @@ class _UniqueKeyLoader(_YAML_LOADER):  # type: ignore[misc, valid-type]
         return super().construct_mapping(node, deep=deep)
 
 
-def zoo_dir() -> Path:
-    """The model zoo folder: $HARNESS_MODELS_DIR, else the zoo shipped inside the package.
+def zoo_dir(zoo: str = ZOOS[0]) -> Path:
+    """A zoo's folder: the MNIST zoo is $HARNESS_MODELS_DIR, else the zoo shipped inside the
+    package; another zoo is the subfolder of that name (which may be missing: an empty zoo).
 
     The zoo is package data, so a wheel or `pip install .` carries it just as a checkout does.
     """
     override = os.environ.get(MODELS_DIR_ENV)
-    if override:
-        return Path(override)
-    return Path(str(resources.files("harness") / ZOO_PACKAGE_FOLDER))
+    base = Path(override) if override else Path(str(resources.files("harness")
+                                                     / ZOO_PACKAGE_FOLDER))
+    return base if zoo == ZOOS[0] else base / zoo
 
 
-def list_specs() -> list[str]:
-    """Names of the zoo's specs, sorted. A missing zoo folder is an error, not an empty zoo."""
-    folder = zoo_dir()
+def _zoo_specs(zoo: str) -> list[str]:
+    folder = zoo_dir(zoo)
+    if zoo != ZOOS[0] and not folder.is_dir():
+        return []
     if not folder.is_dir():
         if os.environ.get(MODELS_DIR_ENV):
             raise UsageError(f"{MODELS_DIR_ENV}: {folder}: not a folder; set it to a folder of "
@@ -82,6 +88,16 @@ def list_specs() -> list[str]:
         raise UsageError(f"model zoo: {folder}: not a folder (an incomplete install); "
                          f"reinstall harness, or set {MODELS_DIR_ENV} to a folder of spec files")
     return sorted(p.stem for p in folder.iterdir() if p.suffix in SPEC_SUFFIXES)
+
+
+def list_specs(zoo: str = ZOOS[0]) -> list[str]:
+    """Names of a zoo's specs (`all`: every zoo's), sorted. A missing MNIST zoo folder is an
+    error, not an empty zoo."""
+    if zoo == ALL_ZOOS:
+        return sorted(name for each in ZOOS for name in _zoo_specs(each))
+    if zoo not in ZOOS:
+        raise UsageError(f"zoo {zoo!r}: expected one of {[*ZOOS, ALL_ZOOS]}")
+    return _zoo_specs(zoo)
 
 
 def _is_file(path: Path) -> bool:
@@ -99,14 +115,15 @@ def resolve_spec_path(ref: str | Path) -> Path:
         if not _is_file(path):
             raise SpecError([SpecProblem("", "no such spec file")], path)
         return path
-    for suffix in SPEC_SUFFIXES:
-        candidate = zoo_dir() / f"{ref}{suffix}"
-        if _is_file(candidate):
-            return candidate
-    known = list_specs()
+    for zoo in ZOOS:
+        for suffix in SPEC_SUFFIXES:
+            candidate = zoo_dir(zoo) / f"{ref}{suffix}"
+            if _is_file(candidate):
+                return candidate
+    known = list_specs(ALL_ZOOS)
     raise SpecError([SpecProblem("", f"unknown spec {str(ref)!r}: not a file and not in the zoo "
-                                     f"({zoo_dir()}); `harness list` shows the {len(known)} "
-                                     "zoo specs")], ref)
+                                     f"({zoo_dir()}); `harness list --zoo all` shows the "
+                                     f"{len(known)} zoo specs")], ref)
 
 
 def load_spec(ref: str | Path) -> ModelSpec:

@@ -44,7 +44,7 @@ def _batch(spec: ModelSpec, n: int = 32) -> np.ndarray:
     return load_arrays(spec.input, limit=n, limit_test=n).x_test
 
 
-@pytest.mark.parametrize("name", list_specs())
+@pytest.mark.parametrize("name", list_specs("all"))
 def test_same_parameter_counts(name: str, keras_backend: Backend, torch_backend: Backend) -> None:
     spec = load_spec(name)
     summary = infer(spec)
@@ -53,7 +53,7 @@ def test_same_parameter_counts(name: str, keras_backend: Backend, torch_backend:
     assert torch_backend.count_params(torch_backend.build(spec)) == expected
 
 
-@pytest.mark.parametrize("name", list_specs())
+@pytest.mark.parametrize("name", list_specs("all"))
 def test_same_weights_give_same_outputs(name: str, keras_backend: Backend,
                                         torch_backend: Backend) -> None:
     spec = load_spec(name)
