@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.markup import escape
@@ -17,7 +18,28 @@ if TYPE_CHECKING:  # pandas: imported when a command needs it
     import pandas as pd
 
 
+# scripts/gpu_check.sh's record (harness.report.gpu.GPU_MANIFEST): its folder gets the GPU report
+GPU_MANIFEST = "gpu-check.json"
+
+
+def cmd_gpu_report(args: argparse.Namespace) -> int:
+    """`harness report` on a scripts/gpu_check.sh folder (harness.report.gpu)."""
+    if args.benchmark_json:
+        raise UsageError("--benchmark-json: not taken with a scripts/gpu_check.sh folder (its "
+                         "latency records are its own)")
+    from harness.report.gpu_report import write_gpu_report
+
+    run_dir = Path(args.run_dir)
+    with writing_into(args.out or run_dir / REPORT_DIR):
+        out = write_gpu_report(run_dir, args.out)
+    console.print(f"wrote {out / 'report.html'} and {out / 'report.md'} (tables/*.csv beside "
+                  "them)", highlight=False)
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
+    if (Path(args.run_dir) / GPU_MANIFEST).is_file():
+        return cmd_gpu_report(args)
     run_dir = opt.checked(opt.run_results, args.run_dir, "RUN_DIR")  # before creating anything
     from harness.report import write_report  # pandas and matplotlib: only for a real report
 
