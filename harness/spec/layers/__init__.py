@@ -31,6 +31,7 @@ from harness.spec.layers.base import (
     StrictModel,
     WeightSpec,
 )
+from harness.spec.layers.attention import MultiHeadAttention, TransformerEncoder
 from harness.spec.layers.conv import Conv2D
 from harness.spec.layers.core import ActivationLayer, BatchNorm, Dense, Dropout, Flatten
 from harness.spec.layers.initializer_specs import (
@@ -66,6 +67,8 @@ LAYER_CLASSES: tuple[type[LayerSpec], ...] = (
     GlobalMaxPool2D,
     Add,
     Concatenate,
+    MultiHeadAttention,
+    TransformerEncoder,
 )
 
 Layer = Annotated[Union[LAYER_CLASSES], Field(discriminator="type")]  # noqa: UP007
@@ -80,4 +83,5 @@ __all__ = [
     "HeUniform", "Inferred", "Initializer", "Layer", "LayerSpec", "LecunNormal", "LecunUniform",
     "MaxPool2D", "Normal", "Ones", "Padding", "Padding4", "Shape", "ShapeProblem",
     "StrictModel", "TruncatedNormal", "Uniform", "WeightSpec", "Zeros", "initializer_shorthand",
+    "MultiHeadAttention", "TransformerEncoder",
 ]
