@@ -14,6 +14,7 @@ from typing import Annotated, Union, get_args
 
 from pydantic import Field
 
+from harness.spec.layers.attention import MultiHeadAttention, TransformerEncoder
 from harness.spec.layers.base import (
     ACTIVATIONS,
     FLOAT32_MAX,
@@ -31,7 +32,6 @@ from harness.spec.layers.base import (
     StrictModel,
     WeightSpec,
 )
-from harness.spec.layers.attention import MultiHeadAttention, TransformerEncoder
 from harness.spec.layers.conv import Conv2D
 from harness.spec.layers.core import ActivationLayer, BatchNorm, Dense, Dropout, Flatten
 from harness.spec.layers.initializer_specs import (
