@@ -212,8 +212,30 @@ def graph_spec() -> ModelSpec:
     return _spec("vocabulary_graph", DATASETS[0], [28, 28, 1], layers)
 
 
+def attention_spec() -> ModelSpec:
+    """Sequences (the image rows, [28, 28]): self-attention whose heads fill the features
+    (torch's packed nn.MultiheadAttention) and whose heads do not (separate projections), with
+    and without biases; a post-norm relu and a pre-norm gelu transformer encoder (the second
+    with every dropout). Each attention reads an encoder's output: attention layers stacked
+    without residuals average the steps into one vector, and a later one's query and key
+    kernels then get no gradient."""
+    layers: list[dict[str, Any]] = [
+        {"type": "transformer_encoder", "num_heads": 2, "key_dim": 14, "mlp_units": 16,
+         "epsilon": 0.001},
+        {"type": "multihead_attention", "num_heads": 4, "key_dim": 7, "dropout": 0.1,
+         "kernel_initializer": _initializer(KERNEL_INITIALIZERS[2]), **_bias(5)},
+        {"type": "transformer_encoder", "num_heads": 3, "key_dim": 4, "mlp_units": 12,
+         "mlp_activation": "gelu", "norm_first": True, "epsilon": 0.01, "dropout": 0.1},
+        {"type": "multihead_attention", "num_heads": 3, "key_dim": 5, "use_bias": False},
+        {"type": "flatten"},
+        _dense(3, 10, "softmax"),
+    ]
+    return _spec("vocabulary_attention", DATASETS[0], [28, 28], layers)
+
+
 def vocabulary_specs() -> list[ModelSpec]:
-    return [mlp_spec(), *(windows_spec(v) for v in range(len(PADDINGS))), graph_spec()]
+    return [mlp_spec(), *(windows_spec(v) for v in range(len(PADDINGS))), graph_spec(),
+            attention_spec()]
 
 
 # --------------------------------------------------------------------------- the words

@@ -14,6 +14,7 @@ from typing import Annotated, Union, get_args
 
 from pydantic import Field
 
+from harness.spec.layers.attention import MultiHeadAttention, TransformerEncoder
 from harness.spec.layers.base import (
     ACTIVATIONS,
     FLOAT32_MAX,
@@ -66,6 +67,8 @@ LAYER_CLASSES: tuple[type[LayerSpec], ...] = (
     GlobalMaxPool2D,
     Add,
     Concatenate,
+    MultiHeadAttention,
+    TransformerEncoder,
 )
 
 Layer = Annotated[Union[LAYER_CLASSES], Field(discriminator="type")]  # noqa: UP007
@@ -80,4 +83,5 @@ __all__ = [
     "HeUniform", "Inferred", "Initializer", "Layer", "LayerSpec", "LecunNormal", "LecunUniform",
     "MaxPool2D", "Normal", "Ones", "Padding", "Padding4", "Shape", "ShapeProblem",
     "StrictModel", "TruncatedNormal", "Uniform", "WeightSpec", "Zeros", "initializer_shorthand",
+    "MultiHeadAttention", "TransformerEncoder",
 ]
