@@ -51,6 +51,7 @@ from harness.spec.layers.initializer_specs import (
 )
 from harness.spec.layers.merge import Add, Concatenate
 from harness.spec.layers.pooling import AvgPool2D, GlobalAvgPool2D, GlobalMaxPool2D, MaxPool2D
+from harness.spec.layers.shaping import LayerNorm, Permute, PositionalEmbedding, Reshape
 
 # Every layer type, in the order `harness show` and the docs list them: one line each.
 LAYER_CLASSES: tuple[type[LayerSpec], ...] = (
@@ -66,6 +67,10 @@ LAYER_CLASSES: tuple[type[LayerSpec], ...] = (
     GlobalMaxPool2D,
     Add,
     Concatenate,
+    LayerNorm,
+    Reshape,
+    Permute,
+    PositionalEmbedding,
 )
 
 Layer = Annotated[Union[LAYER_CLASSES], Field(discriminator="type")]  # noqa: UP007
@@ -80,4 +85,5 @@ __all__ = [
     "HeUniform", "Inferred", "Initializer", "Layer", "LayerSpec", "LecunNormal", "LecunUniform",
     "MaxPool2D", "Normal", "Ones", "Padding", "Padding4", "Shape", "ShapeProblem",
     "StrictModel", "TruncatedNormal", "Uniform", "WeightSpec", "Zeros", "initializer_shorthand",
+    "LayerNorm", "Permute", "PositionalEmbedding", "Reshape",
 ]
