@@ -364,3 +364,16 @@ def test_the_embedding_names_its_initializer_as_the_builder_does(
     ours, builders = spec_initializer(init), make_initializer(init)
     assert type(ours) is type(builders)
     assert ours.get_config() == builders.get_config()
+
+
+@pytest.mark.parametrize("layout", ["channels_last", "nchw"])
+def test_a_flat_input_reshaped_to_an_image_runs_in_either_layout(
+        layout: str, keras_backend: Backend) -> None:
+    """The torch backend lays out a CNN's input image in its memory layout; a flat input that
+    a reshape makes an image is left as it is (it is no image yet), in either layout."""
+    from harness.backends.pytorch.backend import TorchBackend
+
+    spec = _spec([{"type": "reshape", "target_shape": [28, 28, 1]},
+                  {"type": "conv2d", "filters": 3, "kernel_size": 3, "strides": 2},
+                  {"type": "flatten"}, SOFTMAX])
+    assert _gap(keras_backend, TorchBackend(threads=1, layout=layout), spec) <= TOLERANCE
