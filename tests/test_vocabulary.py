@@ -233,9 +233,32 @@ def attention_spec() -> ModelSpec:
     return _spec("vocabulary_attention", DATASETS[0], [28, 28], layers)
 
 
+def shaping_spec() -> ModelSpec:
+    """Layer normalization of an image (over each pixel's channels: torch's NCHW), of a
+    sequence and of a flat vector, with center and scale each off once; reshapes from flat to
+    image, image to sequence (a -1 inferred) and sequence to image; permutes of an image and
+    of a sequence; a positional embedding; and a Flatten read by a layernorm (torch must then
+    flatten in Keras' order)."""
+    layers: list[dict[str, Any]] = [
+        {"type": "reshape", "target_shape": [28, 28, 1]},
+        {"type": "conv2d", "filters": 3, "kernel_size": 3, "strides": 2, "activation": "swish"},
+        {"type": "layernorm", "epsilon": 0.001, "scale": False},
+        {"type": "permute", "dims": [2, 3, 1]},
+        {"type": "reshape", "target_shape": [13, -1]},
+        {"type": "positional_embedding", "embeddings_initializer": _initializer("normal")},
+        {"type": "layernorm", "epsilon": 0.01, "center": False},
+        {"type": "permute", "dims": [2, 1]},
+        {"type": "reshape", "target_shape": [13, 3, 13]},
+        {"type": "flatten"},
+        {"type": "layernorm", "epsilon": 0.00001},
+        _dense(2, 10, "softmax"),
+    ]
+    return _spec("vocabulary_shaping", DATASETS[-1], [784], layers)
+
+
 def vocabulary_specs() -> list[ModelSpec]:
     return [mlp_spec(), *(windows_spec(v) for v in range(len(PADDINGS))), graph_spec(),
-            attention_spec()]
+            attention_spec(), shaping_spec()]
 
 
 # --------------------------------------------------------------------------- the words

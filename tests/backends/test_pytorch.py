@@ -94,6 +94,9 @@ def activate(x: np.ndarray, name: str) -> np.ndarray:
         "selu": lambda: scale * np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0))),
         "softplus": lambda: np.logaddexp(0, x),
         "gelu": lambda: 0.5 * x * (1 + erf(x / math.sqrt(2))),
+        "gelu_tanh": lambda: 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi)
+                                                    * (x + 0.044715 * x ** 3))),
+        "swish": lambda: x / (1 + np.exp(-x)),
     }[name]()
 
 

@@ -52,7 +52,7 @@ def test_valid_spec_loads_with_name_from_file(tmp_path: Path) -> None:
          f"layers[1].type: expected one of {sorted(LAYER_TYPES)}, got 'bn'"),
         ("filters: 4", "filters: four", "layers[0].filters: input should be a valid integer"),
         ("filters: 4", "filters: 4, kernal_size: 3", "layers[0]: unknown field 'kernal_size'"),
-        ("activation: relu", "activation: swish", "layers[0].activation: expected one of"),
+        ("activation: relu", "activation: silu", "layers[0].activation: expected one of"),
         ("activation: relu}", "activation: relu, padding: full}", "layers[0].padding: "
          "expected one of ['valid', 'same'], got 'full'"),
         ("learning_rate: 0.01", "learning_rate: -1", "train.optimizer.learning_rate: input "

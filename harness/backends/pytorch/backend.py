@@ -90,6 +90,8 @@ def _attach_layout_hooks(model: TorchModel, memory_format: torch.memory_format) 
         return
 
     def lay_out(_module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        if args[0].dim() != 4:  # a flat input or sequence made an image by a reshape layer
+            return args
         return (_in_layout(args[0], memory_format), *args[1:])
 
     def read_back(_module: nn.Module, _args: Any, output: torch.Tensor) -> None:

@@ -52,6 +52,7 @@ from harness.spec.layers.initializer_specs import (
 )
 from harness.spec.layers.merge import Add, Concatenate
 from harness.spec.layers.pooling import AvgPool2D, GlobalAvgPool2D, GlobalMaxPool2D, MaxPool2D
+from harness.spec.layers.shaping import LayerNorm, Permute, PositionalEmbedding, Reshape
 
 # Every layer type, in the order `harness show` and the docs list them: one line each.
 LAYER_CLASSES: tuple[type[LayerSpec], ...] = (
@@ -69,6 +70,10 @@ LAYER_CLASSES: tuple[type[LayerSpec], ...] = (
     Concatenate,
     MultiHeadAttention,
     TransformerEncoder,
+    LayerNorm,
+    Reshape,
+    Permute,
+    PositionalEmbedding,
 )
 
 Layer = Annotated[Union[LAYER_CLASSES], Field(discriminator="type")]  # noqa: UP007
@@ -84,4 +89,5 @@ __all__ = [
     "MaxPool2D", "Normal", "Ones", "Padding", "Padding4", "Shape", "ShapeProblem",
     "StrictModel", "TruncatedNormal", "Uniform", "WeightSpec", "Zeros", "initializer_shorthand",
     "MultiHeadAttention", "TransformerEncoder",
+    "LayerNorm", "Permute", "PositionalEmbedding", "Reshape",
 ]

@@ -24,9 +24,12 @@ from pydantic import (
     model_validator,
 )
 
-ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh", "softmax", "elu", "selu", "softplus", "gelu")
+# gelu is the exact (erf) GELU, gelu_tanh its tanh approximation; swish is x * sigmoid(x)
+ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh", "softmax", "elu", "selu", "softplus", "gelu",
+               "gelu_tanh", "swish")
 Activation = Literal[
-    "linear", "relu", "sigmoid", "tanh", "softmax", "elu", "selu", "softplus", "gelu"
+    "linear", "relu", "sigmoid", "tanh", "softmax", "elu", "selu", "softplus", "gelu",
+    "gelu_tanh", "swish"
 ]
 Padding = Literal["valid", "same"]
 FLOAT32_MAX = 3.4028234663852886e38

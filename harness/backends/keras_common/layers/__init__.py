@@ -7,7 +7,7 @@ backend package (`keras_tf`, `keras_jax`, `keras_torch`), which selects the Kera
 
 from __future__ import annotations
 
-from harness.backends.keras_common.layers import attention, conv, core, merge, pooling
+from harness.backends.keras_common.layers import attention, conv, core, merge, pooling, shaping
 from harness.backends.keras_common.layers.base import KerasEntry, by_name
 
 ENTRIES: dict[type, KerasEntry] = {
@@ -16,6 +16,7 @@ ENTRIES: dict[type, KerasEntry] = {
     **pooling.ENTRIES,
     **merge.ENTRIES,
     **attention.ENTRIES,
+    **shaping.ENTRIES,
 }
 
 __all__ = ["ENTRIES", "KerasEntry", "by_name"]

@@ -13,6 +13,7 @@ from typing import Any
 
 import keras
 
+from harness.backends.keras_common.layers.activations import keras_activation
 from harness.spec.shapes import LayerInfo
 
 # (the spec layer's info, the arguments every Keras layer gets: name and dtype) -> the layer
@@ -33,5 +34,5 @@ class KerasEntry:
 def weighted_kwargs(layer: Any) -> dict[str, Any]:
     """Variables start at zero; the builder then names the spec's initializers on the layer
     (see `harness.backends.keras_common.builder.name_spec_initializers`)."""
-    return {"activation": layer.activation, "use_bias": layer.use_bias,
+    return {"activation": keras_activation(layer.activation), "use_bias": layer.use_bias,
             "kernel_initializer": "zeros", "bias_initializer": "zeros"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import keras
 
+from harness.backends.keras_common.layers.activations import keras_activation
 from harness.backends.keras_common.layers.base import KerasEntry, weighted_kwargs
 from harness.spec import layers as L
 
@@ -17,6 +18,6 @@ ENTRIES = {
     L.BatchNorm: KerasEntry(lambda info, common: _kl.BatchNormalization(
         axis=-1, momentum=info.layer.momentum, epsilon=info.layer.epsilon, **common)),
     L.ActivationLayer: KerasEntry(lambda info, common: _kl.Activation(
-        info.layer.activation, **common)),
+        keras_activation(info.layer.activation), **common)),
     L.Flatten: KerasEntry(lambda info, common: _kl.Flatten(**common)),
 }

@@ -6,7 +6,7 @@ here); `harness.backends.pytorch.builder` needs no change.
 
 from __future__ import annotations
 
-from harness.backends.pytorch.layers import attention, conv, core, merge, pooling
+from harness.backends.pytorch.layers import attention, conv, core, merge, pooling, shaping
 from harness.backends.pytorch.layers.base import (
     BuildContext,
     Builder,
@@ -21,6 +21,7 @@ BUILDERS: dict[type, Builder] = {
     **pooling.BUILDERS,
     **merge.BUILDERS,
     **attention.BUILDERS,
+    **shaping.BUILDERS,
 }
 
 __all__ = ["ACTIVATIONS", "BUILDERS", "BuildContext", "Builder", "TorchLayer", "TorchWeight"]

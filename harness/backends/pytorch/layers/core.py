@@ -28,6 +28,8 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "selu": nn.SELU,  # same constants as tf.nn.selu
     "softplus": nn.Softplus,  # torch returns x above 20; exact softplus differs < 1 ulp there
     "gelu": lambda: nn.GELU(approximate="none"),  # keras.activations.gelu: approximate=False
+    "gelu_tanh": lambda: nn.GELU(approximate="tanh"),  # keras' gelu(x, approximate=True)
+    "swish": nn.SiLU,  # x * sigmoid(x): keras.activations.swish (silu)
 }
 
 

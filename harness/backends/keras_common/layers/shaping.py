@@ -1,0 +1,76 @@
+"""Keras entries for layer normalization, reshape, permute and the positional embedding.
+
+Keras has no positional-embedding layer (keras_hub's PositionEmbedding is another package):
+`PositionalEmbedding` is a small layer of its own, registered so that a saved model loads
+back (and so that Keras on JAX's export, which reloads the saved model in Keras on
+TensorFlow, finds it).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+
+from harness.backends.keras_common.layers.base import KerasEntry
+from harness.spec import layers as L
+from harness.spec.shapes import LayerInfo
+
+_kl = keras.layers
+
+
+@keras.saving.register_keras_serializable(package="harness")
+class PositionalEmbedding(keras.layers.Layer):
+    """Adds a learned (steps, features) array, `embeddings`, to each sequence."""
+
+    def __init__(self, embeddings_initializer: Any = "glorot_uniform", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        self.embeddings = self.add_weight(name="embeddings", shape=tuple(input_shape[1:]),
+                                          initializer=self.embeddings_initializer)
+
+    def call(self, inputs: Any) -> Any:
+        return inputs + self.embeddings
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple:
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "embeddings_initializer":
+                keras.initializers.serialize(self.embeddings_initializer)}
+
+
+def spec_initializer(init: L.Initializer) -> keras.initializers.Initializer:
+    """The Keras initializer a spec initializer names. (keras_common.builder's
+    make_initializer does the same for kernels; importing it here would make an import cycle
+    between the builder and its layer registry.)"""
+    arguments = init.model_dump(exclude={"name"})
+    classes = {"normal": "RandomNormal", "uniform": "RandomUniform"}
+    if arguments or init.name in classes:
+        return keras.initializers.get({"class_name": classes.get(init.name, init.name),
+                                       "config": arguments})
+    return keras.initializers.get(init.name)
+
+
+def _positional_embedding(info: LayerInfo, common: dict[str, Any]) -> keras.layers.Layer:
+    """Built here, with zeros, then named its spec initializer: like the builder's kernels,
+    the numbers come from the spec's draw in numpy, and Keras on JAX would compile a draw of
+    its own for each new shape."""
+    layer: L.PositionalEmbedding = info.layer  # type: ignore[assignment]
+    keras_layer = PositionalEmbedding(embeddings_initializer="zeros", **common)
+    keras_layer.build((None, *info.input_shape))
+    keras_layer.embeddings_initializer = spec_initializer(layer.embeddings_initializer)
+    return keras_layer
+
+
+ENTRIES = {
+    L.LayerNorm: KerasEntry(lambda info, common: _kl.LayerNormalization(
+        axis=-1, epsilon=info.layer.epsilon, center=info.layer.center, scale=info.layer.scale,
+        **common)),
+    # the resolved shape: Keras would infer a -1 the same way
+    L.Reshape: KerasEntry(lambda info, common: _kl.Reshape(info.output_shape, **common)),
+    L.Permute: KerasEntry(lambda info, common: _kl.Permute(info.layer.dims, **common)),
+    L.PositionalEmbedding: KerasEntry(_positional_embedding),
+}
