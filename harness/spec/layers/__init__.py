@@ -31,7 +31,7 @@ from harness.spec.layers.base import (
     StrictModel,
     WeightSpec,
 )
-from harness.spec.layers.conv import Conv2D
+from harness.spec.layers.conv import Conv1D, Conv2D, DepthwiseConv2D, SeparableConv2D
 from harness.spec.layers.core import ActivationLayer, BatchNorm, Dense, Dropout, Flatten
 from harness.spec.layers.initializer_specs import (
     Constant,
@@ -50,7 +50,14 @@ from harness.spec.layers.initializer_specs import (
     initializer_shorthand,
 )
 from harness.spec.layers.merge import Add, Concatenate
-from harness.spec.layers.pooling import AvgPool2D, GlobalAvgPool2D, GlobalMaxPool2D, MaxPool2D
+from harness.spec.layers.pooling import (
+    AvgPool2D,
+    GlobalAvgPool1D,
+    GlobalAvgPool2D,
+    GlobalMaxPool1D,
+    GlobalMaxPool2D,
+    MaxPool2D,
+)
 
 # Every layer type, in the order `harness show` and the docs list them: one line each.
 LAYER_CLASSES: tuple[type[LayerSpec], ...] = (
@@ -66,6 +73,11 @@ LAYER_CLASSES: tuple[type[LayerSpec], ...] = (
     GlobalMaxPool2D,
     Add,
     Concatenate,
+    DepthwiseConv2D,
+    SeparableConv2D,
+    Conv1D,
+    GlobalAvgPool1D,
+    GlobalMaxPool1D,
 )
 
 Layer = Annotated[Union[LAYER_CLASSES], Field(discriminator="type")]  # noqa: UP007
@@ -81,3 +93,4 @@ __all__ = [
     "MaxPool2D", "Normal", "Ones", "Padding", "Padding4", "Shape", "ShapeProblem",
     "StrictModel", "TruncatedNormal", "Uniform", "WeightSpec", "Zeros", "initializer_shorthand",
 ]
+__all__ += ["Conv1D", "DepthwiseConv2D", "GlobalAvgPool1D", "GlobalMaxPool1D", "SeparableConv2D"]
