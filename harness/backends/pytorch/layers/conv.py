@@ -96,6 +96,11 @@ def _separable_conv2d(info: LayerInfo, ctx: BuildContext) -> TorchLayer:
                       tuple(weights))
 
 
+def steps_padding(padding: Padding4) -> tuple[int, int]:
+    """The padding before and after a sequence's steps (LayerInfo keeps it as top/bottom)."""
+    return padding[0], padding[1]
+
+
 class Conv1dSteps(nn.Module):
     """A 1-D convolution on a sequence in the spec's layout (N, steps, C): torch convolves
     (N, C, steps), so the module transposes in and out (exported as two Transposes). The
@@ -123,7 +128,7 @@ def _conv1d(info: LayerInfo, ctx: BuildContext) -> TorchLayer:
                            lambda w: w.transpose(2, 1, 0))]
     if layer.use_bias:
         weights.append(TorchWeight("bias", "conv1d", "conv.bias"))
-    module = Conv1dSteps(conv, info.padding[0], info.padding[1])
+    module = Conv1dSteps(conv, *steps_padding(info.padding))
     return TorchLayer([("conv1d", module)], tuple(weights))
 
 
