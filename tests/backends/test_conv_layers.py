@@ -240,3 +240,29 @@ def test_same_training_steps_give_same_weights(kind: str, optimizer: str,
         assert value.dtype == final["torch"][key].dtype == np.float64, key
         np.testing.assert_allclose(final["torch"][key], value, rtol=FLOAT64_RTOL,
                                    atol=FLOAT64_RTOL * 1e-2, err_msg=key)
+
+
+# --------------------------------------------------------------------------- saved models
+
+
+def test_a_saved_keras_model_loads_back_with_the_spec_initializers(
+        keras_backend: Backend, tmp_path: Any) -> None:
+    """Built-in Keras layers only (no custom layer to register): the `.keras` file loads back
+    to the same function, its config naming the spec's depthwise and pointwise initializers."""
+    import keras
+
+    layers = [*CASES["separable_same_stride2"][0], *CASES["depthwise_dilated"][0],
+              {"type": "conv2d", "filters": 6, "kernel_size": 3, "groups": 3}]
+    layers[1] |= {"depthwise_initializer": "he_normal", "pointwise_initializer": "lecun_normal"}
+    spec = spec_of(layers + head(IMAGE), IMAGE)
+    model = keras_backend.build(spec)
+    keras_backend.set_weights(model, _scrambled(spec))
+    loaded = keras.models.load_model(keras_backend.save(model, tmp_path))
+    x = load_arrays(spec.input, limit=8, limit_test=8).x_test
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+    config = loaded.get_layer("l1_separable_conv2d").get_config()
+    assert config["depthwise_initializer"]["class_name"] == "HeNormal"
+    assert config["pointwise_initializer"]["class_name"] == "LecunNormal"
+    assert loaded.get_layer("l2_depthwise_conv2d").get_config()["depthwise_initializer"][
+        "class_name"] == "GlorotUniform"
+    assert loaded.get_layer("l3_conv2d").get_config()["groups"] == 3
