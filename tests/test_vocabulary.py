@@ -66,6 +66,8 @@ HYPERPARAMETERS: dict[str, dict[str, float]] = {
 # Each window layer twice per spec, with a different axis strided each time: over the two
 # shapes every axis meets (even kernel, stride 1), (odd, 2), (even, 2) and (odd, 1).
 WINDOW_SHAPES = (((2, 3), (1, 2)), ((2, 3), (2, 1)))
+# The window layers conv_image_spec() and conv_sequence_spec() speak (windows_spec the others)
+CONV_WINDOWS = ("depthwise_conv2d", "separable_conv2d", "conv1d")
 PLACEMENTS = ("first layer", "after conv2d", "after a pool", "after flatten", "after dense",
               "before activation")
 
@@ -137,7 +139,7 @@ def windows_spec(variant: int) -> ModelSpec:
     first = ({"type": "batchnorm", "momentum": 0.9, "epsilon": 0.001} if variant == 0
              else {"type": "dropout", "rate": 0.1})
     layers: list[dict[str, Any]] = [first]
-    for t, kind in enumerate(WINDOW_TYPES):
+    for t, kind in enumerate(k for k in WINDOW_TYPES if k not in CONV_WINDOWS):
         for j, (kernel, strides) in enumerate(WINDOW_SHAPES):
             padding = PADDINGS[(variant + t + j) % len(PADDINGS)]
             if kind == "conv2d":
@@ -256,9 +258,82 @@ def shaping_spec() -> ModelSpec:
     return _spec("vocabulary_shaping", DATASETS[-1], [784], layers)
 
 
+def _conv_windows(kind: str, first: int, **fields: Any) -> list[dict[str, Any]]:
+    """`kind` layers with each padding and each of WINDOW_SHAPES (so every axis meets (even
+    kernel, stride 1), (odd, 2), (even, 2) and (odd, 1) with both paddings): four 2-D ones,
+    eight conv1d ones (their one axis takes the rows, then the columns); the second without a
+    bias. Activations and kernel initializers cycle from `first`."""
+    elementwise = [a for a in ACTIVATIONS if a != "softmax"]
+    axes = (slice(0, 1), slice(1, 2)) if kind == "conv1d" else (slice(0, 2),)
+    layers = []
+    for j, (padding, (kernel, strides), axis) in enumerate(itertools.product(
+            PADDINGS, WINDOW_SHAPES, axes)):
+        init = _initializer(KERNEL_INITIALIZERS[(first + j) % len(KERNEL_INITIALIZERS)])
+        layer = {"type": kind, "kernel_size": list(kernel[axis]),
+                 "strides": list(strides[axis]), "padding": padding,
+                 "activation": elementwise[(first + j) % len(elementwise)], **fields}
+        if kind == "separable_conv2d":
+            layer |= {"depthwise_initializer": init, "pointwise_initializer": _initializer(
+                KERNEL_INITIALIZERS[(first + j + 1) % len(KERNEL_INITIALIZERS)])}
+        else:
+            layer["depthwise_initializer" if kind == "depthwise_conv2d"
+                  else "kernel_initializer"] = init
+        layers.append(layer | ({"use_bias": False} if j == 1 else _bias(first + j)))
+    return layers
+
+
+def conv_image_spec() -> ModelSpec:
+    """Three branches from the image, joined by global pools and a concatenation: depthwise
+    (multiplier 2) and separable convolutions through every padding x stride x kernel parity,
+    and conv2d with dilation rates and groups (then dilated depthwise and separable ones)."""
+    depthwise = _conv_windows("depthwise_conv2d", 0, depth_multiplier=2)
+    separable = _conv_windows("separable_conv2d", 2, filters=3, depth_multiplier=3)
+    depthwise[0]["inputs"], separable[0]["inputs"] = ["input"], ["input"]
+    depthwise[-1]["name"], separable[-1]["name"] = "dw", "sep"
+    layers: list[dict[str, Any]] = [
+        *depthwise, *separable,
+        {"type": "conv2d", "filters": 4, "kernel_size": 3, "dilation_rate": 2,
+         "padding": "same", "activation": "tanh", "inputs": ["input"]},
+        {"type": "conv2d", "filters": 6, "kernel_size": [2, 3], "dilation_rate": [1, 3],
+         "groups": 2, "activation": "relu", **_bias(5)},
+        {"type": "depthwise_conv2d", "kernel_size": 2, "dilation_rate": [2, 1],
+         "padding": "same", "activation": "elu"},
+        {"type": "separable_conv2d", "filters": 4, "kernel_size": 3, "dilation_rate": 2,
+         "padding": "same", "activation": "selu", "name": "dil"},
+        {"type": "global_maxpool2d", "inputs": ["dw"], "name": "g_dw"},
+        {"type": "global_avgpool2d", "inputs": ["sep"], "name": "g_sep"},
+        {"type": "global_avgpool2d", "inputs": ["dil"], "name": "g_dil"},
+        {"type": "concatenate", "inputs": ["g_dw", "g_sep", "g_dil"]},
+        _dense(2, 10, "softmax"),
+    ]
+    return _spec("vocabulary_conv_image", DATASETS[0], [28, 28, 1], layers)
+
+
+def conv_sequence_spec() -> ModelSpec:
+    """conv1d over the rows of the image (a sequence of 28 steps) through every padding x
+    stride x kernel parity (the 'valid' and the 'same' ones in two branches, so that the steps
+    last), then causal (dilated, and strided) ones; both global 1-D pools."""
+    windows = _conv_windows("conv1d", 3, filters=6)
+    windows[0]["inputs"], windows[4]["inputs"] = ["input"], ["input"]
+    windows[3]["name"] = "valid"
+    layers: list[dict[str, Any]] = [
+        *windows,
+        {"type": "conv1d", "filters": 5, "kernel_size": 2, "dilation_rate": 2,
+         "padding": "causal", "activation": "tanh"},
+        {"type": "conv1d", "filters": 4, "kernel_size": 3, "strides": 2, "padding": "causal",
+         "name": "causal"},
+        {"type": "global_avgpool1d", "inputs": ["valid"], "name": "avg"},
+        {"type": "global_maxpool1d", "inputs": ["causal"], "name": "max"},
+        {"type": "concatenate", "inputs": ["avg", "max"]},
+        _dense(4, 10, "softmax"),
+    ]
+    return _spec("vocabulary_conv_sequence", DATASETS[-1], [28, 28], layers)
+
+
 def vocabulary_specs() -> list[ModelSpec]:
     return [mlp_spec(), *(windows_spec(v) for v in range(len(PADDINGS))), graph_spec(),
-            attention_spec(), shaping_spec()]
+            attention_spec(), shaping_spec(),
+            conv_image_spec(), conv_sequence_spec()]
 
 
 # --------------------------------------------------------------------------- the words

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from harness.data import SPLIT_SIZES
 from harness.run.job import Job
 from harness.spec import ModelSpec, infer
-from harness.spec.layers import Conv2D, Inferred
+from harness.spec.layers import Conv1D, Conv2D, DepthwiseConv2D, Inferred, SeparableConv2D
 
 
 def macs_per_image(spec: ModelSpec) -> int:
@@ -35,7 +35,8 @@ def macs_per_image(spec: ModelSpec) -> int:
 
 def model_kind(spec: ModelSpec) -> str:
     """'conv' for a model with a convolution, else 'dense': their seconds per work differ."""
-    return "conv" if any(isinstance(layer, Conv2D) for layer in spec.layers) else "dense"
+    convolutions = (Conv2D, DepthwiseConv2D, SeparableConv2D, Conv1D)
+    return "conv" if any(isinstance(layer, convolutions) for layer in spec.layers) else "dense"
 
 
 def expected_work(job: Job, spec: ModelSpec, epochs_done: int = 0) -> float:

@@ -60,7 +60,8 @@ def name_spec_initializers(keras_layer: keras.layers.Layer, layer: L.Layer) -> N
     though the numbers come from `harness.spec.initial_weights`, drawn once in numpy. Keras'
     own draw at build would be overwritten anyway, and on JAX each new shape's draw is an XLA
     compilation of its own (about a second each)."""
-    for field in ("kernel_initializer", "bias_initializer"):
+    for field in ("kernel_initializer", "bias_initializer", "depthwise_initializer",
+                  "pointwise_initializer"):
         if hasattr(layer, field) and hasattr(keras_layer, field):
             setattr(keras_layer, field, make_initializer(getattr(layer, field)))
 

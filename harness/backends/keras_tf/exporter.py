@@ -16,6 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from harness.backends.keras_tf.grouped_conv import traced_without_xla
 from harness.backends.onnx_io import INPUT_NAME, standardize_interface
 
 
@@ -49,6 +50,8 @@ def export_onnx(model: keras.Model, path: Path, opset: int) -> None:
     def serve(inputs: tf.Tensor) -> tf.Tensor:
         return model(inputs, training=False)
 
-    proto, _ = tf2onnx.convert.from_function(serve, input_signature=signature, opset=opset,
-                                             custom_op_handlers=dict(_OP_HANDLERS))
+    with traced_without_xla():  # grouped convolutions: see grouped_conv
+        proto, _ = tf2onnx.convert.from_function(serve, input_signature=signature,
+                                                 opset=opset,
+                                                 custom_op_handlers=dict(_OP_HANDLERS))
     onnx.save(standardize_interface(proto), str(path))

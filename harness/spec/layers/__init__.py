@@ -32,7 +32,7 @@ from harness.spec.layers.base import (
     StrictModel,
     WeightSpec,
 )
-from harness.spec.layers.conv import Conv2D
+from harness.spec.layers.conv import Conv1D, Conv2D, DepthwiseConv2D, SeparableConv2D
 from harness.spec.layers.core import ActivationLayer, BatchNorm, Dense, Dropout, Flatten
 from harness.spec.layers.initializer_specs import (
     Constant,
@@ -51,7 +51,14 @@ from harness.spec.layers.initializer_specs import (
     initializer_shorthand,
 )
 from harness.spec.layers.merge import Add, Concatenate
-from harness.spec.layers.pooling import AvgPool2D, GlobalAvgPool2D, GlobalMaxPool2D, MaxPool2D
+from harness.spec.layers.pooling import (
+    AvgPool2D,
+    GlobalAvgPool1D,
+    GlobalAvgPool2D,
+    GlobalMaxPool1D,
+    GlobalMaxPool2D,
+    MaxPool2D,
+)
 from harness.spec.layers.shaping import LayerNorm, Permute, PositionalEmbedding, Reshape
 
 # Every layer type, in the order `harness show` and the docs list them: one line each.
@@ -74,6 +81,11 @@ LAYER_CLASSES: tuple[type[LayerSpec], ...] = (
     Reshape,
     Permute,
     PositionalEmbedding,
+    DepthwiseConv2D,
+    SeparableConv2D,
+    Conv1D,
+    GlobalAvgPool1D,
+    GlobalMaxPool1D,
 )
 
 Layer = Annotated[Union[LAYER_CLASSES], Field(discriminator="type")]  # noqa: UP007
@@ -91,3 +103,4 @@ __all__ = [
     "MultiHeadAttention", "TransformerEncoder",
     "LayerNorm", "Permute", "PositionalEmbedding", "Reshape",
 ]
+__all__ += ["Conv1D", "DepthwiseConv2D", "GlobalAvgPool1D", "GlobalMaxPool1D", "SeparableConv2D"]

@@ -1,4 +1,5 @@
-"""Pooling on channels-last images: windows (max, average) and global (over H and W)."""
+"""Pooling: windows (max, average) and global (over H and W) on channels-last images, and
+global over the steps of a sequence."""
 
 from __future__ import annotations
 
@@ -69,3 +70,21 @@ class GlobalMaxPool2D(_GlobalPool2D):
     """The maximum of each channel over the whole image: (H, W, C) -> (C,)."""
 
     type: Literal["global_maxpool2d"]
+
+
+class _GlobalPool1D(LayerSpec):
+    def infer(self, shapes: tuple[Shape, ...], problems: list[tuple[str, str]]) -> Inferred:
+        needs_rank(shapes[0], (2,), self.type)
+        return Inferred((shapes[0][1],))
+
+
+class GlobalAvgPool1D(_GlobalPool1D):
+    """The mean of each channel over the steps of a sequence: (steps, C) -> (C,)."""
+
+    type: Literal["global_avgpool1d"]
+
+
+class GlobalMaxPool1D(_GlobalPool1D):
+    """The maximum of each channel over the steps of a sequence: (steps, C) -> (C,)."""
+
+    type: Literal["global_maxpool1d"]

@@ -1,17 +1,47 @@
 """Keras entries for convolutions. 'same' is TensorFlow's padding natively (the extra row or
-column at the end)."""
+column at the end); every field maps to the Keras argument of the same name. Initializers
+start as zeros and are named on the layer by the builder (`name_spec_initializers`)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import keras
 
 from harness.backends.keras_common.layers.base import KerasEntry, weighted_kwargs
 from harness.spec import layers as L
+from harness.spec.shapes import LayerInfo
 
 _kl = keras.layers
+
+
+def _window(layer: Any) -> dict[str, Any]:
+    return {"kernel_size": layer.kernel_size, "strides": layer.strides,
+            "padding": layer.padding, "dilation_rate": layer.dilation_rate,
+            "activation": layer.activation, "use_bias": layer.use_bias,
+            "bias_initializer": "zeros"}
+
+
+def _depthwise(info: LayerInfo, common: dict[str, Any]) -> keras.layers.Layer:
+    return _kl.DepthwiseConv2D(depth_multiplier=info.layer.depth_multiplier,
+                               depthwise_initializer="zeros", **_window(info.layer), **common)
+
+
+def _separable(info: LayerInfo, common: dict[str, Any]) -> keras.layers.Layer:
+    return _kl.SeparableConv2D(info.layer.filters, depth_multiplier=info.layer.depth_multiplier,
+                               depthwise_initializer="zeros", pointwise_initializer="zeros",
+                               **_window(info.layer), **common)
+
 
 ENTRIES = {
     L.Conv2D: KerasEntry(lambda info, common: _kl.Conv2D(
         info.layer.filters, info.layer.kernel_size, strides=info.layer.strides,
-        padding=info.layer.padding, **common, **weighted_kwargs(info.layer))),
+        padding=info.layer.padding, dilation_rate=info.layer.dilation_rate,
+        groups=info.layer.groups, **common, **weighted_kwargs(info.layer))),
+    L.DepthwiseConv2D: KerasEntry(_depthwise),
+    L.SeparableConv2D: KerasEntry(_separable),
+    L.Conv1D: KerasEntry(lambda info, common: _kl.Conv1D(
+        info.layer.filters, info.layer.kernel_size, strides=info.layer.strides,
+        padding=info.layer.padding, dilation_rate=info.layer.dilation_rate,
+        **common, **weighted_kwargs(info.layer))),
 }

@@ -1,4 +1,5 @@
-"""Keras entries for pooling: max and average windows, global pooling over H and W."""
+"""Keras entries for pooling: max and average windows, global pooling over H and W, or
+over the steps of a sequence."""
 
 from __future__ import annotations
 
@@ -21,4 +22,6 @@ ENTRIES = {
     L.AvgPool2D: _window(_kl.AveragePooling2D),
     L.GlobalAvgPool2D: KerasEntry(lambda info, common: _kl.GlobalAveragePooling2D(**common)),
     L.GlobalMaxPool2D: KerasEntry(lambda info, common: _kl.GlobalMaxPooling2D(**common)),
+    L.GlobalAvgPool1D: KerasEntry(lambda info, common: _kl.GlobalAveragePooling1D(**common)),
+    L.GlobalMaxPool1D: KerasEntry(lambda info, common: _kl.GlobalMaxPooling1D(**common)),
 }

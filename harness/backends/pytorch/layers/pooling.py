@@ -1,5 +1,5 @@
 """PyTorch entries for pooling: max and average windows (TensorFlow's 'same' paddings) and
-global pooling over H and W."""
+global pooling over H and W, or over the steps of a sequence."""
 
 from __future__ import annotations
 
@@ -63,9 +63,24 @@ class GlobalPool2d(nn.Module):
         return torch.mean(x, dim=(2, 3))
 
 
+class GlobalPool1d(nn.Module):
+    """(N, steps, C) -> (N, C): the mean or the maximum over the steps (the spec's layout)."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.kind == "max":
+            return torch.amax(x, dim=1)
+        return torch.mean(x, dim=1)
+
+
 BUILDERS = {
     L.MaxPool2D: _pool,
     L.AvgPool2D: _pool,
     L.GlobalAvgPool2D: lambda info, ctx: TorchLayer([("pool", GlobalPool2d("avg"))]),
     L.GlobalMaxPool2D: lambda info, ctx: TorchLayer([("pool", GlobalPool2d("max"))]),
+    L.GlobalAvgPool1D: lambda info, ctx: TorchLayer([("pool", GlobalPool1d("avg"))]),
+    L.GlobalMaxPool1D: lambda info, ctx: TorchLayer([("pool", GlobalPool1d("max"))]),
 }
