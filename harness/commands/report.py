@@ -12,14 +12,10 @@ from rich.table import Table
 from harness.commands import args as opt
 from harness.commands.common import console, writing_into
 from harness.errors import UsageError
-from harness.records.folders import REPORT_DIR
+from harness.records.folders import GPU_MANIFEST, REPORT_DIR
 
 if TYPE_CHECKING:  # pandas: imported when a command needs it
     import pandas as pd
-
-
-# scripts/gpu_check.sh's record (harness.report.gpu.GPU_MANIFEST): its folder gets the GPU report
-GPU_MANIFEST = "gpu-check.json"
 
 
 def cmd_gpu_report(args: argparse.Namespace) -> int:
@@ -37,8 +33,17 @@ def cmd_gpu_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _is_gpu_check(run_dir: str) -> bool:
+    """Whether RUN_DIR is a scripts/gpu_check.sh folder, asked without importing the report
+    package (pandas) before the arguments are known to be good."""
+    try:
+        return (Path(run_dir) / GPU_MANIFEST).is_file()
+    except (OSError, ValueError):  # a path the OS refuses: the run-folder check says so
+        return False
+
+
 def cmd_report(args: argparse.Namespace) -> int:
-    if (Path(args.run_dir) / GPU_MANIFEST).is_file():
+    if _is_gpu_check(args.run_dir):  # a scripts/gpu_check.sh folder gets the GPU report
         return cmd_gpu_report(args)
     run_dir = opt.checked(opt.run_results, args.run_dir, "RUN_DIR")  # before creating anything
     from harness.report import write_report  # pandas and matplotlib: only for a real report

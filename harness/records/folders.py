@@ -81,6 +81,7 @@ EXPORT_RECORD_FILE = "model.onnx.json"
 LATENCY_FILE = "latency.json"
 JOB_LOG_FILE = "job.log"
 REPORT_DIR = "report"
+GPU_MANIFEST = "gpu-check.json"  # scripts/gpu_check.sh's record of its steps (its folder)
 RETIME_DIR = "retime"  # harness.run.retime
 SERVERS_DIR = "servers"  # what the warm job servers printed (harness.run.job_server)
 # job.json `status` of a job whose compile mode this platform cannot run: recorded, not failed

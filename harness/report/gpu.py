@@ -26,9 +26,8 @@ from typing import Any
 
 import harness
 from harness.errors import UsageError
-from harness.records.folders import JOBS_DIR
+from harness.records.folders import GPU_MANIFEST, JOBS_DIR
 
-GPU_MANIFEST = "gpu-check.json"
 KIND = "gpu-check"
 MODES = ("gpu", "dry-run")
 STUDY = "cnn_depth_kernel"
@@ -57,10 +56,6 @@ class GpuCheck:
     def failed_steps(self) -> list[dict[str, Any]]:
         return [s for s in self.manifest.get("steps", [])
                 if s.get("status") == "failed" and s.get("name") != "total"]
-
-
-def is_gpu_check(folder: Path | str) -> bool:
-    return (Path(folder) / GPU_MANIFEST).is_file()
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:
