@@ -104,9 +104,13 @@ def _dense(index: int, units: int, activation: str, **extra: Any) -> dict[str, A
                 KERNEL_INITIALIZERS)]), **extra}
 
 
+# orthogonal needs a matrix: only a GRU's (2, 3 * units) bias can start so (recurrent_spec)
+VECTOR_INITIALIZERS = [name for name in INITIALIZERS if name != "orthogonal"]
+
+
 def _bias(slot: int) -> dict[str, Any]:
     """Bias slots are numbered across the specs, so that together they use every initializer."""
-    return {"bias_initializer": _initializer(list(INITIALIZERS)[slot % len(INITIALIZERS)])}
+    return {"bias_initializer": _initializer(VECTOR_INITIALIZERS[slot % len(VECTOR_INITIALIZERS)])}
 
 
 def mlp_spec() -> ModelSpec:
@@ -212,8 +216,33 @@ def graph_spec() -> ModelSpec:
     return _spec("vocabulary_graph", DATASETS[0], [28, 28, 1], layers)
 
 
+def recurrent_spec() -> ModelSpec:
+    """LSTMs and GRUs on the image rows (a [28, 28] input), every switch both ways: sequences
+    into sequences, GRUs with and without reset_after, with and without biases (an orthogonal
+    one: a reset_after GRU's bias is a matrix), branches joined by a concatenation. Kernels
+    and recurrent kernels cycle through every random initializer."""
+    kernels = itertools.cycle(KERNEL_INITIALIZERS)
+
+    def rnn(kind: str, units: int, **extra: Any) -> dict[str, Any]:
+        return {"type": kind, "units": units, "kernel_initializer": _initializer(next(kernels)),
+                "recurrent_initializer": _initializer(next(kernels)), **extra}
+
+    layers: list[dict[str, Any]] = [
+        rnn("lstm", 6, return_sequences=True, name="a", **_bias(0)),
+        rnn("gru", 5, return_sequences=True, reset_after=False, **_bias(1)),
+        rnn("lstm", 4, use_bias=False, name="l"),
+        rnn("gru", 4, inputs=["a"], use_bias=False, return_sequences=True),
+        rnn("gru", 3, bias_initializer=_initializer("orthogonal"), name="g"),
+        rnn("lstm", 3, unit_forget_bias=False, inputs=["input"], name="l2", **_bias(2)),
+        {"type": "concatenate", "inputs": ["l", "g", "l2"]},
+        _dense(2, 10, "softmax"),
+    ]
+    return _spec("vocabulary_recurrent", DATASETS[-1], [28, 28], layers)
+
+
 def vocabulary_specs() -> list[ModelSpec]:
-    return [mlp_spec(), *(windows_spec(v) for v in range(len(PADDINGS))), graph_spec()]
+    return [mlp_spec(), *(windows_spec(v) for v in range(len(PADDINGS))), graph_spec(),
+            recurrent_spec()]
 
 
 # --------------------------------------------------------------------------- the words
@@ -254,6 +283,11 @@ def _words(specs: list[ModelSpec]) -> dict[str, set[Any]]:
                 words["activation"].add(layer.activation)
             if isinstance(layer, (L.Dense, L.Conv2D)):
                 words["kernel_initializer"].add(layer.kernel_initializer.name)
+                if layer.use_bias:
+                    words["bias_initializer"].add(layer.bias_initializer.name)
+            if isinstance(layer, (L.LSTM, L.GRU)):
+                words["kernel_initializer"].update((layer.kernel_initializer.name,
+                                                    layer.recurrent_initializer.name))
                 if layer.use_bias:
                     words["bias_initializer"].add(layer.bias_initializer.name)
             if layer.type in WINDOW_TYPES:

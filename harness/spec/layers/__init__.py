@@ -44,6 +44,7 @@ from harness.spec.layers.initializer_specs import (
     LecunUniform,
     Normal,
     Ones,
+    Orthogonal,
     TruncatedNormal,
     Uniform,
     Zeros,
@@ -51,6 +52,7 @@ from harness.spec.layers.initializer_specs import (
 )
 from harness.spec.layers.merge import Add, Concatenate
 from harness.spec.layers.pooling import AvgPool2D, GlobalAvgPool2D, GlobalMaxPool2D, MaxPool2D
+from harness.spec.layers.recurrent import GRU, LSTM, UnitForgetBias
 
 # Every layer type, in the order `harness show` and the docs list them: one line each.
 LAYER_CLASSES: tuple[type[LayerSpec], ...] = (
@@ -66,6 +68,8 @@ LAYER_CLASSES: tuple[type[LayerSpec], ...] = (
     GlobalMaxPool2D,
     Add,
     Concatenate,
+    LSTM,
+    GRU,
 )
 
 Layer = Annotated[Union[LAYER_CLASSES], Field(discriminator="type")]  # noqa: UP007
@@ -81,3 +85,4 @@ __all__ = [
     "MaxPool2D", "Normal", "Ones", "Padding", "Padding4", "Shape", "ShapeProblem",
     "StrictModel", "TruncatedNormal", "Uniform", "WeightSpec", "Zeros", "initializer_shorthand",
 ]
+__all__ += ["GRU", "LSTM", "Orthogonal", "UnitForgetBias"]  # the recurrent family

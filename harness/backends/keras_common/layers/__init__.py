@@ -8,6 +8,7 @@ backend package (`keras_tf`, `keras_jax`, `keras_torch`), which selects the Kera
 from __future__ import annotations
 
 from harness.backends.keras_common.layers import conv, core, merge, pooling
+from harness.backends.keras_common.layers import recurrent as recurrent_layers
 from harness.backends.keras_common.layers.base import KerasEntry, by_name
 
 ENTRIES: dict[type, KerasEntry] = {
@@ -15,6 +16,7 @@ ENTRIES: dict[type, KerasEntry] = {
     **conv.ENTRIES,
     **pooling.ENTRIES,
     **merge.ENTRIES,
+    **recurrent_layers.ENTRIES,
 }
 
 __all__ = ["ENTRIES", "KerasEntry", "by_name"]

@@ -7,6 +7,7 @@ here); `harness.backends.pytorch.builder` needs no change.
 from __future__ import annotations
 
 from harness.backends.pytorch.layers import conv, core, merge, pooling
+from harness.backends.pytorch.layers import recurrent as recurrent_layers
 from harness.backends.pytorch.layers.base import (
     BuildContext,
     Builder,
@@ -20,6 +21,7 @@ BUILDERS: dict[type, Builder] = {
     **conv.BUILDERS,
     **pooling.BUILDERS,
     **merge.BUILDERS,
+    **recurrent_layers.BUILDERS,
 }
 
 __all__ = ["ACTIVATIONS", "BUILDERS", "BuildContext", "Builder", "TorchLayer", "TorchWeight"]
