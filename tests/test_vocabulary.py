@@ -383,9 +383,14 @@ def every_stage(name: str, spec: ModelSpec, weights: dict[str, np.ndarray], arra
 
 def _refusals(spec: ModelSpec, backends: list[str]) -> dict[str, str]:
     """The backends that must refuse `spec`, and a word of their reason: Keras on PyTorch
-    where it would compute another function (harness.backends.keras_common)."""
+    where it would compute another function (harness.backends.keras_common), or cannot export
+    a GRU without reset_after (harness.backends.keras_torch.exporter; its function is checked
+    in tests/backends/test_recurrent_layers.py)."""
     from harness.backends.keras_common import differs_on_torch
 
+    if "keras-torch" in backends and any(isinstance(layer, L.GRU) and not layer.reset_after
+                                         for layer in spec.layers):
+        return {"keras-torch": "(gru, reset_after false) to ONNX"}  # its export refuses
     return ({"keras-torch": "computes the last row or column"}
             if "keras-torch" in backends and differs_on_torch(spec) else {})
 
