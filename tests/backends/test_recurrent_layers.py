@@ -110,6 +110,7 @@ def test_shapes_weights_and_labels() -> None:
     ("{type: lstm, units: 4, bias_initializer: orthogonal}", "orthogonal needs an array of 2"),
     ("{type: gru, units: 4, reset_after: false, bias_initializer: orthogonal}",
      "orthogonal needs an array of 2"),
+    ("{type: dense, units: 4, bias_initializer: orthogonal}", "orthogonal needs an array of 2"),
     ("{type: lstm, units: 4, reset_after: true}", "unknown field 'reset_after'"),
 ])
 def test_what_cannot_be_mapped_is_refused_at_load(layer: str, message: str) -> None:
