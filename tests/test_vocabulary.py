@@ -106,9 +106,13 @@ def _dense(index: int, units: int, activation: str, **extra: Any) -> dict[str, A
                 KERNEL_INITIALIZERS)]), **extra}
 
 
+# orthogonal needs a matrix: only a GRU's (2, 3 * units) bias can start so (recurrent_spec)
+VECTOR_INITIALIZERS = [name for name in INITIALIZERS if name != "orthogonal"]
+
+
 def _bias(slot: int) -> dict[str, Any]:
     """Bias slots are numbered across the specs, so that together they use every initializer."""
-    return {"bias_initializer": _initializer(list(INITIALIZERS)[slot % len(INITIALIZERS)])}
+    return {"bias_initializer": _initializer(VECTOR_INITIALIZERS[slot % len(VECTOR_INITIALIZERS)])}
 
 
 def mlp_spec() -> ModelSpec:
@@ -330,10 +334,34 @@ def conv_sequence_spec() -> ModelSpec:
     return _spec("vocabulary_conv_sequence", DATASETS[-1], [28, 28], layers)
 
 
+def recurrent_spec() -> ModelSpec:
+    """LSTMs and GRUs on the image rows (a [28, 28] input), every switch both ways: sequences
+    into sequences, GRUs with and without reset_after, with and without biases (an orthogonal
+    one: a reset_after GRU's bias is a matrix), branches joined by a concatenation. Kernels
+    and recurrent kernels cycle through every random initializer."""
+    kernels = itertools.cycle(KERNEL_INITIALIZERS)
+
+    def rnn(kind: str, units: int, **extra: Any) -> dict[str, Any]:
+        return {"type": kind, "units": units, "kernel_initializer": _initializer(next(kernels)),
+                "recurrent_initializer": _initializer(next(kernels)), **extra}
+
+    layers: list[dict[str, Any]] = [
+        rnn("lstm", 6, return_sequences=True, name="a", **_bias(0)),
+        rnn("gru", 5, return_sequences=True, reset_after=False, **_bias(1)),
+        rnn("lstm", 4, use_bias=False, name="l"),
+        rnn("gru", 4, inputs=["a"], use_bias=False, return_sequences=True),
+        rnn("gru", 3, bias_initializer=_initializer("orthogonal"), name="g"),
+        rnn("lstm", 3, unit_forget_bias=False, inputs=["input"], name="l2", **_bias(2)),
+        {"type": "concatenate", "inputs": ["l", "g", "l2"]},
+        _dense(2, 10, "softmax"),
+    ]
+    return _spec("vocabulary_recurrent", DATASETS[-1], [28, 28], layers)
+
+
 def vocabulary_specs() -> list[ModelSpec]:
     return [mlp_spec(), *(windows_spec(v) for v in range(len(PADDINGS))), graph_spec(),
             attention_spec(), shaping_spec(),
-            conv_image_spec(), conv_sequence_spec()]
+            conv_image_spec(), conv_sequence_spec(), recurrent_spec()]
 
 
 # --------------------------------------------------------------------------- the words
@@ -374,6 +402,11 @@ def _words(specs: list[ModelSpec]) -> dict[str, set[Any]]:
                 words["activation"].add(layer.activation)
             if isinstance(layer, (L.Dense, L.Conv2D)):
                 words["kernel_initializer"].add(layer.kernel_initializer.name)
+                if layer.use_bias:
+                    words["bias_initializer"].add(layer.bias_initializer.name)
+            if isinstance(layer, (L.LSTM, L.GRU)):
+                words["kernel_initializer"].update((layer.kernel_initializer.name,
+                                                    layer.recurrent_initializer.name))
                 if layer.use_bias:
                     words["bias_initializer"].add(layer.bias_initializer.name)
             if layer.type in WINDOW_TYPES:
@@ -469,9 +502,14 @@ def every_stage(name: str, spec: ModelSpec, weights: dict[str, np.ndarray], arra
 
 def _refusals(spec: ModelSpec, backends: list[str]) -> dict[str, str]:
     """The backends that must refuse `spec`, and a word of their reason: Keras on PyTorch
-    where it would compute another function (harness.backends.keras_common)."""
+    where it would compute another function (harness.backends.keras_common), or cannot export
+    a GRU without reset_after (harness.backends.keras_torch.exporter; its function is checked
+    in tests/backends/test_recurrent_layers.py)."""
     from harness.backends.keras_common import differs_on_torch
 
+    if "keras-torch" in backends and any(isinstance(layer, L.GRU) and not layer.reset_after
+                                         for layer in spec.layers):
+        return {"keras-torch": "(gru, reset_after false) to ONNX"}  # its export refuses
     return ({"keras-torch": "computes the last row or column"}
             if "keras-torch" in backends and differs_on_torch(spec) else {})
 
@@ -483,6 +521,7 @@ def test_every_word_works_in_every_stage(spec: ModelSpec, backends: list[str], b
     backend that cannot build the spec faithfully refuses it, saying why."""
     from harness.backends import BackendUnavailable
     from harness.data import load_arrays
+    from harness.export.driver import ExportError  # an export refused (its reason in one line)
 
     arrays = load_arrays(spec.input, limit=N_IMAGES, limit_test=N_IMAGES)
     summary = infer(spec)
@@ -492,7 +531,7 @@ def test_every_word_works_in_every_stage(spec: ModelSpec, backends: list[str], b
     for name in backends:
         try:
             stage = backend_call(name, every_stage, name, spec, weights, arrays, tmp_path)
-        except BackendUnavailable as exc:
+        except (BackendUnavailable, ExportError) as exc:
             assert refusals.pop(name, "(none expected)") in str(exc), exc
             continue
         assert stage["counts"] == (summary.trainable_params, summary.non_trainable_params)

@@ -39,6 +39,20 @@ def _truncated_normal(rng: np.random.Generator, shape: tuple[int, ...], mean: fl
     return mean + stddev * values
 
 
+def _orthogonal(rng: np.random.Generator, shape: tuple[int, ...], gain: float) -> np.ndarray:
+    """Keras' Orthogonal: QR of a normal (max, min) matrix of the flattened shape, Q's columns
+    sign-corrected by R's diagonal (so Q is uniform over the orthogonal matrices), transposed
+    when there are fewer rows than columns (orthonormal rows then)."""
+    if len(shape) < 2:  # the spec refuses it at load; Keras raises the same
+        raise ValueError(f"orthogonal needs an array of 2 or more dimensions; got {shape}")
+    rows, cols = math.prod(shape[:-1]), shape[-1]
+    q, r = np.linalg.qr(rng.standard_normal((max(rows, cols), min(rows, cols))))
+    q = q * np.sign(np.diag(r))
+    if rows < cols:
+        q = q.T
+    return gain * q.reshape(shape)
+
+
 def sample(init: L.Initializer, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
     """Draw one array for `init` with Keras' formulas (fan_in/fan_out as Keras counts them)."""
     fan_in, fan_out = _fans(shape) if len(shape) >= 2 else (shape[0], shape[0])
@@ -67,6 +81,12 @@ def sample(init: L.Initializer, shape: tuple[int, ...], rng: np.random.Generator
         values = np.ones(shape)
     elif isinstance(init, L.Constant):
         values = np.full(shape, init.value)
+    elif isinstance(init, L.Orthogonal):
+        values = _orthogonal(rng, shape, init.gain)
+    elif isinstance(init, L.UnitForgetBias):  # Keras draws (units,), ones, (2 * units,)
+        units = shape[0] // 4
+        values = np.concatenate([sample(init.inner, (units,), rng), np.ones(units),
+                                 sample(init.inner, (2 * units,), rng)])
     else:  # pragma: no cover - the schema's union is closed
         raise TypeError(f"unhandled initializer {init!r}")
     return values.astype(np.float32)

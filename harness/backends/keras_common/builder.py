@@ -46,6 +46,8 @@ def make_initializer(init: L.Initializer) -> keras.initializers.Initializer:
         return inits.RandomUniform(minval=init.minval, maxval=init.maxval)
     if isinstance(init, L.Constant):
         return inits.Constant(init.value)
+    if isinstance(init, L.Orthogonal):
+        return inits.Orthogonal(gain=init.gain)
     simple = {
         L.GlorotUniform: inits.GlorotUniform, L.GlorotNormal: inits.GlorotNormal,
         L.HeNormal: inits.HeNormal, L.HeUniform: inits.HeUniform,
@@ -64,6 +66,8 @@ def name_spec_initializers(keras_layer: keras.layers.Layer, layer: L.Layer) -> N
                   "pointwise_initializer"):
         if hasattr(layer, field) and hasattr(keras_layer, field):
             setattr(keras_layer, field, make_initializer(getattr(layer, field)))
+    if hasattr(layer, "recurrent_initializer"):  # lstm, gru: a property settable on SpecLSTM/GRU
+        keras_layer.recurrent_initializer = make_initializer(layer.recurrent_initializer)
 
 
 def make_layer(info: LayerInfo, dtype: str = "float32") -> keras.layers.Layer:

@@ -142,6 +142,8 @@ def _block(info: LayerInfo, context: BuildContext, last: bool
     built = BUILDERS[type(info.layer)](info, context)
     parts = list(built.parts)
     activation = getattr(info.layer, "activation", "linear")
+    if getattr(info.layer, "activation_inside", False):  # a recurrent cell's own tanh
+        activation = "linear"
     if activation != "linear" and not last:  # the last softmax is applied in forward()
         parts.append(("act", ACTIVATIONS[activation]()))
     if len(parts) == 1:

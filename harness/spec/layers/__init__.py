@@ -45,6 +45,7 @@ from harness.spec.layers.initializer_specs import (
     LecunUniform,
     Normal,
     Ones,
+    Orthogonal,
     TruncatedNormal,
     Uniform,
     Zeros,
@@ -59,33 +60,36 @@ from harness.spec.layers.pooling import (
     GlobalMaxPool2D,
     MaxPool2D,
 )
+from harness.spec.layers.recurrent import GRU, LSTM, UnitForgetBias
 from harness.spec.layers.shaping import LayerNorm, Permute, PositionalEmbedding, Reshape
 
 # Every layer type, in the order `harness show` and the docs list them: one line each.
 LAYER_CLASSES: tuple[type[LayerSpec], ...] = (
     Dense,
     Conv2D,
-    MaxPool2D,
-    AvgPool2D,
-    Dropout,
-    BatchNorm,
-    ActivationLayer,
-    Flatten,
-    GlobalAvgPool2D,
-    GlobalMaxPool2D,
-    Add,
-    Concatenate,
-    MultiHeadAttention,
-    TransformerEncoder,
-    LayerNorm,
-    Reshape,
-    Permute,
-    PositionalEmbedding,
     DepthwiseConv2D,
     SeparableConv2D,
     Conv1D,
+    MaxPool2D,
+    AvgPool2D,
+    GlobalAvgPool2D,
+    GlobalMaxPool2D,
     GlobalAvgPool1D,
     GlobalMaxPool1D,
+    Dropout,
+    BatchNorm,
+    LayerNorm,
+    ActivationLayer,
+    Flatten,
+    Reshape,
+    Permute,
+    Add,
+    Concatenate,
+    PositionalEmbedding,
+    MultiHeadAttention,
+    TransformerEncoder,
+    LSTM,
+    GRU,
 )
 
 Layer = Annotated[Union[LAYER_CLASSES], Field(discriminator="type")]  # noqa: UP007
@@ -93,14 +97,14 @@ LAYER_TYPES: tuple[str, ...] = tuple(
     get_args(cls.model_fields["type"].annotation)[0] for cls in LAYER_CLASSES)
 
 __all__ = [
-    "ACTIVATIONS", "FLOAT32_MAX", "FLOAT32_TINY", "LAYER_CLASSES", "LAYER_TYPES", "MAX_WINDOW",
-    "MODEL_INPUT", "Activation", "ActivationLayer", "Add", "AvgPool2D", "BatchNorm",
-    "Concatenate", "Constant", "Conv2D", "Dense", "Dropout", "Flatten", "Float32",
-    "GlobalAvgPool2D", "GlobalMaxPool2D", "GlorotNormal", "GlorotUniform", "HeNormal",
-    "HeUniform", "Inferred", "Initializer", "Layer", "LayerSpec", "LecunNormal", "LecunUniform",
-    "MaxPool2D", "Normal", "Ones", "Padding", "Padding4", "Shape", "ShapeProblem",
-    "StrictModel", "TruncatedNormal", "Uniform", "WeightSpec", "Zeros", "initializer_shorthand",
-    "MultiHeadAttention", "TransformerEncoder",
-    "LayerNorm", "Permute", "PositionalEmbedding", "Reshape",
+    "ACTIVATIONS", "FLOAT32_MAX", "FLOAT32_TINY", "GRU", "LAYER_CLASSES", "LAYER_TYPES", "LSTM",
+    "MAX_WINDOW", "MODEL_INPUT", "Activation", "ActivationLayer", "Add", "AvgPool2D", "BatchNorm",
+    "Concatenate", "Constant", "Conv1D", "Conv2D", "Dense", "DepthwiseConv2D", "Dropout",
+    "Flatten", "Float32", "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalMaxPool1D",
+    "GlobalMaxPool2D", "GlorotNormal", "GlorotUniform", "HeNormal", "HeUniform", "Inferred",
+    "Initializer", "Layer", "LayerNorm", "LayerSpec", "LecunNormal", "LecunUniform", "MaxPool2D",
+    "MultiHeadAttention", "Normal", "Ones", "Orthogonal", "Padding", "Padding4", "Permute",
+    "PositionalEmbedding", "Reshape", "SeparableConv2D", "Shape", "ShapeProblem", "StrictModel",
+    "TransformerEncoder", "TruncatedNormal", "Uniform", "UnitForgetBias", "WeightSpec", "Zeros",
+    "initializer_shorthand",
 ]
-__all__ += ["Conv1D", "DepthwiseConv2D", "GlobalAvgPool1D", "GlobalMaxPool1D", "SeparableConv2D"]

@@ -92,9 +92,19 @@ class Constant(StrictModel):
     value: Float32
 
 
+class Orthogonal(StrictModel):
+    """Keras orthogonal (LSTM's and GRU's default recurrent_initializer): the Q of a normal
+    matrix's QR (sign-corrected by R's diagonal) times `gain`. Needs an array of 2 or more
+    dimensions, as in Keras: a 1-D bias cannot start orthogonal."""
+
+    name: Literal["orthogonal"]
+    gain: Float32 = Field(1.0, gt=0)
+
+
 Initializer = Annotated[
     GlorotUniform | GlorotNormal | HeNormal | HeUniform | LecunNormal | LecunUniform
-    | Normal | TruncatedNormal | Uniform | Zeros | Ones | Constant,
+    | Normal | TruncatedNormal | Uniform | Zeros | Ones | Constant
+    | Orthogonal,
     Field(discriminator="name"),
 ]
 
@@ -112,3 +122,15 @@ class InitializerShorthand(StrictModel):
     @classmethod
     def _initializer_shorthand(cls, value: Any) -> Any:
         return initializer_shorthand(value)
+
+    def vector_initializers(self) -> tuple[str, ...]:
+        """The initializer fields of 1-D arrays (a layer whose bias is a matrix overrides)."""
+        return ("bias_initializer",)
+
+    @model_validator(mode="after")
+    def _orthogonal_needs_a_matrix(self) -> Any:
+        for field in self.vector_initializers():
+            if isinstance(getattr(self, field, None), Orthogonal):
+                raise ValueError(f"{field}: orthogonal needs an array of 2 or more dimensions "
+                                 "(as in Keras); this layer's is 1-D")
+        return self

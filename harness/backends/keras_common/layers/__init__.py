@@ -7,7 +7,15 @@ backend package (`keras_tf`, `keras_jax`, `keras_torch`), which selects the Kera
 
 from __future__ import annotations
 
-from harness.backends.keras_common.layers import attention, conv, core, merge, pooling, shaping
+from harness.backends.keras_common.layers import (
+    attention,
+    conv,
+    core,
+    merge,
+    pooling,
+    recurrent,
+    shaping,
+)
 from harness.backends.keras_common.layers.base import KerasEntry, by_name
 
 ENTRIES: dict[type, KerasEntry] = {
@@ -17,6 +25,7 @@ ENTRIES: dict[type, KerasEntry] = {
     **merge.ENTRIES,
     **attention.ENTRIES,
     **shaping.ENTRIES,
+    **recurrent.ENTRIES,
 }
 
 __all__ = ["ENTRIES", "KerasEntry", "by_name"]

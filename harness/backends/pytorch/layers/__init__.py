@@ -6,7 +6,15 @@ here); `harness.backends.pytorch.builder` needs no change.
 
 from __future__ import annotations
 
-from harness.backends.pytorch.layers import attention, conv, core, merge, pooling, shaping
+from harness.backends.pytorch.layers import (
+    attention,
+    conv,
+    core,
+    merge,
+    pooling,
+    recurrent,
+    shaping,
+)
 from harness.backends.pytorch.layers.base import (
     BuildContext,
     Builder,
@@ -22,6 +30,7 @@ BUILDERS: dict[type, Builder] = {
     **merge.BUILDERS,
     **attention.BUILDERS,
     **shaping.BUILDERS,
+    **recurrent.BUILDERS,
 }
 
 __all__ = ["ACTIVATIONS", "BUILDERS", "BuildContext", "Builder", "TorchLayer", "TorchWeight"]
