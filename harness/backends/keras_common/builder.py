@@ -62,12 +62,9 @@ def name_spec_initializers(keras_layer: keras.layers.Layer, layer: L.Layer) -> N
     though the numbers come from `harness.spec.initial_weights`, drawn once in numpy. Keras'
     own draw at build would be overwritten anyway, and on JAX each new shape's draw is an XLA
     compilation of its own (about a second each)."""
-    for field in ("kernel_initializer", "bias_initializer", "depthwise_initializer",
-                  "pointwise_initializer"):
-        if hasattr(layer, field) and hasattr(keras_layer, field):
+    for field in type(layer).model_fields:  # Keras names each initializer as the spec does
+        if field.endswith("_initializer") and hasattr(keras_layer, field):
             setattr(keras_layer, field, make_initializer(getattr(layer, field)))
-    if hasattr(layer, "recurrent_initializer"):  # lstm, gru: a property settable on SpecLSTM/GRU
-        keras_layer.recurrent_initializer = make_initializer(layer.recurrent_initializer)
 
 
 def make_layer(info: LayerInfo, dtype: str = "float32") -> keras.layers.Layer:
