@@ -42,26 +42,12 @@ class PositionalEmbedding(keras.layers.Layer):
                 keras.initializers.serialize(self.embeddings_initializer)}
 
 
-def spec_initializer(init: L.Initializer) -> keras.initializers.Initializer:
-    """The Keras initializer a spec initializer names. (keras_common.builder's
-    make_initializer does the same for kernels; importing it here would make an import cycle
-    between the builder and its layer registry.)"""
-    arguments = init.model_dump(exclude={"name"})
-    classes = {"normal": "RandomNormal", "uniform": "RandomUniform"}
-    if arguments or init.name in classes:
-        return keras.initializers.get({"class_name": classes.get(init.name, init.name),
-                                       "config": arguments})
-    return keras.initializers.get(init.name)
-
-
 def _positional_embedding(info: LayerInfo, common: dict[str, Any]) -> keras.layers.Layer:
-    """Built here, with zeros, then named its spec initializer: like the builder's kernels,
-    the numbers come from the spec's draw in numpy, and Keras on JAX would compile a draw of
-    its own for each new shape."""
-    layer: L.PositionalEmbedding = info.layer  # type: ignore[assignment]
+    """Built here, with zeros; the builder then names the spec's initializer on it (like a
+    kernel's): the numbers come from the spec's draw in numpy, and Keras on JAX would compile
+    a draw of its own for each new shape."""
     keras_layer = PositionalEmbedding(embeddings_initializer="zeros", **common)
     keras_layer.build((None, *info.input_shape))
-    keras_layer.embeddings_initializer = spec_initializer(layer.embeddings_initializer)
     return keras_layer
 
 
