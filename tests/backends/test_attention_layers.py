@@ -94,20 +94,6 @@ pytest.importorskip("torch")
 pytest.importorskip("keras")
 
 
-@pytest.fixture(scope="module")
-def keras_backend() -> Any:
-    from harness.backends import get_backend
-
-    return get_backend("keras")
-
-
-@pytest.fixture(scope="module")
-def torch_backend() -> Any:
-    from harness.backends import get_backend
-
-    return get_backend("torch")
-
-
 def _scrambled(spec: ModelSpec) -> dict[str, np.ndarray]:
     """The initial weights with random biases and LayerNorm offsets and scales."""
     rng = np.random.default_rng(1)

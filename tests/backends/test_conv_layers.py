@@ -41,16 +41,6 @@ def head(shape: list[int]) -> list[dict[str, Any]]:
     return [pool, {"type": "dense", "units": 10, "activation": "softmax"}]
 
 
-@pytest.fixture(scope="module")
-def keras_backend() -> Backend:
-    return get_backend("keras")
-
-
-@pytest.fixture(scope="module")
-def torch_backend() -> Backend:
-    return get_backend("torch")
-
-
 def _scrambled(spec: ModelSpec) -> dict[str, np.ndarray]:
     """Initial weights with random biases, so every array matters."""
     rng = np.random.default_rng(1)

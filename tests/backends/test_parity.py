@@ -17,16 +17,6 @@ from harness.spec import ModelSpec, infer, initial_weights, list_specs, load_spe
 from harness.spec.initializers import Weights  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def keras_backend() -> Backend:
-    return get_backend("keras")
-
-
-@pytest.fixture(scope="module")
-def torch_backend() -> Backend:
-    return get_backend("torch")
-
-
 def _scrambled(weights: Weights, seed: int = 1) -> Weights:
     """Initial weights with random biases and BN statistics, so every array matters."""
     rng = np.random.default_rng(seed)

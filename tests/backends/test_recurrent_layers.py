@@ -52,16 +52,6 @@ ALL_VARIANTS = """\
 """
 
 
-@pytest.fixture(scope="module")
-def keras_backend() -> Backend:
-    return get_backend("keras")
-
-
-@pytest.fixture(scope="module")
-def torch_backend() -> Backend:
-    return get_backend("torch")
-
-
 def _random_biases(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Biases away from zero (and the forget gate's ones), so that each of them counts."""
     rng = np.random.default_rng(1)

@@ -39,16 +39,6 @@ def _spec(layers: list[dict[str, Any]], shape: list[int] | None = None,
         source="net.yaml")
 
 
-@pytest.fixture(scope="module")
-def keras_backend() -> Backend:
-    return get_backend("keras")
-
-
-@pytest.fixture(scope="module")
-def torch_backend() -> Backend:
-    return get_backend("torch")
-
-
 def _scrambled(weights: Weights) -> Weights:
     """Biases, betas and gammas away from 0 and 1, so that each array counts."""
     rng = np.random.default_rng(1)

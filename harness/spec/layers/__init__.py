@@ -49,7 +49,6 @@ from harness.spec.layers.initializer_specs import (
     TruncatedNormal,
     Uniform,
     Zeros,
-    initializer_shorthand,
 )
 from harness.spec.layers.merge import Add, Concatenate
 from harness.spec.layers.pooling import (
@@ -106,5 +105,4 @@ __all__ = [
     "MultiHeadAttention", "Normal", "Ones", "Orthogonal", "Padding", "Padding4", "Permute",
     "PositionalEmbedding", "Reshape", "SeparableConv2D", "Shape", "ShapeProblem", "StrictModel",
     "TransformerEncoder", "TruncatedNormal", "Uniform", "UnitForgetBias", "WeightSpec", "Zeros",
-    "initializer_shorthand",
 ]

@@ -24,7 +24,6 @@ from harness.spec.layers.base import (
 from harness.spec.layers.initializer_specs import (
     GlorotUniform,
     Initializer,
-    InitializerShorthand,
     Ones,
     Zeros,
 )
@@ -50,7 +49,7 @@ def attention_weights(features: int, num_heads: int, key_dim: int, use_bias: boo
     return tuple(out)
 
 
-class MultiHeadAttention(InitializerShorthand, LayerSpec):
+class MultiHeadAttention(LayerSpec):
     """Self-attention: query, key and value are all the input sequence. `dropout` drops
     attention probabilities while training (Keras' and PyTorch's `dropout`)."""
 

@@ -139,6 +139,16 @@ class LayerSpec(StrictModel):
     # fields added after schema 1: left out of dumps at their default (hashes stay stable)
     optional_fields: ClassVar[tuple[str, ...]] = ()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _initializer_shorthand(cls, data: Any) -> Any:
+        """`kernel_initializer: he_normal` stands for `{name: he_normal}`, in every field
+        named `*_initializer`."""
+        if isinstance(data, dict):
+            return {key: {"name": value} if key.endswith("_initializer")
+                    and isinstance(value, str) else value for key, value in data.items()}
+        return data
+
     @model_serializer(mode="wrap")
     def _omit_unset_optional(self, handler: SerializerFunctionWrapHandler) -> Any:
         data = handler(self)

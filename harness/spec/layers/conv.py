@@ -24,9 +24,7 @@ from harness.spec.layers.base import (
 from harness.spec.layers.initializer_specs import (
     GlorotUniform,
     Initializer,
-    InitializerShorthand,
     Zeros,
-    initializer_shorthand,
 )
 from harness.spec.layers.windows import window_1d, window_2d
 
@@ -50,7 +48,7 @@ def _pair_label(kind: str, pair: tuple[int, ...]) -> str:
     return "" if set(pair) == {1} else f" {kind}{'x'.join(map(str, pair))}"
 
 
-class _Window2D(InitializerShorthand, LayerSpec):
+class _Window2D(LayerSpec):
     """What the 2-D convolutions share (each declares its own fields, in its dump order):
     kernel_size, strides, padding, dilation_rate, activation."""
 
@@ -139,10 +137,6 @@ class DepthwiseConv2D(_Window2D):
     depthwise_initializer: Initializer = GlorotUniform()
     bias_initializer: Initializer = Zeros()
 
-    @field_validator("depthwise_initializer", mode="before")
-    @classmethod
-    def _shorthand(cls, value: Any) -> Any:
-        return initializer_shorthand(value)
 
     def infer(self, shapes: tuple[Shape, ...], problems: list[tuple[str, str]]) -> Inferred:
         out, padding = self._window(shapes[0])
@@ -178,10 +172,6 @@ class SeparableConv2D(_Window2D):
     pointwise_initializer: Initializer = GlorotUniform()
     bias_initializer: Initializer = Zeros()
 
-    @field_validator("depthwise_initializer", "pointwise_initializer", mode="before")
-    @classmethod
-    def _shorthand(cls, value: Any) -> Any:
-        return initializer_shorthand(value)
 
     def infer(self, shapes: tuple[Shape, ...], problems: list[tuple[str, str]]) -> Inferred:
         out, padding = self._window(shapes[0])
@@ -203,7 +193,7 @@ class SeparableConv2D(_Window2D):
         return self._label(str(self.filters)) + multiplier
 
 
-class Conv1D(InitializerShorthand, LayerSpec):
+class Conv1D(LayerSpec):
     """1-D convolution over the steps of a sequence (steps, channels). 'same' pads like
     TensorFlow (the extra step at the end); 'causal' pads (kernel - 1) * dilation steps at the
     start, so step t sees only steps <= t."""

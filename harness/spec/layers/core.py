@@ -18,13 +18,12 @@ from harness.spec.layers.base import (
 from harness.spec.layers.initializer_specs import (
     GlorotUniform,
     Initializer,
-    InitializerShorthand,
     Ones,
     Zeros,
 )
 
 
-class Dense(InitializerShorthand, LayerSpec):
+class Dense(LayerSpec):
     """Fully connected layer on a flat input; `activation` runs right after the affine step."""
 
     type: Literal["dense"]

@@ -6,9 +6,9 @@ backend, so training starts from identical weights.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from harness.spec.layers.base import Float32, StrictModel
 
@@ -107,30 +107,3 @@ Initializer = Annotated[
     | Orthogonal,
     Field(discriminator="name"),
 ]
-
-
-def initializer_shorthand(value: Any) -> Any:
-    """Allow `kernel_initializer: he_normal` as well as `{name: normal, stddev: 0.05}`."""
-    return {"name": value} if isinstance(value, str) else value
-
-
-class InitializerShorthand(StrictModel):
-    """For a layer with `kernel_initializer` / `bias_initializer` fields (declared by the layer,
-    in its own field order): `he_normal` may stand for `{name: he_normal}`."""
-
-    @field_validator("kernel_initializer", "bias_initializer", mode="before", check_fields=False)
-    @classmethod
-    def _initializer_shorthand(cls, value: Any) -> Any:
-        return initializer_shorthand(value)
-
-    def vector_initializers(self) -> tuple[str, ...]:
-        """The initializer fields of 1-D arrays (a layer whose bias is a matrix overrides)."""
-        return ("bias_initializer",)
-
-    @model_validator(mode="after")
-    def _orthogonal_needs_a_matrix(self) -> Any:
-        for field in self.vector_initializers():
-            if isinstance(getattr(self, field, None), Orthogonal):
-                raise ValueError(f"{field}: orthogonal needs an array of 2 or more dimensions "
-                                 "(as in Keras); this layer's is 1-D")
-        return self

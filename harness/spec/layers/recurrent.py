@@ -20,10 +20,8 @@ from harness.spec.layers.base import Inferred, LayerSpec, Shape, WeightSpec, nee
 from harness.spec.layers.initializer_specs import (
     GlorotUniform,
     Initializer,
-    InitializerShorthand,
     Orthogonal,
     Zeros,
-    initializer_shorthand,
 )
 
 # far above what MNIST needs, far below a size whose gate matrices would not fit in memory
@@ -38,7 +36,7 @@ class UnitForgetBias:
     inner: Any  # an Initializer
 
 
-class _Recurrent(InitializerShorthand, LayerSpec):
+class _Recurrent(LayerSpec):
     """What LSTM and GRU share. Reads a sequence; gives the last step's output (N, units), or
     every step's (N, steps, units) with `return_sequences`."""
 
@@ -54,10 +52,6 @@ class _Recurrent(InitializerShorthand, LayerSpec):
     activation_inside: ClassVar[bool] = True
     gates: ClassVar[int]
 
-    @field_validator("recurrent_initializer", mode="before")
-    @classmethod
-    def _recurrent_shorthand(cls, value: Any) -> Any:
-        return initializer_shorthand(value)
 
     @field_validator("activation", "recurrent_activation", mode="before")
     @classmethod

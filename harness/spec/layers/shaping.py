@@ -4,7 +4,7 @@ permute and a learned positional embedding. Axes are Keras': channels-last, batc
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, StrictBool, StrictInt, field_validator
 
@@ -22,7 +22,6 @@ from harness.spec.layers.initializer_specs import (
     Initializer,
     Ones,
     Zeros,
-    initializer_shorthand,
 )
 
 # The ranks a layer's output may have: flat (features), a sequence, an image (H, W, C).
@@ -122,10 +121,6 @@ class PositionalEmbedding(LayerSpec):
     type: Literal["positional_embedding"]
     embeddings_initializer: Initializer = GlorotUniform()
 
-    @field_validator("embeddings_initializer", mode="before")
-    @classmethod
-    def _initializer_shorthand(cls, value: Any) -> Any:
-        return initializer_shorthand(value)
 
     def infer(self, shapes: tuple[Shape, ...], problems: list[tuple[str, str]]) -> Inferred:
         needs_rank(shapes[0], (2,), "positional_embedding")
