@@ -90,7 +90,7 @@ def _gap(keras_backend: Backend, torch_backend: Backend, spec: ModelSpec,
      "layers[0].type: positional_embedding needs a sequence (steps, features)"),
     ({"type": "positional_embedding"}, [28, 28, 1],
      "layers[0].type: positional_embedding needs a sequence"),
-    ({"type": "positional_embedding", "embeddings_initializer": "orthogonal"}, [28, 28],
+    ({"type": "positional_embedding", "embeddings_initializer": "he_normall"}, [28, 28],
      "layers[0].embeddings_initializer"),
     ({"type": "activation", "activation": "silu"}, [784], "'gelu_tanh', 'swish'], got 'silu'"),
 ])
