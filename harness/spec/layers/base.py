@@ -149,6 +149,18 @@ class LayerSpec(StrictModel):
                     and isinstance(value, str) else value for key, value in data.items()}
         return data
 
+    def vector_initializers(self) -> tuple[str, ...]:
+        """The initializer fields of 1-D arrays (a layer whose bias is a matrix overrides)."""
+        return ("bias_initializer",)
+
+    @model_validator(mode="after")
+    def _orthogonal_needs_a_matrix(self) -> Any:
+        for field in self.vector_initializers():
+            if getattr(getattr(self, field, None), "name", None) == "orthogonal":
+                raise ValueError(f"{field}: orthogonal needs an array of 2 or more dimensions "
+                                 "(as in Keras); this layer's is 1-D")
+        return self
+
     @model_serializer(mode="wrap")
     def _omit_unset_optional(self, handler: SerializerFunctionWrapHandler) -> Any:
         data = handler(self)
