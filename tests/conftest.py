@@ -63,3 +63,20 @@ def backend_call() -> Iterator[Callable[..., Any]]:
     yield call
     for worker in workers.values():
         worker.close()
+
+
+# Keras on TensorFlow and PyTorch for the backend tests, built once per module (each test
+# module skips itself first when the framework is not installed). Here, not in a conftest of
+# their own: tests import this module as `conftest`, which a second one would shadow.
+@pytest.fixture(scope="module")
+def keras_backend() -> Any:
+    from harness.backends import get_backend
+
+    return get_backend("keras")
+
+
+@pytest.fixture(scope="module")
+def torch_backend() -> Any:
+    from harness.backends import get_backend
+
+    return get_backend("torch")

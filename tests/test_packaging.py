@@ -17,6 +17,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECKOUT_ZOO = sorted(p.stem for p in (ROOT / "harness" / "zoo").glob("*.yaml"))
+CHECKOUT_MODERN = sorted(p.stem for p in (ROOT / "harness" / "zoo" / "modern").glob("*.yaml"))
 # A checkout holds more than the source: version control, virtualenvs, build and run outputs.
 NOT_SOURCE = shutil.ignore_patterns(".*", "__pycache__", "*.egg-info", "build", "dist", "venv",
                                     "results")
@@ -125,9 +126,13 @@ def test_installed_harness_list_and_show(installed: Path, elsewhere: Path) -> No
     script = installed / "bin" / "harness"
     listed = _run_installed(installed, str(script), "list", cwd=elsewhere)
     assert listed.returncode == 0, listed.stderr
-    assert f"Model zoo: {len(CHECKOUT_ZOO)} specs in" in " ".join(listed.stdout.split())
+    assert f"Model zoo: {len(CHECKOUT_ZOO)} specs (mnist zoo, " in " ".join(listed.stdout.split())
     missing = [name for name in CHECKOUT_ZOO if name not in listed.stdout]
     assert not missing, f"`harness list` of the installed wheel omits {missing}"
+    modern = _run_installed(installed, str(script), "list", "--zoo", "modern", cwd=elsewhere)
+    assert modern.returncode == 0, modern.stderr
+    missing = [name for name in CHECKOUT_MODERN if name not in modern.stdout]
+    assert not missing, f"the installed wheel's modern zoo omits {missing}"
     shown = _run_installed(installed, str(script), "show", "mlp5_bn", cwd=elsewhere)
     assert shown.returncode == 0, shown.stderr
     assert 'Model: "mlp5_bn"' in shown.stdout and "Total params: 206,570" in shown.stdout
