@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from harness.spec.files import sha256_file
 from harness.spec.schema import INPUT_SHAPES
 
 if TYPE_CHECKING:
@@ -136,24 +137,8 @@ def may_download(data_dir: str | os.PathLike[str] | None, download: bool | None)
 
 # ---------------------------------------------------------------------------- verification
 
-_VERIFIED: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sha256 seen
-
-
-def _sha256_file(path: Path) -> str:
-    """sha256 of a file, cached per process by (resolved path, size, mtime)."""
-    st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _VERIFIED:
-        digest = hashlib.sha256()
-        with path.open("rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                digest.update(chunk)
-        _VERIFIED[key] = digest.hexdigest()
-    return _VERIFIED[key]
-
-
 def _verify_present(path: Path, spec: DataFile) -> None:
-    actual = _sha256_file(path)
+    actual = sha256_file(path)
     if actual != spec.sha256:
         size = path.stat().st_size
         raise DataError(
@@ -255,7 +240,7 @@ def ensure_files(dataset: str, data_dir: str | os.PathLike[str] | None = None,
         else:
             _writable_folder(folder, path)
             _download(path, spec, source.mirrors, timeout)
-            _sha256_file(path)  # remember the verified download
+            sha256_file(path)  # remember the verified download
         paths[role] = path
     return paths
 

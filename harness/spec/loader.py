@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from harness.errors import UsageError
 from harness.spec.errors import SpecError, SpecProblem
+from harness.spec.files import HASH_CONTEXT, SPEC_DIR_CONTEXT
 from harness.spec.schema import ModelSpec
 from harness.spec.shapes import infer
 
@@ -150,8 +151,10 @@ def parse_spec(text: str, source: str | Path = "<string>", default_name: str | N
                                          f"got {type(data).__name__}")], source)
     if default_name is not None:
         data.setdefault("name", default_name)
+    # files the spec names (data, initial weights) are read relative to the spec's own folder
+    spec_dir = Path(source).parent if isinstance(source, Path) else None
     try:
-        spec = ModelSpec.model_validate(data)
+        spec = ModelSpec.model_validate(data, context={SPEC_DIR_CONTEXT: spec_dir})
     except ValidationError as exc:
         raise SpecError([_pydantic_problem(e, data) for e in exc.errors()], source) from None
     try:
@@ -214,7 +217,8 @@ def _mark(item: yaml.Event | yaml.Node) -> str:
 
 def spec_hash(spec: ModelSpec) -> str:
     """A stable hash of everything that defines the function and its training."""
-    canonical = json.dumps(spec.model_dump(mode="json", exclude={"description", "reference"}),
+    canonical = json.dumps(spec.model_dump(mode="json", exclude={"description", "reference"},
+                                           context={HASH_CONTEXT: True}),
                            sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
@@ -224,7 +228,8 @@ def training_hash(spec: ModelSpec) -> str:
     Two specs with the same training_hash train the same model to the same weights (their
     name, description, reference and validation set may differ): they are aliases, timed and
     counted once."""
-    data = spec.model_dump(mode="json", exclude={"name", "description", "reference"})
+    data = spec.model_dump(mode="json", exclude={"name", "description", "reference"},
+                           context={HASH_CONTEXT: True})
     data.get("train", {}).pop("validation", None)
     canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]

@@ -1,0 +1,1 @@
+"""`harness import`: a trained model file (Keras, ONNX) read into a spec and its weights."""
