@@ -1,8 +1,8 @@
 """The specs that speak the whole spec language, read from the schema itself (see
 test_vocabulary.py): every activation, initializer, layer type, dataset, optimizer, boolean
 switch, padding x stride x kernel parity of every window layer, the BatchNorm and Dropout
-placements, graph merges, and every learning-rate schedule in each unit. A layer family adds its `<family>_spec()` here and to
-`vocabulary_specs()`."""
+placements, graph merges, and every learning-rate schedule in each unit. A layer family adds
+its `<family>_spec()` here and to `vocabulary_specs()`."""
 
 from __future__ import annotations
 
