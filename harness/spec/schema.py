@@ -12,7 +12,7 @@ in whole epochs (`unit`); `Schedule.learning_rate` is its formula, which every b
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     Field,
@@ -135,7 +135,10 @@ ScheduleUnit = Literal["epoch", "step"]
 
 
 class _ScheduleBase(StrictModel):
-    unit: ScheduleUnit
+    """What every schedule does with its `unit`."""
+
+    if TYPE_CHECKING:
+        unit: ScheduleUnit  # each schedule's field, declared after its own fields
 
     def t(self, steps: int, steps_per_epoch: int | None) -> int:
         """The schedule's time after `steps` optimizer steps: steps, or whole epochs done."""
@@ -161,6 +164,7 @@ class StepSchedule(_ScheduleBase):
     name: Literal["step"]
     step_size: Count
     gamma: Float32 = Field(gt=0)
+    unit: ScheduleUnit
 
     def factor(self, t: int) -> float:
         return self.gamma ** (t // self.step_size)
@@ -174,6 +178,7 @@ class ExponentialSchedule(_ScheduleBase):
     decay_steps: Count
     decay_rate: Float32 = Field(gt=0)
     staircase: StrictBool
+    unit: ScheduleUnit
 
     def factor(self, t: int) -> float:
         exponent = t // self.decay_steps if self.staircase else t / self.decay_steps
@@ -188,6 +193,7 @@ class CosineSchedule(_ScheduleBase):
     name: Literal["cosine"]
     decay_steps: Count
     alpha: Float32 = Field(ge=0, le=1)
+    unit: ScheduleUnit
 
     def factor(self, t: int) -> float:
         completed = min(t, self.decay_steps) / self.decay_steps
