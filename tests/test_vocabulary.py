@@ -34,6 +34,11 @@ from vocabulary_specs import (  # same folder
     OPTIMIZERS,
     PADDINGS,
     PLACEMENTS,
+    SCHEDULE_CASES,
+    SCHEDULE_EPOCHS,
+    SCHEDULE_STEPS,
+    SCHEDULE_UNITS,
+    SCHEDULES,
     TOLERANCE,
     WINDOW_TYPES,
     bool_fields,
@@ -104,6 +109,7 @@ def test_the_schema_tuples_match_its_literals() -> None:
     assert L.ACTIVATIONS == ACTIVATIONS
     assert set(L.LAYER_TYPES) == set(LAYER_TYPES)
     assert set(S.OPTIMIZERS) == set(OPTIMIZERS)
+    assert set(S.SCHEDULES) == set(SCHEDULES)
     assert set(S.DATASETS) == set(DATASETS)
 
 
@@ -124,6 +130,10 @@ def test_the_specs_speak_the_whole_vocabulary() -> None:
     assert words["merge"] == set(itertools.product(merges, ("image", "flat")))
     assert words["batchnorm"] == words["dropout"] == set(PLACEMENTS)
     assert {case["name"] for case in optimizer_cases().values()} == set(OPTIMIZERS)
+    schedules = [schedule for _, schedule in SCHEDULE_CASES.values()]
+    assert {(s["name"], s["unit"]) for s in schedules} == set(itertools.product(
+        SCHEDULES, SCHEDULE_UNITS))
+    assert {s["staircase"] for s in schedules if "staircase" in s} == {False, True}
 
 
 # --------------------------------------------------------------------------- every stage
@@ -264,6 +274,36 @@ def test_every_optimizer_trains_alike(label: str, backends: list[str],
     assert not np.allclose(trained[reference]["0.kernel"], start["0.kernel"])
     for name in others:
         assert losses[name] == pytest.approx(losses[reference], rel=1e-5)
+        for key, value in trained[reference].items():
+            np.testing.assert_allclose(trained[name][key], value, rtol=1e-5, atol=2e-6,
+                                       err_msg=f"{label}: {name} vs {reference}: {key}")
+
+
+def scheduled_epochs(name: str, spec: ModelSpec, arrays: Any) -> dict[str, np.ndarray]:
+    """SCHEDULE_EPOCHS epochs of SCHEDULE_STEPS steps from the spec's initial weights."""
+    backend = _backend(name)
+    model = backend.build(spec, SCHEDULE_STEPS)
+    backend.set_weights(model, initial_weights(spec))
+    data = backend.to_native(arrays.x_train, arrays.y_train)
+    for _ in range(SCHEDULE_EPOCHS):
+        backend.train_epoch(model, data, np.arange(N_IMAGES), N_IMAGES // SCHEDULE_STEPS)
+    return backend.get_weights(model)
+
+
+@pytest.mark.parametrize("label", list(SCHEDULE_CASES))
+def test_every_schedule_trains_alike(label: str, backends: list[str],
+                                     backend_call: Any) -> None:
+    """The same epochs under a schedule in every backend (Keras' own schedule object on
+    TensorFlow, JAX and PyTorch; the harness's per-step rate in PyTorch): float32, so to the
+    tolerance of the optimizers' check above; float64 parity: tests/backends/test_schedules.py."""
+    from harness.data import load_arrays
+
+    spec = optimizer_spec(label)
+    arrays = load_arrays(spec.input, limit=N_IMAGES, limit_test=1)
+    trained = {name: backend_call(name, scheduled_epochs, name, spec, arrays)
+               for name in backends}
+    reference, *others = backends
+    for name in others:
         for key, value in trained[reference].items():
             np.testing.assert_allclose(trained[name][key], value, rtol=1e-5, atol=2e-6,
                                        err_msg=f"{label}: {name} vs {reference}: {key}")

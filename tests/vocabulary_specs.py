@@ -1,8 +1,8 @@
 """The specs that speak the whole spec language, read from the schema itself (see
 test_vocabulary.py): every activation, initializer, layer type, dataset, optimizer, boolean
 switch, padding x stride x kernel parity of every window layer, the BatchNorm and Dropout
-placements, and graph merges. A layer family adds its `<family>_spec()` here and to
-`vocabulary_specs()`."""
+placements, graph merges, and every learning-rate schedule in each unit. A layer family adds
+its `<family>_spec()` here and to `vocabulary_specs()`."""
 
 from __future__ import annotations
 
@@ -37,6 +37,8 @@ DATASETS: tuple[str, ...] = get_args(S.InputSpec.model_fields["dataset"].annotat
 INITIALIZERS = {_tag(cls, "name"): cls for cls in _members(L.Initializer)}
 LAYER_TYPES = {_tag(cls, "type"): cls for cls in _members(L.Layer)}
 OPTIMIZERS = {_tag(cls, "name"): cls for cls in _members(S.Optimizer)}
+SCHEDULES = {_tag(cls, "name"): cls for cls in _members(S.Schedule)}
+SCHEDULE_UNITS: tuple[str, ...] = get_args(S.ScheduleUnit)
 WINDOW_TYPES = tuple(name for name, cls in LAYER_TYPES.items() if "padding" in cls.model_fields)
 
 # Values for fields the schema requires but that are not words: initializer arguments (wider
@@ -50,6 +52,24 @@ HYPERPARAMETERS: dict[str, dict[str, float]] = {
     "rmsprop": {"learning_rate": 0.01, "rho": 0.9, "momentum": 0.5, "epsilon": 0.01},
     "adagrad": {"learning_rate": 0.1, "initial_accumulator_value": 0.1, "epsilon": 0.01},
     "nadam": {"learning_rate": 0.01, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 0.01},
+    "adamw": {"learning_rate": 0.01, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 0.01,
+              "weight_decay": 0.5},
+}
+# Each schedule in each unit, with an optimizer whose state a schedule could upset (SGD's and
+# RMSprop's momentum, AdamW's decay by the step's rate): the rate changes within
+# SCHEDULE_EPOCHS epochs of SCHEDULE_STEPS steps, at every step or at every epoch.
+SCHEDULE_EPOCHS, SCHEDULE_STEPS = 3, 2
+SCHEDULE_CASES: dict[str, tuple[str, dict[str, Any]]] = {
+    "step-step": ("sgd", {"name": "step", "step_size": 2, "gamma": 0.5, "unit": "step"}),
+    "step-epoch": ("sgd", {"name": "step", "step_size": 1, "gamma": 0.25, "unit": "epoch"}),
+    "exponential-step": ("rmsprop", {"name": "exponential", "decay_steps": 2,
+                                     "decay_rate": 0.25, "staircase": False, "unit": "step"}),
+    "exponential-epoch": ("adamw", {"name": "exponential", "decay_steps": 1,
+                                    "decay_rate": 0.5, "staircase": True, "unit": "epoch"}),
+    "cosine-step": ("adamw", {"name": "cosine", "decay_steps": 4, "alpha": 0.1,
+                              "unit": "step"}),
+    "cosine-epoch": ("sgd", {"name": "cosine", "decay_steps": 2, "alpha": 0.0,
+                             "unit": "epoch"}),
 }
 # Each window layer twice per spec, with a different axis strided each time: over the two
 # shapes every axis meets (even kernel, stride 1), (odd, 2), (even, 2) and (odd, 1).
@@ -80,11 +100,14 @@ KERNEL_INITIALIZERS = [name for name in INITIALIZERS if _varies(name)]
 
 
 def _spec(name: str, dataset: str, shape: list[int], layers: list[dict[str, Any]],
-          optimizer: dict[str, Any] | None = None) -> ModelSpec:
+          optimizer: dict[str, Any] | None = None,
+          schedule: dict[str, Any] | None = None) -> ModelSpec:
     """Through YAML and the loader, as a user's file goes."""
     optimizer = optimizer or {"name": "sgd", **HYPERPARAMETERS["sgd"], "nesterov": False}
     data = {"name": name, "input": {"dataset": dataset, "shape": shape}, "layers": layers,
             "train": {"optimizer": optimizer, "batch_size": N_IMAGES, "epochs": 1}}
+    if schedule is not None:
+        data["train"]["schedule"] = schedule
     return parse_spec(yaml.safe_dump(data), source=f"<{name}>")
 
 
@@ -172,9 +195,16 @@ def optimizer_cases() -> dict[str, dict[str, Any]]:
 
 
 def optimizer_spec(label: str) -> ModelSpec:
-    """Dropout- and BatchNorm-free and small: both backends' trained weights must agree."""
+    """Dropout- and BatchNorm-free and small: both backends' trained weights must agree. A
+    label of SCHEDULE_CASES: its optimizer (with momentum) under its schedule."""
     layers = [{"type": "dense", "units": 8, "activation": "tanh"},
               {"type": "dense", "units": 10, "activation": "softmax"}]
+    if label in SCHEDULE_CASES:
+        name, schedule = SCHEDULE_CASES[label]
+        optimizer = {"name": name, **HYPERPARAMETERS[name]}
+        optimizer |= {key: False for key in bool_fields(OPTIMIZERS[name])}
+        return _spec(f"vocabulary_schedule_{label}", DATASETS[0], [784], layers, optimizer,
+                     schedule)
     return _spec("vocabulary_optimizer", DATASETS[0], [784], layers,
                  optimizer_cases()[label])
 

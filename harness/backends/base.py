@@ -121,8 +121,14 @@ class Backend(ABC):
         """Seed the framework's own RNGs (dropout masks)."""
 
     @abstractmethod
-    def build(self, spec: ModelSpec) -> Any:
-        """Build the model and its optimizer and loss exactly as the spec says."""
+    def build(self, spec: ModelSpec, steps_per_epoch: int | None = None) -> Any:
+        """Build the model and its optimizer and loss exactly as the spec says.
+
+        `steps_per_epoch`: the optimizer steps of one training epoch, ceil(n_train /
+        batch_size) (harness.data.num_batches; known once the data is loaded), by which a
+        learning-rate schedule counted in epochs divides the steps taken. A model built for
+        inference, or whose spec has no such schedule, may leave it None; training one that
+        has then fails at its first step."""
 
     @abstractmethod
     def set_weights(self, model: Any, weights: Weights) -> None:

@@ -58,6 +58,10 @@ def cmd_show(args: argparse.Namespace) -> int:
     train = spec.train
     hyper = ", ".join(f"{k}={v}" for k, v in train.optimizer.model_dump().items() if k != "name")
     console.print(f" Optimizer: {train.optimizer.name}({hyper})")
+    if train.schedule is not None:
+        fields = ", ".join(f"{k}={v}" for k, v in train.schedule.model_dump().items()
+                           if k != "name")
+        console.print(f" Schedule: {train.schedule.name}({fields})")
     console.print(f" Loss: {train.loss}; batch {train.batch_size}; {train.epochs} epochs; "
                   f"seed {train.seed}; validation: {train.validation}")
     if spec.description:

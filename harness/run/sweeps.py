@@ -33,6 +33,8 @@ OPTIMIZER_DEFAULTS: dict[str, dict[str, Any]] = {
                 "centered": False},
     "adagrad": {"learning_rate": 0.01, "initial_accumulator_value": 0.1, "epsilon": 1e-7},
     "nadam": {"learning_rate": 0.002, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7},
+    "adamw": {"learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7,
+              "weight_decay": 0.004},
 }
 _SET = re.compile(r"^(?P<path>[A-Za-z_][\w.\[\]*:-]*)=(?P<values>.+)$")
 _STEP = re.compile(r"(?P<key>[A-Za-z_]\w*)(?:\[(?P<sel>\*|-?\d+|-?\d*:-?\d*)\])?$")

@@ -276,8 +276,8 @@ def _pydantic_problem(error: Any, data: Any) -> SpecProblem:
         field = ctx.get("discriminator", "").strip("'")
         where = f"{where}.{field}" if where else field
         expected = sorted(t.strip().strip("'") for t in ctx.get("expected_tags", "").split(","))
-        if kind == "union_tag_not_found":
-            return SpecProblem(where, f"missing; expected one of {expected}")
+        if kind == "union_tag_not_found":  # pydantic names no tags then
+            return SpecProblem(where, "required field is missing")
         return SpecProblem(where, f"expected one of {expected}, got "
                                   f"{reprlib.repr(ctx.get('tag'))}")
     if kind == "literal_error":

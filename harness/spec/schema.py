@@ -3,13 +3,25 @@
 Optimizer hyperparameters are all required: Keras and PyTorch defaults differ (Adam epsilon,
 Adadelta learning rate, ...), so a spec states every one of them. Their meaning is Keras'; the
 PyTorch backend maps each one explicitly (see `harness/backends/pytorch/optimizers.py`).
+
+A learning-rate schedule (`train.schedule`, optional: none is a constant learning rate) gives
+the rate of every optimizer step from the number of steps taken before it, counted in steps or
+in whole epochs (`unit`); `Schedule.learning_rate` is its formula, which every backend follows.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import math
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import Field, StrictBool, StrictInt, model_validator
+from pydantic import (
+    Field,
+    SerializerFunctionWrapHandler,
+    StrictBool,
+    StrictInt,
+    model_serializer,
+    model_validator,
+)
 
 from harness.spec.layers import Float32, Layer, StrictModel
 
@@ -98,10 +110,99 @@ class Nadam(StrictModel):
     epsilon: Float32 = Field(gt=0)
 
 
+class AdamW(StrictModel):
+    """Keras AdamW: Adam (epsilon as in `Adam`) after decoupled weight decay, every trainable
+    array (biases and BatchNorm scales too) first shrunk by w -= w * weight_decay * lr."""
+
+    name: Literal["adamw"]
+    learning_rate: Float32 = Field(gt=0)
+    beta_1: Float32 = Field(ge=0, lt=1)
+    beta_2: Float32 = Field(ge=0, lt=1)
+    epsilon: Float32 = Field(gt=0)
+    weight_decay: Float32 = Field(ge=0)
+
+
 Optimizer = Annotated[
-    SGD | Adam | Adadelta | RMSprop | Adagrad | Nadam, Field(discriminator="name")
+    SGD | Adam | Adadelta | RMSprop | Adagrad | Nadam | AdamW, Field(discriminator="name")
 ]
-OPTIMIZERS = ("sgd", "adam", "adadelta", "rmsprop", "adagrad", "nadam")
+OPTIMIZERS = ("sgd", "adam", "adadelta", "rmsprop", "adagrad", "nadam", "adamw")
+
+# A schedule's count of steps or epochs: positive, and small enough for any framework's int32
+Count = Annotated[StrictInt, Field(gt=0, le=2**31 - 1)]
+# What a schedule's t counts: optimizer steps taken (Keras' schedules), or whole epochs
+# completed, floor(steps / steps_per_epoch) (PyTorch's scheduler.step() once per epoch)
+ScheduleUnit = Literal["epoch", "step"]
+
+
+class _ScheduleBase(StrictModel):
+    """What every schedule does with its `unit`."""
+
+    if TYPE_CHECKING:
+        unit: ScheduleUnit  # each schedule's field, declared after its own fields
+
+    def t(self, steps: int, steps_per_epoch: int | None) -> int:
+        """The schedule's time after `steps` optimizer steps: steps, or whole epochs done."""
+        if self.unit == "step":
+            return steps
+        if steps_per_epoch is None:
+            raise ValueError("a schedule counted in epochs needs the steps of one epoch "
+                             "(build the model with steps_per_epoch)")
+        return steps // steps_per_epoch
+
+    def factor(self, t: int) -> float:
+        """The learning rate at time `t` as a multiple of the optimizer's learning_rate."""
+        raise NotImplementedError
+
+    def learning_rate(self, base: float, steps: int, steps_per_epoch: int | None) -> float:
+        """The rate of the optimizer step taken after `steps` steps (float64, Python)."""
+        return base * self.factor(self.t(steps, steps_per_epoch))
+
+
+class StepSchedule(_ScheduleBase):
+    """PyTorch's StepLR: lr * gamma ** floor(t / step_size)."""
+
+    name: Literal["step"]
+    step_size: Count
+    gamma: Float32 = Field(gt=0)
+    unit: ScheduleUnit
+
+    def factor(self, t: int) -> float:
+        return self.gamma ** (t // self.step_size)
+
+
+class ExponentialSchedule(_ScheduleBase):
+    """Keras' ExponentialDecay: lr * decay_rate ** (t / decay_steps), the exponent floored
+    when staircase."""
+
+    name: Literal["exponential"]
+    decay_steps: Count
+    decay_rate: Float32 = Field(gt=0)
+    staircase: StrictBool
+    unit: ScheduleUnit
+
+    def factor(self, t: int) -> float:
+        exponent = t // self.decay_steps if self.staircase else t / self.decay_steps
+        return self.decay_rate ** exponent
+
+
+class CosineSchedule(_ScheduleBase):
+    """Keras' CosineDecay without warm-up: lr * ((1 - alpha) * 0.5 * (1 + cos(pi * min(t, N)
+    / N)) + alpha), N = decay_steps; PyTorch's CosineAnnealingLR with eta_min = alpha * lr up
+    to t = N, then alpha * lr."""
+
+    name: Literal["cosine"]
+    decay_steps: Count
+    alpha: Float32 = Field(ge=0, le=1)
+    unit: ScheduleUnit
+
+    def factor(self, t: int) -> float:
+        completed = min(t, self.decay_steps) / self.decay_steps
+        return (1 - self.alpha) * (0.5 * (1.0 + math.cos(math.pi * completed))) + self.alpha
+
+
+Schedule = Annotated[StepSchedule | ExponentialSchedule | CosineSchedule,
+                     Field(discriminator="name")]
+SCHEDULES = ("step", "exponential", "cosine")
 
 
 class TrainSpec(StrictModel):
@@ -114,6 +215,15 @@ class TrainSpec(StrictModel):
     seed: StrictInt = Field(0, ge=0, le=MAX_SEED)
     shuffle: StrictBool = True  # reshuffle the training set every epoch, alike in every backend
     validation: Literal["test", "none"] = "test"  # notebooks passed the test set as validation
+    schedule: Schedule | None = None  # None: the optimizer's learning_rate throughout
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_schedule(self, handler: SerializerFunctionWrapHandler) -> Any:
+        """No schedule, no key: specs written before schedules existed keep their hashes."""
+        data = handler(self)
+        if isinstance(data, dict) and self.schedule is None:
+            data.pop("schedule", None)
+        return data
 
 
 class ParamCounts(StrictModel):

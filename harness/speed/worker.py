@@ -57,12 +57,13 @@ class _Configuration:
         self.setup = setup
         self.backend = get_backend(setup.backend, device=setup.device, threads=setup.threads)
         self.backend.seed(setup.seed)
-        self.model = self.backend.build(self.spec)
-        self.backend.set_weights(self.model, initial_weights(self.spec, setup.seed))
         self.arrays = data_module.load_arrays(self.spec.input, data_dir=setup.data_dir,
                                                  limit=setup.limit)
-        self.train_data = self.backend.to_native(self.arrays.x_train, self.arrays.y_train)
         self.batch_size = self.spec.train.batch_size
+        self.model = self.backend.build(self.spec, data_module.num_batches(
+            len(self.arrays.y_train), self.batch_size))
+        self.backend.set_weights(self.model, initial_weights(self.spec, setup.seed))
+        self.train_data = self.backend.to_native(self.arrays.x_train, self.arrays.y_train)
         self._epoch, self._position = 0, 0
         self._order = self._epoch_order()
         self._predictors: dict[tuple[str, int], Callable[[], Any]] = {}

@@ -157,12 +157,13 @@ def _set_up(spec: ModelSpec, config: TrainConfig) -> _Setup:
     backend = get_backend(config.backend, device=config.device, threads=config.threads,
                           tf32=config.tf32, layout=config.layout)
     backend.seed(seed)
-    model = backend.build(spec)
+    batch_size = config.batch_size or spec.train.batch_size
+    # a schedule counted in epochs needs this run's epoch length (--limit, --batch-size)
+    model = backend.build(spec, data_module.num_batches(len(arrays.y_train), batch_size))
     start_weights = initial_weights(spec, seed)
     backend.set_weights(model, start_weights)
-    return _Setup(spec, seed, config.epochs or spec.train.epochs,
-                  config.batch_size or spec.train.batch_size, arrays, backend, model,
-                  compiled_model(backend, model, config.compile), start_weights)
+    return _Setup(spec, seed, config.epochs or spec.train.epochs, batch_size, arrays, backend,
+                  model, compiled_model(backend, model, config.compile), start_weights)
 
 
 def train_and_evaluate(spec_ref: str | Path | ModelSpec, config: TrainConfig,
@@ -297,6 +298,9 @@ def _metrics_head(run: _Setup, config: TrainConfig, history: list[EpochRecord],
         "epochs": run.epochs,
         "batch_size": run.batch_size,
         "optimizer": spec.train.optimizer.model_dump(),
+        # the learning-rate schedule (None: the optimizer's learning_rate throughout)
+        "schedule": (spec.train.schedule.model_dump() if spec.train.schedule is not None
+                     else None),
         "limit": config.limit,
         "limit_test": config.limit_test,
         "n_train": int(len(arrays.y_train)),

@@ -150,10 +150,14 @@ def float64_call() -> Any:
         worker.close()
 
 
-def _spec_text(label: str) -> str:
+def _spec_text(label: str, schedule: str | None = None) -> str:
+    """`schedule`: a key of test_schedules.SCHEDULES counted in steps (the workers build
+    without an epoch length)."""
     from test_parity import OPTIMIZERS  # every optimizer, dyadic hyperparameters
+    from test_schedules import SCHEDULES
 
-    return TRAIN_SPEC.format(label=label, optimizer=OPTIMIZERS[label])
+    text = TRAIN_SPEC.format(label=label, optimizer=OPTIMIZERS[label])
+    return text + (f"  schedule: {SCHEDULES[schedule]}\n" if schedule else "")
 
 
 def _assert_close(got: dict[str, np.ndarray], reference: dict[str, np.ndarray],
@@ -182,6 +186,22 @@ def test_same_training_steps_give_the_same_weights_as_torch(label: str, name: st
     _assert_close(got["weights"], reference["weights"], f"{name} {label}")
     assert got["loss"] == pytest.approx(reference["loss"], rel=1e-6)
     assert got["accuracy"] == pytest.approx(reference["accuracy"], abs=1e-6)
+
+
+@pytest.mark.parametrize("name", KERAS_BACKENDS)
+@pytest.mark.parametrize(("label", "schedule"), [("sgd_momentum", "exponential"),
+                                                 ("adamw", "cosine")])
+def test_a_schedule_gives_the_same_weights_as_torch(label: str, schedule: str, name: str,
+                                                    float64_call: Any) -> None:
+    """Keras' optimizer evaluating the harness's schedule on JAX and on PyTorch (a new rate
+    at every step; SGD's momentum and AdamW's decay take it) against PyTorch's per-step rate;
+    exactly, on TensorFlow: test_schedules.py."""
+    got = float64_call(name, _spec_text(label, schedule))
+    reference = float64_call("torch", _spec_text(label, schedule))
+    _assert_close(got["weights"], reference["weights"], f"{name} {label} {schedule}")
+    constant = float64_call("torch", _spec_text(label))
+    with pytest.raises(AssertionError, match=label):  # the schedule changed the weights
+        _assert_close(got["weights"], constant["weights"], f"{name} {label} constant")
 
 
 @pytest.mark.parametrize("name", KERAS_BACKENDS)

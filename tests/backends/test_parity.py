@@ -93,6 +93,9 @@ OPTIMIZERS = {
                "epsilon: 0.0078125}",
     "nadam": "{name: nadam, learning_rate: 0.0078125, beta_1: 0.875, beta_2: 0.9990234375,"
              " epsilon: 0.0078125}",
+    # a large decay (lr * weight_decay = 1/512 of every weight per step), so that it shows
+    "adamw": "{name: adamw, learning_rate: 0.0078125, beta_1: 0.875, beta_2: 0.9990234375,"
+             " epsilon: 0.0078125, weight_decay: 0.25}",
 }
 
 TRAIN_SPEC = """\

@@ -298,16 +298,22 @@ def test_batchnorm_single_sample_batch_gives_beta(backend: TorchBackend) -> None
 
 # --------------------------------------------------------------------------- optimizers
 # Keras 3 update formulas (keras/src/optimizers/*.py update_step), written out in numpy.
+# `rates` (SGD, Adam, AdamW): each step's learning rate, as a schedule gives it.
+
+
+def _rate(cfg: dict, step: int) -> float:
+    return cfg["rates"][step] if "rates" in cfg else cfg["learning_rate"]
 
 
 def keras_sgd(cfg: dict, w: np.ndarray, grads: list[np.ndarray]) -> np.ndarray:
     m = np.zeros_like(w)
-    for g in grads:
+    for step, g in enumerate(grads):
+        lr = _rate(cfg, step)
         if cfg["momentum"] != 0:
-            m = cfg["momentum"] * m - cfg["learning_rate"] * g
-            w = w + (cfg["momentum"] * m - cfg["learning_rate"] * g if cfg["nesterov"] else m)
+            m = cfg["momentum"] * m - lr * g
+            w = w + (cfg["momentum"] * m - lr * g if cfg["nesterov"] else m)
         else:
-            w = w - cfg["learning_rate"] * g
+            w = w - lr * g
     return w
 
 
@@ -315,7 +321,10 @@ def keras_adam(cfg: dict, w: np.ndarray, grads: list[np.ndarray]) -> np.ndarray:
     m, v = np.zeros_like(w), np.zeros_like(w)
     b1, b2 = cfg["beta_1"], cfg["beta_2"]
     for t, g in enumerate(grads, start=1):
-        alpha = cfg["learning_rate"] * math.sqrt(1 - b2**t) / (1 - b1**t)
+        lr = _rate(cfg, t - 1)
+        # AdamW: decoupled decay first (BaseOptimizer._apply_weight_decay), every variable
+        w = w - w * cfg.get("weight_decay", 0.0) * lr
+        alpha = lr * math.sqrt(1 - b2**t) / (1 - b1**t)
         m = m + (g - m) * (1 - b1)
         v = v + (g * g - v) * (1 - b2)
         w = w - m * alpha / (np.sqrt(v) + cfg["epsilon"])
@@ -377,7 +386,8 @@ def keras_nadam(cfg: dict, w: np.ndarray, grads: list[np.ndarray]) -> np.ndarray
 
 
 REFERENCES = {"sgd": keras_sgd, "adam": keras_adam, "adadelta": keras_adadelta,
-              "rmsprop": keras_rmsprop, "adagrad": keras_adagrad, "nadam": keras_nadam}
+              "rmsprop": keras_rmsprop, "adagrad": keras_adagrad, "nadam": keras_nadam,
+              "adamw": keras_adam}
 
 # Large epsilons so a misplaced epsilon shows; several variants per optimizer.
 OPTIMIZER_CASES = [
@@ -395,6 +405,8 @@ OPTIMIZER_CASES = [
     {"name": "adagrad", "learning_rate": 0.05, "initial_accumulator_value": 0.1, "epsilon": 1e-2},
     {"name": "adagrad", "learning_rate": 0.05, "initial_accumulator_value": 0.0, "epsilon": 1e-7},
     {"name": "nadam", "learning_rate": 0.01, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-2},
+    {"name": "adamw", "learning_rate": 0.01, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-2,
+     "weight_decay": 0.5},
 ]
 
 
@@ -409,14 +421,21 @@ def gradient_sequence(shapes: list[tuple[int, ...]], steps: int) -> list[list[np
 
 def run_torch(optimizer: torch.optim.Optimizer | None, cfg: dict, start: list[np.ndarray],
               grads: list[list[np.ndarray]]) -> list[np.ndarray]:
+    """`cfg`'s optimizer (make_optimizer, or `optimizer` given) over `grads`; with `rates` in
+    `cfg`, each step's lr set before it, as the backend does under a schedule."""
     params = [torch.nn.Parameter(torch.from_numpy(w.copy())) for w in start]
+    spec = {key: value for key, value in cfg.items() if key != "rates"}
     if optimizer is None:
-        opt = make_optimizer(params, TypeAdapter(Optimizer).validate_python(cfg))
+        opt = make_optimizer(params, TypeAdapter(Optimizer).validate_python(spec),
+                             scheduled="rates" in cfg)
     else:
         opt = optimizer(params)
-    for step in grads:
+    for index, step in enumerate(grads):
         for p, g in zip(params, step, strict=True):
             p.grad = torch.from_numpy(g.copy())
+        if "rates" in cfg:
+            for group in opt.param_groups:
+                group["lr"] = cfg["rates"][index]
         opt.step()
         opt.zero_grad(set_to_none=True)
     return [p.detach().numpy() for p in params]
@@ -458,6 +477,51 @@ def test_reference_rejects_plain_torch_optimizer(name: str) -> None:
     assert not np.allclose(got[0], reference(cfg, start, grads)[0], rtol=1e-4, atol=0)
 
 
+RATES = [0.1, 0.05, 0.2, 0.01, 0.1, 0.025]  # a learning rate per step, up and down
+
+
+@pytest.mark.parametrize("cfg", [case for case in OPTIMIZER_CASES
+                                 if case["name"] in ("sgd", "adam", "adamw")],
+                         ids=lambda c: c["name"])
+def test_optimizer_matches_keras_update_formula_under_a_changing_rate(cfg: dict) -> None:
+    shapes = [(3, 4), (4,)]
+    start = [np.random.default_rng(1).normal(0, 1, s) for s in shapes]
+    grads = gradient_sequence(shapes, steps=len(RATES))
+    cfg = {**cfg, "rates": RATES}
+    for g, w in zip(run_torch(None, cfg, start, grads), reference(cfg, start, grads),
+                    strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_torch_sgd_with_momentum_is_not_keras_under_a_changing_rate(nesterov: bool) -> None:
+    """Negative control: torch.optim.SGD's buffer sums gradients the current lr then scales;
+    equal to Keras' with a constant lr only (hence KerasSGD under a schedule)."""
+    cfg = {"name": "sgd", "learning_rate": 0.1, "momentum": 0.9, "nesterov": nesterov}
+    shapes = [(3, 4)]
+    start = [np.random.default_rng(1).normal(0, 1, s) for s in shapes]
+    grads = gradient_sequence(shapes, steps=len(RATES))
+    plain = run_torch(lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, nesterov=nesterov),
+                      {**cfg, "rates": RATES}, start, grads)
+    assert not np.allclose(plain[0], reference({**cfg, "rates": RATES}, start, grads)[0],
+                           rtol=1e-4, atol=0)
+    constant = run_torch(lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, nesterov=nesterov),
+                         cfg, start, grads)
+    np.testing.assert_allclose(constant[0], reference(cfg, start, grads)[0], rtol=1e-12)
+
+
+def test_adamw_is_not_adam_with_weight_decay() -> None:
+    """Negative control: torch.optim.Adam(weight_decay=...) adds the decay to the gradient
+    (through the moments); Keras' and torch's AdamW decay the weights apart from it."""
+    cfg = next(c for c in OPTIMIZER_CASES if c["name"] == "adamw")
+    shapes = [(3, 4)]
+    start = [np.random.default_rng(1).normal(0, 1, s) for s in shapes]
+    grads = gradient_sequence(shapes, steps=6)
+    coupled = run_torch(lambda p: torch.optim.Adam(p, lr=0.01, eps=1e-2, weight_decay=0.5),
+                        cfg, start, grads)
+    assert not np.allclose(coupled[0], reference(cfg, start, grads)[0], rtol=1e-4, atol=0)
+
+
 def test_adam_epsilon_schedule_is_saved_in_state_dict() -> None:
     spec = make_spec([784], ["{type: dense, units: 10, activation: softmax}"])
     model = TorchBackend().build(spec)
@@ -488,6 +552,8 @@ OPTIMIZER_TRAIN = {
     "adagrad": "{name: adagrad, learning_rate: 0.05, initial_accumulator_value: 0.1, "
                "epsilon: 1.0e-7}",
     "nadam": "{name: nadam, learning_rate: 0.002, beta_1: 0.9, beta_2: 0.999, epsilon: 1.0e-7}",
+    "adamw": "{name: adamw, learning_rate: 0.01, beta_1: 0.9, beta_2: 0.999, epsilon: 1.0e-7, "
+             "weight_decay: 0.004}",
 }
 
 

@@ -60,7 +60,7 @@ def test_valid_spec_loads_with_name_from_file(tmp_path: Path) -> None:
         ("nesterov: false", "nesterov: false, decay: 0.1", "train.optimizer: unknown field "
          "'decay'"),
         ("name: sgd", "name: lbfgs", "train.optimizer.name: expected one of ['adadelta', "
-         "'adagrad', 'adam', 'nadam', 'rmsprop', 'sgd'], got 'lbfgs'"),
+         "'adagrad', 'adam', 'adamw', 'nadam', 'rmsprop', 'sgd'], got 'lbfgs'"),
         ("batch_size: 32", "batch_size: 0", "train.batch_size: input should be greater than 0"),
         ("kernel_size: 3", "kernel_size: 30", "layers[0].kernel_size: window 30x30 does not "
          "fit input 28x28"),

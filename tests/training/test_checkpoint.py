@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from harness.backends import REGISTRY
+from harness.spec import ModelSpec, load_spec
 from harness.spec.initializers import load_weights
 from harness.training import FINAL_WEIGHTS_FILE, EpochRecord, TrainConfig, train_and_evaluate
 from harness.training.checkpoint import PROGRESS_FILE
@@ -41,26 +42,27 @@ def _summary(out_dir: Path, metrics: dict[str, Any]) -> dict[str, Any]:
     return {"history": [{k: e[k] for k in ("train_loss", "train_accuracy", "val_loss",
                                             "val_accuracy")} for e in metrics["history"]],
             "test_accuracy": metrics["test_accuracy"], "test_loss": metrics["test_loss"],
-            "checkpoint": metrics["checkpoint"],
+            "checkpoint": metrics["checkpoint"], "schedule": metrics["schedule"],
             "weights": load_weights(str(out_dir / FINAL_WEIGHTS_FILE))}
 
 
-def straight(backend: str, root: str) -> dict[str, Any]:
+def straight(backend: str, root: str, spec: str | ModelSpec = SPEC) -> dict[str, Any]:
     out = Path(root) / "straight"
-    outcome = train_and_evaluate(SPEC, _config(backend), out_dir=out)
+    outcome = train_and_evaluate(spec, _config(backend), out_dir=out)
     return _summary(out, outcome.metrics)
 
 
-def stopped_then_resumed(backend: str, root: str, stop_at: int) -> dict[str, Any]:
+def stopped_then_resumed(backend: str, root: str, stop_at: int,
+                         spec: str | ModelSpec = SPEC) -> dict[str, Any]:
     """Stopped after epoch `stop_at`, then run again (a new backend, model and RNG seeding,
     as a new process does); which epochs the second run trained itself."""
     out, checkpoint = Path(root) / "resumed", Path(root) / "checkpoint"
     with pytest.raises(_Stopped):
-        train_and_evaluate(SPEC, _config(backend), out_dir=out, checkpoint_dir=checkpoint,
+        train_and_evaluate(spec, _config(backend), out_dir=out, checkpoint_dir=checkpoint,
                            on_epoch=_stop_after(stop_at))
     saved = (checkpoint / PROGRESS_FILE).is_file()
     trained: list[int] = []
-    outcome = train_and_evaluate(SPEC, _config(backend), out_dir=out, checkpoint_dir=checkpoint,
+    outcome = train_and_evaluate(spec, _config(backend), out_dir=out, checkpoint_dir=checkpoint,
                                  on_epoch=lambda record, _: trained.append(record.epoch))
     return {**_summary(out, outcome.metrics), "saved": saved, "trained": trained,
             "checkpoint_left": checkpoint.exists()}
@@ -86,6 +88,37 @@ def test_a_stopped_training_resumes_and_ends_where_an_uninterrupted_one_does(
     assert [r["after_epoch"] for r in resumed["checkpoint"]["resumes"]] == [2]
     assert not resumed["checkpoint_left"]  # removed once the training finished
     assert reference["checkpoint"] is None
+
+
+# SPEC trained with AdamW under a schedule: 600 images in batches of 128 (the spec's), 5 steps
+# an epoch, the last of 88; the rate halves every epoch, or changes every step
+SCHEDULES = {
+    "epoch": {"name": "step", "step_size": 1, "gamma": 0.5, "unit": "epoch"},
+    "step": {"name": "cosine", "decay_steps": 12, "alpha": 0.125, "unit": "step"},
+}
+
+
+def scheduled_spec(unit: str) -> ModelSpec:
+    data = load_spec(SPEC).model_dump(mode="json")
+    data["train"]["optimizer"] = {"name": "adamw", "learning_rate": 0.01, "beta_1": 0.9,
+                                  "beta_2": 0.999, "epsilon": 1e-7, "weight_decay": 0.05}
+    data["train"]["schedule"] = SCHEDULES[unit]
+    return ModelSpec.model_validate(data)
+
+
+@pytest.mark.parametrize(("backend", "unit"), [
+    *((name, "epoch") for name in REGISTRY), ("keras", "step"), ("torch", "step")])
+def test_a_scheduled_training_resumes_where_an_uninterrupted_one_is(
+        backend: str, unit: str, tmp_path: Path, backend_call: Any) -> None:
+    """Stopped after epoch 1 of 3 and resumed: the rate goes on from the steps taken (Keras'
+    `iterations`, torch's step count, both in the checkpoint) and the epoch length the resumed
+    run computes again from its data, to the same bits as an uninterrupted training."""
+    spec = scheduled_spec(unit)
+    reference = backend_call(backend, straight, backend, str(tmp_path), spec)
+    resumed = backend_call(backend, stopped_then_resumed, backend, str(tmp_path), 1, spec)
+    assert resumed["saved"] and resumed["trained"] == [2, 3]
+    _assert_same_training(resumed, reference)
+    assert reference["schedule"] == resumed["schedule"] == SCHEDULES[unit]
 
 
 def test_resuming_differs_from_restarting_the_rng(tmp_path: Path) -> None:

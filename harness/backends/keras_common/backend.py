@@ -141,9 +141,10 @@ class KerasBackendBase(Backend):
         # construction, so call this before `build`.
         keras.utils.set_random_seed(seed)
 
-    def build(self, spec: ModelSpec) -> keras.Model:
+    def build(self, spec: ModelSpec, steps_per_epoch: int | None = None) -> keras.Model:
         with self._scope():
-            model = build_model(spec, jit_compile=self.jit_compile, dtype=self.dtype)
+            model = build_model(spec, jit_compile=self.jit_compile, dtype=self.dtype,
+                                steps_per_epoch=steps_per_epoch)
         # The spec's initial weights, as every backend starts (a caller's set_weights only
         # overrides them); the builder leaves the variables at zero.
         self.set_weights(model, initial_weights(spec))

@@ -14,6 +14,7 @@ import re
 import keras
 
 from harness.backends.keras_common.layers import ENTRIES
+from harness.backends.keras_common.schedules import learning_rate
 from harness.spec import ModelSpec
 from harness.spec import layers as L
 from harness.spec import schema as S
@@ -85,15 +86,21 @@ _ENTRY_BY_TYPE = {L.LAYER_TYPES[L.LAYER_CLASSES.index(cls)]: entry
                   for cls, entry in ENTRIES.items()}
 
 
-def make_optimizer(opt: S.Optimizer) -> keras.optimizers.Optimizer:
-    """The Keras optimizer with every hyperparameter the spec states (no Keras defaults)."""
+def make_optimizer(opt: S.Optimizer, schedule: S.Schedule | None = None,
+                   steps_per_epoch: int | None = None,
+                   dtype: str = "float32") -> keras.optimizers.Optimizer:
+    """The Keras optimizer with every hyperparameter the spec states (no Keras defaults); its
+    learning rate follows `schedule` (harness.backends.keras_common.schedules) when given."""
     ko = keras.optimizers
-    lr = opt.learning_rate
+    lr = learning_rate(opt, schedule, steps_per_epoch, dtype)
     if isinstance(opt, S.SGD):
         return ko.SGD(learning_rate=lr, momentum=opt.momentum, nesterov=opt.nesterov)
     if isinstance(opt, S.Adam):
         return ko.Adam(learning_rate=lr, beta_1=opt.beta_1, beta_2=opt.beta_2,
                        epsilon=opt.epsilon)
+    if isinstance(opt, S.AdamW):
+        return ko.AdamW(learning_rate=lr, weight_decay=opt.weight_decay, beta_1=opt.beta_1,
+                        beta_2=opt.beta_2, epsilon=opt.epsilon)
     if isinstance(opt, S.Adadelta):
         return ko.Adadelta(learning_rate=lr, rho=opt.rho, epsilon=opt.epsilon)
     if isinstance(opt, S.RMSprop):
@@ -123,9 +130,10 @@ def _functional(summary: ModelSummary, layers: list[keras.layers.Layer], dtype: 
 
 
 def build_model(spec: ModelSpec, jit_compile: bool | str = "auto",
-                dtype: str = "float32") -> keras.Model:
+                dtype: str = "float32", steps_per_epoch: int | None = None) -> keras.Model:
     """Build and compile `spec`, its variables zero until the caller loads weights (see
-    `name_spec_initializers`). Shapes are checked first by `infer` (clear errors, no Keras)."""
+    `name_spec_initializers`). Shapes are checked first by `infer` (clear errors, no Keras).
+    `steps_per_epoch`: what a schedule counted in epochs divides the optimizer's steps by."""
     summary = infer(spec)
     layers = [make_layer(info, dtype) for info in summary.layers]
     name = spec.name.replace(".", "_").replace("-", "_")
@@ -139,7 +147,8 @@ def build_model(spec: ModelSpec, jit_compile: bool | str = "auto",
     # One-hot labels + the softmax output: Keras computes the loss from the cached logits.
     # The loss computes in the model's dtype (a Keras loss defaults to floatx, float32).
     loss = _LOSSES[spec.train.loss](dtype=dtype)
-    model.compile(optimizer=make_optimizer(spec.train.optimizer),
+    optimizer = make_optimizer(spec.train.optimizer, spec.train.schedule, steps_per_epoch, dtype)
+    model.compile(optimizer=optimizer,
                   loss=loss, metrics=["accuracy"], jit_compile=jit_compile)
     return model
 

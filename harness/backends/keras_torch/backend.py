@@ -57,7 +57,7 @@ class KerasTorchBackend(KerasBackendBase):
     def _restore_framework_rng(self, states: dict[str, np.ndarray]) -> None:
         torch_checkpoint.restore_rng_arrays(states)
 
-    def build(self, spec: ModelSpec) -> keras.Sequential:
+    def build(self, spec: ModelSpec, steps_per_epoch: int | None = None) -> keras.Sequential:
         """The spec's model; BackendUnavailable where Keras on PyTorch would compute another
         function than the spec means (`differs_on_torch`), never a silent different model."""
         unfaithful = differs_on_torch(spec)
@@ -67,7 +67,7 @@ class KerasTorchBackend(KerasBackendBase):
                 f"{keras.__version__} on PyTorch computes the last row or column of windows of "
                 f"{', '.join(unfaithful)} otherwise than Keras on TensorFlow and JAX; use "
                 "padding 'valid', an input size that pads evenly, or another backend")
-        return super().build(spec)
+        return super().build(spec, steps_per_epoch)
 
     def _scope(self) -> contextlib.AbstractContextManager[Any]:
         return keras.device(str(self._torch_device))

@@ -36,7 +36,7 @@ from harness.backends.base import (
 from harness.backends.pytorch import checkpoint
 from harness.backends.pytorch.builder import build_module, get_canonical, set_canonical
 from harness.backends.pytorch.model import TorchData, TorchModel
-from harness.backends.pytorch.optimizers import make_optimizer
+from harness.backends.pytorch.optimizers import make_optimizer, set_learning_rate
 from harness.measure.environment import thread_budget
 from harness.measure.step_windows import plan_windows, time_windows
 from harness.spec import ModelSpec, Weights, initial_weights
@@ -206,7 +206,7 @@ class TorchBackend(Backend):
     def seed(self, seed: int) -> None:
         torch.manual_seed(seed)  # also seeds every CUDA device
 
-    def build(self, spec: ModelSpec) -> TorchModel:
+    def build(self, spec: ModelSpec, steps_per_epoch: int | None = None) -> TorchModel:
         net = build_module(spec)
         # Start from the spec's initializers (torch's defaults differ); the same arrays Keras
         # gets from `initial_weights`, so a caller's set_weights only overrides them.
@@ -214,7 +214,9 @@ class TorchBackend(Backend):
         # 4-d weights (convolution kernels) in the chosen layout: torch runs channels-last
         # kernels when either the input or the weight is channels-last.
         net.to(self._device, dtype=self._dtype, memory_format=self._memory_format)
-        model = TorchModel(spec, net, make_optimizer(net.parameters(), spec.train.optimizer))
+        optimizer = make_optimizer(net.parameters(), spec.train.optimizer,
+                                   scheduled=spec.train.schedule is not None)
+        model = TorchModel(spec, net, optimizer, steps_per_epoch=steps_per_epoch)
         _attach_layout_hooks(model, self._memory_format)
         self._read_back_layout(model)
         self._model = model
@@ -267,7 +269,10 @@ class TorchBackend(Backend):
             loss = F.cross_entropy(logits, yb)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            # the step's lr from the steps taken before it, as Keras' schedule is evaluated
+            set_learning_rate(optimizer, model.spec.train, model.steps, model.steps_per_epoch)
             optimizer.step()
+            model.steps += 1
             # Accumulated on the device: no per-step host sync.
             loss_sum.add_(loss.detach().double() * len(yb))
             correct.add_((logits.detach().argmax(dim=1) == yb).sum())
@@ -283,7 +288,6 @@ class TorchBackend(Backend):
 
         self._synchronize()  # the gather is not part of the epoch's time
         timing = time_windows(windows, run)
-        model.steps += len(batches)
         count = max(len(index), 1)
         return EpochResult.of_windows(loss_sum.item() / count, correct.item() / count, windows,
                                       timing)
@@ -331,7 +335,7 @@ class TorchBackend(Backend):
         problem = _compiler_problem(self.device)
         if problem:
             raise BackendUnavailable(problem)
-        twin = self.build(model.spec)
+        twin = self.build(model.spec, model.steps_per_epoch)
         self.set_weights(twin, self.get_weights(model))
         twin.net.compile()  # in place: `net(...)` runs compiled, hooks included
         twin.net.logits = torch.compile(twin.net.logits)

@@ -22,6 +22,8 @@ class TorchModel:
     net: SpecNet
     optimizer: torch.optim.Optimizer
     steps: int = 0  # optimizer steps taken (Keras' `iterations`)
+    # of one training epoch: what a schedule counted in epochs divides `steps` by
+    steps_per_epoch: int | None = None
     layout: str | None = None  # of the first convolution's last output; None without convs
     hooks: list[RemovableHandle] = field(default_factory=list)
     first_steps: FirstSteps = field(default_factory=FirstSteps)  # compile/warm-up, apart

@@ -1,20 +1,43 @@
 """The spec's optimizers (Keras 3 meaning) as torch optimizers with the same update maths.
 
-Mapping (g: gradient, t: step count from 1, all hyperparameters from the spec):
+Mapping (g: gradient, t: step count from 1, lr: the step's learning rate, all hyperparameters
+from the spec):
 
-* sgd      -> torch.optim.SGD(lr, momentum, nesterov). Keras keeps v = momentum * v - lr * g and
-              adds v (nesterov: momentum * v - lr * g); torch keeps b = momentum * b + g and
-              subtracts lr * b (nesterov: lr * (g + momentum * b)). With a constant lr, v = -lr * b,
-              so the updates are equal. Keras ignores nesterov without momentum; torch refuses it.
+* sgd      -> torch.optim.SGD(lr, momentum, nesterov) with a constant lr. Keras keeps
+              v = momentum * v - lr * g and adds v (nesterov: momentum * v - lr * g); torch keeps
+              b = momentum * b + g and subtracts lr * b (nesterov: lr * (g + momentum * b)). With a
+              constant lr, v = -lr * b, so the updates are equal. Under a schedule they are not:
+              torch's buffer sums past gradients and multiplies them all by today's lr, Keras'
+              holds each one scaled by the lr of its own step. With momentum and a schedule:
+              KerasSGD, Keras' update op for op. Keras ignores nesterov without momentum;
+              torch refuses it.
 * adam     -> KerasAdam: torch.optim.Adam with eps_torch(t) = eps / sqrt(1 - beta_2^t). Keras:
               w -= lr * sqrt(1-b2^t) / (1-b1^t) * m / (sqrt(v) + eps); torch:
               w -= lr / (1-b1^t) * m / (sqrt(v) / sqrt(1-b2^t) + eps_torch); equal for that eps.
-* adadelta -> torch.optim.Adadelta(lr, rho, eps): the same formula, eps inside both roots.
-* rmsprop  -> KerasRMSprop: Keras puts eps inside the root, sqrt(v + eps), torch outside.
+* adamw    -> KerasAdamW: torch.optim.AdamW with KerasAdam's epsilon. Both decay decoupled
+              from the gradient, before the Adam step, with the step's lr: Keras
+              (BaseOptimizer._apply_weight_decay) w -= w * weight_decay * lr on every trainable
+              variable (none is excluded unless exclude_from_weight_decay is called, which the
+              harness never does: biases and BatchNorm's gamma and beta decay too); torch
+              (adamw.py, Adam with decoupled_weight_decay) w *= 1 - lr * weight_decay on every
+              parameter of the group, which is all of them. The same product, rounded apart.
+              (torch.optim.Adam(weight_decay=...) is another algorithm: it adds
+              weight_decay * w to the gradient, through the moments.)
+* adadelta -> torch.optim.Adadelta(lr, rho, eps): the same formula, eps inside both roots; lr
+              scales the step only, not the accumulated updates, in both.
+* rmsprop  -> KerasRMSprop: Keras puts eps inside the root, sqrt(v + eps), torch outside; and
+              lr inside the momentum buffer, as Keras does (torch's multiplies the buffer).
 * adagrad  -> KerasAdagrad: Keras puts eps inside the root, sqrt(acc + eps), torch outside.
 * nadam    -> torch.optim.NAdam(momentum_decay=1.0): Keras 3's schedule is
               mu_t = beta_1 * (1 - 0.5 * 0.96^t); torch's is 0.96^(t * momentum_decay). The rest
-              (mu products, bias corrections, eps outside the root) is the same formula.
+              (mu products, bias corrections, eps outside the root) is the same formula; lr
+              scales the step only.
+
+A learning-rate schedule (the spec's `train.schedule`): Keras evaluates it at `iterations`, the
+steps taken, before each step; here `set_learning_rate` writes the same value
+(`Schedule.learning_rate`, float64) into every param group before each step. Every optimizer
+above applies the step's lr to that step's update only (none keeps it in a state that a later
+lr rescales), except torch's SGD with momentum, hence KerasSGD.
 """
 
 from __future__ import annotations
@@ -30,15 +53,13 @@ from harness.spec import schema
 Params = Iterable[torch.Tensor]
 
 
-class KerasAdam(torch.optim.Adam):
-    """torch Adam with Keras' epsilon: added to sqrt(v) before the bias correction.
+class _KerasEpsilon(Optimizer):
+    """torch Adam's step with Keras' epsilon: added to sqrt(v) before the bias correction.
 
     The step count lives in each param group (saved by `state_dict`), like Keras' `iterations`.
     """
 
-    def __init__(self, params: Params, lr: float, beta_1: float, beta_2: float,
-                 epsilon: float) -> None:
-        super().__init__(params, lr=lr, betas=(beta_1, beta_2), eps=epsilon)
+    def _keras_epsilon(self, epsilon: float) -> None:
         for group in self.param_groups:
             group.setdefault("keras_epsilon", epsilon)
             group.setdefault("keras_step", 0)
@@ -49,6 +70,25 @@ class KerasAdam(torch.optim.Adam):
             beta_2 = group["betas"][1]
             group["eps"] = group["keras_epsilon"] / math.sqrt(1.0 - beta_2 ** group["keras_step"])
         return super().step(closure)
+
+
+class KerasAdam(_KerasEpsilon, torch.optim.Adam):
+    """torch Adam with Keras' epsilon (_KerasEpsilon)."""
+
+    def __init__(self, params: Params, lr: float, beta_1: float, beta_2: float,
+                 epsilon: float) -> None:
+        super().__init__(params, lr=lr, betas=(beta_1, beta_2), eps=epsilon)
+        self._keras_epsilon(epsilon)
+
+
+class KerasAdamW(_KerasEpsilon, torch.optim.AdamW):
+    """torch AdamW (decoupled weight decay) with Keras' epsilon (_KerasEpsilon)."""
+
+    def __init__(self, params: Params, lr: float, beta_1: float, beta_2: float,
+                 epsilon: float, weight_decay: float) -> None:
+        super().__init__(params, lr=lr, betas=(beta_1, beta_2), eps=epsilon,
+                         weight_decay=weight_decay)
+        self._keras_epsilon(epsilon)
 
 
 class _KerasOptimizer(Optimizer):
@@ -76,6 +116,28 @@ class _KerasOptimizer(Optimizer):
     def _update(self, group: dict, params: list[torch.Tensor],
                 grads: list[torch.Tensor]) -> None:
         raise NotImplementedError
+
+
+class KerasSGD(_KerasOptimizer):
+    """Keras 3 SGD with momentum, op for op: v = momentum * v - lr * g; w += v (nesterov:
+    w += momentum * v - lr * g). Equal to torch.optim.SGD only while lr is constant."""
+
+    def __init__(self, params: Params, lr: float, momentum: float, nesterov: bool) -> None:
+        super().__init__(params, {"lr": lr, "momentum": momentum, "nesterov": nesterov})
+
+    def _update(self, group: dict, params: list[torch.Tensor],
+                grads: list[torch.Tensor]) -> None:
+        momentum = group["momentum"]
+        velocities = self._state_list(params, "momentum")
+        scaled = torch._foreach_mul(grads, group["lr"])
+        torch._foreach_mul_(velocities, momentum)
+        torch._foreach_sub_(velocities, scaled)
+        if group["nesterov"]:
+            increments = torch._foreach_mul(velocities, momentum)
+            torch._foreach_sub_(increments, scaled)
+            torch._foreach_add_(params, increments)
+        else:
+            torch._foreach_add_(params, velocities)
 
 
 class KerasRMSprop(_KerasOptimizer):
@@ -136,14 +198,20 @@ class KerasAdagrad(_KerasOptimizer):
         torch._foreach_sub_(params, increments)
 
 
-def make_optimizer(params: Params, spec: schema.Optimizer) -> Optimizer:
-    """The torch optimizer that applies `spec`'s Keras 3 update (see the module docstring)."""
+def make_optimizer(params: Params, spec: schema.Optimizer, scheduled: bool = False) -> Optimizer:
+    """The torch optimizer that applies `spec`'s Keras 3 update (see the module docstring);
+    `scheduled`: its learning rate will change between steps (`set_learning_rate`)."""
     params = list(params)
     if isinstance(spec, schema.SGD):
+        if scheduled and spec.momentum > 0:
+            return KerasSGD(params, spec.learning_rate, spec.momentum, spec.nesterov)
         return torch.optim.SGD(params, lr=spec.learning_rate, momentum=spec.momentum,
                                nesterov=spec.nesterov and spec.momentum > 0)
     if isinstance(spec, schema.Adam):
         return KerasAdam(params, spec.learning_rate, spec.beta_1, spec.beta_2, spec.epsilon)
+    if isinstance(spec, schema.AdamW):
+        return KerasAdamW(params, spec.learning_rate, spec.beta_1, spec.beta_2, spec.epsilon,
+                          spec.weight_decay)
     if isinstance(spec, schema.Adadelta):
         return torch.optim.Adadelta(params, lr=spec.learning_rate, rho=spec.rho,
                                     eps=spec.epsilon)
@@ -157,3 +225,14 @@ def make_optimizer(params: Params, spec: schema.Optimizer) -> Optimizer:
         return torch.optim.NAdam(params, lr=spec.learning_rate, betas=(spec.beta_1, spec.beta_2),
                                  eps=spec.epsilon, momentum_decay=1.0)
     raise TypeError(f"unhandled optimizer {spec!r}")  # pragma: no cover - the union is closed
+
+
+def set_learning_rate(optimizer: Optimizer, train: schema.TrainSpec, steps: int,
+                      steps_per_epoch: int | None) -> None:
+    """Every param group's lr for the step taken after `steps` steps, as the spec's schedule
+    says (nothing without one: the optimizer keeps its constant lr)."""
+    if train.schedule is None:
+        return
+    lr = train.schedule.learning_rate(train.optimizer.learning_rate, steps, steps_per_epoch)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
