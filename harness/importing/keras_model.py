@@ -109,7 +109,22 @@ def _graph(keras: Any, model: Any, problems: list[str]) -> list[tuple[Any, list[
         sources = [tensor._keras_history.operation for tensor in nodes[0].input_tensors]
         graph.append((operation, [MODEL_INPUT if isinstance(source, keras.layers.InputLayer)
                                   else source.name for source in sources]))
-    return graph
+    return _spec_order(graph)
+
+
+def _spec_order(graph: list[tuple[Any, list[str]]]) -> list[tuple[Any, list[str]]]:
+    """A model the harness built names its layers `l<spec index>_<type>`: its spec's order
+    (Keras lists a graph's layers in another order of its own, as valid). Another model keeps
+    Keras' order."""
+    from harness.backends.keras_common.builder import spec_index
+
+    try:
+        indices = [spec_index(layer) for layer, _ in graph]
+    except ValueError:
+        return graph
+    if sorted(indices) != list(range(len(graph))):
+        return graph
+    return [item for _, item in sorted(zip(indices, graph, strict=True), key=lambda p: p[0])]
 
 
 def _supported(entries: dict[type, tuple[type, Any]]) -> str:
@@ -129,7 +144,8 @@ def _read_layers(keras: Any, model: Any, notes: list[str]) -> tuple[list[dict[st
         found = entries.get(type(layer))
         what = f"layer {layer.name!r} ({type(layer).__name__})"
         if found is None:
-            kind = "a model nested as a layer" if isinstance(layer, keras.Model) else "no spec layer"
+            kind = ("a model nested as a layer" if isinstance(layer, keras.Model)
+                    else "no spec layer")
             problems.append(f"{what}: {kind}; the spec has {_supported(entries)}")
             continue
         try:
