@@ -66,6 +66,9 @@ def load(path: Path) -> Any:
     keras = _keras(path)
     if not path.is_file():
         raise UnreadableModel(path, ["no such file"])
+    if path.suffix.lower() == ".keras" and not zipfile.is_zipfile(path):
+        raise UnreadableModel(path, ["is truncated or not a Keras archive (a .keras file is a "
+                                     "zip archive: save the model again with model.save)"])
     try:
         with warnings.catch_warnings():  # e.g. the optimizer's variables it skips
             warnings.simplefilter("ignore")
