@@ -10,6 +10,7 @@ its arrays found by the same entry's `variables`, so the canonical layouts are t
 from __future__ import annotations
 
 import importlib
+import logging
 import re
 import warnings
 import zipfile
@@ -20,6 +21,7 @@ import numpy as np
 
 from harness.backends import REGISTRY, not_installed
 from harness.backends.base import BackendUnavailable
+from harness.backends.quiet_output import native_output_to_log
 from harness.importing.imported import ImportedModel, UnreadableModel, UnsupportedModel
 from harness.importing.keras_training import train_settings
 from harness.spec.layers import MODEL_INPUT
@@ -35,7 +37,8 @@ def _keras(path: Path) -> Any:
     for name, info in REGISTRY.items():
         if info.keras_backend is None or not_installed(name) or conflict(name):
             continue
-        importlib.import_module(info.module)  # selects the Keras backend; registers layers
+        with native_output_to_log(name):  # the framework's load-time lines off a terminal
+            importlib.import_module(info.module)  # selects the Keras backend; registers layers
         import keras
 
         return keras
@@ -69,13 +72,18 @@ def load(path: Path) -> Any:
     if path.suffix.lower() == ".keras" and not zipfile.is_zipfile(path):
         raise UnreadableModel(path, ["is truncated or not a Keras archive (a .keras file is a "
                                      "zip archive: save the model again with model.save)"])
+    absl = logging.getLogger("absl")  # TensorFlow's "compiled metrics have yet to be built"
+    level = absl.level
     try:
+        absl.setLevel(logging.ERROR)
         with warnings.catch_warnings():  # e.g. the optimizer's variables it skips
             warnings.simplefilter("ignore")
             model = keras.saving.load_model(path, safe_mode=True)
     except (ValueError, TypeError, OSError, KeyError, AttributeError, IndexError, EOFError,
             zipfile.BadZipFile) as exc:
         raise _load_error(path, exc) from None
+    finally:
+        absl.setLevel(level)
     if not isinstance(model, keras.Model):
         raise UnreadableModel(path, [f"holds a {type(model).__name__}, not a Keras model"])
     return model
