@@ -24,4 +24,10 @@ def reader_for(path: Path) -> ModuleType:
     if module is None:
         raise UnreadableModel(Path(path), [f"a {Path(path).suffix or 'suffix-less'} file: "
                                            f"harness import reads {', '.join(READERS)} files"])
-    return importlib.import_module(module)
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name != module:  # a missing framework or a bug inside the reader: not this
+            raise
+        raise UnreadableModel(Path(path), [f"this harness has no {Path(path).suffix} reader "
+                                           f"({module} is not installed)"]) from None

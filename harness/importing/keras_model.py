@@ -66,12 +66,12 @@ def _load_error(path: Path, exc: Exception) -> UnreadableModel:
 
 def load(path: Path) -> Any:
     """The keras.Model in the file; UnreadableModel with one line when it is none."""
-    keras = _keras(path)
-    if not path.is_file():
-        raise UnreadableModel(path, ["no such file"])
+    if not path.is_file():  # before Keras loads: a mistyped path is answered at once
+        raise UnreadableModel(path, ["no such file" if not path.exists() else "not a file"])
     if path.suffix.lower() == ".keras" and not zipfile.is_zipfile(path):
         raise UnreadableModel(path, ["is truncated or not a Keras archive (a .keras file is a "
                                      "zip archive: save the model again with model.save)"])
+    keras = _keras(path)
     absl = logging.getLogger("absl")  # TensorFlow's "compiled metrics have yet to be built"
     level = absl.level
     try:
@@ -142,6 +142,14 @@ def _supported(entries: dict[type, tuple[type, Any]]) -> str:
     return ", ".join(sorted({cls.__name__ for cls in entries}))
 
 
+def _why_not(keras: Any, operation: Any) -> str:
+    if isinstance(operation, keras.Model):
+        return "a model nested as a layer (build the model from its layers instead)"
+    if not isinstance(operation, keras.layers.Layer):
+        return "an operation on tensors outside a layer (keras.ops, or `+` on tensors)"
+    return "no spec layer"
+
+
 def _read_layers(keras: Any, model: Any, notes: list[str]) -> tuple[list[dict[str, Any]],
                                                                       list[Any]]:
     """The spec layer mappings (names and inputs where the graph is not a chain) and the Keras
@@ -155,9 +163,8 @@ def _read_layers(keras: Any, model: Any, notes: list[str]) -> tuple[list[dict[st
         found = entries.get(type(layer))
         what = f"layer {layer.name!r} ({type(layer).__name__})"
         if found is None:
-            kind = ("a model nested as a layer" if isinstance(layer, keras.Model)
-                    else "no spec layer")
-            problems.append(f"{what}: {kind}; the spec has {_supported(entries)}")
+            problems.append(f"{what}: {_why_not(keras, layer)}; the spec has "
+                            f"{_supported(entries)}")
             continue
         try:
             mapping = found[1].read(layer, notes)
