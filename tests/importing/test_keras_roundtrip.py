@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from vocabulary_specs import optimizer_cases, optimizer_spec, vocabulary_specs  # tests/
 
 from harness.spec import ModelSpec, infer, load_spec
 from harness.spec.initializers import initial_weights
@@ -23,8 +24,15 @@ TOLERANCE = 1e-5
 def layers_as_graph(spec: ModelSpec) -> list[tuple[dict[str, Any], tuple[int, ...]]]:
     """Each layer without its name and inputs, with the indices of the layers it reads: two
     specs of one graph are equal so, whatever their layers are called."""
-    return [(info.layer.model_dump(mode="json", exclude={"name", "inputs"}), info.inputs)
-            for info in infer(spec).layers]
+    return [(_resolved(info), info.inputs) for info in infer(spec).layers]
+
+
+def _resolved(info: Any) -> dict[str, Any]:
+    """The layer's fields; a reshape's -1 as the size it stands for (Keras stores that)."""
+    data = info.layer.model_dump(mode="json", exclude={"name", "inputs"})
+    if data["type"] == "reshape":
+        data["target_shape"] = list(info.output_shape)
+    return data
 
 
 def imported_spec(imported: Any, spec: ModelSpec) -> ModelSpec:
@@ -41,15 +49,13 @@ def keras_tf() -> Any:
     return get_backend("keras")
 
 
-@pytest.mark.parametrize("name", list_specs("all"))
-def test_zoo_spec_round_trip(name: str, keras_tf: Any, tmp_path: Path) -> None:
+def round_trip(spec: ModelSpec, keras_tf: Any, folder: Path) -> None:
     from harness.importing import keras_model
     from harness.training import build_with_weights
 
-    spec = load_spec(name)
     weights = initial_weights(spec)
     model = build_with_weights(keras_tf, spec, weights)
-    path = tmp_path / "x.keras"
+    path = folder / "x.keras"
     model.save(path)
 
     imported = keras_model.read(path)
@@ -68,3 +74,19 @@ def test_zoo_spec_round_trip(name: str, keras_tf: Any, tmp_path: Path) -> None:
     np.testing.assert_allclose(original, keras_tf.predict(model, x), rtol=0, atol=TOLERANCE)
     rebuilt = build_with_weights(keras_tf, back, imported.weights)
     np.testing.assert_allclose(keras_tf.predict(rebuilt, x), original, rtol=0, atol=TOLERANCE)
+
+
+@pytest.mark.parametrize("name", list_specs("all"))
+def test_zoo_spec_round_trip(name: str, keras_tf: Any, tmp_path: Path) -> None:
+    round_trip(load_spec(name), keras_tf, tmp_path)
+
+
+@pytest.mark.parametrize("index", range(len(vocabulary_specs())))
+def test_vocabulary_round_trip(index: int, keras_tf: Any, tmp_path: Path) -> None:
+    """Every layer type, activation, initializer and switch of the spec language comes back."""
+    round_trip(vocabulary_specs()[index], keras_tf, tmp_path)
+
+
+@pytest.mark.parametrize("label", list(optimizer_cases()))
+def test_optimizer_round_trip(label: str, keras_tf: Any, tmp_path: Path) -> None:
+    round_trip(optimizer_spec(label), keras_tf, tmp_path)

@@ -135,14 +135,18 @@ def _plain_heads(keras_layer: Any, config: dict[str, Any], data: dict[str, Any]
     if config.get("value_dim") not in (None, config["key_dim"]):
         raise NotInSpec(f"value_dim={config['value_dim']}: the spec's multihead_attention has "
                         "value_dim = key_dim")
+    axes = config.get("attention_axes")  # Keras stores the axes it resolved: all but features
+    steps = tuple(range(1, len(keras_layer.input.shape) - 1))
+    if axes is not None and tuple(axes) != steps:
+        raise NotInSpec(f"attention_axes={axes}: the spec's multihead_attention attends over "
+                        f"the steps, attention_axes={steps}")
     return data
 
 
 ENTRIES = {
     L.MultiHeadAttention: KerasEntry(
         _self_attention, by_path, keras_classes=(SelfAttention,),
-        read=spec_fields(L.MultiHeadAttention, {"output_shape": None, "attention_axes": None},
-                         _plain_heads)),
+        read=spec_fields(L.MultiHeadAttention, {"output_shape": None}, _plain_heads)),
     L.TransformerEncoder: KerasEntry(_encoder, by_path, keras_classes=(TransformerEncoderBlock,),
                                      read=spec_fields(L.TransformerEncoder)),
 }

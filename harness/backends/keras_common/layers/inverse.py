@@ -95,7 +95,9 @@ def compact(spec_cls: type[L.LayerSpec], data: dict[str, Any]) -> dict[str, Any]
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
         raise NotInSpec(f"{where}: {first['msg']}") from None
-    return layer.model_dump(mode="json", exclude_defaults=True) | {"type": data["type"]}
+    fields = type(layer).model_fields
+    return {key: value for key, value in layer.model_dump(mode="json").items()
+            if key == "type" or getattr(layer, key) != fields[key].default}
 
 
 def spec_type(spec_cls: type[L.LayerSpec]) -> str:
