@@ -113,3 +113,16 @@ def test_onnx_is_read_by_its_own_module(tmp_path: Path) -> None:
 
     assert READERS[".onnx"] == "harness.importing.onnx_model"
     assert reader_for(tmp_path / "m.KERAS").__name__ == "harness.importing.keras_model"
+
+
+def test_every_keras_entry_reads_its_layer_back(keras: Any) -> None:
+    """A new layer type's Keras entry needs its inverse: `harness import` (and the round trip
+    of tests/vocabulary_specs.py) read every spec layer back through it."""
+    from harness.backends.keras_common.layers import ENTRIES
+    from harness.spec import layers as L
+
+    assert set(ENTRIES) == set(L.LAYER_CLASSES)
+    for spec_cls, entry in ENTRIES.items():
+        assert entry.keras_classes and entry.read is not None, spec_cls.__name__
+    classes = [cls for entry in ENTRIES.values() for cls in entry.keras_classes]
+    assert len(classes) == len(set(classes))  # a Keras class reads back one way
