@@ -126,3 +126,25 @@ def test_every_keras_entry_reads_its_layer_back(keras: Any) -> None:
         assert entry.keras_classes and entry.read is not None, spec_cls.__name__
     classes = [cls for entry in ENTRIES.values() for cls in entry.keras_classes]
     assert len(classes) == len(set(classes))  # a Keras class reads back one way
+
+
+def test_a_legacy_h5_file_reads_like_a_keras_file(keras: Any, tmp_path: Path) -> None:
+    import numpy as np
+
+    from harness.importing import keras_model
+
+    for name in ("m.h5", "m.keras"):  # a model object each (a second save of one differs)
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Conv2D(4, 3),
+                                  keras.layers.GlobalAveragePooling2D(),
+                                  keras.layers.Dense(10, activation="softmax")])
+        model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9),
+                      loss="categorical_crossentropy")
+        model.save(tmp_path / name)
+    legacy, current = (keras_model.read(tmp_path / name) for name in ("m.h5", "m.keras"))
+    assert legacy.layers == current.layers
+    assert legacy.train == current.train == {
+        "optimizer": {"name": "sgd", "learning_rate": 0.05, "momentum": 0.9, "nesterov": False},
+        "loss": "categorical_crossentropy"}
+    for key, value in current.weights.items():
+        np.testing.assert_array_equal(legacy.weights[key], value)
