@@ -101,7 +101,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _with_fit_defaults(args: argparse.Namespace) -> int:
+    """A model file holds no batch size or epochs: Keras fit's defaults where not given."""
+    from harness.importing.keras_training import DEFAULT_FIT
+
     args.fit_given = args.batch_size is not None and args.epochs is not None
-    args.batch_size = 32 if args.batch_size is None else args.batch_size
-    args.epochs = 1 if args.epochs is None else args.epochs
+    args.batch_size = args.batch_size or DEFAULT_FIT["batch_size"]
+    args.epochs = args.epochs or DEFAULT_FIT["epochs"]
     return cmd_import(args)
