@@ -54,10 +54,10 @@ def cmd_import(args: argparse.Namespace) -> int:
     reader, imported, written = _import(args)
     for note in written.notes:
         console.print(f"note: {note}", highlight=False, soft_wrap=True)
-    defaults = "batch size and epochs are given" if args.fit_given else (
-        f"batch_size {args.batch_size} and epochs {args.epochs} are Keras fit's defaults (a "
-        "model file holds neither; --batch-size/--epochs set them)")
-    console.print(f"note: {defaults}", highlight=False, soft_wrap=True)
+    if args.fit_defaulted:
+        console.print(f"note: {' and '.join(args.fit_defaulted)}: Keras fit's default (a model "
+                      "file holds no batch size or epochs; --batch-size, --epochs set them)",
+                      highlight=False, soft_wrap=True)
     extra = f" and {written.weights_path}" if written.weights_path else ""
     console.print(f"wrote {written.path}{extra}: {len(written.spec.layers)} layers",
                   highlight=False, soft_wrap=True)
@@ -104,7 +104,8 @@ def _with_fit_defaults(args: argparse.Namespace) -> int:
     """A model file holds no batch size or epochs: Keras fit's defaults where not given."""
     from harness.importing.keras_training import DEFAULT_FIT
 
-    args.fit_given = args.batch_size is not None and args.epochs is not None
+    args.fit_defaulted = [f"{key} {value}" for key, value in DEFAULT_FIT.items()
+                          if getattr(args, key) is None]
     args.batch_size = args.batch_size or DEFAULT_FIT["batch_size"]
     args.epochs = args.epochs or DEFAULT_FIT["epochs"]
     return cmd_import(args)
