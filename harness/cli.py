@@ -14,7 +14,16 @@ import os
 import sys
 
 from harness.commands import args as opt
-from harness.commands import bench, export, report, retime, run, spec_commands, train
+from harness.commands import (
+    bench,
+    export,
+    importing,
+    report,
+    retime,
+    run,
+    spec_commands,
+    train,
+)
 from harness.commands.common import err_console, print_error
 from harness.errors import UsageError
 from harness.run.job import FULL_DISK
@@ -33,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
         "spec, the same weights, batches and maths in both, ONNX Runtime latency, one report.")
     parser.add_argument("--version", action="version", version=f"harness {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for command_group in (spec_commands, train, export, run, retime, report, bench):
+    for command_group in (spec_commands, train, export, run, retime, report, bench,
+                          importing):
         command_group.register(sub)
     return parser
 

@@ -23,7 +23,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     if args.spec is None and args.from_run is None:
         raise UsageError("harness export: give --spec, --from RUN_DIR, or both")
-    record = export_model(spec_from_options(args), args.backend, args.out,
+    spec = spec_from_options(args)
+    record = export_model(spec, args.backend, args.out,
                           run_dir=args.from_run, opset=args.opset, data_dir=args.data_dir,
                           limit_test=args.limit_test, threads=args.threads,
                           download=args.download)
@@ -32,6 +33,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     origin = ("initial weights (untrained: fine for latency, not for accuracy)"
               if weights["source"] == "initial"
               else f"weights trained in {weights['trained_backend']} ({weights['run_dir']})")
+    if weights["source"] == "initial" and spec is not None and spec.initial_weights:
+        origin = f"the spec's initial weights ({spec.initial_weights.path})"
     console.print(f"exported {record['spec']['name']} from {args.backend} with "
                   f"{record['converter']}: {args.out} ({onnx_info['bytes']:,} bytes, opset "
                   f"{onnx_info['opset']}, {onnx_info['nodes']} nodes); {origin}")

@@ -64,6 +64,10 @@ def cmd_show(args: argparse.Namespace) -> int:
         console.print(f" Schedule: {train.schedule.name}({fields})")
     console.print(f" Loss: {train.loss}; batch {train.batch_size}; {train.epochs} epochs; "
                   f"seed {train.seed}; validation: {train.validation}")
+    if spec.initial_weights is not None:
+        console.print(f" Initial weights: {spec.initial_weights.path} (sha256 "
+                      f"{spec.initial_weights.sha256}), not the initializers' draw",
+                      highlight=False, soft_wrap=True)
     if spec.description:
         console.print(f" {spec.description}")
     return 0

@@ -8,9 +8,12 @@ gamma, beta, moving_mean, moving_variance. Keys are `"<layer index>.<name>"`.
 from __future__ import annotations
 
 import math
+import zipfile
+from pathlib import Path
 
 import numpy as np
 
+from harness.errors import UsageError
 from harness.spec import layers as L
 from harness.spec.schema import ModelSpec
 from harness.spec.shapes import infer
@@ -93,15 +96,41 @@ def sample(init: L.Initializer, shape: tuple[int, ...], rng: np.random.Generator
 
 
 def initial_weights(spec: ModelSpec, seed: int | None = None) -> Weights:
-    """All parameters and BN statistics of `spec`, drawn from its initializers.
+    """All parameters and BN statistics of `spec`: its `initial_weights` file's arrays where
+    it names one (keys and shapes checked against the spec), else drawn from its initializers.
 
-    `seed` defaults to the spec's `train.seed`. The draw order is fixed (layer by layer, each
-    layer's arrays in the order its `weights` lists them: kernel then bias), so the same spec
-    and seed always give the same arrays.
+    `seed` defaults to the spec's `train.seed` (a file's arrays do not depend on it). The draw
+    order is fixed (layer by layer, each layer's arrays in the order its `weights` lists them:
+    kernel then bias), so the same spec and seed always give the same arrays.
     """
+    if spec.initial_weights is not None:
+        return weights_file(spec, spec.initial_weights.resolved)
     rng = np.random.default_rng(spec.train.seed if seed is None else seed)
     return {f"{info.index}.{weight.name}": sample(weight.initializer, weight.shape, rng)
             for info in infer(spec).layers for weight in info.weights}
+
+
+def weights_file(spec: ModelSpec, path: Path) -> Weights:
+    """The arrays of an .npz the spec names, as float32; UsageError (one line naming the file,
+    the key and the shapes) for a missing, extra or misshapen array."""
+    try:
+        found = load_weights(str(path))
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise UsageError(f"{path}: not an .npz of weights ({exc})") from None
+    wanted = {f"{info.index}.{weight.name}": weight.shape
+              for info in infer(spec).layers for weight in info.weights}
+    for key, shape in wanted.items():
+        if key not in found:
+            raise UsageError(f"{path}: no array {key!r} (shape {shape}); the spec's layers "
+                             f"need {sorted(wanted)}")
+        if found[key].shape != shape:
+            raise UsageError(f"{path}: array {key!r} has shape {found[key].shape}, the spec's "
+                             f"layer needs {shape}")
+    extra = sorted(set(found) - set(wanted))
+    if extra:
+        raise UsageError(f"{path}: arrays {extra} belong to no layer of the spec (it needs "
+                         f"{sorted(wanted)})")
+    return {key: found[key].astype(np.float32) for key in wanted}
 
 
 def save_weights(weights: Weights, path: str) -> None:

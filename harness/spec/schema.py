@@ -12,7 +12,7 @@ in whole epochs (`unit`); `Schedule.learning_rate` is its formula, which every b
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     Field,
@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from harness.spec.files import FileRef
 from harness.spec.layers import Float32, Layer, StrictModel
 
 SCHEMA_VERSION = 1
@@ -262,9 +263,24 @@ class ModelSpec(StrictModel):
     layers: tuple[Layer, ...]
     train: TrainSpec
     reference: Reference | None = None
+    # the weights training starts from, instead of the initializers' draw: an .npz of the
+    # canonical arrays (`harness import --weights` writes one beside the spec it imports)
+    initial_weights: FileRef | None = None
+
+    # fields added after schema 1: left out of dumps when unset, so older specs keep their hash
+    optional_fields: ClassVar[tuple[str, ...]] = ("initial_weights",)
 
     @model_validator(mode="after")
     def _check_layers(self) -> ModelSpec:
         if not self.layers:
             raise ValueError("layers: at least one layer is required")
         return self
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_optional(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if isinstance(data, dict):
+            for key in self.optional_fields:
+                if getattr(self, key) is None:
+                    data.pop(key, None)
+        return data

@@ -64,8 +64,12 @@ def name_spec_initializers(keras_layer: keras.layers.Layer, layer: L.Layer) -> N
     own draw at build would be overwritten anyway, and on JAX each new shape's draw is an XLA
     compilation of its own (about a second each)."""
     for field in type(layer).model_fields:  # Keras names each initializer as the spec does
-        if field.endswith("_initializer") and hasattr(keras_layer, field):
-            setattr(keras_layer, field, make_initializer(getattr(layer, field)))
+        if not field.endswith("_initializer"):
+            continue
+        # MultiHeadAttention keeps its initializers (and its config reads them) as `_<field>`
+        for attribute in (field, f"_{field}"):
+            if hasattr(keras_layer, attribute):
+                setattr(keras_layer, attribute, make_initializer(getattr(layer, field)))
 
 
 def make_layer(info: LayerInfo, dtype: str = "float32") -> keras.layers.Layer:

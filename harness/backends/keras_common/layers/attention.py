@@ -13,6 +13,7 @@ from typing import Any
 import keras
 
 from harness.backends.keras_common.layers.base import KerasEntry
+from harness.backends.keras_common.layers.inverse import NotInSpec, spec_fields
 from harness.spec import layers as L
 
 # Keras' name for the output projection's sub-layer -> the canonical one
@@ -128,7 +129,24 @@ def _encoder(info: Any, common: dict[str, Any]) -> keras.layers.Layer:
                                    layer.dropout, **common)
 
 
+def _plain_heads(keras_layer: Any, config: dict[str, Any], data: dict[str, Any]
+                 ) -> dict[str, Any]:
+    """The spec's attention projects values to key_dim and back to the input's features."""
+    if config.get("value_dim") not in (None, config["key_dim"]):
+        raise NotInSpec(f"value_dim={config['value_dim']}: the spec's multihead_attention has "
+                        "value_dim = key_dim")
+    axes = config.get("attention_axes")  # Keras stores the axes it resolved: all but features
+    steps = tuple(range(1, len(keras_layer.input.shape) - 1))
+    if axes is not None and tuple(axes) != steps:
+        raise NotInSpec(f"attention_axes={axes}: the spec's multihead_attention attends over "
+                        f"the steps, attention_axes={steps}")
+    return data
+
+
 ENTRIES = {
-    L.MultiHeadAttention: KerasEntry(_self_attention, by_path),
-    L.TransformerEncoder: KerasEntry(_encoder, by_path),
+    L.MultiHeadAttention: KerasEntry(
+        _self_attention, by_path, keras_classes=(SelfAttention,),
+        read=spec_fields(L.MultiHeadAttention, {"output_shape": None}, _plain_heads)),
+    L.TransformerEncoder: KerasEntry(_encoder, by_path, keras_classes=(TransformerEncoderBlock,),
+                                     read=spec_fields(L.TransformerEncoder)),
 }

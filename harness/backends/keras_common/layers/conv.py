@@ -9,6 +9,7 @@ from typing import Any
 import keras
 
 from harness.backends.keras_common.layers.base import KerasEntry, weighted_kwargs
+from harness.backends.keras_common.layers.inverse import spec_fields
 from harness.spec import layers as L
 from harness.spec.shapes import LayerInfo
 
@@ -37,11 +38,16 @@ ENTRIES = {
     L.Conv2D: KerasEntry(lambda info, common: _kl.Conv2D(
         info.layer.filters, info.layer.kernel_size, strides=info.layer.strides,
         padding=info.layer.padding, dilation_rate=info.layer.dilation_rate,
-        groups=info.layer.groups, **common, **weighted_kwargs(info.layer))),
-    L.DepthwiseConv2D: KerasEntry(_depthwise),
-    L.SeparableConv2D: KerasEntry(_separable),
+        groups=info.layer.groups, **common, **weighted_kwargs(info.layer)),
+        keras_classes=(_kl.Conv2D,), read=spec_fields(L.Conv2D, {"lora_rank": None})),
+    L.DepthwiseConv2D: KerasEntry(_depthwise, keras_classes=(_kl.DepthwiseConv2D,),
+                                  read=spec_fields(L.DepthwiseConv2D)),
+    L.SeparableConv2D: KerasEntry(_separable, keras_classes=(_kl.SeparableConv2D,),
+                                  read=spec_fields(L.SeparableConv2D)),
     L.Conv1D: KerasEntry(lambda info, common: _kl.Conv1D(
         info.layer.filters, info.layer.kernel_size, strides=info.layer.strides,
         padding=info.layer.padding, dilation_rate=info.layer.dilation_rate,
-        **common, **weighted_kwargs(info.layer))),
+        **common, **weighted_kwargs(info.layer)),
+        keras_classes=(_kl.Conv1D,), read=spec_fields(L.Conv1D, {"groups": 1,
+                                                                  "lora_rank": None})),
 }

@@ -13,6 +13,7 @@ from typing import Any
 import keras
 
 from harness.backends.keras_common.layers.base import KerasEntry
+from harness.backends.keras_common.layers.inverse import spec_fields
 from harness.spec import layers as L
 from harness.spec.shapes import LayerInfo
 
@@ -56,4 +57,13 @@ def _gru(info: LayerInfo, common: dict[str, Any]) -> keras.layers.Layer:
     return SpecGRU(layer.units, reset_after=layer.reset_after, **_common(layer), **common)
 
 
-ENTRIES = {L.LSTM: KerasEntry(_lstm), L.GRU: KerasEntry(_gru)}
+# what the spec's recurrent layers fix: one output, forwards, no state kept, no dropout
+_FIXED = {"return_state": False, "go_backwards": False, "stateful": False, "dropout": 0.0,
+          "recurrent_dropout": 0.0}
+
+ENTRIES = {
+    L.LSTM: KerasEntry(_lstm, keras_classes=(SpecLSTM, keras.layers.LSTM),
+                       read=spec_fields(L.LSTM, _FIXED)),
+    L.GRU: KerasEntry(_gru, keras_classes=(SpecGRU, keras.layers.GRU),
+                      read=spec_fields(L.GRU, _FIXED)),
+}
