@@ -151,10 +151,10 @@ def float64_call() -> Any:
 
 
 def _spec_text(label: str, schedule: str | None = None) -> str:
-    """`schedule`: a key of test_schedules.SCHEDULES counted in steps (the workers build
+    """`schedule`: a key of test_schedule_parity.SCHEDULES counted in steps (the workers build
     without an epoch length)."""
     from test_parity import OPTIMIZERS  # every optimizer, dyadic hyperparameters
-    from test_schedules import SCHEDULES
+    from test_schedule_parity import SCHEDULES
 
     text = TRAIN_SPEC.format(label=label, optimizer=OPTIMIZERS[label])
     return text + (f"  schedule: {SCHEDULES[schedule]}\n" if schedule else "")
@@ -195,7 +195,7 @@ def test_a_schedule_gives_the_same_weights_as_torch(label: str, schedule: str, n
                                                     float64_call: Any) -> None:
     """Keras' optimizer evaluating the harness's schedule on JAX and on PyTorch (a new rate
     at every step; SGD's momentum and AdamW's decay take it) against PyTorch's per-step rate;
-    exactly, on TensorFlow: test_schedules.py."""
+    exactly, on TensorFlow: test_schedule_parity.py."""
     got = float64_call(name, _spec_text(label, schedule))
     reference = float64_call("torch", _spec_text(label, schedule))
     _assert_close(got["weights"], reference["weights"], f"{name} {label} {schedule}")
