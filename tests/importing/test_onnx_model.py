@@ -1,0 +1,214 @@
+"""The ONNX reader: PyTorch models written as a PyTorch user writes them, exported with
+torch.onnx.export, read into a spec that the harness's PyTorch backend builds from the imported
+weights; its outputs must equal ONNX Runtime's on the original file (the reader's `predict`).
+Negative controls break one layout conversion each and must fail; bad files must be refused
+with one line."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")
+from torch import nn  # noqa: E402
+
+from harness.importing import onnx_model  # noqa: E402
+from harness.importing.imported import ImportedModel, UnreadableModel, UnsupportedModel  # noqa: E402,I001
+
+TOLERANCE = 1e-5
+TRAIN = {"optimizer": {"name": "sgd", "learning_rate": 0.01, "momentum": 0.0, "nesterov": False},
+         "batch_size": 32, "epochs": 1}
+
+
+class MLP(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1, self.fc2, self.fc3 = nn.Linear(784, 64), nn.Linear(64, 32), nn.Linear(32, 10)
+        self.drop = nn.Dropout(0.2)
+
+    def forward(self, x: Any) -> Any:
+        x = self.drop(torch.relu(self.fc1(x)))
+        x = nn.functional.gelu(self.fc2(x))
+        return torch.softmax(self.fc3(x), dim=1)
+
+
+class LeNet(nn.Module):
+    """BatchNorm, max pooling, and a Flatten of an NCHW image into a Linear (the trap)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(1, 6, 5, padding=2), nn.BatchNorm2d(6)
+        self.conv2 = nn.Conv2d(6, 16, 5)
+        self.fc1, self.bn2, self.fc2 = nn.Linear(16 * 5 * 5, 84), nn.BatchNorm1d(84), \
+            nn.Linear(84, 10)
+
+    def forward(self, x: Any) -> Any:
+        x = nn.functional.max_pool2d(torch.relu(self.bn1(self.conv1(x))), 2)
+        x = nn.functional.avg_pool2d(torch.tanh(self.conv2(x)), 2)
+        x = torch.flatten(x, 1)
+        x = nn.functional.silu(self.bn2(self.fc1(x)))
+        return nn.functional.log_softmax(self.fc2(x), dim=1)
+
+
+class Residual(nn.Module):
+    """A residual block with Add, a depthwise conv, a strided 'same' conv, global pooling;
+    it ends in logits."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(1, 8, 3, padding=1)
+        self.a, self.b = nn.Conv2d(8, 8, 3, padding=1), nn.Conv2d(8, 8, 3, padding=1)
+        self.dw = nn.Conv2d(8, 16, 3, padding=1, groups=8)  # depth multiplier 2
+        self.down = nn.Conv2d(16, 16, 1, stride=2)
+        self.head = nn.Linear(16, 10)
+
+    def forward(self, x: Any) -> Any:
+        x = torch.relu(self.stem(x))
+        x = torch.relu(x + self.b(torch.relu(self.a(x))))
+        x = self.down(nn.functional.elu(self.dw(x)))
+        return self.head(x.mean(dim=(2, 3)))
+
+
+class Symmetric(nn.Module):
+    """A stride-2 3x3 conv with padding=1: symmetric pads, not TensorFlow's 'same'."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.fc = nn.Conv2d(1, 4, 3, stride=2, padding=1), nn.Linear(4 * 14 * 14, 10)
+
+    def forward(self, x: Any) -> Any:
+        return self.fc(torch.flatten(self.conv(x), 1))
+
+
+class Cumsum(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(784, 10)
+
+    def forward(self, x: Any) -> Any:
+        return self.fc(torch.cumsum(x, dim=1))
+
+
+def _export(module: nn.Module, shape: tuple[int, ...], path: Path) -> Path:
+    torch.manual_seed(0)
+    module.eval()
+    with torch.no_grad():  # non-trivial batchnorm statistics
+        for sub in module.modules():
+            if isinstance(sub, nn.modules.batchnorm._BatchNorm):
+                sub.running_mean.uniform_(-0.5, 0.5)
+                sub.running_var.uniform_(0.5, 2.0)
+                sub.weight.uniform_(0.5, 1.5)
+                sub.bias.uniform_(-0.2, 0.2)
+    torch.onnx.export(module, (torch.zeros(2, *shape),), str(path), opset_version=18,
+                      dynamo=True, input_names=["x"], output_names=["y"],
+                      dynamic_shapes=({0: torch.export.Dim("batch")},))
+    return path
+
+
+def _spec(imported: ImportedModel) -> Any:
+    from harness.spec.schema import ModelSpec
+
+    return ModelSpec.model_validate({"name": "imported", "input": {"shape":
+                                                                    list(imported.input_shape)},
+                                     "layers": imported.layers, "train": TRAIN})
+
+
+def _spec_outputs(torch_backend: Any, imported: ImportedModel, x: np.ndarray) -> np.ndarray:
+    model = torch_backend.build(_spec(imported))
+    torch_backend.set_weights(model, imported.weights)
+    return torch_backend.predict(model, x)
+
+
+def _samples(shape: tuple[int, ...], n: int = 16) -> np.ndarray:
+    return np.random.default_rng(1).uniform(0, 1, (n, *shape)).astype(np.float32)
+
+
+def _difference(torch_backend: Any, path: Path, imported: ImportedModel) -> float:
+    x = _samples(imported.input_shape)
+    return float(np.abs(_spec_outputs(torch_backend, imported, x)
+                        - onnx_model.predict(path, x)).max())
+
+
+@pytest.mark.parametrize("module, shape, types", [
+    (MLP, (784,), ["dense", "dense", "dense"]),
+    # torch's exporter folds an eval-mode batchnorm into the conv or linear before it
+    (LeNet, (1, 28, 28), ["conv2d", "maxpool2d", "conv2d", "avgpool2d", "flatten", "dense",
+                          "dense"]),
+    (Residual, (1, 28, 28), ["conv2d", "conv2d", "conv2d", "add", "activation",
+                             "depthwise_conv2d", "conv2d", "global_avgpool2d", "dense"]),
+])
+def test_pytorch_models_import_exactly(torch_backend: Any, tmp_path: Path, module: type,
+                                       shape: tuple[int, ...], types: list[str]) -> None:
+    path = _export(module(), shape, tmp_path / "model.onnx")
+    imported = onnx_model.read(path)
+    assert [layer["type"] for layer in imported.layers] == types
+    assert imported.layers[-1]["activation"] == "softmax"
+    assert imported.input_shape == ((784,) if shape == (784,) else (28, 28, 1))
+    assert _difference(torch_backend, path, imported) <= TOLERANCE
+
+
+def test_activations_fold_and_notes(tmp_path: Path) -> None:
+    imported = onnx_model.read(_export(MLP(), (784,), tmp_path / "mlp.onnx"))
+    assert [layer["activation"] for layer in imported.layers] == ["relu", "gelu", "softmax"]
+    assert any("Dropout" in note for note in imported.notes)  # the dropout note
+    lenet = onnx_model.read(_export(LeNet(), (1, 28, 28), tmp_path / "lenet.onnx"))
+    assert lenet.layers[5]["activation"] == "swish"  # x * sigmoid(x), the batchnorm folded
+    assert any("LogSoftmax" in note for note in lenet.notes)
+    assert lenet.weights["0.kernel"].shape == (5, 5, 1, 6)  # HWIO
+    residual = onnx_model.read(_export(Residual(), (1, 28, 28), tmp_path / "res.onnx"))
+    assert residual.layers[5]["depth_multiplier"] == 2
+    assert residual.weights["5.kernel"].shape == (3, 3, 8, 2)
+    assert residual.layers[3]["inputs"] == [residual.layers[0]["name"],
+                                            residual.layers[2]["name"]]
+    assert any("logits" in note for note in residual.notes)
+
+
+def _broken(imported: ImportedModel, key: str, change: Any) -> ImportedModel:
+    return dataclasses.replace(imported, weights={**imported.weights,
+                                                  key: change(imported.weights[key])})
+
+
+def test_negative_controls_fail(torch_backend: Any, tmp_path: Path) -> None:
+    """Each layout conversion, undone, gives other outputs: the exact match is no accident."""
+    path = _export(LeNet(), (1, 28, 28), tmp_path / "lenet.onnx")
+    imported = onnx_model.read(path)
+    assert _difference(torch_backend, path, imported) <= TOLERANCE
+    # the dense after the NCHW flatten without its row permutation: rows back in (C, H, W)
+    hwc_to_chw = np.arange(400).reshape(5, 5, 16).transpose(2, 0, 1).reshape(-1)
+    unpermuted = _broken(imported, "5.kernel", lambda k: k[hwc_to_chw])
+    assert _difference(torch_backend, path, unpermuted) > 1e-3
+    # a conv kernel OIHW reinterpreted instead of transposed to HWIO
+    raw = _broken(imported, "2.kernel", lambda k: k.transpose(3, 2, 0, 1).reshape(k.shape))
+    assert _difference(torch_backend, path, raw) > 1e-3
+
+
+def test_symmetric_pads_are_not_same(tmp_path: Path) -> None:
+    path = _export(Symmetric(), (1, 28, 28), tmp_path / "symmetric.onnx")
+    with pytest.raises(UnsupportedModel, match=r"pads \[1, 1, 1, 1\].*'same' here \[0, 0, 1, 1\]"):
+        onnx_model.read(path)
+
+
+def test_unsupported_operator_names_the_node(tmp_path: Path) -> None:
+    path = _export(Cumsum(), (784,), tmp_path / "cumsum.onnx")
+    with pytest.raises(UnsupportedModel) as error:
+        onnx_model.read(path)
+    assert len(error.value.problems) == 1
+    assert "(CumSum): the spec has no layer for CumSum" in error.value.problems[0]
+
+
+def test_unreadable_files(tmp_path: Path) -> None:
+    path = _export(MLP(), (784,), tmp_path / "mlp.onnx")
+    truncated = tmp_path / "truncated.onnx"
+    truncated.write_bytes(path.read_bytes()[:5000])
+    text = tmp_path / "notes.onnx"
+    text.write_text("this is not a model\n")
+    for bad in (truncated, text):
+        with pytest.raises(UnreadableModel) as error:
+            onnx_model.read(bad)
+        assert len(str(error.value).splitlines()) == 1
