@@ -20,8 +20,8 @@ from harness.importing.imported import UnreadableModel, UnsupportedModel
 INPUT_REF = -1  # a Tensor computed by no layer: the model's input
 # layouts (ONNX's axes after the batch):
 #   flat (F,); nchw (C, H, W); nhwc (H, W, C); seq (steps, F); ncw (F, steps), a sequence as
-#   torch's Conv1d reads it; pooled (C, 1, 1) or (1, 1, C): a global pooling kept its axes
-IMAGE_LAYOUTS = ("nchw", "nhwc")
+#   torch's Conv1d reads it; tm: a sequence steps first, (steps, batch, F), as ONNX's LSTM reads
+#   it (dims: (steps, F)); pooled (C, 1, 1) or (1, 1, C): a global pooling kept its axes
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,52 @@ def load(path: Path) -> Any:
                                      f"{': ' + reason[:200] if reason else ''})"]) from None
 
 
+def _probe(model: Any, graph_input: Any, consts: dict[str, np.ndarray]
+           ) -> dict[str, tuple[tuple[int | None, ...], np.ndarray | None]]:
+    """Every node output's dimensions (None: the batch's) from running the model in ONNX
+    Runtime at batch sizes 2 and 3, and the values of those computed from constants alone
+    (torch's exporter reorders an LSTM's gates with Slice and Concat nodes). Shape inference
+    cannot follow shape arithmetic (Shape -> Slice -> Mul -> Reshape) that a run does. Empty
+    where the model does not run at both batch sizes (its static shapes are then used)."""
+    import onnx
+    import onnxruntime as ort
+
+    dims = _dims(graph_input)
+    if dims is None or dims[0] is not None and dims[0] > 0 \
+            or any(d is None for d in dims[1:]) \
+            or graph_input.type.tensor_type.elem_type != onnx.TensorProto.FLOAT:
+        return {}
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    listed = {value.name for value in probe.graph.output}
+    names = [name for node in probe.graph.node for name in node.output if name]
+    probe.graph.output.extend(onnx.ValueInfoProto(name=name) for name in names
+                              if name not in listed)
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.log_severity_level = 4
+    try:
+        session = ort.InferenceSession(probe.SerializeToString(), options,
+                                       providers=["CPUExecutionProvider"])
+        outputs = [o.name for o in session.get_outputs()]
+        runs = [dict(zip(outputs, session.run(None, {graph_input.name: np.random.default_rng(
+            batch).uniform(0, 1, (batch, *dims[1:])).astype(np.float32)}), strict=True))
+                for batch in (2, 3)]
+    except Exception:  # a model ONNX Runtime cannot run: static shapes only
+        return {}
+    dynamic = {graph_input.name}
+    for node in model.graph.node:
+        if any(name in dynamic for name in node.input):
+            dynamic.update(node.output)
+    found: dict[str, tuple[tuple[int | None, ...], np.ndarray | None]] = {}
+    for name in names:
+        first, second = np.asarray(runs[0][name]), np.asarray(runs[1][name])
+        shape = tuple(a if a == b else None for a, b in zip(first.shape, second.shape,
+                                                            strict=False))
+        found[name] = (shape, None if name in dynamic or name in consts else first)
+    return found
+
+
 def _dims(value: Any) -> tuple[int | None, ...] | None:
     tensor_type = value.type.tensor_type
     if not tensor_type.HasField("shape"):
@@ -96,6 +142,10 @@ class Graph:
         self.input, self.output = inputs[0], graph.output[0]
         self.shapes = {value.name: _dims(value)
                        for value in [*graph.input, *graph.value_info, *graph.output]}
+        for name, (dims, value) in _probe(model, self.input, self.consts).items():
+            self.shapes[name] = dims
+            if value is not None:
+                self.consts[name] = value
         self.producer: dict[str, Any] = {}
         self.consumers: dict[str, list[Any]] = {}
         for node in graph.node:

@@ -37,10 +37,11 @@ import numpy as np
 from harness.importing.imported import ImportedModel
 from harness.importing.onnx_graph import Graph, load
 from harness.importing.onnx_ops import HANDLERS_CORE
+from harness.importing.onnx_recurrent import HANDLERS_RECURRENT
 from harness.importing.onnx_shaping import HANDLERS_SHAPING
 from harness.importing.onnx_walk import INPUT_LAYOUTS, Walk
 
-HANDLERS = {**HANDLERS_CORE, **HANDLERS_SHAPING}
+HANDLERS = {**HANDLERS_CORE, **HANDLERS_SHAPING, **HANDLERS_RECURRENT}
 
 
 def output_kind(graph: Graph) -> str:
@@ -59,6 +60,9 @@ def read(path: Path) -> ImportedModel:
     path = Path(path)
     graph = Graph(load(path), path)
     walk = Walk(graph)
+    walk.note("an ONNX inference graph has no dropout (exporters leave it out, Dropout nodes "
+              "compute nothing): the spec has none; add the model's dropout layers to train "
+              "it as it was trained")
     input_shape = walk.run(HANDLERS)
     layers = walk.finish(output_kind(graph))
     return ImportedModel(source=path, format="onnx", input_shape=input_shape, layers=layers,

@@ -21,7 +21,9 @@ FIXED_ATTRIBUTES = {"Elu": {"alpha": 1.0},
 # layout -> (axis of the channels or features in ONNX, counting the batch)
 CHANNEL_AXIS = {"flat": 1, "pooled": 1, "nchw": 1, "nhwc": 3, "seq": 2, "ncw": 1}
 TRANSPOSES = {("nhwc", (0, 3, 1, 2)): "nchw", ("nchw", (0, 2, 3, 1)): "nhwc",
-              ("seq", (0, 2, 1)): "ncw", ("ncw", (0, 2, 1)): "seq"}
+              ("seq", (0, 2, 1)): "ncw", ("ncw", (0, 2, 1)): "seq",
+              # (steps, batch, features), as ONNX's LSTM and GRU read a sequence
+              ("seq", (1, 0, 2)): "tm", ("tm", (1, 0, 2)): "seq"}
 
 
 def simple_activation(walk: Walk, node: Any) -> None:
@@ -146,9 +148,10 @@ def transpose(walk: Walk, node: Any) -> None:
     layout = TRANSPOSES.get((x.layout, perm))
     if layout is None:
         walk.refuse(node, f"transpose {list(perm)} of layout {x.layout}: the reader follows "
-                          "only NCHW <-> NHWC and a sequence's (steps, features) swap")
+                          "only NCHW <-> NHWC, a sequence's (steps, features) swap and its "
+                          "steps-first form")
         return
-    dims = tuple(x.dims[p - 1] for p in perm[1:])
+    dims = x.dims if perm == (1, 0, 2) else tuple(x.dims[p - 1] for p in perm[1:])
     walk.view(node.input[0], node.output[0], Tensor(x.ref, layout, dims, x.perm))
 
 
@@ -182,9 +185,6 @@ def merge(walk: Walk, node: Any) -> None:
 
 
 def passthrough(walk: Walk, node: Any) -> None:
-    if node.op_type == "Dropout":
-        walk.note("Dropout nodes compute nothing at inference and are left out; add the "
-                  "model's dropout layers to the spec to train it as it was trained")
     walk.view(node.input[0], node.output[0], walk.values[node.input[0]])
 
 

@@ -39,17 +39,18 @@ class MLP(nn.Module):
 
 
 class LeNet(nn.Module):
-    """BatchNorm, max pooling, and a Flatten of an NCHW image into a Linear (the trap)."""
+    """BatchNorm (the exporter folds one after a conv or linear into it, not one after a
+    pooling), max pooling, and a Flatten of an NCHW image into a Linear (the trap)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.conv1, self.bn1 = nn.Conv2d(1, 6, 5, padding=2), nn.BatchNorm2d(6)
-        self.conv2 = nn.Conv2d(6, 16, 5)
+        self.bn_pool, self.conv2 = nn.BatchNorm2d(6, eps=1e-3, momentum=0.01), nn.Conv2d(6, 16, 5)
         self.fc1, self.bn2, self.fc2 = nn.Linear(16 * 5 * 5, 84), nn.BatchNorm1d(84), \
             nn.Linear(84, 10)
 
     def forward(self, x: Any) -> Any:
-        x = nn.functional.max_pool2d(torch.relu(self.bn1(self.conv1(x))), 2)
+        x = self.bn_pool(nn.functional.max_pool2d(torch.relu(self.bn1(self.conv1(x))), 2))
         x = nn.functional.avg_pool2d(torch.tanh(self.conv2(x)), 2)
         x = torch.flatten(x, 1)
         x = nn.functional.silu(self.bn2(self.fc1(x)))
@@ -73,6 +74,54 @@ class Residual(nn.Module):
         x = torch.relu(x + self.b(torch.relu(self.a(x))))
         x = self.down(nn.functional.elu(self.dw(x)))
         return self.head(x.mean(dim=(2, 3)))
+
+
+class FlatToImage(nn.Module):
+    """A flat (N, 784) input viewed as an image, a 'same' conv with an even kernel."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.fc = nn.Conv2d(1, 4, 4, padding="same"), nn.Linear(4 * 14 * 14, 10)
+
+    def forward(self, x: Any) -> Any:
+        x = nn.functional.max_pool2d(torch.sigmoid(self.conv(x.view(-1, 1, 28, 28))), 2)
+        return torch.softmax(self.fc(x.flatten(1)), dim=-1)
+
+
+class RowsLSTM(nn.Module):
+    """pytorch/examples' mnist_rnn reads the image's rows as steps; the last step's output."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lstm, self.fc = nn.LSTM(28, 32, batch_first=True), nn.Linear(32, 10)
+
+    def forward(self, x: Any) -> Any:
+        out, _ = self.lstm(x)
+        return self.fc(out[:, -1, :])
+
+
+class RowsGRU(nn.Module):
+    """Every step's output into a second GRU; its final state h_n."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gru1, self.gru2 = nn.GRU(28, 24, batch_first=True), nn.GRU(24, 16, batch_first=True)
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x: Any) -> Any:
+        out, _ = self.gru1(x)
+        _, h = self.gru2(out)
+        return self.fc(h[-1])
+
+
+class RowsConv1d(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.fc = nn.Conv1d(28, 16, 3, padding=1), nn.Linear(16, 10)
+
+    def forward(self, x: Any) -> Any:
+        x = torch.relu(self.conv(x.transpose(1, 2)))  # (N, rows, 28) -> (N, 28 features, rows)
+        return self.fc(x.amax(dim=2))
 
 
 class Symmetric(nn.Module):
@@ -138,10 +187,14 @@ def _difference(torch_backend: Any, path: Path, imported: ImportedModel) -> floa
 @pytest.mark.parametrize("module, shape, types", [
     (MLP, (784,), ["dense", "dense", "dense"]),
     # torch's exporter folds an eval-mode batchnorm into the conv or linear before it
-    (LeNet, (1, 28, 28), ["conv2d", "maxpool2d", "conv2d", "avgpool2d", "flatten", "dense",
-                          "dense"]),
+    (LeNet, (1, 28, 28), ["conv2d", "maxpool2d", "batchnorm", "conv2d", "avgpool2d",
+                          "flatten", "dense", "dense"]),
     (Residual, (1, 28, 28), ["conv2d", "conv2d", "conv2d", "add", "activation",
                              "depthwise_conv2d", "conv2d", "global_avgpool2d", "dense"]),
+    (FlatToImage, (784,), ["reshape", "conv2d", "maxpool2d", "flatten", "dense"]),
+    (RowsLSTM, (28, 28), ["lstm", "dense"]),
+    (RowsGRU, (28, 28), ["gru", "gru", "dense"]),
+    (RowsConv1d, (28, 28), ["conv1d", "global_maxpool1d", "dense"]),
 ])
 def test_pytorch_models_import_exactly(torch_backend: Any, tmp_path: Path, module: type,
                                        shape: tuple[int, ...], types: list[str]) -> None:
@@ -149,7 +202,7 @@ def test_pytorch_models_import_exactly(torch_backend: Any, tmp_path: Path, modul
     imported = onnx_model.read(path)
     assert [layer["type"] for layer in imported.layers] == types
     assert imported.layers[-1]["activation"] == "softmax"
-    assert imported.input_shape == ((784,) if shape == (784,) else (28, 28, 1))
+    assert imported.input_shape == {(784,): (784,), (28, 28): (28, 28)}.get(shape, (28, 28, 1))
     assert _difference(torch_backend, path, imported) <= TOLERANCE
 
 
@@ -158,9 +211,10 @@ def test_activations_fold_and_notes(tmp_path: Path) -> None:
     assert [layer["activation"] for layer in imported.layers] == ["relu", "gelu", "softmax"]
     assert any("Dropout" in note for note in imported.notes)  # the dropout note
     lenet = onnx_model.read(_export(LeNet(), (1, 28, 28), tmp_path / "lenet.onnx"))
-    assert lenet.layers[5]["activation"] == "swish"  # x * sigmoid(x), the batchnorm folded
+    assert lenet.layers[6]["activation"] == "swish"  # x * sigmoid(x), the batchnorm folded
     assert any("LogSoftmax" in note for note in lenet.notes)
     assert lenet.weights["0.kernel"].shape == (5, 5, 1, 6)  # HWIO
+    assert lenet.layers[2] == {"type": "batchnorm", "momentum": 0.99, "epsilon": 0.001}
     residual = onnx_model.read(_export(Residual(), (1, 28, 28), tmp_path / "res.onnx"))
     assert residual.layers[5]["depth_multiplier"] == 2
     assert residual.weights["5.kernel"].shape == (3, 3, 8, 2)
@@ -181,10 +235,10 @@ def test_negative_controls_fail(torch_backend: Any, tmp_path: Path) -> None:
     assert _difference(torch_backend, path, imported) <= TOLERANCE
     # the dense after the NCHW flatten without its row permutation: rows back in (C, H, W)
     hwc_to_chw = np.arange(400).reshape(5, 5, 16).transpose(2, 0, 1).reshape(-1)
-    unpermuted = _broken(imported, "5.kernel", lambda k: k[hwc_to_chw])
+    unpermuted = _broken(imported, "6.kernel", lambda k: k[hwc_to_chw])
     assert _difference(torch_backend, path, unpermuted) > 1e-3
     # a conv kernel OIHW reinterpreted instead of transposed to HWIO
-    raw = _broken(imported, "2.kernel", lambda k: k.transpose(3, 2, 0, 1).reshape(k.shape))
+    raw = _broken(imported, "3.kernel", lambda k: k.transpose(3, 2, 0, 1).reshape(k.shape))
     assert _difference(torch_backend, path, raw) > 1e-3
 
 
