@@ -181,6 +181,8 @@ def attributes(node: Any) -> dict[str, Any]:
     values = {}
     for attribute in node.attribute:
         value = helper.get_attribute_value(attribute)
+        if isinstance(value, list):
+            value = [v.decode() if isinstance(v, bytes) else v for v in value]
         values[attribute.name] = value.decode() if isinstance(value, bytes) else value
     return values
 

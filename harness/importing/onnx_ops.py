@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.importing.onnx_graph import Tensor, attributes, chw_to_hwc_perm
+from harness.importing.onnx_graph import Tensor, attributes
 from harness.importing.onnx_walk import Handler, Walk
 from harness.spec.layers.base import ShapeProblem
 from harness.spec.layers.windows import window_2d

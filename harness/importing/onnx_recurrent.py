@@ -159,12 +159,11 @@ def recurrent(walk: Walk, node: Any) -> None:
     last, chain = used == [1], [node]
     while True:
         readers = _readers(walk, current)
-        onward = len(readers) == 1 and readers[0].op_type in ("Gather", "Slice")
-        if labels == ["N", "H"] or labels in (["N", "T", "H"], ["T", "N", "H"]) \
-                and not last and not onward:
-            break
         found = _step(walk, readers[0], labels, last, steps, units) \
             if len(readers) == 1 else None
+        if found is None and (labels == ["N", "H"] or not last
+                              and labels in (["N", "T", "H"], ["T", "N", "H"])):
+            break  # the layer's output: what reads it is the next layer
         if found is None:
             where = readers[0].name if len(readers) == 1 else f"{len(readers)} readers"
             walk.refuse(node, f"its output reaches {where!r} along axes {labels}; the reader "

@@ -19,6 +19,8 @@ FIXED_ATTRIBUTES = {"Elu": {"alpha": 1.0},
                     "Selu": {"alpha": 1.67326319217681884765625,
                              "gamma": 1.05070102214813232421875}}
 # layout -> (axis of the channels or features in ONNX, counting the batch)
+IMAGE_LAYOUTS = ("nchw", "nhwc")
+IMAGE_PERMS = {"nhwc": (3, 1, 2), "nchw": (2, 3, 1)}  # to the other layout, batch left out
 CHANNEL_AXIS = {"flat": 1, "pooled": 1, "nchw": 1, "nhwc": 3, "seq": 2, "ncw": 1}
 TRANSPOSES = {("nhwc", (0, 3, 1, 2)): "nchw", ("nchw", (0, 2, 3, 1)): "nhwc",
               ("seq", (0, 2, 1)): "ncw", ("ncw", (0, 2, 1)): "seq",
@@ -91,7 +93,9 @@ def div_or_mul(walk: Walk, node: Any) -> None:
     found = _gelu_nodes(walk, node) if node.input[0] in walk.values else None
     if found is None:
         walk.refuse(node, f"a {node.op_type} outside the patterns the reader knows (the "
-                          "decomposed GELU x * 0.5 * (1 + erf(x / sqrt(2))), x * sigmoid(x))")
+                          "decomposed GELU x * 0.5 * (1 + erf(x / sqrt(2))), x * sigmoid(x)); "
+                          "a Mul and Add by constants is a batch normalization tf2onnx folded, "
+                          "which the spec cannot read back")
         return
     nodes, out_name = found
     walk.activation(nodes, node.input[0], "gelu", out_name)
@@ -114,6 +118,13 @@ def softmax(walk: Walk, node: Any) -> None:
     walk.activation([node], node.input[0], "softmax", node.output[0])
 
 
+def _keeps_order(dims: tuple[int, ...], perm: tuple[int, ...]) -> bool:
+    """Whether transposing `dims` by `perm` (axes counted from 1) moves only axes of size 1,
+    so that a reshape to the transposed dims is that transpose."""
+    moved = [p for p in perm if dims[p - 1] != 1]
+    return moved == sorted(moved)
+
+
 def flatten(walk: Walk, node: Any) -> None:
     """Flatten (axis 1) and a Reshape to (batch, features); a Reshape of a flat 784 input to a
     one-channel image or to rows; Squeeze of a pooled image."""
@@ -130,6 +141,12 @@ def flatten(walk: Walk, node: Any) -> None:
             chw_to_hwc_perm(x.dims[0], x.dims[1], 1) if x.layout == "ncw" else None
         walk.add_layer({"type": "flatten"}, [x], {}, node.output[0],
                        Tensor(0, "flat", dims, perm))
+    elif node.op_type == "Reshape" and x.layout in IMAGE_LAYOUTS \
+            and dims == tuple(x.dims[p - 1] for p in IMAGE_PERMS[x.layout]) \
+            and _keeps_order(x.dims, IMAGE_PERMS[x.layout]):
+        # tf2onnx's transpose of a one-channel (or 1x1) image: the same elements in order
+        walk.view(node.input[0], node.output[0],
+                  Tensor(x.ref, "nchw" if x.layout == "nhwc" else "nhwc", dims))
     elif node.op_type == "Reshape" and x.layout == "flat" and x.perm is None \
             and dims in ((1, 28, 28), (28, 28, 1), (28, 28)):
         layout = {3: "nchw" if dims[0] == 1 else "nhwc", 2: "seq"}[len(dims)]

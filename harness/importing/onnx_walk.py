@@ -100,7 +100,9 @@ class Walk:
             if any(name in self.poisoned for name in node.input):
                 self.poisoned.update(node.output)
                 continue
-            if not any(name in self.values for name in node.input) \
+            # a subgraph (Loop, If, Scan) may read data without naming it among its inputs
+            subgraph = any(a.HasField("g") or len(a.graphs) for a in node.attribute)
+            if not subgraph and not any(name in self.values for name in node.input) \
                     or node.op_type in ("Shape", "Size"):
                 continue  # a constant, or arithmetic on shapes
             handler = handlers.get(node.op_type)

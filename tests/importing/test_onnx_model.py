@@ -266,3 +266,88 @@ def test_unreadable_files(tmp_path: Path) -> None:
         with pytest.raises(UnreadableModel) as error:
             onnx_model.read(bad)
         assert len(str(error.value).splitlines()) == 1
+
+
+def test_symmetric_pads_read_as_same_would_differ(torch_backend: Any, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The refusal above is needed: the same file read with its pads taken for 'same'
+    computes another function (TensorFlow pads 0 above, 1 below here)."""
+    from harness.importing import onnx_ops
+
+    path = _export(Symmetric(), (1, 28, 28), tmp_path / "symmetric.onnx")
+    monkeypatch.setattr(onnx_ops, "_padding", lambda *args: "same")
+    assert _difference(torch_backend, path, onnx_model.read(path)) > 1e-3
+
+
+def test_lstm_gate_order_matters(torch_backend: Any, tmp_path: Path) -> None:
+    path = _export(RowsLSTM(), (28, 28), tmp_path / "lstm.onnx")
+    imported = onnx_model.read(path)
+    assert _difference(torch_backend, path, imported) <= TOLERANCE
+    units = imported.layers[0]["units"]
+
+    def onnx_order(kernel: np.ndarray) -> np.ndarray:  # Keras (i, f, c, o) back to (i, o, f, c)
+        return np.concatenate([np.split(kernel, 4, axis=-1)[i] for i in (0, 3, 1, 2)], axis=-1)
+
+    assert imported.weights["0.kernel"].shape == (28, 4 * units)
+    wrong = _broken(_broken(imported, "0.kernel", onnx_order), "0.recurrent_kernel", onnx_order)
+    assert _difference(torch_backend, path, wrong) > 1e-3
+
+
+class Upsample(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.fc = nn.Conv2d(1, 2, 3, stride=2), nn.Linear(2 * 26 * 26, 10)
+
+    def forward(self, x: Any) -> Any:
+        x = nn.functional.interpolate(self.conv(x), scale_factor=2.0, mode="nearest")
+        return self.fc(torch.flatten(x, 1))
+
+
+def test_resize_is_unsupported(tmp_path: Path) -> None:
+    path = _export(Upsample(), (1, 28, 28), tmp_path / "upsample.onnx")
+    with pytest.raises(UnsupportedModel, match=r"\(Resize\): the spec has no layer for Resize"):
+        onnx_model.read(path)
+
+
+def _zoo_round_trip(backend: Any, name: str, folder: Path) -> tuple[list[str], list[str], float]:
+    """Export zoo spec `name` from `backend` (random initial weights) and read it back: the
+    original's and the import's layer labels, and the largest difference of their outputs."""
+    from harness.spec.initializers import initial_weights
+    from harness.spec.loader import load_spec
+
+    spec = load_spec(name)
+    model = backend.build(spec)
+    backend.set_weights(model, initial_weights(spec))
+    path = folder / f"{name}.onnx"
+    backend.export_onnx(model, path, 18)
+    imported = onnx_model.read(path)
+    x = _samples(spec.input.shape)
+    difference = float(np.abs(backend.predict(model, x) - onnx_model.predict(path, x)).max())
+    return ([layer.describe() for layer in spec.layers if layer.type != "dropout"],
+            [layer.describe() for layer in _spec(imported).layers], difference)
+
+
+@pytest.mark.parametrize("name", ["mlp512_128_relu_do1_adam", "cnn3_k3", "lstm_rows"])
+def test_zoo_specs_through_the_pytorch_exporter(torch_backend: Any, tmp_path: Path,
+                                                name: str) -> None:
+    """The harness's PyTorch backend exports NHWC input, a Transpose, then NCHW operators (an
+    image's flatten permuted): the import gives the original layers, dropout left out."""
+    original, imported, difference = _zoo_round_trip(torch_backend, name, tmp_path)
+    assert imported == original
+    assert difference <= TOLERANCE
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["cnn3_k3", "lstm_rows"])
+def test_zoo_specs_through_tf2onnx(backend_call: Any, tmp_path: Path, name: str) -> None:
+    """Keras' exports (tf2onnx: channels-last, a one-channel image's transpose as a Reshape,
+    MatMul + Add, the LSTM's gates) read back alike."""
+    original, imported, difference = backend_call("keras", _keras_round_trip, name, tmp_path)
+    assert imported == original
+    assert difference <= TOLERANCE
+
+
+def _keras_round_trip(name: str, folder: Path) -> tuple[list[str], list[str], float]:
+    from harness.backends import get_backend
+
+    return _zoo_round_trip(get_backend("keras"), name, folder)
