@@ -70,16 +70,16 @@ def load(path: Path) -> Any:
 def _probe(model: Any, graph_input: Any, consts: dict[str, np.ndarray]
            ) -> dict[str, tuple[tuple[int | None, ...], np.ndarray | None]]:
     """Every node output's dimensions (None: the batch's) from running the model in ONNX
-    Runtime at batch sizes 2 and 3, and the values of those computed from constants alone
-    (torch's exporter reorders an LSTM's gates with Slice and Concat nodes). Shape inference
-    cannot follow shape arithmetic (Shape -> Slice -> Mul -> Reshape) that a run does. Empty
-    where the model does not run at both batch sizes (its static shapes are then used)."""
+    Runtime at batch sizes 2 and 3 (a fixed batch size: at that one), and the values of those
+    computed from constants alone (torch's exporter reorders an LSTM's gates with Slice and
+    Concat nodes). Shape inference cannot follow shape arithmetic (Shape -> Slice -> Mul ->
+    Reshape) that a run does. Empty where the model does not run (its static shapes are then
+    used)."""
     import onnx
     import onnxruntime as ort
 
     dims = _dims(graph_input)
-    if dims is None or dims[0] is not None and dims[0] > 0 \
-            or any(d is None for d in dims[1:]) \
+    if dims is None or not dims or any(d is None for d in dims[1:]) \
             or graph_input.type.tensor_type.elem_type != onnx.TensorProto.FLOAT:
         return {}
     probe = onnx.ModelProto()
@@ -97,7 +97,7 @@ def _probe(model: Any, graph_input: Any, consts: dict[str, np.ndarray]
         outputs = [o.name for o in session.get_outputs()]
         runs = [dict(zip(outputs, session.run(None, {graph_input.name: np.random.default_rng(
             batch).uniform(0, 1, (batch, *dims[1:])).astype(np.float32)}), strict=True))
-                for batch in (2, 3)]
+                for batch in ((2, 3) if not dims[0] else (dims[0],))]
     except Exception:  # a model ONNX Runtime cannot run: static shapes only
         return {}
     dynamic = {graph_input.name}
@@ -106,7 +106,7 @@ def _probe(model: Any, graph_input: Any, consts: dict[str, np.ndarray]
             dynamic.update(node.output)
     found: dict[str, tuple[tuple[int | None, ...], np.ndarray | None]] = {}
     for name in names:
-        first, second = np.asarray(runs[0][name]), np.asarray(runs[1][name])
+        first, second = np.asarray(runs[0][name]), np.asarray(runs[-1][name])
         shape = tuple(a if a == b else None for a, b in zip(first.shape, second.shape,
                                                             strict=False))
         found[name] = (shape, None if name in dynamic or name in consts else first)
@@ -140,6 +140,8 @@ class Graph:
                 f"the graph has {len(inputs)} inputs and {len(graph.output)} outputs; a spec "
                 "has one input and one output"])
         self.input, self.output = inputs[0], graph.output[0]
+        # a batch size the file fixes (an export without a dynamic batch), else None
+        self.batch = (_dims(self.input) or (None,))[0] or None
         self.shapes = {value.name: _dims(value)
                        for value in [*graph.input, *graph.value_info, *graph.output]}
         for name, (dims, value) in _probe(model, self.input, self.consts).items():

@@ -85,9 +85,14 @@ def predict(path: Path, x: np.ndarray) -> np.ndarray:
     feed = np.ascontiguousarray(x, dtype=np.float32)
     if dims is not None and INPUT_LAYOUTS.get(dims) == "nchw":
         feed = np.ascontiguousarray(feed.reshape(len(feed), 28, 28, 1).transpose(0, 3, 1, 2))
-    batch = graph.shapes[graph.input.name][0]  # type: ignore[index]
     session = create_session(path, "cpu")
-    out = run_batched(session, feed, batch_size=batch or 1000).astype(np.float64)
+    if graph.batch:  # a file exported for one batch size: pad the last batch to it
+        size = len(feed)
+        feed = np.concatenate([feed, np.zeros((-size % graph.batch, *feed.shape[1:]),
+                                              np.float32)])
+        out = run_batched(session, feed, batch_size=graph.batch)[:size].astype(np.float64)
+    else:
+        out = run_batched(session, feed).astype(np.float64)
     kind = output_kind(graph)
     probabilities = out if kind == "probabilities" else np.exp(out) \
         if kind == "log_probabilities" else _softmax(out)

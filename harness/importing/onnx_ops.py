@@ -208,6 +208,10 @@ def batchnorm(walk: Walk, node: Any) -> None:
         walk.refuse(node, "the spec reads an inference batch normalization: scale, bias, "
                           "mean and variance constants, training_mode 0")
         return
+    if x.layout not in ("flat", "pooled", "nchw", "ncw"):  # ONNX normalizes over axis 1
+        walk.refuse(node, f"it normalizes axis 1 of layout {x.layout}, not its channels or "
+                          "features (the spec's batchnorm: the last axis)")
+        return
     if "momentum" in attrs:
         momentum = f32(attrs["momentum"])
     else:

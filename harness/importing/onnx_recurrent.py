@@ -97,7 +97,7 @@ def _step(walk: Walk, node: Any, labels: list[str], last: bool, steps: int, unit
         return [label for i, label in enumerate(labels) if i not in drop], last
     if node.op_type == "Reshape":
         kept = [label for label in labels if label != "D" and not (label == "T" and last)]
-        sizes = {"N": None, "T": 1 if last else steps, "D": 1, "H": units}
+        sizes = {"N": g.batch, "T": 1 if last else steps, "D": 1, "H": units}
         target = list(g.shapes.get(node.output[0]) or [])
         for candidate in (kept, labels):
             if target == [sizes[label] for label in candidate]:

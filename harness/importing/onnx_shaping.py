@@ -21,7 +21,7 @@ FIXED_ATTRIBUTES = {"Elu": {"alpha": 1.0},
 # layout -> (axis of the channels or features in ONNX, counting the batch)
 IMAGE_LAYOUTS = ("nchw", "nhwc")
 IMAGE_PERMS = {"nhwc": (3, 1, 2), "nchw": (2, 3, 1)}  # to the other layout, batch left out
-CHANNEL_AXIS = {"flat": 1, "pooled": 1, "nchw": 1, "nhwc": 3, "seq": 2, "ncw": 1}
+CHANNEL_AXIS = {"flat": 1, "pooled": 1, "nchw": 1, "nhwc": 3, "seq": 2, "ncw": 1, "tm": 2}
 TRANSPOSES = {("nhwc", (0, 3, 1, 2)): "nchw", ("nchw", (0, 2, 3, 1)): "nhwc",
               ("seq", (0, 2, 1)): "ncw", ("ncw", (0, 2, 1)): "seq",
               # (steps, batch, features), as ONNX's LSTM and GRU read a sequence
@@ -127,13 +127,15 @@ def _keeps_order(dims: tuple[int, ...], perm: tuple[int, ...]) -> bool:
 
 def flatten(walk: Walk, node: Any) -> None:
     """Flatten (axis 1) and a Reshape to (batch, features); a Reshape of a flat 784 input to a
-    one-channel image or to rows; Squeeze of a pooled image."""
+    one-channel image or to rows, an Unsqueeze of rows to a one-channel image; Squeeze of a
+    pooled image."""
     x = walk.values[node.input[0]]
     dims = walk.out_dims(node)
     if dims is None:
         return
-    if node.op_type == "Flatten" and attributes(node).get("axis", 1) != 1:
-        walk.refuse(node, "the spec flattens everything after the batch (axis 1)")
+    if node.op_type == "Flatten" and attributes(node).get("axis", 1) != 1 or x.layout == "tm":
+        walk.refuse(node, "the spec flattens everything after the batch (axis 1), the batch "
+                          "first")
     elif len(dims) == 1 and x.layout in ("flat", "pooled"):
         walk.view(node.input[0], node.output[0], Tensor(x.ref, "flat", dims, x.perm))
     elif len(dims) == 1 and node.op_type != "Squeeze":
@@ -147,8 +149,9 @@ def flatten(walk: Walk, node: Any) -> None:
         # tf2onnx's transpose of a one-channel (or 1x1) image: the same elements in order
         walk.view(node.input[0], node.output[0],
                   Tensor(x.ref, "nchw" if x.layout == "nhwc" else "nhwc", dims))
-    elif node.op_type == "Reshape" and x.layout == "flat" and x.perm is None \
-            and dims in ((1, 28, 28), (28, 28, 1), (28, 28)):
+    elif node.op_type in ("Reshape", "Unsqueeze") and x.layout in ("flat", "seq") \
+            and x.perm is None and dims in ((1, 28, 28), (28, 28, 1), (28, 28)):
+        # x.view(-1, 1, 28, 28) of a flat input, x.unsqueeze(1) of rows: the same elements
         layout = {3: "nchw" if dims[0] == 1 else "nhwc", 2: "seq"}[len(dims)]
         target = list(Tensor(0, layout, dims).spec_shape)
         walk.add_layer({"type": "reshape", "target_shape": target}, [x], {}, node.output[0],
@@ -208,6 +211,7 @@ def passthrough(walk: Walk, node: Any) -> None:
 HANDLERS_SHAPING: dict[str, Handler] = {
     **{op: simple_activation for op in SIMPLE_ACTIVATIONS}, "Gelu": gelu, "Sigmoid": sigmoid,
     "Div": div_or_mul, "Mul": div_or_mul, "Softmax": softmax, "LogSoftmax": softmax,
-    "Flatten": flatten, "Reshape": flatten, "Squeeze": flatten, "Transpose": transpose,
+    "Flatten": flatten, "Reshape": flatten, "Squeeze": flatten, "Unsqueeze": flatten,
+    "Transpose": transpose,
     "Add": merge, "Concat": merge, "Dropout": passthrough, "Identity": passthrough,
 }

@@ -88,6 +88,17 @@ class FlatToImage(nn.Module):
         return torch.softmax(self.fc(x.flatten(1)), dim=-1)
 
 
+class RowsAsImage(nn.Module):
+    """(N, 28, 28) rows unsqueezed to a one-channel image."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.fc = nn.Conv2d(1, 3, 3, stride=2), nn.Linear(3 * 13 * 13, 10)
+
+    def forward(self, x: Any) -> Any:
+        return self.fc(torch.flatten(torch.relu(self.conv(x.unsqueeze(1))), 1))
+
+
 class RowsLSTM(nn.Module):
     """pytorch/examples' mnist_rnn reads the image's rows as steps; the last step's output."""
 
@@ -144,7 +155,10 @@ class Cumsum(nn.Module):
         return self.fc(torch.cumsum(x, dim=1))
 
 
-def _export(module: nn.Module, shape: tuple[int, ...], path: Path) -> Path:
+def _export(module: nn.Module, shape: tuple[int, ...], path: Path, batch: int | None = None
+            ) -> Path:
+    """`module` as torch.onnx.export writes it (opset 18; dynamo, torch's default), with a
+    dynamic batch dimension unless `batch` fixes one."""
     torch.manual_seed(0)
     module.eval()
     with torch.no_grad():  # non-trivial batchnorm statistics
@@ -154,9 +168,9 @@ def _export(module: nn.Module, shape: tuple[int, ...], path: Path) -> Path:
                 sub.running_var.uniform_(0.5, 2.0)
                 sub.weight.uniform_(0.5, 1.5)
                 sub.bias.uniform_(-0.2, 0.2)
-    torch.onnx.export(module, (torch.zeros(2, *shape),), str(path), opset_version=18,
+    torch.onnx.export(module, (torch.zeros(batch or 2, *shape),), str(path), opset_version=18,
                       dynamo=True, input_names=["x"], output_names=["y"],
-                      dynamic_shapes=({0: torch.export.Dim("batch")},))
+                      dynamic_shapes=None if batch else ({0: torch.export.Dim("batch")},))
     return path
 
 
@@ -192,6 +206,7 @@ def _difference(torch_backend: Any, path: Path, imported: ImportedModel) -> floa
     (Residual, (1, 28, 28), ["conv2d", "conv2d", "conv2d", "add", "activation",
                              "depthwise_conv2d", "conv2d", "global_avgpool2d", "dense"]),
     (FlatToImage, (784,), ["reshape", "conv2d", "maxpool2d", "flatten", "dense"]),
+    (RowsAsImage, (28, 28), ["reshape", "conv2d", "flatten", "dense"]),
     (RowsLSTM, (28, 28), ["lstm", "dense"]),
     (RowsGRU, (28, 28), ["gru", "gru", "dense"]),
     (RowsConv1d, (28, 28), ["conv1d", "global_maxpool1d", "dense"]),
@@ -204,6 +219,14 @@ def test_pytorch_models_import_exactly(torch_backend: Any, tmp_path: Path, modul
     assert imported.layers[-1]["activation"] == "softmax"
     assert imported.input_shape == {(784,): (784,), (28, 28): (28, 28)}.get(shape, (28, 28, 1))
     assert _difference(torch_backend, path, imported) <= TOLERANCE
+
+
+@pytest.mark.parametrize("module, shape", [(LeNet, (1, 28, 28)), (RowsLSTM, (28, 28))])
+def test_files_with_a_fixed_batch_size(torch_backend: Any, tmp_path: Path, module: type,
+                                       shape: tuple[int, ...]) -> None:
+    """An export without a dynamic batch (batch 1 here): `predict` feeds it one at a time."""
+    path = _export(module(), shape, tmp_path / "model.onnx", batch=1)
+    assert _difference(torch_backend, path, onnx_model.read(path)) <= TOLERANCE
 
 
 def test_activations_fold_and_notes(tmp_path: Path) -> None:
