@@ -129,6 +129,34 @@ def _step(walk: Walk, node: Any, labels: list[str], last: bool, steps: int, unit
     return None
 
 
+def _follow(walk: Walk, node: Any, output: int, time_major: bool, steps: int, units: int
+            ) -> tuple[list[str], str, list[Any]] | None:
+    """From the LSTM's or GRU's output `output` (0: Y, 1: Y_h) to the value that is the spec
+    layer's output: its axes' labels, its name, and the nodes on the way (the LSTM's too)."""
+    current = node.output[output]
+    if output == 0:
+        labels = ["T", "D", "N", "H"] if time_major else ["N", "T", "D", "H"]
+    else:
+        labels = ["D", "N", "H"] if time_major else ["N", "D", "H"]
+    last, chain = output == 1, [node]
+    while True:
+        readers = _readers(walk, current)
+        found = _step(walk, readers[0], labels, last, steps, units) \
+            if len(readers) == 1 else None
+        if found is None and (labels == ["N", "H"] or not last
+                              and labels in (["N", "T", "H"], ["T", "N", "H"])):
+            return labels, current, chain  # what reads it is the next layer
+        if found is None:
+            where = repr(readers[0].name) if len(readers) == 1 else f"{len(readers)} readers"
+            walk.refuse(node, f"its output reaches {where} along axes {labels}; the reader "
+                              "follows it to the last step (batch, units) or every step "
+                              "(batch, steps, units)")
+            return None
+        labels, last = found
+        chain.append(readers[0])
+        current = readers[0].output[0]
+
+
 def recurrent(walk: Walk, node: Any) -> None:
     attrs, x = attributes(node), walk.values[node.input[0]]
     kind, units = node.op_type.lower(), int(attrs.get("hidden_size", 0))
@@ -151,28 +179,10 @@ def recurrent(walk: Walk, node: Any) -> None:
                           "the last state Y_h")
         return
     steps = x.dims[0]
-    current = node.output[used[0]]
-    if used == [0]:
-        labels = ["T", "D", "N", "H"] if time_major else ["N", "T", "D", "H"]
-    else:
-        labels = ["D", "N", "H"] if time_major else ["N", "D", "H"]
-    last, chain = used == [1], [node]
-    while True:
-        readers = _readers(walk, current)
-        found = _step(walk, readers[0], labels, last, steps, units) \
-            if len(readers) == 1 else None
-        if found is None and (labels == ["N", "H"] or not last
-                              and labels in (["N", "T", "H"], ["T", "N", "H"])):
-            break  # the layer's output: what reads it is the next layer
-        if found is None:
-            where = readers[0].name if len(readers) == 1 else f"{len(readers)} readers"
-            walk.refuse(node, f"its output reaches {where!r} along axes {labels}; the reader "
-                              "follows it to the last step (batch, units) or every step "
-                              "(batch, steps, units)")
-            return
-        labels, last = found
-        chain.append(readers[0])
-        current = readers[0].output[0]
+    followed = _follow(walk, node, used[0], time_major, steps, units)
+    if followed is None:
+        return
+    labels, current, chain = followed
     walk.done |= {id(n) for n in chain}
     sequences = len(labels) == 3
     layer: dict[str, Any] = {"type": kind, "units": units, "use_bias": "bias" in arrays,
