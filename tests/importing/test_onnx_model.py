@@ -7,6 +7,7 @@ with one line."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from harness.importing import onnx_model  # noqa: E402
 from harness.importing.imported import ImportedModel, UnreadableModel, UnsupportedModel  # noqa: E402,I001
 
 TOLERANCE = 1e-5
+Export = Callable[..., Path]  # the `export` fixture
 TRAIN = {"optimizer": {"name": "sgd", "learning_rate": 0.01, "momentum": 0.0, "nesterov": False},
          "batch_size": 32, "epochs": 1}
 
@@ -155,6 +157,21 @@ class Cumsum(nn.Module):
         return self.fc(torch.cumsum(x, dim=1))
 
 
+@pytest.fixture(scope="module")
+def export(tmp_path_factory: pytest.TempPathFactory) -> Export:
+    """`export(Module, shape, batch=None)`: the file of `_export`, written once per module."""
+    folder, files = tmp_path_factory.mktemp("onnx"), {}
+
+    def cached(module: type, shape: tuple[int, ...], batch: int | None = None) -> Path:
+        key = (module, shape, batch)
+        if key not in files:
+            files[key] = _export(module(), shape, folder / f"{module.__name__}_{batch}.onnx",
+                                 batch)
+        return files[key]
+
+    return cached
+
+
 def _export(module: nn.Module, shape: tuple[int, ...], path: Path, batch: int | None = None
             ) -> Path:
     """`module` as torch.onnx.export writes it (opset 18; dynamo, torch's default), with a
@@ -211,9 +228,9 @@ def _difference(torch_backend: Any, path: Path, imported: ImportedModel) -> floa
     (RowsGRU, (28, 28), ["gru", "gru", "dense"]),
     (RowsConv1d, (28, 28), ["conv1d", "global_maxpool1d", "dense"]),
 ])
-def test_pytorch_models_import_exactly(torch_backend: Any, tmp_path: Path, module: type,
+def test_pytorch_models_import_exactly(torch_backend: Any, export: Export, module: type,
                                        shape: tuple[int, ...], types: list[str]) -> None:
-    path = _export(module(), shape, tmp_path / "model.onnx")
+    path = export(module, shape)
     imported = onnx_model.read(path)
     assert [layer["type"] for layer in imported.layers] == types
     assert imported.layers[-1]["activation"] == "softmax"
@@ -222,23 +239,23 @@ def test_pytorch_models_import_exactly(torch_backend: Any, tmp_path: Path, modul
 
 
 @pytest.mark.parametrize("module, shape", [(LeNet, (1, 28, 28)), (RowsLSTM, (28, 28))])
-def test_files_with_a_fixed_batch_size(torch_backend: Any, tmp_path: Path, module: type,
+def test_files_with_a_fixed_batch_size(torch_backend: Any, export: Export, module: type,
                                        shape: tuple[int, ...]) -> None:
     """An export without a dynamic batch (batch 1 here): `predict` feeds it one at a time."""
-    path = _export(module(), shape, tmp_path / "model.onnx", batch=1)
+    path = export(module, shape, batch=1)
     assert _difference(torch_backend, path, onnx_model.read(path)) <= TOLERANCE
 
 
-def test_activations_fold_and_notes(tmp_path: Path) -> None:
-    imported = onnx_model.read(_export(MLP(), (784,), tmp_path / "mlp.onnx"))
+def test_activations_fold_and_notes(export: Export) -> None:
+    imported = onnx_model.read(export(MLP, (784,)))
     assert [layer["activation"] for layer in imported.layers] == ["relu", "gelu", "softmax"]
     assert any("Dropout" in note for note in imported.notes)  # the dropout note
-    lenet = onnx_model.read(_export(LeNet(), (1, 28, 28), tmp_path / "lenet.onnx"))
+    lenet = onnx_model.read(export(LeNet, (1, 28, 28)))
     assert lenet.layers[6]["activation"] == "swish"  # x * sigmoid(x), the batchnorm folded
     assert any("LogSoftmax" in note for note in lenet.notes)
     assert lenet.weights["0.kernel"].shape == (5, 5, 1, 6)  # HWIO
     assert lenet.layers[2] == {"type": "batchnorm", "momentum": 0.99, "epsilon": 0.001}
-    residual = onnx_model.read(_export(Residual(), (1, 28, 28), tmp_path / "res.onnx"))
+    residual = onnx_model.read(export(Residual, (1, 28, 28)))
     assert residual.layers[5]["depth_multiplier"] == 2
     assert residual.weights["5.kernel"].shape == (3, 3, 8, 2)
     assert residual.layers[3]["inputs"] == [residual.layers[0]["name"],
@@ -251,9 +268,9 @@ def _broken(imported: ImportedModel, key: str, change: Any) -> ImportedModel:
                                                   key: change(imported.weights[key])})
 
 
-def test_negative_controls_fail(torch_backend: Any, tmp_path: Path) -> None:
+def test_negative_controls_fail(torch_backend: Any, export: Export) -> None:
     """Each layout conversion, undone, gives other outputs: the exact match is no accident."""
-    path = _export(LeNet(), (1, 28, 28), tmp_path / "lenet.onnx")
+    path = export(LeNet, (1, 28, 28))
     imported = onnx_model.read(path)
     assert _difference(torch_backend, path, imported) <= TOLERANCE
     # the dense after the NCHW flatten without its row permutation: rows back in (C, H, W)
@@ -265,22 +282,22 @@ def test_negative_controls_fail(torch_backend: Any, tmp_path: Path) -> None:
     assert _difference(torch_backend, path, raw) > 1e-3
 
 
-def test_symmetric_pads_are_not_same(tmp_path: Path) -> None:
-    path = _export(Symmetric(), (1, 28, 28), tmp_path / "symmetric.onnx")
+def test_symmetric_pads_are_not_same(export: Export) -> None:
+    path = export(Symmetric, (1, 28, 28))
     with pytest.raises(UnsupportedModel, match=r"pads \[1, 1, 1, 1\].*'same' here \[0, 0, 1, 1\]"):
         onnx_model.read(path)
 
 
-def test_unsupported_operator_names_the_node(tmp_path: Path) -> None:
-    path = _export(Cumsum(), (784,), tmp_path / "cumsum.onnx")
+def test_unsupported_operator_names_the_node(export: Export) -> None:
+    path = export(Cumsum, (784,))
     with pytest.raises(UnsupportedModel) as error:
         onnx_model.read(path)
     assert len(error.value.problems) == 1
     assert "(CumSum): the spec has no layer for CumSum" in error.value.problems[0]
 
 
-def test_unreadable_files(tmp_path: Path) -> None:
-    path = _export(MLP(), (784,), tmp_path / "mlp.onnx")
+def test_unreadable_files(tmp_path: Path, export: Export) -> None:
+    path = export(MLP, (784,))
     truncated = tmp_path / "truncated.onnx"
     truncated.write_bytes(path.read_bytes()[:5000])
     text = tmp_path / "notes.onnx"
@@ -291,19 +308,19 @@ def test_unreadable_files(tmp_path: Path) -> None:
         assert len(str(error.value).splitlines()) == 1
 
 
-def test_symmetric_pads_read_as_same_would_differ(torch_backend: Any, tmp_path: Path,
+def test_symmetric_pads_read_as_same_would_differ(torch_backend: Any, export: Export,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """The refusal above is needed: the same file read with its pads taken for 'same'
     computes another function (TensorFlow pads 0 above, 1 below here)."""
     from harness.importing import onnx_ops
 
-    path = _export(Symmetric(), (1, 28, 28), tmp_path / "symmetric.onnx")
+    path = export(Symmetric, (1, 28, 28))
     monkeypatch.setattr(onnx_ops, "_padding", lambda *args: "same")
     assert _difference(torch_backend, path, onnx_model.read(path)) > 1e-3
 
 
-def test_lstm_gate_order_matters(torch_backend: Any, tmp_path: Path) -> None:
-    path = _export(RowsLSTM(), (28, 28), tmp_path / "lstm.onnx")
+def test_lstm_gate_order_matters(torch_backend: Any, export: Export) -> None:
+    path = export(RowsLSTM, (28, 28))
     imported = onnx_model.read(path)
     assert _difference(torch_backend, path, imported) <= TOLERANCE
     units = imported.layers[0]["units"]
@@ -326,8 +343,8 @@ class Upsample(nn.Module):
         return self.fc(torch.flatten(x, 1))
 
 
-def test_resize_is_unsupported(tmp_path: Path) -> None:
-    path = _export(Upsample(), (1, 28, 28), tmp_path / "upsample.onnx")
+def test_resize_is_unsupported(export: Export) -> None:
+    path = export(Upsample, (1, 28, 28))
     with pytest.raises(UnsupportedModel, match=r"\(Resize\): the spec has no layer for Resize"):
         onnx_model.read(path)
 
