@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.importing.imported import ImportedModel
+from harness.importing.imported import ImportedModel, UnreadableModel
 from harness.importing.onnx_graph import Graph, load
 from harness.importing.onnx_ops import HANDLERS_CORE
 from harness.importing.onnx_recurrent import HANDLERS_RECURRENT
@@ -85,7 +85,12 @@ def predict(path: Path, x: np.ndarray) -> np.ndarray:
     feed = np.ascontiguousarray(x, dtype=np.float32)
     if dims is not None and INPUT_LAYOUTS.get(dims) == "nchw":
         feed = np.ascontiguousarray(feed.reshape(len(feed), 28, 28, 1).transpose(0, 3, 1, 2))
-    session = create_session(path, "cpu")
+    try:
+        session = create_session(path, "cpu")
+    except Exception as error:  # onnxruntime's own Fail, InvalidGraph, NotImplemented
+        reason = (str(error).strip().splitlines() or [""])[0][:300]
+        raise UnreadableModel(path, [f"ONNX Runtime cannot run it ({type(error).__name__}: "
+                                     f"{reason})"]) from None
     if graph.batch:  # a file exported for one batch size: pad the last batch to it
         size = len(feed)
         feed = np.concatenate([feed, np.zeros((-size % graph.batch, *feed.shape[1:]),

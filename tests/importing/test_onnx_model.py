@@ -17,15 +17,13 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
+from onnx_checks import TOLERANCE, _difference, _samples, _spec  # noqa: E402  (same folder)
 from torch import nn  # noqa: E402
 
 from harness.importing import onnx_model  # noqa: E402
 from harness.importing.imported import ImportedModel, UnreadableModel, UnsupportedModel  # noqa: E402,I001
 
-TOLERANCE = 1e-5
 Export = Callable[..., Path]  # the `export` fixture
-TRAIN = {"optimizer": {"name": "sgd", "learning_rate": 0.01, "momentum": 0.0, "nesterov": False},
-         "batch_size": 32, "epochs": 1}
 
 
 class MLP(nn.Module):
@@ -189,30 +187,6 @@ def _export(module: nn.Module, shape: tuple[int, ...], path: Path, batch: int | 
                       dynamo=True, input_names=["x"], output_names=["y"],
                       dynamic_shapes=None if batch else ({0: torch.export.Dim("batch")},))
     return path
-
-
-def _spec(imported: ImportedModel) -> Any:
-    from harness.spec.schema import ModelSpec
-
-    return ModelSpec.model_validate({"name": "imported", "input": {"shape":
-                                                                    list(imported.input_shape)},
-                                     "layers": imported.layers, "train": TRAIN})
-
-
-def _spec_outputs(torch_backend: Any, imported: ImportedModel, x: np.ndarray) -> np.ndarray:
-    model = torch_backend.build(_spec(imported))
-    torch_backend.set_weights(model, imported.weights)
-    return torch_backend.predict(model, x)
-
-
-def _samples(shape: tuple[int, ...], n: int = 16) -> np.ndarray:
-    return np.random.default_rng(1).uniform(0, 1, (n, *shape)).astype(np.float32)
-
-
-def _difference(torch_backend: Any, path: Path, imported: ImportedModel) -> float:
-    x = _samples(imported.input_shape)
-    return float(np.abs(_spec_outputs(torch_backend, imported, x)
-                        - onnx_model.predict(path, x)).max())
 
 
 @pytest.mark.parametrize("module, shape, types", [
