@@ -157,23 +157,25 @@ class Cumsum(nn.Module):
 
 @pytest.fixture(scope="module")
 def export(tmp_path_factory: pytest.TempPathFactory) -> Export:
-    """`export(Module, shape, batch=None)`: the file of `_export`, written once per module."""
+    """`export(Module, shape, batch=None, dynamo=True)`: the file of `_export`, written once
+    per module."""
     folder, files = tmp_path_factory.mktemp("onnx"), {}
 
-    def cached(module: type, shape: tuple[int, ...], batch: int | None = None) -> Path:
-        key = (module, shape, batch)
+    def cached(module: type, shape: tuple[int, ...], batch: int | None = None,
+               dynamo: bool = True) -> Path:
+        key = (module, shape, batch, dynamo)
         if key not in files:
-            files[key] = _export(module(), shape, folder / f"{module.__name__}_{batch}.onnx",
-                                 batch)
+            files[key] = _export(module(), shape, folder / f"{module.__name__}_{batch}_"
+                                 f"{dynamo}.onnx", batch, dynamo)
         return files[key]
 
     return cached
 
 
-def _export(module: nn.Module, shape: tuple[int, ...], path: Path, batch: int | None = None
-            ) -> Path:
-    """`module` as torch.onnx.export writes it (opset 18; dynamo, torch's default), with a
-    dynamic batch dimension unless `batch` fixes one."""
+def _export(module: nn.Module, shape: tuple[int, ...], path: Path, batch: int | None = None,
+            dynamo: bool = True) -> Path:
+    """`module` as torch.onnx.export writes it (opset 18; dynamo, torch 2.13's default, or the
+    older TorchScript exporter), with a dynamic batch dimension unless `batch` fixes one."""
     torch.manual_seed(0)
     module.eval()
     with torch.no_grad():  # non-trivial batchnorm statistics
@@ -183,9 +185,15 @@ def _export(module: nn.Module, shape: tuple[int, ...], path: Path, batch: int | 
                 sub.running_var.uniform_(0.5, 2.0)
                 sub.weight.uniform_(0.5, 1.5)
                 sub.bias.uniform_(-0.2, 0.2)
-    torch.onnx.export(module, (torch.zeros(batch or 2, *shape),), str(path), opset_version=18,
-                      dynamo=True, input_names=["x"], output_names=["y"],
-                      dynamic_shapes=None if batch else ({0: torch.export.Dim("batch")},))
+    example = (torch.zeros(batch or 2, *shape),)
+    if dynamo:
+        torch.onnx.export(module, example, str(path), opset_version=18, dynamo=True,
+                          input_names=["x"], output_names=["y"],
+                          dynamic_shapes=None if batch else ({0: torch.export.Dim("batch")},))
+    else:
+        torch.onnx.export(module, example, str(path), opset_version=18, dynamo=False,
+                          input_names=["x"], output_names=["y"],
+                          dynamic_axes=None if batch else {"x": {0: "batch"}, "y": {0: "batch"}})
     return path
 
 
@@ -218,6 +226,22 @@ def test_files_with_a_fixed_batch_size(torch_backend: Any, export: Export, modul
     """An export without a dynamic batch (batch 1 here): `predict` feeds it one at a time."""
     path = export(module, shape, batch=1)
     assert _difference(torch_backend, path, onnx_model.read(path)) <= TOLERANCE
+
+
+@pytest.mark.parametrize("module, shape, types", [
+    # the TorchScript exporter keeps a batchnorm after a Linear
+    (LeNet, (1, 28, 28), ["conv2d", "maxpool2d", "batchnorm", "conv2d", "avgpool2d", "flatten",
+                          "dense", "batchnorm", "activation", "dense"]),
+    (Residual, (1, 28, 28), ["conv2d", "conv2d", "conv2d", "add", "activation",
+                             "depthwise_conv2d", "conv2d", "global_avgpool2d", "dense"]),
+    (RowsLSTM, (28, 28), ["lstm", "dense"]),
+])
+def test_the_torchscript_exporter(torch_backend: Any, export: Export, module: type,
+                                  shape: tuple[int, ...], types: list[str]) -> None:
+    path = export(module, shape, dynamo=False)
+    imported = onnx_model.read(path)
+    assert [layer["type"] for layer in imported.layers] == types
+    assert _difference(torch_backend, path, imported) <= TOLERANCE
 
 
 def test_activations_fold_and_notes(export: Export) -> None:
