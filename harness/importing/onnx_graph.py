@@ -174,7 +174,7 @@ class Graph:
         dims = self.shapes.get(name)
         if dims is None or len(dims) < 1 or any(d is None for d in dims[1:]):
             return None
-        return tuple(int(d) for d in dims[1:])  # type: ignore[arg-type]
+        return tuple(int(d or 0) for d in dims[1:])
 
 
 def attributes(node: Any) -> dict[str, Any]:

@@ -74,10 +74,11 @@ def _gelu_nodes(walk: Walk, node: Any) -> tuple[list[Any], str] | None:
         if mul is None:
             return None
         other = mul.input[1] if mul.input[0] == current else mul.input[0]
+        factor = g.scalar(other)
         if other == x_name:
             has_x = True
-        elif g.scalar(other) is not None:
-            scale *= g.scalar(other)  # type: ignore[operator]
+        elif factor is not None:
+            scale *= factor
         else:
             return None
         nodes.append(mul)

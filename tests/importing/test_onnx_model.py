@@ -76,6 +76,19 @@ class Residual(nn.Module):
         return self.head(x.mean(dim=(2, 3)))
 
 
+class Branches(nn.Module):
+    """Two convolutions of the input joined along the channels, global max pooling."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.one, self.three = nn.Conv2d(1, 3, 1), nn.Conv2d(1, 5, 3, padding="same")
+        self.fc = nn.Linear(8, 10)
+
+    def forward(self, x: Any) -> Any:
+        x = torch.relu(torch.cat([self.one(x), self.three(x)], dim=1))
+        return torch.softmax(self.fc(x.amax(dim=(2, 3))), dim=1)
+
+
 class FlatToImage(nn.Module):
     """A flat (N, 784) input viewed as an image, a 'same' conv with an even kernel."""
 
@@ -204,6 +217,8 @@ def _export(module: nn.Module, shape: tuple[int, ...], path: Path, batch: int | 
                           "flatten", "dense", "dense"]),
     (Residual, (1, 28, 28), ["conv2d", "conv2d", "conv2d", "add", "activation",
                              "depthwise_conv2d", "conv2d", "global_avgpool2d", "dense"]),
+    (Branches, (1, 28, 28), ["conv2d", "conv2d", "concatenate", "activation",
+                             "global_maxpool2d", "dense"]),
     (FlatToImage, (784,), ["reshape", "conv2d", "maxpool2d", "flatten", "dense"]),
     (RowsAsImage, (28, 28), ["reshape", "conv2d", "flatten", "dense"]),
     (RowsLSTM, (28, 28), ["lstm", "dense"]),
