@@ -1,12 +1,18 @@
 """The ONNX reader of `harness import`: an ONNX file (a PyTorch model through
-`torch.onnx.export`, or a file the harness exported) read into spec layers and their weights.
+`torch.onnx.export`, dynamo or TorchScript, or a file the harness exported from PyTorch or,
+through tf2onnx, from Keras) read into spec layers and their weights.
 
 `read(path)` walks the graph from its one input to its one output (harness.importing.onnx_walk)
 and maps each operator pattern to a spec layer (onnx_ops: Gemm / MatMul(+Add) -> dense, Conv
 -> conv2d / depthwise_conv2d (group == channels) / conv1d, MaxPool / AveragePool, global
-pooling (GlobalAveragePool, ReduceMean over H, W), BatchNormalization; onnx_shaping:
-activations, Flatten / Reshape, Add, Concat, NCHW <-> NHWC transposes). The weights are
-converted to the spec's channels-last layout (onnx_ops' docstring says how).
+pooling (GlobalAveragePool / GlobalMaxPool, ReduceMean / ReduceMax over H, W or the steps),
+BatchNormalization; onnx_shaping: activations (Relu, Sigmoid, Tanh, Softmax, Elu, Selu,
+Softplus, Gelu and torch's decomposed erf GELU, x * Sigmoid(x) as swish), Flatten / Reshape,
+Add, Concat, transposes between NCHW and NHWC; onnx_recurrent: LSTM, GRU). An activation goes
+into the `activation` field of the layer before it where that has one, still linear, and
+nothing else reads its output; else it is an activation layer. The weights are converted to
+the spec's channels-last layout (onnx_ops' and onnx_recurrent's docstrings say how). Anything
+else: UnsupportedModel, one line per node (its name, its operator, what the spec reads).
 
 The input: (batch, 784), (batch, 28, 28) rows, or a 28x28 image as PyTorch takes it, (batch,
 1, 28, 28), or as the harness' own exports take it, (batch, 28, 28, 1). The spec's input is
