@@ -1,6 +1,6 @@
 """The ONNX operators without weights: activations (a decomposed GELU and x * sigmoid(x)
 included), flatten and reshape, transposes between layouts, add and concatenate, and the
-nodes an inference graph keeps that compute nothing (Dropout, Identity)."""
+nodes an inference graph keeps that compute nothing (Dropout, Identity, a Cast to float32)."""
 
 from __future__ import annotations
 
@@ -139,7 +139,7 @@ def flatten(walk: Walk, node: Any) -> None:
                           "first")
     elif len(dims) == 1 and x.layout in ("flat", "pooled"):
         walk.view(node.input[0], node.output[0], Tensor(x.ref, "flat", dims, x.perm))
-    elif len(dims) == 1 and node.op_type != "Squeeze":
+    elif len(dims) == 1:  # a Squeeze too: of a 1x1 image, a sequence of one step
         perm = chw_to_hwc_perm(*x.dims) if x.layout == "nchw" else \
             chw_to_hwc_perm(x.dims[0], x.dims[1], 1) if x.layout == "ncw" else None
         walk.add_layer({"type": "flatten"}, [x], {}, node.output[0],
@@ -206,6 +206,9 @@ def merge(walk: Walk, node: Any) -> None:
 
 
 def passthrough(walk: Walk, node: Any) -> None:
+    if node.op_type == "Cast" and attributes(node).get("to") != 1:  # TensorProto.FLOAT
+        walk.refuse(node, "a cast to another type than float32; the spec computes in float32")
+        return
     walk.view(node.input[0], node.output[0], walk.values[node.input[0]])
 
 
@@ -215,4 +218,5 @@ HANDLERS_SHAPING: dict[str, Handler] = {
     "Flatten": flatten, "Reshape": flatten, "Squeeze": flatten, "Unsqueeze": flatten,
     "Transpose": transpose,
     "Add": merge, "Concat": merge, "Dropout": passthrough, "Identity": passthrough,
+    "Cast": passthrough,
 }
