@@ -82,3 +82,36 @@ def test_other_padding_is_refused(tmp_path: Path, pads: list[int], count_include
     path = _pooled(tmp_path / "model.onnx", pads, count_include_pad)
     with pytest.raises(UnsupportedModel, match=message):
         onnx_model.read(path)
+
+
+def _dense_stack(path: Path, activation: Any) -> Path:
+    nodes = [helper.make_node("Flatten", ["x"], ["f"]),
+             helper.make_node("Gemm", ["f", "k1", "b1"], ["d1"], transB=1),
+             helper.make_node("BatchNormalization", ["d1", "g", "beta", "mean", "var"], ["n"],
+                              epsilon=1e-3),
+             helper.make_node("Softplus", ["n"], ["s"]),
+             helper.make_node("Gemm", ["s", "k2"], ["d2"]),
+             activation,
+             helper.make_node("Gemm", ["a", "k3"], ["y"])]
+    arrays = {"k1": (16, 784), "b1": (16,), "g": (16,), "beta": (16,), "mean": (16,),
+              "var": np.linspace(0.5, 2.0, 16).astype(np.float32), "k2": (16, 12),
+              "k3": (12, 10)}
+    return _save(nodes, arrays, [10], path)
+
+
+def test_batchnorm_without_momentum_and_activations(torch_backend: Any, tmp_path: Path) -> None:
+    path = _dense_stack(tmp_path / "model.onnx", helper.make_node("Selu", ["d2"], ["a"]))
+    imported = onnx_model.read(path)
+    assert [(layer["type"], layer.get("activation")) for layer in imported.layers] == [
+        ("flatten", None), ("dense", "linear"), ("batchnorm", None),
+        ("activation", "softplus"), ("dense", "selu"), ("dense", "softmax")]
+    assert imported.layers[2] == {"type": "batchnorm", "momentum": 0.9, "epsilon": 0.001}
+    assert any("momentum 0.9" in note for note in imported.notes)
+    assert _difference(torch_backend, path, imported) <= TOLERANCE
+
+
+def test_an_activation_the_spec_fixes_otherwise_is_refused(tmp_path: Path) -> None:
+    path = _dense_stack(tmp_path / "model.onnx",
+                        helper.make_node("Elu", ["d2"], ["a"], alpha=0.5))
+    with pytest.raises(UnsupportedModel, match=r"\(Elu\): alpha 0.5: the spec's elu has alpha 1"):
+        onnx_model.read(path)
