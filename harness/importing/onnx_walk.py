@@ -116,6 +116,9 @@ class Walk:
         return input_shape
 
     def _start(self) -> tuple[int, ...]:
+        if self.g.input.type.tensor_type.elem_type != 1:  # TensorProto.FLOAT
+            raise UnsupportedModel(self.g.path, [
+                f"input {self.g.input.name!r} is not float32; the spec reads float32 inputs"])
         dims = self.g.data_dims(self.g.input.name)
         layout = INPUT_LAYOUTS.get(dims) if dims is not None else None
         if dims is None or layout is None:
