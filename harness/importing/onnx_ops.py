@@ -31,7 +31,7 @@ def f32(value: float) -> float:
     return float(np.format_float_positional(np.float32(value), unique=True))
 
 
-def _to_spec_order(array: np.ndarray, perm: np.ndarray | None) -> np.ndarray:
+def to_spec_order(array: np.ndarray, perm: np.ndarray | None) -> np.ndarray:
     """Rows of `array` in ONNX's feature order -> the spec's (row i goes to perm[i])."""
     if perm is None:
         return array
@@ -218,7 +218,7 @@ def batchnorm(walk: Walk, node: Any) -> None:
         momentum = 0.9
         walk.note("BatchNormalization without a momentum attribute: momentum 0.9 (ONNX's "
                   "default, PyTorch's default 0.1 in Keras' convention)")
-    gamma, beta, mean, variance = (_to_spec_order(a.reshape(-1), x.perm) for a in arrays)
+    gamma, beta, mean, variance = (to_spec_order(a.reshape(-1), x.perm) for a in arrays)
     layer = {"type": "batchnorm", "momentum": momentum, "epsilon": f32(attrs.get("epsilon",
                                                                                  1e-5))}
     walk.add_layer(layer, [x], {"gamma": gamma, "beta": beta, "moving_mean": mean,
@@ -234,7 +234,7 @@ def _dense(walk: Walk, node: Any, x: Tensor, kernel: np.ndarray, bias: np.ndarra
     units = int(kernel.shape[1])
     layer = {"type": "dense", "units": units, "activation": "linear",
              "use_bias": bias is not None}
-    arrays = {"kernel": _to_spec_order(kernel, x.perm)}
+    arrays = {"kernel": to_spec_order(kernel, x.perm)}
     if bias is not None:
         arrays["bias"] = np.broadcast_to(bias.reshape(-1), (units,))
     walk.add_layer(layer, [x], arrays, out_name, Tensor(0, "flat", (units,)))

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from harness.importing.onnx_graph import Tensor, attributes, chw_to_hwc_perm
+from harness.importing.onnx_ops import to_spec_order
 from harness.importing.onnx_walk import Handler, Walk
 
 SIMPLE_ACTIVATIONS = {"Relu": "relu", "Tanh": "tanh", "Softplus": "softplus", "Elu": "elu",
@@ -88,15 +89,66 @@ def _gelu_nodes(walk: Walk, node: Any) -> tuple[list[Any], str] | None:
     return None
 
 
+def _per_channel(x: Tensor, value: np.ndarray | None) -> np.ndarray | None:
+    """`value` as one number per channel (feature) of `x`, where it broadcasts along the
+    channel axis alone (or is one number); else None."""
+    if value is None:
+        return None
+    full = (1, *x.dims)
+    axis, channels = CHANNEL_AXIS[x.layout], math.prod(x.spec_shape[-1:])
+    if value.size == 1:
+        return np.full(channels, value.reshape(-1)[0], dtype=np.float32)
+    if value.ndim > len(full):
+        return None
+    padded = (1,) * (len(full) - value.ndim) + value.shape
+    if [i for i, d in enumerate(padded) if d != 1] != [axis] or padded[axis] != channels:
+        return None
+    return value.reshape(-1)
+
+
+def _scale_shift(walk: Walk, node: Any) -> bool:
+    """x * scale (+ shift), constants per channel: a batch normalization tf2onnx folded, read
+    as a batchnorm whose moving mean is 0 and variance 1 - epsilon (gamma = scale, beta =
+    shift); False where `node` is not one."""
+    data = [name for name in node.input if name in walk.values]
+    if node.op_type != "Mul" or len(data) != 1:
+        return False
+    x = walk.values[data[0]]
+    other = node.input[1] if node.input[0] == data[0] else node.input[0]
+    scale = _per_channel(x, walk.g.consts.get(other))
+    if scale is None:
+        return False
+    shift, out_name = np.zeros_like(scale), node.output[0]
+    add = walk.g.only_consumer(out_name, "Add")
+    if add is not None:
+        found = _per_channel(x, walk.g.consts.get(
+            add.input[1] if add.input[0] == out_name else add.input[0]))
+        if found is not None:
+            shift, out_name = found, add.output[0]
+            walk.done.add(id(add))
+    epsilon = 1e-3
+    arrays = {"gamma": scale, "beta": shift, "moving_mean": np.zeros_like(scale),
+              "moving_variance": np.full_like(scale, 1.0 - epsilon)}
+    arrays = {name: to_spec_order(array, x.perm) for name, array in arrays.items()}
+    walk.add_layer({"type": "batchnorm", "momentum": 0.99, "epsilon": epsilon}, [x], arrays,
+                   out_name, x)
+    walk.note("a Mul (and Add) by per-channel constants, a batch normalization folded by its "
+              "exporter (tf2onnx), is a batchnorm with moving mean 0 and variance 1 - epsilon, "
+              "momentum 0.99 (Keras' default): the same function, not the model's statistics")
+    return True
+
+
 def div_or_mul(walk: Walk, node: Any) -> None:
-    """Div and Mul: only as the first node of a decomposed GELU (and a swish's Mul, taken with
-    its Sigmoid)."""
+    """Div and Mul: the first node of a decomposed GELU (a swish's Mul is taken with its
+    Sigmoid), or a Mul by per-channel constants (a folded batch normalization)."""
     found = _gelu_nodes(walk, node) if node.input[0] in walk.values else None
+    if found is None and _scale_shift(walk, node):
+        return
     if found is None:
         walk.refuse(node, f"a {node.op_type} outside the patterns the reader knows (the "
-                          "decomposed GELU x * 0.5 * (1 + erf(x / sqrt(2))), x * sigmoid(x)); "
-                          "a Mul and Add by constants is a batch normalization tf2onnx folded, "
-                          "which the spec cannot read back")
+                          "decomposed GELU x * 0.5 * (1 + erf(x / sqrt(2))), x * sigmoid(x), "
+                          "x * per-channel constants (+ constants): a folded batch "
+                          "normalization)")
         return
     nodes, out_name = found
     walk.activation(nodes, node.input[0], "gelu", out_name)

@@ -391,10 +391,10 @@ def test_zoo_specs_through_the_pytorch_exporter(torch_backend: Any, tmp_path: Pa
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["cnn3_k3", "lstm_rows"])
+@pytest.mark.parametrize("name", ["cnn3_k3", "lstm_rows", "mlp2_bn"])
 def test_zoo_specs_through_tf2onnx(backend_call: Any, tmp_path: Path, name: str) -> None:
     """Keras' exports (tf2onnx: channels-last, a one-channel image's transpose as a Reshape,
-    MatMul + Add, the LSTM's gates) read back alike."""
+    MatMul + Add, the LSTM's gates, a batchnorm folded into a Mul) read back alike."""
     original, imported, difference = backend_call("keras", _keras_round_trip, name, tmp_path)
     assert imported == original
     assert difference <= TOLERANCE
