@@ -115,3 +115,23 @@ def test_an_activation_the_spec_fixes_otherwise_is_refused(tmp_path: Path) -> No
                         helper.make_node("Elu", ["d2"], ["a"], alpha=0.5))
     with pytest.raises(UnsupportedModel, match=r"\(Elu\): alpha 0.5: the spec's elu has alpha 1"):
         onnx_model.read(path)
+
+
+@pytest.mark.parametrize("shape, layers", [
+    ((1, 1, 1), ["batchnorm", "flatten", "dense"]),  # one number: every channel
+    ((1, 1, 28, 1), None),  # per row, not per channel: no layer of the spec
+])
+def test_a_mul_by_constants_is_a_batchnorm_only_per_channel(
+        torch_backend: Any, tmp_path: Path, shape: tuple[int, ...], layers: Any) -> None:
+    nodes = [helper.make_node("Mul", ["x", "s"], ["m"]),
+             helper.make_node("Add", ["m", "t"], ["a"]),
+             helper.make_node("Flatten", ["a"], ["f"]),
+             helper.make_node("Gemm", ["f", "k"], ["y"])]
+    path = _save(nodes, {"s": shape, "t": (1,), "k": (784, 10)}, [10], tmp_path / "m.onnx")
+    if layers is None:
+        with pytest.raises(UnsupportedModel, match=r"\(Mul\): a Mul outside the patterns"):
+            onnx_model.read(path)
+        return
+    imported = onnx_model.read(path)
+    assert [layer["type"] for layer in imported.layers] == layers
+    assert _difference(torch_backend, path, imported) <= TOLERANCE
