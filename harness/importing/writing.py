@@ -20,7 +20,7 @@ from harness.importing.imported import ImportedModel
 from harness.spec import ModelSpec
 from harness.spec.files import sha256_file
 from harness.spec.initializers import save_weights, weights_file
-from harness.spec.loader import dump_yaml, parse_spec
+from harness.spec.loader import dump_spec_data, dump_yaml, parse_spec
 
 WEIGHTS_SUFFIX = ".weights.npz"
 
@@ -77,7 +77,7 @@ def write_spec(imported: ImportedModel, out: Path, name: str | None, dataset: st
         # relative to the spec's folder: the two files move together
         data["initial_weights"] = {"path": weights_path.name,
                                    "sha256": sha256_file(weights_path)}
-    text = dump_yaml(data)
+    text = dump_spec_data(data)  # laid out like the zoo's files: a layer per line
     spec = parse_spec(text, source=out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)

@@ -237,7 +237,47 @@ def training_hash(spec: ModelSpec) -> str:
 
 def dump_spec(spec: ModelSpec) -> str:
     """The spec as YAML that `parse_spec` reads back to an equal spec."""
-    return dump_yaml(spec.model_dump(mode="json", exclude_none=True))
+    return dump_spec_data(spec.model_dump(mode="json", exclude_none=True))
+
+
+class _FlowDumper(_YAML_DUMPER):  # type: ignore[misc, valid-type]
+    """The safe dumper that writes `_Flow` mappings and lists of scalars on one line."""
+
+
+class _Flow(dict):  # type: ignore[type-arg]
+    """A mapping written in flow style: `{type: dense, units: 10}`."""
+
+
+def _represent_flow(dumper: yaml.SafeDumper, data: _Flow) -> yaml.Node:
+    return dumper.represent_mapping("tag:yaml.org,2002:map", data.items(), flow_style=True)
+
+
+def _represent_list(dumper: yaml.SafeDumper, data: list[Any]) -> yaml.Node:
+    flat = all(not isinstance(item, (dict, list)) for item in data)
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flat or None)
+
+
+_FlowDumper.add_representer(_Flow, _represent_flow)
+_FlowDumper.add_representer(list, _represent_list)
+# the mappings a spec writes one to a line, as the zoo's files do
+_FLOW_PATHS = (("input",), ("train", "optimizer"), ("train", "schedule"),
+               ("reference", "params"))
+
+
+def dump_spec_data(data: dict[str, Any]) -> str:
+    """A spec's plain data as YAML laid out like the zoo's files: a layer per line, the input,
+    optimizer and schedule on one line each, lists of numbers inline."""
+    data = dict(data)
+    if isinstance(data.get("layers"), list):
+        data["layers"] = [_Flow(layer) if isinstance(layer, dict) else layer
+                          for layer in data["layers"]]
+    for path in _FLOW_PATHS:
+        parent = data
+        for key in path[:-1]:
+            parent = parent.get(key) if isinstance(parent, dict) else None
+        if isinstance(parent, dict) and isinstance(parent.get(path[-1]), dict):
+            parent[path[-1]] = _Flow(parent[path[-1]])
+    return yaml.dump(data, Dumper=_FlowDumper, sort_keys=False, allow_unicode=True, width=100)
 
 
 def dump_yaml(data: Any) -> str:
