@@ -1,8 +1,10 @@
 """A compiled Keras model's training settings (its compile config) as a spec's `train` block.
 
-The optimizer keeps every hyperparameter the file holds; what the spec cannot say (gradient
-clipping, weight decay, EMA, a learning-rate schedule, AMSGrad) is one line each and the model
-is refused. The loss: categorical cross-entropy as is; sparse categorical cross-entropy on
+The optimizer keeps every hyperparameter the file holds, and its learning-rate schedule where
+the spec has it (Keras' ExponentialDecay and CosineDecay without warm-up count optimizer steps:
+the spec's `unit: step`; the harness's own schedule as it was written); what the spec cannot
+say (gradient clipping, weight decay outside AdamW, EMA, another schedule, AMSGrad) is one line
+each and the model is refused. The loss: categorical cross-entropy as is; sparse categorical cross-entropy on
 integer labels is the same maths on one-hot labels, mapped with a note; `from_logits` is
 returned for the reader (a logits model gets a softmax appended).
 
@@ -31,6 +33,7 @@ _OPTIMIZERS = {
     "RMSprop": ("rmsprop", ("learning_rate", "rho", "momentum", "epsilon", "centered")),
     "Adagrad": ("adagrad", ("learning_rate", "initial_accumulator_value", "epsilon")),
     "Nadam": ("nadam", ("learning_rate", "beta_1", "beta_2", "epsilon")),
+    "AdamW": ("adamw", ("learning_rate", "beta_1", "beta_2", "epsilon", "weight_decay")),
 }
 # what every Keras optimizer has that the spec fixes: the one value the spec supports
 _FIXED = {"weight_decay": (None, 0.0), "clipnorm": (None,), "global_clipnorm": (None,),
@@ -45,26 +48,49 @@ def _float32(value: float) -> float:
     return float(str(np.float32(value)))
 
 
-def _optimizer(serialized: Any, problems: list[str]) -> dict[str, Any] | None:
+def _schedule(name: str, serialized: dict[str, Any], problems: list[str]
+              ) -> tuple[float, dict[str, Any]] | None:
+    """(the initial learning rate, the spec's schedule) of a Keras learning-rate schedule."""
+    kind, config = serialized.get("class_name"), serialized.get("config") or {}
+    if kind == "SpecSchedule":  # the harness's own: the spec's schedule, as written
+        return float(config["learning_rate"]), dict(config["schedule"])
+    if kind == "ExponentialDecay":
+        return config["initial_learning_rate"], {
+            "name": "exponential", "decay_steps": config["decay_steps"],
+            "decay_rate": config["decay_rate"], "staircase": config["staircase"],
+            "unit": "step"}
+    if kind == "CosineDecay" and not config.get("warmup_steps"):
+        return config["initial_learning_rate"], {
+            "name": "cosine", "decay_steps": config["decay_steps"], "alpha": config["alpha"],
+            "unit": "step"}
+    problems.append(f"optimizer {name}: learning_rate is {kind or 'a schedule'}: the spec has "
+                    "ExponentialDecay, CosineDecay without warm-up, or a constant rate")
+    return None
+
+
+def _optimizer(serialized: Any, problems: list[str]
+               ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """(the spec's optimizer, its schedule or None)."""
     if not isinstance(serialized, dict) or "class_name" not in serialized:
         problems.append(f"optimizer {serialized!r}: not a Keras optimizer the spec knows")
-        return None
-    name, config = serialized["class_name"], serialized.get("config", {})
+        return None, None
+    name, config = serialized["class_name"], dict(serialized.get("config", {}))
     if name not in _OPTIMIZERS:
         problems.append(f"optimizer {name}: the spec has {', '.join(_OPTIMIZERS)}")
-        return None
+        return None, None
+    spec_name, keys = _OPTIMIZERS[name]
     for key, allowed in _FIXED.items():
-        if config.get(key, allowed[0]) not in allowed:
+        if key not in keys and config.get(key, allowed[0]) not in allowed:
             problems.append(f"optimizer {name}: {key}={config[key]!r}: the spec supports "
                             f"{key}={allowed[0]!r} only")
+    schedule = None
     if isinstance(config.get("learning_rate"), dict):
-        schedule = config["learning_rate"].get("class_name", "a schedule")
-        problems.append(f"optimizer {name}: learning_rate is {schedule}: the spec has a "
-                        "constant learning rate")
-        return None
-    spec_name, keys = _OPTIMIZERS[name]
+        read = _schedule(name, config["learning_rate"], problems)
+        if read is None:
+            return None, None
+        config["learning_rate"], schedule = read
     return {"name": spec_name, **{key: _float32(config[key]) if key == "learning_rate"
-                                  else config[key] for key in keys}}
+                                  else config[key] for key in keys}}, schedule
 
 
 def _loss(serialized: Any, problems: list[str], notes: list[str]) -> bool | None:
@@ -101,9 +127,12 @@ def train_settings(compile_config: dict[str, Any] | None, path: Path, notes: lis
     if not compile_config or compile_config.get("optimizer") is None:
         return None, None
     problems: list[str] = []
-    optimizer = _optimizer(compile_config["optimizer"], problems)
+    optimizer, schedule = _optimizer(compile_config["optimizer"], problems)
     loss = compile_config.get("loss")
     from_logits = _loss(loss, problems, notes) if loss is not None else None
     if problems:
         raise UnsupportedModel(path, problems)
-    return {"optimizer": optimizer, "loss": "categorical_crossentropy"}, from_logits
+    train: dict[str, Any] = {"optimizer": optimizer, "loss": "categorical_crossentropy"}
+    if schedule is not None:
+        train["schedule"] = schedule
+    return train, from_logits

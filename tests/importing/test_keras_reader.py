@@ -89,10 +89,43 @@ def test_training_settings_the_spec_cannot_say(keras: Any, tmp_path: Path) -> No
         "optimizer Adam: amsgrad=True: the spec supports amsgrad=False only",
         "loss categorical_crossentropy: label_smoothing=0.1: the spec supports "
         "label_smoothing=0.0 only"]
-    model.compile(optimizer="adamw", loss="mse")
+    model.compile(optimizer="adamax", loss="mse")
     assert problems(model, tmp_path) == [
-        "optimizer AdamW: the spec has SGD, Adam, Adadelta, RMSprop, Adagrad, Nadam",
+        "optimizer Adamax: the spec has SGD, Adam, Adadelta, RMSprop, Adagrad, Nadam, AdamW",
         "loss mse: the spec trains with categorical cross-entropy only"]
+    model.compile(optimizer=keras.optimizers.Adam(weight_decay=0.01), loss="mse")
+    assert problems(model, tmp_path)[0] == (
+        "optimizer Adam: weight_decay=0.01: the spec supports weight_decay=None only")
+    steps = keras.optimizers.schedules.PiecewiseConstantDecay([10], [0.1, 0.01])
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=steps),
+                  loss="categorical_crossentropy")
+    assert problems(model, tmp_path) == [
+        "optimizer SGD: learning_rate is PiecewiseConstantDecay: the spec has ExponentialDecay, "
+        "CosineDecay without warm-up, or a constant rate"]
+
+
+def test_keras_schedules_read_as_step_counted_spec_schedules(keras: Any, tmp_path: Path
+                                                              ) -> None:
+    from harness.importing import keras_model
+
+    model = keras.Sequential([keras.Input((784,)), keras.layers.Dense(10, activation="softmax")])
+    decay = keras.optimizers.schedules.ExponentialDecay(0.5, decay_steps=7, decay_rate=0.25,
+                                                       staircase=True)
+    model.compile(optimizer=keras.optimizers.AdamW(learning_rate=decay, weight_decay=0.125),
+                  loss="categorical_crossentropy")
+    model.save(tmp_path / "m.keras")
+    train = keras_model.read(tmp_path / "m.keras").train
+    assert train["optimizer"]["name"] == "adamw"
+    assert train["optimizer"]["weight_decay"] == 0.125
+    assert train["optimizer"]["learning_rate"] == 0.5
+    assert train["schedule"] == {"name": "exponential", "decay_steps": 7, "decay_rate": 0.25,
+                                 "staircase": True, "unit": "step"}
+    cosine = keras.optimizers.schedules.CosineDecay(0.5, decay_steps=9, alpha=0.125)
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=cosine),
+                  loss="categorical_crossentropy")
+    model.save(tmp_path / "c.keras")
+    assert keras_model.read(tmp_path / "c.keras").train["schedule"] == {
+        "name": "cosine", "decay_steps": 9, "alpha": 0.125, "unit": "step"}
 
 
 def test_logits_get_a_softmax_and_a_note(keras: Any, tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
-"""Every zoo spec through Keras and back: built in Keras on TensorFlow from its initial weights,
+"""Every zoo spec through Keras and back (and every optimizer and schedule):
+built in Keras on TensorFlow from its initial weights,
 saved as .keras, read by `harness import`'s Keras reader; the spec comes back equal (layers,
-their graph, input, optimizer and loss) and the imported spec computes what the file does."""
+their graph, input, optimizer, schedule and loss) and the imported spec computes what the file does."""
 
 from __future__ import annotations
 
@@ -9,7 +10,12 @@ from typing import Any
 
 import numpy as np
 import pytest
-from vocabulary_specs import optimizer_cases, optimizer_spec, vocabulary_specs  # tests/
+from vocabulary_specs import (  # tests/
+    SCHEDULE_CASES,
+    optimizer_cases,
+    optimizer_spec,
+    vocabulary_specs,
+)
 
 from harness.spec import ModelSpec, infer, load_spec
 from harness.spec.initializers import initial_weights
@@ -36,7 +42,8 @@ def _resolved(info: Any) -> dict[str, Any]:
 
 
 def imported_spec(imported: Any, spec: ModelSpec) -> ModelSpec:
-    train = {**spec.train.model_dump(mode="json"), **imported.train}
+    # the schedule comes from the file or not at all
+    train = {**spec.train.model_dump(mode="json", exclude={"schedule"}), **imported.train}
     return ModelSpec.model_validate({"name": spec.name, "input": {
         "dataset": spec.input.dataset, "shape": list(imported.input_shape),
         "scale": spec.input.scale}, "layers": imported.layers, "train": train})
@@ -64,6 +71,7 @@ def round_trip(spec: ModelSpec, keras_tf: Any, folder: Path) -> None:
     assert back.input == spec.input
     assert layers_as_graph(back) == layers_as_graph(spec)
     assert back.train.optimizer == spec.train.optimizer
+    assert back.train.schedule == spec.train.schedule
     assert back.train.loss == spec.train.loss
     assert imported.weights.keys() == weights.keys()
     for key, value in weights.items():
@@ -87,6 +95,6 @@ def test_vocabulary_round_trip(index: int, keras_tf: Any, tmp_path: Path) -> Non
     round_trip(vocabulary_specs()[index], keras_tf, tmp_path)
 
 
-@pytest.mark.parametrize("label", list(optimizer_cases()))
+@pytest.mark.parametrize("label", [*optimizer_cases(), *SCHEDULE_CASES])
 def test_optimizer_round_trip(label: str, keras_tf: Any, tmp_path: Path) -> None:
     round_trip(optimizer_spec(label), keras_tf, tmp_path)
