@@ -295,7 +295,8 @@ def test_every_schedule_trains_alike(label: str, backends: list[str],
                                      backend_call: Any) -> None:
     """The same epochs under a schedule in every backend (Keras' own schedule object on
     TensorFlow, JAX and PyTorch; the harness's per-step rate in PyTorch): float32, so to the
-    tolerance of the optimizers' check above; float64 parity: tests/backends/test_schedule_parity.py."""
+    tolerance of the optimizers' check above; float64 parity:
+    tests/backends/test_schedule_parity.py."""
     from harness.data import load_arrays
 
     spec = optimizer_spec(label)

@@ -4,9 +4,9 @@ The optimizer keeps every hyperparameter the file holds, and its learning-rate s
 the spec has it (Keras' ExponentialDecay and CosineDecay without warm-up count optimizer steps:
 the spec's `unit: step`; the harness's own schedule as it was written); what the spec cannot
 say (gradient clipping, weight decay outside AdamW, EMA, another schedule, AMSGrad) is one line
-each and the model is refused. The loss: categorical cross-entropy as is; sparse categorical cross-entropy on
-integer labels is the same maths on one-hot labels, mapped with a note; `from_logits` is
-returned for the reader (a logits model gets a softmax appended).
+each and the model is refused. The loss: categorical cross-entropy as is; sparse categorical
+cross-entropy on integer labels is the same maths on one-hot labels, mapped with a note;
+`from_logits` is returned for the reader (a logits model gets a softmax appended).
 
 A file holds no batch size or epoch count, and an uncompiled model no optimizer: those are the
 defaults below (Keras' own: `fit`'s batch_size=32, epochs=1; `compile(optimizer="adam")`),

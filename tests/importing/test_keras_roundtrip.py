@@ -1,7 +1,7 @@
-"""Every zoo spec through Keras and back (and every optimizer and schedule):
-built in Keras on TensorFlow from its initial weights,
-saved as .keras, read by `harness import`'s Keras reader; the spec comes back equal (layers,
-their graph, input, optimizer, schedule and loss) and the imported spec computes what the file does."""
+"""Every zoo spec (and every optimizer and schedule) through Keras and back: built in Keras on
+TensorFlow from its initial weights, saved as .keras, read by `harness import`'s Keras reader;
+the spec comes back equal (layers, their graph, input, optimizer, schedule and loss) and the
+imported spec computes what the file does."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """`train.schedule` and the `adamw` optimizer in a spec: validated at load with one line per
 problem naming the field; a spec without a schedule dumps and hashes as before schedules
-existed; the formula the backends follow (their agreement: tests/backends/test_schedule_parity.py)."""
+existed; the formula the backends follow (their agreement:
+tests/backends/test_schedule_parity.py)."""
 
 from __future__ import annotations
 
