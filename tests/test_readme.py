@@ -72,3 +72,45 @@ def test_the_layer_table_lists_every_layer_type() -> None:
     table = text[text.index("## Layers"):text.index("## Documentation")]
     rows = re.findall(r"^\| `([a-z0-9_]+)` \|", table, flags=re.MULTILINE)
     assert sorted(rows) == sorted(LAYER_TYPES)
+
+
+OWN_MODEL = re.compile(r"<!-- own-model[^>]*-->\n(.*?)<!-- /own-model -->", re.S)
+
+
+def own_model_commands() -> list[list[str]]:
+    """The `$ ` lines of the README's "Your own model" walkthrough, in order."""
+    block = OWN_MODEL.search(README.read_text(encoding="utf-8"))
+    assert block, "README.md has no own-model block"
+    return [shlex.split(line.strip()[2:]) for line in block.group(1).splitlines()
+            if line.strip().startswith("$ ")]
+
+
+def test_the_own_model_walkthrough_saves_imports_trains_exports_and_benchmarks() -> None:
+    steps = [command[:2] for command in own_model_commands()]
+    assert steps[0] == ["python", "examples/own_model/save_keras_model.py"]
+    assert [step[1] for step in steps[1:]] == ["import", "train", "train", "export", "export",
+                                               "bench"]
+
+
+@pytest.mark.skipif(not os.environ.get("HARNESS_DATA_DIR"), reason="needs HARNESS_DATA_DIR")
+def test_the_own_model_walkthrough_runs_as_written(tmp_path: Path) -> None:
+    """Every command of the walkthrough, in a fresh folder: each exits 0, the import proves
+    itself in every backend, the weights file is written and both exports pass their checks
+    (that training starts from the imported weights: tests/importing/test_import_command.py)."""
+    pytest.importorskip("torch")
+    pytest.importorskip("tensorflow")
+    done = []
+    for command in own_model_commands():
+        if command[0] == "python":  # the script of this checkout, run where the user is
+            argv = [sys.executable, str(ROOT / command[1]), *command[2:]]
+        else:
+            argv = [sys.executable, "-m", "harness", *command[1:]]
+        done.append(subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True,
+                                   timeout=900))
+        assert done[-1].returncode == 0, done[-1].stdout[-3000:] + done[-1].stderr[-3000:]
+    assert "saved convnet.keras" in done[0].stdout
+    proof = done[1].stdout
+    assert proof.count("same") == 4 and "DIFFERS" not in proof
+    assert (tmp_path / "convnet.weights.npz").is_file()
+    for exported in done[4:6]:
+        assert "ONNX checker and shape inference passed" in exported.stdout
