@@ -52,6 +52,7 @@ class _Configuration:
         from harness.backends import get_backend
         from harness.spec import initial_weights
         from harness.spec.loader import parse_spec
+        from harness.spec.shapes import num_classes
 
         self.spec = parse_spec(setup.spec_text, source="<speed worker>")
         self.setup = setup
@@ -60,7 +61,10 @@ class _Configuration:
         self.model = self.backend.build(self.spec)
         self.backend.set_weights(self.model, initial_weights(self.spec, setup.seed))
         self.arrays = data_module.load_arrays(self.spec.input, data_dir=setup.data_dir,
-                                                 limit=setup.limit)
+                                              limit=setup.limit,
+                                              classes=num_classes(self.spec))
+        if self.spec.train.validation_split is not None:  # trains on what training trains on
+            self.arrays = data_module.hold_out(self.arrays, self.spec.train.validation_split)
         self.train_data = self.backend.to_native(self.arrays.x_train, self.arrays.y_train)
         self.batch_size = self.spec.train.batch_size
         self._epoch, self._position = 0, 0
