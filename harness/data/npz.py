@@ -80,7 +80,8 @@ def read_headers(path: Path) -> dict[str, Header]:
                     with archive.open(f"{key}.npy") as handle:
                         headers[key] = _read_header(handle)
                 except _READ_ERRORS as exc:
-                    raise _fail(path, key, f"not a readable .npy array ({exc})") from None
+                    raise _fail(path, key, f"cannot be read: the file is damaged or "
+                                           f"truncated, or not a .npy array ({exc})") from None
     except (zipfile.BadZipFile, OSError) as exc:
         raise _fail(path, "", f"not an .npz (zip) file, or truncated ({exc}); save one with "
                               "numpy.savez(path, x_train=..., y_train=..., x_test=..., "

@@ -7,7 +7,9 @@ PyTorch backend maps each one explicitly (see `harness/backends/pytorch/optimize
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import math
+import reprlib
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     ConfigDict,
@@ -18,6 +20,8 @@ from pydantic import (
     StrictBool,
     StrictInt,
     Tag,
+    ValidationInfo,
+    field_validator,
     model_serializer,
     model_validator,
 )
@@ -57,15 +61,26 @@ Dataset = Annotated[
 ]
 
 
-_Positive = Annotated[Float32, Field(gt=0)]
-
-
 class Normalize(StrictModel):
     """x = (x / scale - mean) / std, after `scale`; one number for every value, or one per
     channel (the input's last axis)."""
 
     mean: Float32 | tuple[Float32, ...]
-    std: _Positive | tuple[_Positive, ...]
+    std: Float32 | tuple[Float32, ...]  # each > 0
+
+    @field_validator("mean", "std", mode="before")
+    @classmethod
+    def _number_or_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        """One message for what the union of a number and a list would report twice."""
+        items = value if isinstance(value, (list, tuple)) else [value]
+        for item in items:
+            if isinstance(item, bool) or not isinstance(item, (int, float)) \
+                    or not math.isfinite(item):
+                raise ValueError(f"expected a number, or a list of numbers (one per channel), "
+                                 f"got {reprlib.repr(value)}")
+            if info.field_name == "std" and item <= 0:
+                raise ValueError(f"std divides: every value must be > 0, got {item!r}")
+        return [float(item) for item in items] if items is value else float(value)
 
     @model_validator(mode="after")
     def _check(self) -> Normalize:
