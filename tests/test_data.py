@@ -15,6 +15,7 @@ import pytest
 
 from harness.data import DATASETS, Arrays, DataError, RawDataset
 from harness.data import datasets as data
+from harness.data import order as sample_order
 from harness.spec.schema import InputSpec
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -318,26 +319,26 @@ def test_idx_not_gzip(tmp_path: Path) -> None:
 
 
 def test_epoch_order() -> None:
-    a = data.epoch_order(1000, epoch=0, seed=42)
+    a = sample_order.epoch_order(1000, epoch=0, seed=42)
     assert a.dtype == np.int64 and sorted(a.tolist()) == list(range(1000))
-    np.testing.assert_array_equal(a, data.epoch_order(1000, epoch=0, seed=42))
+    np.testing.assert_array_equal(a, sample_order.epoch_order(1000, epoch=0, seed=42))
     np.testing.assert_array_equal(a, np.random.default_rng([42, 0]).permutation(1000))
-    assert not np.array_equal(a, data.epoch_order(1000, epoch=1, seed=42))
-    assert not np.array_equal(a, data.epoch_order(1000, epoch=0, seed=43))
-    plain = data.epoch_order(5, epoch=3, seed=1, shuffle=False)
+    assert not np.array_equal(a, sample_order.epoch_order(1000, epoch=1, seed=42))
+    assert not np.array_equal(a, sample_order.epoch_order(1000, epoch=0, seed=43))
+    plain = sample_order.epoch_order(5, epoch=3, seed=1, shuffle=False)
     assert plain.dtype == np.int64 and plain.tolist() == [0, 1, 2, 3, 4]
     with pytest.raises(ValueError):
-        data.epoch_order(10, epoch=-1, seed=0)
+        sample_order.epoch_order(10, epoch=-1, seed=0)
 
 
 def test_batch_slices() -> None:
-    order = data.epoch_order(10, epoch=0, seed=0)
-    batches = list(data.batch_slices(order, 4))
-    assert [len(b) for b in batches] == [4, 4, 2] and data.num_batches(10, 4) == 3
+    order = sample_order.epoch_order(10, epoch=0, seed=0)
+    batches = list(sample_order.batch_slices(order, 4))
+    assert [len(b) for b in batches] == [4, 4, 2] and sample_order.num_batches(10, 4) == 3
     np.testing.assert_array_equal(np.concatenate(batches), order)
-    assert [len(b) for b in data.batch_slices(order, 5)] == [5, 5]
+    assert [len(b) for b in sample_order.batch_slices(order, 5)] == [5, 5]
     with pytest.raises(ValueError, match="batch_size"):
-        list(data.batch_slices(order, 0))
+        list(sample_order.batch_slices(order, 0))
 
 
 # ---------------------------------------------------------------------------- normalize, split

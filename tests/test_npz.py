@@ -188,3 +188,30 @@ def test_a_missing_npz_in_the_spec_is_a_spec_error(tmp_path: Path,
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"error: {spec}: input.dataset: {tmp_path / 'nowhere.npz'}: no such file; "
                    "give the path of the file, relative to the spec's folder or absolute"]
+
+
+def test_run_takes_data_and_checks_it_before_any_job(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """`harness run --data` is --set input.dataset.npz=PATH for every spec: a bad file is one
+    line and exit 2 before a job starts; a good one plans the specs on it (its path absolute
+    in the run folder's spec, which jobs, retime and export re-read)."""
+    from harness.commands import run as run_command
+    from tests.test_cli_faults import RecordingExecutor
+
+    recording = RecordingExecutor()
+    monkeypatch.setattr(run_command, "_executor", lambda args, config: recording)
+    spec = spec_file(tmp_path)
+    bad = write(tmp_path / "bad.npz", **{**arrays(), "y_train": np.full(40, 7)})
+    run = ["run", "--specs", str(spec), "--backends", "torch", "--out"]
+    assert main([*run, str(tmp_path / "bad-run"), "--data", str(bad)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (f"error: {bad}: y_train: label 7 at index 0; labels are 0 to 2 (3 "
+                       "classes: the model's output units)")
+    assert recording.started == []
+    other = write(tmp_path / "other.npz", **arrays())
+    monkeypatch.chdir(tmp_path)
+    assert main([*run, str(tmp_path / "run"), "--data", "other.npz"]) == 0
+    assert recording.started == ["tiny-npz--npz-other--torch--seed0"]
+    written = (tmp_path / "run" / "specs" / "tiny-npz--npz-other.yaml").read_text()
+    assert f"npz: {other}" in written
