@@ -207,7 +207,7 @@ def check_resources(config: RunConfig, plan: Plan, show: Printer) -> None:
     before the run starts rather than failing each job in turn: the datasets in the data
     folder (DataError; downloaded once when missing), each backend's framework and device
     (BackendUnavailable)."""
-    from harness.data import ensure_files
+    from harness.data import SPLIT_SIZES, ensure_files, split_index
 
     for dataset in sorted({spec.input.dataset_name for spec in plan.specs.values()
                            if spec.input.npz is None}):
@@ -215,6 +215,9 @@ def check_resources(config: RunConfig, plan: Plan, show: Printer) -> None:
     for spec in plan.specs.values():
         if spec.input.npz is not None:
             check_npz_spec(spec, config.limit, config.limit_test)
+        elif spec.train.validation_split is not None:  # a split that leaves a side empty
+            size = SPLIT_SIZES[spec.input.dataset_name]["training"]
+            split_index(config.limit or size, spec.train.validation_split)
     backends = sorted({job.backend for job in plan.jobs})
     if config.device != "cpu":
         show(f"checking that {', '.join(backends)} can train on {config.device}")

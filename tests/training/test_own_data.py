@@ -84,3 +84,31 @@ def test_the_builtin_datasets_record_their_files_hashes(tmp_path: Path) -> None:
 
     assert data_files(load_spec("mlp2").input) == {
         file.name: file.sha256 for file in DATASETS["mnist"].files.values()}
+
+
+def test_limit_comes_before_the_split(spec_path: Path, tmp_path: Path) -> None:
+    """--limit 100 then split 0.1: 90 train, the 10 after them validate (Keras splits what fit
+    is given)."""
+    pytest.importorskip("torch")
+    out = tmp_path / "limited"
+    assert main(["train", "--spec", str(spec_path), "--backend", "torch", "--limit", "100",
+                 "--epochs", "1", "--threads", "1", "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert (metrics["n_train"], metrics["n_validation"], metrics["limit"]) == (90, 10, 100)
+
+
+def test_export_from_a_train_folder_rereads_the_npz(spec_path: Path, tmp_path: Path) -> None:
+    """The train folder's spec.yaml names the file absolutely: `export --from` (and a run's
+    jobs and retime, which re-read their spec the same way) finds it from any folder, and the
+    parity check runs on the same normalized test arrays."""
+    pytest.importorskip("torch")
+    pytest.importorskip("onnxruntime")
+    out = tmp_path / "t"
+    assert main(["train", "--spec", str(spec_path), "--backend", "torch", "--epochs", "1",
+                 "--threads", "1", "--out", str(out)]) == 0
+    assert main(["export", "--backend", "torch", "--from", str(out), "--out",
+                 str(out / "model.onnx")]) == 0
+    record = json.loads((out / "model.onnx.json").read_text())
+    assert record["spec"]["hash"] == json.loads((out / "metrics.json").read_text())["spec"][
+        "hash"]
+    assert record["passed"] and record["parity"]["n"] == 50  # the whole test set
