@@ -33,6 +33,7 @@ SCHEMA_VERSION = 1
 DATASETS = ("mnist", "fashion-mnist")
 NUM_CLASSES = 10
 INPUT_SHAPES = ((784,), (28, 28), (28, 28, 1))  # the 28x28 images: flat, rows, image
+MAX_SEED = 2**32 - 1  # Keras seeds NumPy's legacy generator, which takes 32-bit seeds
 # The tags of the spec's unions of a word and a mapping (`dataset: mnist` or `{npz: PATH}`,
 # `validation: test` or `{split: 0.1}`): pydantic names them in an error's location, the
 # loader leaves them out.
@@ -97,7 +98,6 @@ class Normalize(StrictModel):
         """How many channels the lists give (None: numbers only)."""
         sizes = {len(v) for v in (self.mean, self.std) if isinstance(v, tuple)}
         return sizes.pop() if sizes else None
-MAX_SEED = 2**32 - 1  # Keras seeds NumPy's legacy generator, which takes 32-bit seeds
 
 
 class InputSpec(StrictModel):
