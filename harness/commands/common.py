@@ -109,13 +109,15 @@ def _single_point(texts: list[str]) -> dict[str, Any]:
 
 
 def spec_from_options(args: argparse.Namespace) -> ModelSpec | None:
-    """--spec with --set and --dataset applied (validated, and named as `harness run` names a
-    sweep point, so its records and hash are the overridden spec's); None without --spec."""
+    """--spec with --set, --dataset and --data applied (validated, and named as `harness run`
+    names a sweep point, so its records and hash are the overridden spec's); None without
+    --spec."""
     point = _single_point(args.set or [])
     for path, value in data_point(args).items():
-        if any(key.startswith("input.dataset") for key in point):
-            raise UsageError(f"{'--dataset' if args.dataset else '--data'}: --set "
-                             f"{path} is given too; give one of them")
+        for key in point:
+            if key.startswith("input.dataset"):
+                raise UsageError(f"{'--dataset' if args.dataset else '--data'}: --set {key} "
+                                 "is given too; give one of them")
         point[path] = value
     if args.spec is None:
         if point:
