@@ -215,3 +215,16 @@ def test_run_takes_data_and_checks_it_before_any_job(
     assert recording.started == ["tiny-npz--npz-other--torch--seed0"]
     written = (tmp_path / "run" / "specs" / "tiny-npz--npz-other.yaml").read_text()
     assert f"npz: {other}" in written
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--dataset", "mnist"], "error: --data: --dataset is given too; give one of them"),
+    (["--set", "input.dataset=mnist"], "error: --data: --set input.dataset is given too; give "
+                                       "one of them"),
+])
+def test_data_with_another_dataset_is_one_line(extra: list[str], message: str, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    spec = spec_file(tmp_path)
+    assert main(["train", "--spec", str(spec), "--backend", "torch", "--data",
+                 str(tmp_path / "good.npz"), *extra]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [message]
