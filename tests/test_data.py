@@ -15,6 +15,7 @@ import pytest
 
 from harness.data import DATASETS, Arrays, DataError, RawDataset
 from harness.data import datasets as data
+from harness.data import order as sample_order
 from harness.spec.schema import InputSpec
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -318,23 +319,81 @@ def test_idx_not_gzip(tmp_path: Path) -> None:
 
 
 def test_epoch_order() -> None:
-    a = data.epoch_order(1000, epoch=0, seed=42)
+    a = sample_order.epoch_order(1000, epoch=0, seed=42)
     assert a.dtype == np.int64 and sorted(a.tolist()) == list(range(1000))
-    np.testing.assert_array_equal(a, data.epoch_order(1000, epoch=0, seed=42))
+    np.testing.assert_array_equal(a, sample_order.epoch_order(1000, epoch=0, seed=42))
     np.testing.assert_array_equal(a, np.random.default_rng([42, 0]).permutation(1000))
-    assert not np.array_equal(a, data.epoch_order(1000, epoch=1, seed=42))
-    assert not np.array_equal(a, data.epoch_order(1000, epoch=0, seed=43))
-    plain = data.epoch_order(5, epoch=3, seed=1, shuffle=False)
+    assert not np.array_equal(a, sample_order.epoch_order(1000, epoch=1, seed=42))
+    assert not np.array_equal(a, sample_order.epoch_order(1000, epoch=0, seed=43))
+    plain = sample_order.epoch_order(5, epoch=3, seed=1, shuffle=False)
     assert plain.dtype == np.int64 and plain.tolist() == [0, 1, 2, 3, 4]
     with pytest.raises(ValueError):
-        data.epoch_order(10, epoch=-1, seed=0)
+        sample_order.epoch_order(10, epoch=-1, seed=0)
 
 
 def test_batch_slices() -> None:
-    order = data.epoch_order(10, epoch=0, seed=0)
-    batches = list(data.batch_slices(order, 4))
-    assert [len(b) for b in batches] == [4, 4, 2] and data.num_batches(10, 4) == 3
+    order = sample_order.epoch_order(10, epoch=0, seed=0)
+    batches = list(sample_order.batch_slices(order, 4))
+    assert [len(b) for b in batches] == [4, 4, 2] and sample_order.num_batches(10, 4) == 3
     np.testing.assert_array_equal(np.concatenate(batches), order)
-    assert [len(b) for b in data.batch_slices(order, 5)] == [5, 5]
+    assert [len(b) for b in sample_order.batch_slices(order, 5)] == [5, 5]
     with pytest.raises(ValueError, match="batch_size"):
-        list(data.batch_slices(order, 0))
+        list(sample_order.batch_slices(order, 0))
+
+
+# ---------------------------------------------------------------------------- normalize, split
+
+
+def test_normalize_is_the_formula_after_scale() -> None:
+    """x = (x / scale - mean) / std in float32, as torchvision's ToTensor then Normalize."""
+    raw = _fake_raw()
+    spec = InputSpec(shape=(28, 28, 1), normalize={"mean": 0.1307, "std": 0.3081})
+    x = data.prepare(raw, spec).x_train
+    expected = (raw.x_train.astype(np.float32)[..., None] / np.float32(255)
+                - np.float32(0.1307)) / np.float32(0.3081)
+    np.testing.assert_array_equal(x, expected)
+    assert x.dtype == np.float32
+    plain = data.prepare(raw, InputSpec(shape=(28, 28, 1))).x_train  # negative control
+    assert not np.array_equal(x, plain)
+    torch = pytest.importorskip("torch")
+    pixels = torch.from_numpy(raw.x_train[..., None].astype(np.float32))
+    by_torch = (pixels / 255).sub_(torch.tensor(0.1307)).div_(torch.tensor(0.3081))
+    np.testing.assert_array_equal(x, by_torch.numpy())
+
+
+def test_normalize_per_channel_broadcasts_over_the_last_axis() -> None:
+    raw = RawDataset("npz", np.arange(24, dtype=np.uint8).reshape(2, 4, 3),
+                     np.zeros(2, np.uint8), np.zeros((1, 4, 3), np.uint8), np.zeros(1, np.uint8))
+    spec = InputSpec(dataset={"npz": __file__}, shape=(4, 3), scale=1.0,
+                     normalize={"mean": [1.0, 2.0, 3.0], "std": [1.0, 2.0, 4.0]})
+    x = data.prepare(raw, spec).x_train
+    np.testing.assert_array_equal(x[0, 0], [(0 - 1) / 1, (1 - 2) / 2, (2 - 3) / 4])
+
+
+@pytest.mark.parametrize("n", [1001, 7, 60_000, 10])
+@pytest.mark.parametrize("fraction", [0.1, 0.2, 0.15, 0.3333])
+def test_the_validation_split_is_keras_own(n: int, fraction: float) -> None:
+    pytest.importorskip("keras")
+    from keras.src.trainers.data_adapters.array_slicing import train_validation_split
+
+    from harness.data import hold_out
+
+    x = np.arange(n, dtype=np.float32)[:, None]
+    y = np.arange(n, dtype=np.int64)
+    (keras_x, keras_y), (val_x, val_y) = train_validation_split((x, y), fraction)
+    arrays = hold_out(Arrays(x, y, x[:1], y[:1]), fraction)
+    np.testing.assert_array_equal(arrays.x_train, keras_x)
+    np.testing.assert_array_equal(arrays.y_train, keras_y)
+    np.testing.assert_array_equal(arrays.x_val, val_x)
+    np.testing.assert_array_equal(arrays.y_val, val_y)
+    assert len(arrays.y_train) + len(arrays.y_val) == n  # the last part held out, nothing lost
+
+
+def test_a_split_leaving_nothing_is_a_usage_error() -> None:
+    from harness.data import split_index
+    from harness.errors import UsageError
+
+    with pytest.raises(UsageError, match=r"train.validation.split: 0.95 of 10 training "
+                                         "samples leaves no sample to train or to validate on"):
+        split_index(10, 0.95)
+    assert split_index(10, 0.1) == 9  # negative control

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
+from harness.data import data_files
 from harness.run.sweeps import apply_point
 from harness.spec import load_spec, spec_hash
 
@@ -37,7 +38,9 @@ def test_train_set_and_dataset_train_the_overridden_spec_and_say_so(
                                                "input.dataset": "fashion-mnist"})
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["spec"] == {"name": "mlp2--units-16+dataset-fashion-mnist",
-                               "hash": spec_hash(expected), "dataset": "fashion-mnist"}
+                               "hash": spec_hash(expected), "dataset": "fashion-mnist",
+                               "data_sha256": data_files(expected.input)}
+    assert "t10k-images-idx3-ubyte.gz" in metrics["spec"]["data_sha256"]
     assert metrics["params"]["total"] == 16 * 785 + 17 * 128 + 129 * 10
     assert "dataset: fashion-mnist" in (out / "spec.yaml").read_text()
     printed = capsys.readouterr().out.splitlines()

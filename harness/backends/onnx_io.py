@@ -51,7 +51,7 @@ def standardize_interface(model: Any) -> Any:
     return model
 
 
-def _interface_problems(model: Any, input_shape: tuple[int, ...]) -> list[str]:
+def _interface_problems(model: Any, input_shape: tuple[int, ...], classes: int) -> list[str]:
     import onnx
 
     graph = model.graph
@@ -59,7 +59,7 @@ def _interface_problems(model: Any, input_shape: tuple[int, ...]) -> list[str]:
     inputs = [value for value in graph.input if value.name not in initializers]
     problems = []
     for kind, values, name, tail in (("input", inputs, INPUT_NAME, list(input_shape)),
-                                     ("output", list(graph.output), OUTPUT_NAME, [10])):
+                                     ("output", list(graph.output), OUTPUT_NAME, [classes])):
         if len(values) != 1 or values[0].name != name:
             problems.append(f"expected one {kind} named {name!r}, got "
                             f"{[value.name for value in values]}")
@@ -76,8 +76,9 @@ def _interface_problems(model: Any, input_shape: tuple[int, ...]) -> list[str]:
     return problems
 
 
-def check_file(path: Path, input_shape: tuple[int, ...]) -> dict[str, Any]:
-    """Run the ONNX checker (full) and strict shape inference, verify the interface, describe."""
+def check_file(path: Path, input_shape: tuple[int, ...], classes: int = 10) -> dict[str, Any]:
+    """Run the ONNX checker (full) and strict shape inference, verify the interface (`classes`:
+    the output's size, the spec's last layer's units), describe."""
     import onnx
 
     try:
@@ -86,7 +87,7 @@ def check_file(path: Path, input_shape: tuple[int, ...]) -> dict[str, Any]:
         onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
         raise OnnxCheckError(f"{path}: {exc}") from None
-    problems = _interface_problems(model, input_shape)
+    problems = _interface_problems(model, input_shape, classes)
     if problems:
         raise OnnxCheckError(f"{path}: " + "; ".join(problems))
     data = Path(path).read_bytes()

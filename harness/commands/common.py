@@ -16,7 +16,7 @@ from harness.commands import args as opt
 from harness.errors import UsageError
 from harness.run import options as opts
 from harness.run.options import RunOption
-from harness.run.sweeps import apply_point, parse_set
+from harness.run.sweeps import NPZ_PATH, apply_point, parse_set
 from harness.spec import ModelSpec, load_spec
 from harness.spec.schema import DATASETS
 
@@ -79,7 +79,8 @@ def add_download_option(parser: argparse.ArgumentParser) -> None:
 
 
 def add_spec_override_options(parser: argparse.ArgumentParser) -> None:
-    """--set and --dataset: one spec changed as one point of `harness run --set` changes it."""
+    """--set, --dataset and --data: one spec changed as one point of `harness run --set`
+    changes it."""
     parser.add_argument("--set", type=opt.set_override, action="append", metavar="PATH=VALUE",
                         help="override a spec field, one value (repeatable), as `harness run "
                              "--set` does: e.g. layers[0].units=64 or train.batch_size=64; the "
@@ -87,6 +88,10 @@ def add_spec_override_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", choices=DATASETS,
                         help="use this dataset instead of the spec's input.dataset (as "
                              "--set input.dataset=NAME)")
+    parser.add_argument("--data", type=opt.existing_file, metavar="NPZ",
+                        help="train and test on your own arrays: an .npz holding x_train, "
+                             "y_train, x_test, y_test (as --set input.dataset.npz=PATH; see "
+                             "docs/specs.md)")
 
 
 def _single_point(texts: list[str]) -> dict[str, Any]:
@@ -104,19 +109,33 @@ def _single_point(texts: list[str]) -> dict[str, Any]:
 
 
 def spec_from_options(args: argparse.Namespace) -> ModelSpec | None:
-    """--spec with --set and --dataset applied (validated, and named as `harness run` names a
-    sweep point, so its records and hash are the overridden spec's); None without --spec."""
+    """--spec with --set, --dataset and --data applied (validated, and named as `harness run`
+    names a sweep point, so its records and hash are the overridden spec's); None without
+    --spec."""
     point = _single_point(args.set or [])
-    if args.dataset is not None:
-        if "input.dataset" in point:
-            raise UsageError("--dataset: --set input.dataset is given too; give one of them")
-        point["input.dataset"] = args.dataset
+    for path, value in data_point(args).items():
+        for key in point:
+            if key.startswith("input.dataset"):
+                raise UsageError(f"{'--dataset' if args.dataset else '--data'}: --set {key} "
+                                 "is given too; give one of them")
+        point[path] = value
     if args.spec is None:
         if point:
-            raise UsageError(f"{'--set' if args.set else '--dataset'}: changes --spec, which is "
-                             "not given (a --from run's spec is the one it trained)")
+            given = "--set" if args.set else "--dataset" if args.dataset else "--data"
+            raise UsageError(f"{given}: changes --spec, which is not given (a --from run's "
+                             "spec is the one it trained)")
         return None
     return apply_point(load_spec(args.spec), point)
+
+
+def data_point(args: argparse.Namespace) -> dict[str, Any]:
+    """--dataset or --data as the --set they stand for ({} without them)."""
+    data = getattr(args, "data", None)
+    if args.dataset is not None and data is not None:
+        raise UsageError("--data: --dataset is given too; give one of them")
+    if data is not None:
+        return {NPZ_PATH: str(Path(data).resolve())}
+    return {"input.dataset": args.dataset} if args.dataset is not None else {}
 
 
 def add_framework_policy_options(parser: argparse.ArgumentParser) -> None:

@@ -13,6 +13,7 @@ from harness.commands.common import (
     DATASETS,
     add_run_option,
     console,
+    data_point,
     err_console,
     print_error,
     writing_into,
@@ -20,6 +21,7 @@ from harness.commands.common import (
 from harness.errors import UsageError
 from harness.measure.environment import utc_now
 from harness.run.options import RUN_OPTIONS
+from harness.run.sweeps import NPZ_PATH
 
 if TYPE_CHECKING:  # `harness run`'s types, imported when it runs
     from harness.run.display import Display
@@ -72,10 +74,19 @@ def _config_fields(args: argparse.Namespace) -> dict[str, Any]:
     fields = {option.field: getattr(args, option.dest) for option in RUN_OPTIONS}
     fields["specs"] = args.specs or []
     fields["backends"] = args.backends or installed_backends()
-    fields["sets"] = [*(args.set or []),
-                      *([f"input.dataset={args.dataset}"] if args.dataset else [])]
+    fields["sets"] = [*(args.set or []), *(f"{path}={value}" for path, value in
+                                           _data_point(args).items())]
     fields["data_dir"] = str(args.data_dir.resolve()) if args.data_dir else None
     return fields
+
+
+def _data_point(args: argparse.Namespace) -> dict[str, Any]:
+    """--dataset or --data as the --set they stand for; a path with a comma cannot be one."""
+    point = data_point(args)
+    if "," in str(point.get(NPZ_PATH, "")):
+        raise UsageError(f"--data {args.data}: a path with a comma (--set reads commas as a "
+                         "list of values); rename the file or its folder")
+    return point
 
 
 def _executor(args: argparse.Namespace, config: RunConfig) -> Executor:
@@ -218,6 +229,9 @@ def _add_run_options(run: argparse.ArgumentParser) -> None:
             run.add_argument("--dataset", choices=DATASETS,
                              help="every spec on this dataset instead of its input.dataset (as "
                                   "--set input.dataset=NAME)")
+            run.add_argument("--data", type=opt.existing_file, metavar="NPZ",
+                             help="every spec on your own arrays: an .npz holding x_train, "
+                                  "y_train, x_test, y_test (as --set input.dataset.npz=PATH)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

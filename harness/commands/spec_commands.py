@@ -24,7 +24,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     for name in names:
         spec = load_spec(name)
         shape = "x".join(str(d) for d in spec.input.shape)
-        table.add_row(name, spec.input.dataset, shape, str(len(spec.layers)),
+        table.add_row(name, spec.input.dataset_label, shape, str(len(spec.layers)),
                       f"{infer(spec).total_params:,}", spec.train.optimizer.name,
                       str(spec.train.batch_size), str(spec.train.epochs))
     console.print(table)
@@ -51,7 +51,7 @@ def cmd_show(args: argparse.Namespace) -> int:
             row.append(", ".join("input" if i < 0 else str(i) for i in info.inputs))
         table.add_row(*row)
     console.print(table)
-    console.print(f" Dataset: {spec.input.dataset}")
+    console.print(f" Dataset: {spec.input.dataset_label}")
     console.print(f" Total params: {summary.total_params:,}")
     console.print(f" Trainable params: {summary.trainable_params:,}")
     console.print(f" Non-trainable params: {summary.non_trainable_params:,}")

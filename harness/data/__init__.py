@@ -1,4 +1,5 @@
-"""The datasets (MNIST, Fashion-MNIST): files, checksums, download, arrays, batch order."""
+"""The datasets (MNIST, Fashion-MNIST, a user's .npz): files, checksums, download, arrays,
+validation split, batch order."""
 
 from harness.data.datasets import (
     DATASETS,
@@ -11,17 +12,18 @@ from harness.data.datasets import (
     DataFile,
     DatasetSource,
     RawDataset,
-    batch_slices,
     data_dir,
+    data_files,
     default_data_dir,
     ensure_files,
-    epoch_order,
     load_arrays,
+    load_input_raw,
     load_raw,
     may_download,
-    num_batches,
     prepare,
 )
+from harness.data.npz import BadNpz, read_npz
+from harness.data.order import batch_slices, epoch_order, hold_out, num_batches, split_index
 
 __all__ = [
     "ENV_VAR",
@@ -44,4 +46,10 @@ __all__ = [
     "epoch_order",
     "num_batches",
     "batch_slices",
+    "BadNpz",
+    "read_npz",
+    "load_input_raw",
+    "data_files",
+    "split_index",
+    "hold_out",
 ]

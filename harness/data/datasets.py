@@ -1,4 +1,5 @@
-"""MNIST and Fashion-MNIST: locate, download, verify (sha256), parse (IDX) and prepare arrays.
+"""MNIST and Fashion-MNIST: locate, download, verify (sha256), parse (IDX) and prepare arrays
+(a user's .npz: harness.data.npz).
 
 numpy only: every backend gets the same float32 inputs, int64 labels and per-epoch sample order.
 Files live in `<data_dir>/<dataset>/<file>`; see `data_dir` for how the folder is chosen.
@@ -13,7 +14,7 @@ import os
 import sys
 import tempfile
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -21,6 +22,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from harness.data.npz import read_npz
+from harness.errors import UsageError
 from harness.spec.files import sha256_file
 from harness.spec.schema import INPUT_SHAPES
 
@@ -273,7 +276,8 @@ def _read_idx(path: Path, magic: int, ndim: int) -> np.ndarray:
 
 @dataclass(frozen=True, eq=False)
 class RawDataset:
-    """Decoded files: uint8 images (N, 28, 28) and uint8 labels (N,). Arrays are read-only."""
+    """Decoded files: uint8 images (N, 28, 28) and uint8 labels (N,) (a user's .npz: its x
+    arrays, (N, *input shape), and int64 labels). Arrays are read-only."""
 
     name: str
     x_train: np.ndarray
@@ -314,12 +318,15 @@ def load_raw(dataset: str, data_dir: str | os.PathLike[str] | None = None,
 
 @dataclass(frozen=True, eq=False)
 class Arrays:
-    """Model-ready data: float32 inputs shaped (N, *input shape) and int64 labels."""
+    """Model-ready data: float32 inputs shaped (N, *input shape) and int64 labels; with a
+    validation split (`hold_out`), the held-out part of the training set in x_val, y_val."""
 
     x_train: np.ndarray
     y_train: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
+    x_val: np.ndarray | None = None
+    y_val: np.ndarray | None = None
 
     @property
     def n_train(self) -> int:
@@ -339,64 +346,66 @@ def _check_limit(what: str, limit: int | None, available: int, split: str) -> in
         return available
     if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) \
             or not 0 < limit <= available:
-        raise ValueError(f"{what} must be a positive integer no larger than {available} "
+        raise UsageError(f"{what} must be a positive integer no larger than {available} "
                          f"(the size of the {split} set), got {limit!r}")
     return int(limit)
 
 
-def _inputs(images: np.ndarray, n: int, shape: tuple[int, ...], scale: float) -> np.ndarray:
-    x = images[:n].astype(np.float32)
-    x /= np.float32(scale)
-    return x.reshape((n, *shape))
+def _inputs(images: np.ndarray, n: int, input_spec: InputSpec) -> np.ndarray:
+    """x / scale, then (x - mean) / std per `input.normalize`, in float32 (as torchvision's
+    ToTensor and Normalize compute it), shaped (n, *input shape)."""
+    x = images[:n].astype(np.float32).reshape((n, *input_spec.shape))
+    x /= np.float32(input_spec.scale)
+    if input_spec.normalize is not None:
+        x -= np.asarray(input_spec.normalize.mean, dtype=np.float32)
+        x /= np.asarray(input_spec.normalize.std, dtype=np.float32)
+    return x
 
 
 def prepare(raw: RawDataset, input_spec: InputSpec, limit: int | None = None,
             limit_test: int | None = None) -> Arrays:
-    """First `limit` / `limit_test` samples, x / scale as float32, reshaped per the spec."""
+    """First `limit` / `limit_test` samples, x / scale (and normalized) as float32, reshaped
+    per the spec."""
     shape = tuple(input_spec.shape)
-    if shape not in INPUT_SHAPES:
+    if input_spec.npz is None and shape not in INPUT_SHAPES:
         raise ValueError(f"input shape must be one of {INPUT_SHAPES}, got {shape}")
-    if input_spec.dataset != raw.name:
-        raise ValueError(f"input spec wants {input_spec.dataset!r} but got {raw.name!r} data")
+    if input_spec.dataset_name != raw.name:
+        raise ValueError(f"input spec wants {input_spec.dataset_name!r} but got {raw.name!r} "
+                         "data")
     n_train = _check_limit("limit", limit, len(raw.y_train), "training")
     n_test = _check_limit("limit_test", limit_test, len(raw.y_test), "test")
-    scale = float(input_spec.scale)
     return Arrays(
-        x_train=_inputs(raw.x_train, n_train, shape, scale),
+        x_train=_inputs(raw.x_train, n_train, input_spec),
         y_train=raw.y_train[:n_train].astype(np.int64),
-        x_test=_inputs(raw.x_test, n_test, shape, scale),
+        x_test=_inputs(raw.x_test, n_test, input_spec),
         y_test=raw.y_test[:n_test].astype(np.int64),
     )
 
 
+def load_input_raw(input_spec: InputSpec, data_dir: str | os.PathLike[str] | None = None,
+                   download: bool | None = None, classes: int | None = None) -> RawDataset:
+    """The spec's dataset decoded: MNIST / Fashion-MNIST from the data folder, or its .npz
+    (checked against the input shape and `classes`, the model's output size; None: labels
+    are only checked to be >= 0)."""
+    npz = input_spec.npz
+    if npz is None:
+        return load_raw(input_spec.dataset_name, data_dir, download=download)
+    assert npz.sha256 is not None  # filled in when the spec was read
+    arrays = read_npz(npz.resolved, npz.sha256, tuple(input_spec.shape), classes)
+    return RawDataset("npz", *arrays)
+
+
+def data_files(input_spec: InputSpec) -> dict[str, str]:
+    """{file name: sha256} of the files the spec's data comes from (what a record names)."""
+    npz = input_spec.npz
+    if npz is not None:
+        return {npz.resolved.name: str(npz.sha256)}
+    return {file.name: file.sha256 for file in _source(input_spec.dataset_name).files.values()}
+
+
 def load_arrays(input_spec: InputSpec, data_dir: str | os.PathLike[str] | None = None,
                 limit: int | None = None, limit_test: int | None = None,
-                download: bool | None = None) -> Arrays:
-    """`prepare(load_raw(input_spec.dataset, ...), input_spec, limit, limit_test)`."""
-    raw = load_raw(input_spec.dataset, data_dir, download=download)
+                download: bool | None = None, classes: int | None = None) -> Arrays:
+    """`prepare(load_input_raw(input_spec, ...), input_spec, limit, limit_test)`."""
+    raw = load_input_raw(input_spec, data_dir, download=download, classes=classes)
     return prepare(raw, input_spec, limit=limit, limit_test=limit_test)
-
-
-# ---------------------------------------------------------------------------- sample order
-
-
-def epoch_order(n: int, epoch: int, seed: int, shuffle: bool = True) -> np.ndarray:
-    """Training sample order for `epoch`, the same in every backend (int64 indices)."""
-    if n < 0 or epoch < 0 or seed < 0:
-        raise ValueError(f"n, epoch and seed must be >= 0, got {n}, {epoch}, {seed}")
-    if not shuffle:
-        return np.arange(n, dtype=np.int64)
-    return np.random.default_rng([seed, epoch]).permutation(n).astype(np.int64, copy=False)
-
-
-def num_batches(n: int, batch_size: int) -> int:
-    """Batches per epoch when the last one may be partial."""
-    if batch_size <= 0:
-        raise ValueError(f"batch_size must be positive, got {batch_size}")
-    return -(-n // batch_size)
-
-
-def batch_slices(order: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
-    """Consecutive index batches of `order`; the last one may be smaller."""
-    for i in range(num_batches(len(order), batch_size)):
-        yield order[i * batch_size: (i + 1) * batch_size]

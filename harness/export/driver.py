@@ -25,6 +25,7 @@ from harness.records.io import RESULT_SCHEMA_VERSION, read_json, relative_path, 
 from harness.spec import ModelSpec, SpecError, SpecProblem, initial_weights, spec_hash
 from harness.spec.initializers import Weights, load_weights
 from harness.spec.loader import parse_spec
+from harness.spec.shapes import num_classes
 from harness.training import (
     FINAL_WEIGHTS_FILE,
     METRICS_FILE,
@@ -117,7 +118,7 @@ def convert_to_onnx(backend: Backend, model: Any, spec: ModelSpec, out: Path, op
             raise _export_failure(f"{what} failed", exc,
                                   ("Full traceback", traceback.format_exc()), out, log) from None
     try:
-        info = check_file(out, tuple(spec.input.shape))
+        info = check_file(out, tuple(spec.input.shape), num_classes(spec))
     except OnnxCheckError as exc:
         raise _export_failure(f"{what} wrote a file that fails the ONNX checks", exc,
                               ("Checker message", str(exc)), out, log) from None

@@ -109,7 +109,7 @@ def _notebook_setup(spec: str) -> tuple[int, dict[str, int]] | None:
     if spec not in list_specs():
         return None
     zoo = load_spec(spec)
-    return zoo.train.epochs, SPLIT_SIZES.get(zoo.input.dataset, {})
+    return zoo.train.epochs, SPLIT_SIZES.get(zoo.input.dataset_name, {})
 
 
 def setup_gap(run: RunData, key: tuple[str, str], backend: str) -> str:

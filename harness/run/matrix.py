@@ -18,6 +18,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from harness.errors import UsageError
 from harness.records import folders
 from harness.records.models import JobRecord, PartialJob
 from harness.run.display import Display, PlainDisplay
@@ -27,6 +28,7 @@ from harness.run.job import FULL_DISK, Job, Placement, at_step, step_started
 from harness.run.plan import Plan, RunConfig, plan_jobs
 from harness.run.progress import Eta, expected_work, model_kind
 from harness.run.resume import jobs_to_run
+from harness.spec import ModelSpec
 from harness.training.checkpoint import epochs_done
 
 Printer = Callable[[str], None]
@@ -184,15 +186,38 @@ def _check_backends(backends: list[str], device: str) -> None:
                                          f"{exc}") from exc
 
 
+def check_npz_spec(spec: ModelSpec, limit: int | None, limit_test: int | None) -> None:
+    """A spec's .npz read and checked (BadNpz), with the limits and the validation split
+    against its sizes (UsageError): every job's data problem, once, before the run."""
+    from harness import data as data_module
+    from harness.spec.shapes import num_classes
+
+    raw = data_module.load_input_raw(spec.input, classes=num_classes(spec))
+    for option, value, count in (("--limit", limit, len(raw.y_train)),
+                                 ("--limit-test", limit_test, len(raw.y_test))):
+        if value is not None and value > count:
+            raise UsageError(f"{option} {value}: {spec.name}'s {spec.input.dataset_label} has "
+                             f"{count} {'training' if option == '--limit' else 'test'} samples")
+    if spec.train.validation_split is not None:
+        data_module.split_index(limit or len(raw.y_train), spec.train.validation_split)
+
+
 def check_resources(config: RunConfig, plan: Plan, show: Printer) -> None:
     """What the plan's jobs need and `harness train` checks before it trains, checked once
     before the run starts rather than failing each job in turn: the datasets in the data
     folder (DataError; downloaded once when missing), each backend's framework and device
     (BackendUnavailable)."""
-    from harness.data import ensure_files
+    from harness.data import SPLIT_SIZES, ensure_files, split_index
 
-    for dataset in sorted({spec.input.dataset for spec in plan.specs.values()}):
+    for dataset in sorted({spec.input.dataset_name for spec in plan.specs.values()
+                           if spec.input.npz is None}):
         ensure_files(dataset, config.data_dir, download=config.download)
+    for spec in plan.specs.values():
+        if spec.input.npz is not None:
+            check_npz_spec(spec, config.limit, config.limit_test)
+        elif spec.train.validation_split is not None:  # a split that leaves a side empty
+            size = SPLIT_SIZES[spec.input.dataset_name]["training"]
+            split_index(config.limit or size, spec.train.validation_split)
     backends = sorted({job.backend for job in plan.jobs})
     if config.device != "cpu":
         show(f"checking that {', '.join(backends)} can train on {config.device}")

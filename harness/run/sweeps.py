@@ -19,6 +19,7 @@ import math
 import re
 import reprlib
 from dataclasses import dataclass
+from pathlib import PurePath
 from typing import Any
 
 from harness.errors import UsageError
@@ -44,6 +45,13 @@ EXAMPLE = "e.g. layers[*].activation=relu,sigmoid or train.optimizer.learning_ra
 # Jobs one run may plan: past it a grid is a slip (three --set lists of 40 values are 64,000
 # specs, minutes of planning before any output and a run.json of tens of MB), not a study.
 MAX_JOBS = 10_000
+NPZ_PATH = "input.dataset.npz"  # the --set that --data stands for
+# Fields a spec may give as a word (`dataset: mnist`, `validation: test`) or leave out
+# (`normalize`): a --set below one of them starts it as this mapping.
+_MAPPINGS: dict[str, dict[str, Any]] = {
+    "input.dataset": {"npz": None}, "train.validation": {"split": None},
+    "input.normalize": {"mean": 0.0, "std": 1.0},
+}
 
 
 def check_job_count(count: int, options: str, what: str = "jobs") -> None:
@@ -130,6 +138,8 @@ def point_label(point: dict[str, Any]) -> str:
     parts = []
     for path, value in point.items():
         leaf = path.rsplit(".", 1)[-1]
+        if path == NPZ_PATH:
+            value = PurePath(str(value)).stem  # the file's name, not its folders
         parts.append(re.sub(r"[^A-Za-z0-9._]+", "-", f"{leaf}-{value}").strip("-"))
     label = "+".join(parts)
     if len(label) <= MAX_LABEL:
@@ -184,6 +194,19 @@ def _assign(node: Any, steps: list[str], value: Any, where: str = "") -> int:
     return sum(_assign(item, steps[1:], value, f"{here}[{index}]") for index, item in targets)
 
 
+def _open_mappings(data: dict[str, Any], point: dict[str, Any]) -> None:
+    """Turn the fields `point` sets below into mappings (harness.run.sweeps._MAPPINGS): a new
+    .npz path drops the old file's sha256 (unless the point sets it too)."""
+    for prefix, start in _MAPPINGS.items():
+        if not any(path.startswith(f"{prefix}.") for path in point):
+            continue
+        section, field = prefix.split(".")
+        fresh = NPZ_PATH in point and prefix == "input.dataset" \
+            and f"{prefix}.sha256" not in point
+        if fresh or not isinstance(data[section].get(field), dict):
+            data[section][field] = dict(start)
+
+
 def apply_point(spec: ModelSpec, point: dict[str, Any]) -> ModelSpec:
     """The spec with `point`'s overrides, validated like any spec. Every problem (a path the
     spec lacks, an index out of range, a value the field cannot take) is one UsageError line
@@ -198,6 +221,7 @@ def apply_point(spec: ModelSpec, point: dict[str, Any]) -> ModelSpec:
             raise UsageError(f"--set {name_path}: expected one of {list(OPTIMIZER_DEFAULTS)}, "
                              f"got {optimizer!r}")
         data["train"]["optimizer"] = {"name": optimizer, **OPTIMIZER_DEFAULTS[optimizer]}
+    _open_mappings(data, point)
     for path, value in point.items():  # after the optimizer switch: explicit values win
         try:
             if path != name_path and _assign(data, path.split("."), value) == 0:

@@ -81,7 +81,8 @@ class FileRef(StrictModel):
               ) -> dict[str, object]:
         data = handler(self)
         if (info.context or {}).get(HASH_CONTEXT):
-            data.pop("path", None)
+            field = type(self).model_fields["path"]
+            data.pop(field.serialization_alias or field.alias or "path", None)
         return data
 
     @property

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from harness.errors import UsageError
 from harness.spec.errors import SpecError, SpecProblem
 from harness.spec.files import HASH_CONTEXT, SPEC_DIR_CONTEXT
-from harness.spec.schema import ModelSpec
+from harness.spec.schema import UNION_TAGS, ModelSpec
 from harness.spec.shapes import infer
 
 MODELS_DIR_ENV = "HARNESS_MODELS_DIR"
@@ -227,10 +227,11 @@ def training_hash(spec: ModelSpec) -> str:
     """A hash of the model as trained: layers, input, optimizer, batch, epochs, seed, data.
     Two specs with the same training_hash train the same model to the same weights (their
     name, description, reference and validation set may differ): they are aliases, timed and
-    counted once."""
+    counted once. A validation split is no alias's difference: it holds out training data."""
     data = spec.model_dump(mode="json", exclude={"name", "description", "reference"},
                            context={HASH_CONTEXT: True})
-    data.get("train", {}).pop("validation", None)
+    if spec.train.validation_split is None:
+        data.get("train", {}).pop("validation", None)
     canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
@@ -297,6 +298,8 @@ def _location(loc: tuple[Any, ...], data: Any) -> str:
     parts: list[str] = []
     node = data
     for key in loc:
+        if key in UNION_TAGS:  # a union's tag (harness.spec.schema), not a field
+            continue
         if isinstance(key, int):
             parts.append(f"[{key}]")
             node = node[key] if isinstance(node, (list, tuple)) and key < len(node) else None

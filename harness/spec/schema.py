@@ -12,18 +12,25 @@ in whole epochs (`unit`); `Schedule.learning_rate` is its formula, which every b
 from __future__ import annotations
 
 import math
+import reprlib
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic import (
+    ConfigDict,
+    Discriminator,
     Field,
+    SerializationInfo,
     SerializerFunctionWrapHandler,
     StrictBool,
     StrictInt,
+    Tag,
+    ValidationInfo,
+    field_validator,
     model_serializer,
     model_validator,
 )
 
-from harness.spec.files import FileRef
+from harness.spec.files import HASH_CONTEXT, FileRef
 from harness.spec.layers import Float32, Layer, StrictModel
 
 SCHEMA_VERSION = 1
@@ -31,20 +38,119 @@ DATASETS = ("mnist", "fashion-mnist")
 NUM_CLASSES = 10
 INPUT_SHAPES = ((784,), (28, 28), (28, 28, 1))  # the 28x28 images: flat, rows, image
 MAX_SEED = 2**32 - 1  # Keras seeds NumPy's legacy generator, which takes 32-bit seeds
+# The tags of the spec's unions of a word and a mapping (`dataset: mnist` or `{npz: PATH}`,
+# `validation: test` or `{split: 0.1}`): pydantic names them in an error's location, the
+# loader leaves them out.
+UNION_TAGS = frozenset({"dataset-name", "dataset-npz", "validation-word", "validation-split"})
+
+
+def _mapping_or_word(mapping: str, word: str) -> Discriminator:
+    return Discriminator(lambda value: mapping if isinstance(value, (dict, StrictModel))
+                         else word)
+
+
+class NpzData(FileRef):
+    """Your own arrays: an .npz file holding x_train, y_train, x_test, y_test (harness.data.npz
+    reads and checks it). YAML spells its path `npz`: `dataset: {npz: PATH, sha256: ...}`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False,
+                              serialize_by_alias=True)
+
+    path: Annotated[str, Field(min_length=1, max_length=4096, alias="npz")]
+
+
+Dataset = Annotated[
+    Annotated[Literal["mnist", "fashion-mnist"], Tag("dataset-name")]
+    | Annotated[NpzData, Tag("dataset-npz")],
+    _mapping_or_word("dataset-npz", "dataset-name"),
+]
+
+
+class Normalize(StrictModel):
+    """x = (x / scale - mean) / std, after `scale`; one number for every value, or one per
+    channel (the input's last axis)."""
+
+    mean: Float32 | tuple[Float32, ...]
+    std: Float32 | tuple[Float32, ...]  # each > 0
+
+    @field_validator("mean", "std", mode="before")
+    @classmethod
+    def _number_or_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        """One message for what the union of a number and a list would report twice."""
+        items = value if isinstance(value, (list, tuple)) else [value]
+        for item in items:
+            if isinstance(item, bool) or not isinstance(item, (int, float)) \
+                    or not math.isfinite(item):
+                raise ValueError(f"expected a number, or a list of numbers (one per channel), "
+                                 f"got {reprlib.repr(value)}")
+            if info.field_name == "std" and item <= 0:
+                raise ValueError(f"std divides: every value must be > 0, got {item!r}")
+        return [float(item) for item in items] if items is value else float(value)
+
+    @model_validator(mode="after")
+    def _check(self) -> Normalize:
+        sizes = {len(v) for v in (self.mean, self.std) if isinstance(v, tuple)}
+        if 0 in sizes:
+            raise ValueError("mean and std: an empty list; give a number, or one value per "
+                             "channel")
+        if len(sizes) > 1:
+            raise ValueError(f"mean and std: lists of different lengths {sorted(sizes)}; give "
+                             "one value per channel in each, or numbers")
+        return self
+
+    def channels(self) -> int | None:
+        """How many channels the lists give (None: numbers only)."""
+        sizes = {len(v) for v in (self.mean, self.std) if isinstance(v, tuple)}
+        return sizes.pop() if sizes else None
 
 
 class InputSpec(StrictModel):
-    """What the network sees: `shape` is [784] (flat), [28, 28] (a sequence of 28 rows of 28
-    pixels, as recurrent models read MNIST) or [28, 28, 1] (channels-last image)."""
+    """What the network sees: for MNIST and Fashion-MNIST, `shape` is [784] (flat), [28, 28] (a
+    sequence of 28 rows of 28 pixels, as recurrent models read MNIST) or [28, 28, 1]
+    (channels-last image); your own .npz arrays (`dataset: {npz: PATH}`) take any shape."""
 
-    dataset: Literal["mnist", "fashion-mnist"] = "mnist"
+    dataset: Dataset = "mnist"
     shape: tuple[Annotated[StrictInt, Field(gt=0)], ...]
-    # pixels (0 to 255) are divided by this: x / 255 gives [0, 1]; a tiny scale overflows
+    # every value is divided by this (as float32): pixels 0 to 255 / 255 give [0, 1]; a tiny
+    # scale overflows
     scale: Float32 = Field(255.0, ge=1e-6)
+    normalize: Normalize | None = None  # then (x - mean) / std
+
+    @property
+    def npz(self) -> NpzData | None:
+        return self.dataset if isinstance(self.dataset, NpzData) else None
+
+    @property
+    def dataset_name(self) -> str:
+        """'mnist', 'fashion-mnist' or 'npz' (records, tables)."""
+        return "npz" if isinstance(self.dataset, NpzData) else self.dataset
+
+    @property
+    def dataset_label(self) -> str:
+        """What a table shows: the dataset's name, or `npz:<file name>`."""
+        npz = self.npz
+        return f"npz:{npz.resolved.name}" if npz is not None else str(self.dataset)
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo
+              ) -> dict[str, object]:
+        data = handler(self)
+        if self.normalize is None and (info.context or {}).get(HASH_CONTEXT):
+            data.pop("normalize", None)  # the hashes of the specs written before it existed
+        return data
+
+    @model_validator(mode="after")
+    def _check_normalize(self) -> InputSpec:
+        channels = self.normalize.channels() if self.normalize is not None else None
+        if channels is not None and channels != self.shape[-1]:
+            raise ValueError(f"normalize: mean and std lists must each have one value per "
+                             f"channel ({self.shape[-1]}, the input's last axis), or be "
+                             "numbers")
+        return self
 
     @model_validator(mode="after")
     def _check_shape(self) -> InputSpec:
-        if self.shape not in INPUT_SHAPES:
+        if self.npz is None and self.shape not in INPUT_SHAPES:
             raise ValueError(
                 f"shape must be [784] (flat), [28, 28] (rows as a sequence) or [28, 28, 1] "
                 f"(image, channels-last), "
@@ -206,6 +312,19 @@ Schedule = Annotated[StepSchedule | ExponentialSchedule | CosineSchedule,
 SCHEDULES = ("step", "exponential", "cosine")
 
 
+class ValidationSplit(StrictModel):
+    """Keras' `validation_split`: the last `split` of the training arrays, before shuffling."""
+
+    split: float = Field(gt=0, lt=1, strict=True)
+
+
+Validation = Annotated[
+    Annotated[Literal["test", "none"], Tag("validation-word")]
+    | Annotated[ValidationSplit, Tag("validation-split")],
+    _mapping_or_word("validation-split", "validation-word"),
+]
+
+
 class TrainSpec(StrictModel):
     """How the notebooks trained: the loss is categorical cross-entropy on the softmax output."""
 
@@ -215,7 +334,9 @@ class TrainSpec(StrictModel):
     epochs: StrictInt = Field(gt=0)
     seed: StrictInt = Field(0, ge=0, le=MAX_SEED)
     shuffle: StrictBool = True  # reshuffle the training set every epoch, alike in every backend
-    validation: Literal["test", "none"] = "test"  # notebooks passed the test set as validation
+    # notebooks passed the test set as validation; {split: F} holds out the training set's last
+    # fraction F, as Keras' fit(validation_split=F)
+    validation: Validation = "test"
     schedule: Schedule | None = None  # None: the optimizer's learning_rate throughout
 
     @model_serializer(mode="wrap")
@@ -225,6 +346,10 @@ class TrainSpec(StrictModel):
         if isinstance(data, dict) and self.schedule is None:
             data.pop("schedule", None)
         return data
+
+    @property
+    def validation_split(self) -> float | None:
+        return self.validation.split if isinstance(self.validation, ValidationSplit) else None
 
 
 class ParamCounts(StrictModel):

@@ -124,7 +124,11 @@ def _unused(spec: ModelSpec, inputs: list[tuple[int, ...]]) -> list[SpecProblem]
 def _final_checks(spec: ModelSpec, shape: Shape | None) -> list[SpecProblem]:
     last_index = len(spec.layers) - 1
     problems = []
-    if shape is not None and shape != (NUM_CLASSES,):
+    if spec.input.npz is not None:  # your own data: as many classes as the last layer's units
+        if shape is not None and (len(shape) != 1 or shape[0] < 2):
+            problems.append(_at(last_index, "type", "the model must end with one probability "
+                                                    f"per class (2 or more), got shape {shape}"))
+    elif shape is not None and shape != (NUM_CLASSES,):
         problems.append(_at(last_index, "type", f"the model must end with {NUM_CLASSES} class "
                                                 f"probabilities, got shape {shape}"))
     if getattr(spec.layers[-1], "activation", None) != "softmax":
@@ -169,3 +173,8 @@ def infer(spec: ModelSpec) -> ModelSummary:
 def describe(layer: Layer) -> str:
     """A short Keras-summary-like label, e.g. 'conv2d 32 3x3 same relu'."""
     return layer.describe()
+
+
+def num_classes(spec: ModelSpec) -> int:
+    """The classes the model tells apart: its output's size (10 for MNIST and Fashion-MNIST)."""
+    return int(infer(spec).output_shape[0])

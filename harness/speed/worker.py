@@ -52,13 +52,17 @@ class _Configuration:
         from harness.backends import get_backend
         from harness.spec import initial_weights
         from harness.spec.loader import parse_spec
+        from harness.spec.shapes import num_classes
 
         self.spec = parse_spec(setup.spec_text, source="<speed worker>")
         self.setup = setup
         self.backend = get_backend(setup.backend, device=setup.device, threads=setup.threads)
         self.backend.seed(setup.seed)
         self.arrays = data_module.load_arrays(self.spec.input, data_dir=setup.data_dir,
-                                                 limit=setup.limit)
+                                              limit=setup.limit,
+                                              classes=num_classes(self.spec))
+        if self.spec.train.validation_split is not None:  # trains on what training trains on
+            self.arrays = data_module.hold_out(self.arrays, self.spec.train.validation_split)
         self.batch_size = self.spec.train.batch_size
         self.model = self.backend.build(self.spec, data_module.num_batches(
             len(self.arrays.y_train), self.batch_size))

@@ -32,6 +32,7 @@ from harness.records.io import RESULT_SCHEMA_VERSION, write_json_atomic
 from harness.spec import ModelSpec, infer, initial_weights, load_spec, spec_hash
 from harness.spec.initializers import save_weights
 from harness.spec.loader import dump_spec
+from harness.spec.shapes import num_classes
 from harness.training.checkpoint import Progress, TrainingCheckpoint
 from harness.training.config import TrainConfig, compiled_model
 from harness.training.evaluation import TestPass
@@ -102,7 +103,7 @@ def _run_epochs(backend: Backend, model: Any, spec: ModelSpec, arrays: Any,
     validation (None without one)."""
     history = [] if history is None else history
     train_data = backend.to_native(arrays.x_train, arrays.y_train)
-    validate = test if spec.train.validation == "test" else None  # as the notebooks did
+    validate = _validation_pass(backend, spec, arrays, test, batch_size)
     validation = None
     for epoch in range(len(history), epochs):
         order = data_module.epoch_order(len(arrays.y_train), epoch, seed, spec.train.shuffle)
@@ -122,6 +123,15 @@ def _run_epochs(backend: Backend, model: Any, spec: ModelSpec, arrays: Any,
         if on_epoch is not None:
             on_epoch(record, epochs)
     return history, validation
+
+
+def _validation_pass(backend: Backend, spec: ModelSpec, arrays: Any, test: TestPass | None,
+                     batch_size: int) -> TestPass | None:
+    """What each epoch validates on: the test set (as the notebooks did), the held-out part of
+    the training set (a validation split, as Keras' validation_split), or nothing."""
+    if spec.train.validation_split is not None:
+        return TestPass(backend, arrays.x_val, arrays.y_val, batch_size)
+    return test if spec.train.validation == "test" else None
 
 
 def _training_identity(spec: ModelSpec, config: TrainConfig, seed: int, epochs: int,
@@ -152,8 +162,12 @@ class _Setup:
 
 def _set_up(spec: ModelSpec, config: TrainConfig) -> _Setup:
     seed = spec.train.seed if config.seed is None else config.seed
+    # --limit first, then the split: Keras' validation_split of the arrays given to fit
     arrays = data_module.load_arrays(spec.input, data_dir=config.data_dir, limit=config.limit,
-                                     limit_test=config.limit_test, download=config.download)
+                                     limit_test=config.limit_test, download=config.download,
+                                     classes=num_classes(spec))
+    if spec.train.validation_split is not None:
+        arrays = data_module.hold_out(arrays, spec.train.validation_split)
     backend = get_backend(config.backend, device=config.device, threads=config.threads,
                           tf32=config.tf32, layout=config.layout)
     backend.seed(seed)
@@ -222,7 +236,9 @@ def train_model(spec_ref: str | Path | ModelSpec, config: TrainConfig,
     with track_memory() as memory:  # peak RSS while training (harness.measure.memory)
         _, validation = _run_epochs(backend, model, spec, run.arrays, test, run.epochs,
                                     run.seed, run.batch_size, on_epoch, history, after_epoch)
-    evaluation = validation or test(model)
+    # the test set validated the last epoch already; a validation split's is no test
+    held_out = spec.train.validation_split is not None
+    evaluation = validation if validation is not None and not held_out else test(model)
     wall = progress.wall_seconds + time.perf_counter() - wall
 
     trained = _trained(run, config, out_dir or default_out_dir(spec, config, run.seed),
@@ -291,7 +307,9 @@ def _metrics_head(run: _Setup, config: TrainConfig, history: list[EpochRecord],
         "schema_version": RESULT_SCHEMA_VERSION,
         "kind": "train",
         "status": "ok",
-        "spec": {"name": spec.name, "hash": spec_hash(spec), "dataset": spec.input.dataset},
+        "spec": {"name": spec.name, "hash": spec_hash(spec), "dataset": spec.input.dataset_name,
+                 # {file name: sha256} of the data: the four IDX files, or the .npz
+                 "data_sha256": data_module.data_files(spec.input)},
         "backend": config.backend,
         "device": config.device,
         "seed": run.seed,
@@ -305,13 +323,14 @@ def _metrics_head(run: _Setup, config: TrainConfig, history: list[EpochRecord],
         "limit_test": config.limit_test,
         "n_train": int(len(arrays.y_train)),
         "n_test": int(len(arrays.y_test)),
+        "n_validation": int(len(arrays.y_val)) if arrays.y_val is not None else None,
         "params": _params(spec, trainable, non_trainable),
         "history": [asdict(record) for record in history],
         "test_loss": evaluation.loss,
         "test_accuracy": evaluation.accuracy,
         # rows: true class, columns: predicted class (test set)
-        "confusion_matrix": confusion_matrix(arrays.y_test,
-                                             probabilities.argmax(axis=1)).tolist(),
+        "confusion_matrix": confusion_matrix(arrays.y_test, probabilities.argmax(axis=1),
+                                             probabilities.shape[1]).tolist(),
         "timing": epoch_timing(history, len(arrays.y_train)),
         # what was asked for; what the frameworks ran with is read back into
         # environment.backend (threads, compile_mode, tf32, layout, data_device)

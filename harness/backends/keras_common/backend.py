@@ -45,6 +45,7 @@ from harness.backends.keras_common.builder import (
 from harness.measure.step_windows import plan_windows, time_windows
 from harness.spec import ModelSpec, Weights, initial_weights
 from harness.spec.schema import NUM_CLASSES
+from harness.spec.shapes import num_classes
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,7 @@ class KerasBackendBase(Backend):
                 f"keras runs on {keras.backend.backend()!r} in this process")
         self._model: keras.Model | None = None  # the last one built or compiled
         self._data_device: str | None = None
+        self._classes = NUM_CLASSES  # the last model built's output size: one-hot labels' width
         self._first_steps: weakref.WeakKeyDictionary[keras.Model, FirstSteps] = (
             weakref.WeakKeyDictionary())
 
@@ -149,6 +151,7 @@ class KerasBackendBase(Backend):
         # overrides them); the builder leaves the variables at zero.
         self.set_weights(model, initial_weights(spec))
         self._model = model
+        self._classes = num_classes(spec)
         return model
 
     def set_weights(self, model: keras.Model, weights: Weights) -> None:
@@ -177,7 +180,7 @@ class KerasBackendBase(Backend):
 
     def to_native(self, x: np.ndarray, y: np.ndarray) -> KerasData:
         labels = np.asarray(y, dtype=np.int64)
-        onehot = np.eye(NUM_CLASSES, dtype=np.float32)[labels]
+        onehot = np.eye(self._classes, dtype=np.float32)[labels]
         with self._scope():
             inputs = self._on_device(np.ascontiguousarray(x, dtype=self.dtype))
             targets = self._on_device(onehot.astype(self.dtype))

@@ -34,7 +34,7 @@ def calibration_images(input_spec: InputSpec, count: int = CALIBRATION_IMAGES,
                        data_dir: Path | None = None) -> np.ndarray:
     """The first `count` training images in the spec's input layout. The test split is
     dropped before `prepare` sees the data, so no test image is read."""
-    raw = data_module.load_raw(input_spec.dataset, data_dir)
+    raw = data_module.load_input_raw(input_spec, data_dir)
     train_only = data_module.RawDataset(raw.name, raw.x_train, raw.y_train,
                                         raw.x_train[:0], raw.y_train[:0])
     return data_module.prepare(train_only, input_spec, limit=count).x_train
@@ -107,7 +107,7 @@ BUILDERS: dict[str, Builder] = {"int8-dynamic": _int8_dynamic, "int8-static": _i
 
 
 def build_variant_file(variant: str, source: Path, input_spec: InputSpec,
-                       data_dir: Path | None = None) -> dict[str, Any]:
+                       data_dir: Path | None = None, classes: int = 10) -> dict[str, Any]:
     """Write the variant of the float32 file `source`; return its record: file (relative to
     the export's folder), what the builder did, and the checks' description (opset, nodes,
     bytes, sha256). A file that fails its checks raises OnnxCheckError."""
@@ -115,5 +115,5 @@ def build_variant_file(variant: str, source: Path, input_spec: InputSpec,
     out.parent.mkdir(parents=True, exist_ok=True)
     done = BUILDERS[variant](Path(source), out,
                              lambda: calibration_images(input_spec, data_dir=data_dir))
-    info = check_file(out, tuple(input_spec.shape))
+    info = check_file(out, tuple(input_spec.shape), classes)
     return {"file": out.relative_to(Path(source).parent).as_posix(), **done, "onnx": info}

@@ -36,6 +36,7 @@ from harness.latency.variants.files import BUILDERS, build_variant_file, variant
 from harness.latency.variants.replay import REPLAY_IMAGES, write_replay
 from harness.ort.providers import ProviderUnavailable
 from harness.ort.timing import modes
+from harness.spec.shapes import num_classes
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,8 @@ class BackendBench:
     def export_info(self) -> dict[str, Any]:
         """The float32 export's checks: as its export described them, else checked now."""
         if self.onnx_info is None:
-            self.onnx_info = check_file(self.onnx_path, tuple(self.source.spec.input.shape))
+            self.onnx_info = check_file(self.onnx_path, tuple(self.source.spec.input.shape),
+                                        num_classes(self.source.spec))
         # the export's own notes (converter warnings) stay in its export record
         return {k: v for k, v in self.onnx_info.items() if k != "converter_warnings"}
 
@@ -288,7 +290,7 @@ def _variant_file(job: BackendBench, name: str, entry: dict[str, Any],
             entry.update(file=job.onnx_path.name, onnx=job.export_info())
             return job.onnx_path, None
         entry.update(build_variant_file(name, job.onnx_path, job.source.spec.input,
-                                        data_dir))
+                                        data_dir, num_classes(job.source.spec)))
         path = variant_path(job.onnx_path, name)
         outputs = acc.ort_probabilities(path, "cpu", job.x[:REPLAY_IMAGES], job.threads, "all")
         entry["replay"] = write_replay(path, job.x[:REPLAY_IMAGES], outputs).relative_to(

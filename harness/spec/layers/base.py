@@ -65,7 +65,7 @@ class StrictModel(BaseModel):
     @classmethod
     def _reject_unknown_fields(cls, data: Any) -> Any:
         if isinstance(data, dict):
-            allowed = set(cls.model_fields)
+            allowed = {field.alias or name for name, field in cls.model_fields.items()}
             unknown = [k for k in data if k not in allowed]
             if unknown:
                 raise ValueError(
