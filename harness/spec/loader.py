@@ -24,9 +24,10 @@ from harness.spec.shapes import infer
 
 MODELS_DIR_ENV = "HARNESS_MODELS_DIR"
 ZOO_PACKAGE_FOLDER = "zoo"  # package data: harness/zoo/*.yaml
-# The zoos: the MNIST notebooks' models (the zoo folder itself, the default everywhere) and
-# the modern architectures (its `modern` subfolder). A spec name is unique across them.
-ZOOS = ("mnist", "modern")
+# The zoos: the MNIST notebooks' models (the zoo folder itself, the default everywhere), the
+# modern architectures (its `modern` subfolder) and the frameworks' own published MNIST examples
+# (`examples`: keras.io's and pytorch/examples'). A spec name is unique across them.
+ZOOS = ("mnist", "modern", "examples")
 ALL_ZOOS = "all"
 SPEC_SUFFIXES = (".yaml", ".yml")
 MAX_SPEC_BYTES = 2 * 1024 * 1024  # zoo specs are ~2 kB; more is not a spec
