@@ -32,7 +32,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     weights = record["weights"]
     origin = ("initial weights (untrained: fine for latency, not for accuracy)"
               if weights["source"] == "initial"
-              else f"weights trained in {weights['trained_backend']} ({weights['run_dir']})")
+              else f"weights trained in {weights['trained_backend']} ({args.from_run})")
     if weights["source"] == "initial" and spec is not None and spec.initial_weights:
         origin = f"the spec's initial weights ({spec.initial_weights.path})"
     console.print(f"exported {record['spec']['name']} from {args.backend} with "
