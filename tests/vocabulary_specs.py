@@ -33,7 +33,7 @@ def _tag(cls: type[L.StrictModel], field: str) -> str:
 
 ACTIVATIONS: tuple[str, ...] = get_args(L.Activation)
 PADDINGS: tuple[str, ...] = get_args(L.Padding)
-DATASETS: tuple[str, ...] = get_args(S.InputSpec.model_fields["dataset"].annotation)
+DATASETS: tuple[str, ...] = S.DATASETS  # the built-in ones (a spec may also name an .npz)
 INITIALIZERS = {_tag(cls, "name"): cls for cls in _members(L.Initializer)}
 LAYER_TYPES = {_tag(cls, "type"): cls for cls in _members(L.Layer)}
 OPTIMIZERS = {_tag(cls, "name"): cls for cls in _members(S.Optimizer)}

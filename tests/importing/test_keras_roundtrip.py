@@ -44,9 +44,11 @@ def _resolved(info: Any) -> dict[str, Any]:
 def imported_spec(imported: Any, spec: ModelSpec) -> ModelSpec:
     # the schedule comes from the file or not at all
     train = {**spec.train.model_dump(mode="json", exclude={"schedule"}), **imported.train}
+    # the data's fields (dataset, scale, normalization) are not the model's: a file has none
+    data = spec.input.model_dump(mode="json", exclude={"shape"}, exclude_none=True)
     return ModelSpec.model_validate({"name": spec.name, "input": {
-        "dataset": spec.input.dataset, "shape": list(imported.input_shape),
-        "scale": spec.input.scale}, "layers": imported.layers, "train": train})
+        **data, "shape": list(imported.input_shape)}, "layers": imported.layers,
+        "train": train})
 
 
 @pytest.fixture(scope="module")

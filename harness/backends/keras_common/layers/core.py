@@ -3,26 +3,18 @@ flatten."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import keras
 
 from harness.backends.keras_common.layers.activations import keras_activation
 from harness.backends.keras_common.layers.base import KerasEntry, weighted_kwargs
-from harness.backends.keras_common.layers.inverse import NotInSpec, spec_fields
+from harness.backends.keras_common.layers.inverse import (
+    last_axis_only,
+    spec_fields,
+)
 from harness.spec import layers as L
 
 _kl = keras.layers
 
-
-def _batchnorm_axis(keras_layer: Any, config: dict[str, Any], data: dict[str, Any]
-                    ) -> dict[str, Any]:
-    """The spec normalizes the last axis: Keras' -1, or its number for this input."""
-    axis, rank = config["axis"], len(keras_layer.input.shape)
-    axes = axis if isinstance(axis, (list, tuple)) else [axis]
-    if [a % rank for a in axes] != [rank - 1]:
-        raise NotInSpec(f"axis={axis!r}: the spec's batchnorm normalizes the last axis only")
-    return data
 
 ENTRIES = {
     L.Dense: KerasEntry(lambda info, common: _kl.Dense(
@@ -35,7 +27,7 @@ ENTRIES = {
         axis=-1, momentum=info.layer.momentum, epsilon=info.layer.epsilon, **common),
         keras_classes=(_kl.BatchNormalization,), read=spec_fields(
             L.BatchNorm, {"center": True, "scale": True, "synchronized": False},
-            _batchnorm_axis)),
+            last_axis_only("batchnorm"))),
     L.ActivationLayer: KerasEntry(lambda info, common: _kl.Activation(
         keras_activation(info.layer.activation), **common),
         keras_classes=(_kl.Activation,), read=spec_fields(L.ActivationLayer)),

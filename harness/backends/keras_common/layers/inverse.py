@@ -129,3 +129,20 @@ def spec_fields(spec_cls: type[L.LayerSpec], fixed: dict[str, Any] | None = None
         return compact(spec_cls, data)
 
     return read
+
+
+def last_axis_only(spec_type_name: str) -> Callable[[Any, dict[str, Any], dict[str, Any]],
+                                                    dict[str, Any]]:
+    """A `spec_fields` extra check: the layer normalizes the last axis only (Keras' -1, or its
+    number for this input), as the spec's `spec_type_name` does."""
+
+    def check(keras_layer: Any, config: dict[str, Any], data: dict[str, Any]
+              ) -> dict[str, Any]:
+        axis, rank = config["axis"], len(keras_layer.input.shape)
+        axes = axis if isinstance(axis, (list, tuple)) else [axis]
+        if [a % rank for a in axes] != [rank - 1]:
+            raise NotInSpec(f"axis={axis!r}: the spec's {spec_type_name} normalizes the last "
+                            "axis only")
+        return data
+
+    return check

@@ -13,7 +13,10 @@ from typing import Any
 import keras
 
 from harness.backends.keras_common.layers.base import KerasEntry
-from harness.backends.keras_common.layers.inverse import NotInSpec, spec_fields
+from harness.backends.keras_common.layers.inverse import (
+    last_axis_only,
+    spec_fields,
+)
 from harness.spec import layers as L
 from harness.spec.shapes import LayerInfo
 
@@ -52,20 +55,11 @@ def _positional_embedding(info: LayerInfo, common: dict[str, Any]) -> keras.laye
     return keras_layer
 
 
-def _layernorm_axis(keras_layer: Any, config: dict[str, Any], data: dict[str, Any]
-                    ) -> dict[str, Any]:
-    axis, rank = config["axis"], len(keras_layer.input.shape)
-    axes = axis if isinstance(axis, (list, tuple)) else [axis]
-    if [a % rank for a in axes] != [rank - 1]:
-        raise NotInSpec(f"axis={axis!r}: the spec's layernorm normalizes the last axis only")
-    return data
-
-
 ENTRIES = {
     L.LayerNorm: KerasEntry(lambda info, common: _kl.LayerNormalization(
         axis=-1, epsilon=info.layer.epsilon, center=info.layer.center, scale=info.layer.scale,
         **common), keras_classes=(_kl.LayerNormalization,),
-        read=spec_fields(L.LayerNorm, {"rms_scaling": False}, _layernorm_axis)),
+        read=spec_fields(L.LayerNorm, {"rms_scaling": False}, last_axis_only("layernorm"))),
     # the resolved shape: Keras would infer a -1 the same way
     L.Reshape: KerasEntry(lambda info, common: _kl.Reshape(info.output_shape, **common),
                           keras_classes=(_kl.Reshape,), read=spec_fields(L.Reshape)),
