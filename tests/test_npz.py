@@ -197,7 +197,7 @@ def test_run_takes_data_and_checks_it_before_any_job(
     line and exit 2 before a job starts; a good one plans the specs on it (its path absolute
     in the run folder's spec, which jobs, retime and export re-read)."""
     from harness.commands import run as run_command
-    from tests.test_cli_faults import RecordingExecutor
+    from test_cli_faults import RecordingExecutor  # tests/
 
     recording = RecordingExecutor()
     monkeypatch.setattr(run_command, "_executor", lambda args, config: recording)
