@@ -196,8 +196,9 @@ def test_run_takes_data_and_checks_it_before_any_job(
     """`harness run --data` is --set input.dataset.npz=PATH for every spec: a bad file is one
     line and exit 2 before a job starts; a good one plans the specs on it (its path absolute
     in the run folder's spec, which jobs, retime and export re-read)."""
-    from harness.commands import run as run_command
     from test_cli_faults import RecordingExecutor  # tests/
+
+    from harness.commands import run as run_command
 
     recording = RecordingExecutor()
     monkeypatch.setattr(run_command, "_executor", lambda args, config: recording)
